@@ -1,0 +1,59 @@
+# qga: see README. POSIX make; `make` builds a static, stripped binary,
+# with musl-gcc when it is installed.
+.POSIX:
+
+PREFIX = /usr/local
+BINDIR = $(PREFIX)/bin
+CFLAGS = -Os
+WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wwrite-strings
+HOSTCC = cc
+SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=all
+JSONSUITE = ../shared/jsontestsuite/test_parsing
+TESTBIN = test/json_test test/fuzz_replay test/fakeagent
+
+all: qga
+
+qga: qga.c json.c json.h
+	@cc='$(CC)'; \
+	case "$$cc" in cc|c99|gcc) \
+		if command -v musl-gcc >/dev/null 2>&1; then cc=musl-gcc; \
+		else echo "note: musl-gcc not found (Debian: musl-tools), building with $$cc"; fi;; \
+	esac; \
+	echo "$$cc $(CFLAGS) ... -static -s -o $@"; \
+	$$cc $(CFLAGS) $(WARN) -ffunction-sections -fdata-sections -static -s \
+		-Wl,--gc-sections $(LDFLAGS) -o $@ qga.c json.c
+
+# The same program under AddressSanitizer and UBSan, for the test suite.
+qga-asan: qga.c json.c json.h
+	$(HOSTCC) $(WARN) $(SAN) -o $@ qga.c json.c
+
+test/json_test: test/json_test.c json.c json.h
+	$(HOSTCC) $(WARN) $(SAN) -o $@ test/json_test.c json.c
+
+test/fuzz_replay: test/fuzz.c test/fuzz_main.c json.c json.h
+	$(HOSTCC) $(WARN) $(SAN) -o $@ test/fuzz.c test/fuzz_main.c json.c
+
+test/fakeagent: test/fakeagent.c json.c json.h
+	$(HOSTCC) $(WARN) -O2 -o $@ test/fakeagent.c json.c
+
+# libFuzzer, with clang: make fuzz, then test/fuzz -max_total_time=60 test/corpus
+fuzz: test/fuzz.c json.c json.h
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -o test/fuzz test/fuzz.c json.c
+
+check: qga qga-asan $(TESTBIN)
+	JSONSUITE='$(JSONSUITE)' test/run
+
+demo: qga
+	test/demo
+
+install: qga
+	mkdir -p $(DESTDIR)$(BINDIR)
+	cp qga $(DESTDIR)$(BINDIR)/qga
+	chmod 755 $(DESTDIR)$(BINDIR)/qga
+
+clean:
+	rm -f qga qga-asan $(TESTBIN) test/fuzz
+
+.PHONY: all check demo install clean fuzz

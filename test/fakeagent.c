@@ -1,0 +1,221 @@
+/* fakeagent: a guest agent that misbehaves on purpose, for what the real
+ * one never does. It listens on a unix socket and serves one connection
+ * at a time in the way the scenario names:
+ *
+ *   ok        answers like the real agent
+ *   split     answers one byte at a time
+ *   nonl      answers without the final newline
+ *   stale     before the sync reply: old replies, half a reply, a reply
+ *             to another client's sync, parse errors
+ *   stall     reads and never answers
+ *   garbage   answers commands with bytes that are not JSON
+ *   invalid   answers commands with a framed value that is not JSON
+ *   close     closes in the middle of a reply
+ *   big       answers commands with an endless string
+ *   deep      answers commands nested 2000 deep
+ *   qmp       greets like QMP and sends 5000 events before each reply
+ *
+ * usage: fakeagent SOCKET SCENARIO
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../json.h"
+
+static const char *scenario;
+static int cfd;
+
+static int
+is(const char *s)
+{
+	return !strcmp(scenario, s);
+}
+
+static void
+out(const char *s, size_t n)
+{
+	struct timespec pause = {0, 200000};
+	ssize_t w;
+	size_t step = is("split") ? 1 : n;
+
+	while (n) {
+		w = write(cfd, s, step < n ? step : n);
+		if (w <= 0)
+			return;
+		s += w;
+		n -= (size_t)w;
+		if (is("split"))
+			nanosleep(&pause, NULL);
+	}
+}
+
+static void
+outs(const char *s)
+{
+	out(s, strlen(s));
+}
+
+static void
+outf(const char *fmt, long long v)
+{
+	char line[256];
+
+	snprintf(line, sizeof line, fmt, v);
+	outs(line);
+}
+
+static const char parse_error[] =
+	"{\"error\": {\"class\": \"GenericError\", \"desc\": "
+	"\"JSON parse error, stray '\\uFFFD'\"}}\n";
+
+/* Answers one request; returns 0 to end the connection. */
+static int
+answer(const char *js, size_t len, int after_ff)
+{
+	struct json_parser p;
+	struct json_tok t[64];
+	long long id = 0;
+	int name, args, v;
+	const char *eol = is("qmp") ? "\r\n" : "\n";
+	char buf[65536];
+
+	json_init(&p);
+	p.keep = 3;
+	if (json_parse(&p, js, len, t, 64) < 0 ||
+	    (name = json_get(js, t, 0, "execute")) < 0)
+		return 1;
+	args = json_get(js, t, 0, "arguments");
+	if (args >= 0 && (v = json_get(js, t, args, "id")) >= 0)
+		json_int(js, &t[v], &id);
+
+	if (is("qmp")) {
+		if (json_eq(js, &t[name], "qmp_capabilities")) {
+			outs("{\"return\": {}}\r\n");
+			return 1;
+		}
+		if (json_eq(js, &t[name], "guest-sync-delimited")) {
+			outs("{\"error\": {\"class\": \"GenericError\", \"desc\": "
+			     "\"JSON parse error, stray '\\uFFFD'\"}}\r\n");
+			outf("{\"id\": %lld, \"error\": {\"class\": \"CommandNotFound\","
+			     " \"desc\": \"Expecting capabilities negotiation with "
+			     "'qmp_capabilities'\"}}\r\n", id);
+			return 1;
+		}
+		for (v = 0; v < 5000; v++)
+			outf("{\"timestamp\": {\"seconds\": %lld, \"microseconds\": 1},"
+			     " \"event\": \"STOP\"}\r\n", v);
+		outs("{\"return\": {\"events\": \"skipped\"}}\r\n");
+		return 1;
+	}
+	if (is("stall"))
+		return 1;
+	if (json_eq(js, &t[name], "guest-sync-delimited")) {
+		if (is("stale")) {
+			outs("{\"return\": {}, \"id\": \"old\"}\n");
+			outs("rn\": {\"host-name\": \"x\"}}\n");
+			outs("{\"return\": [1, 2, ");
+			outs("\xff{\"return\": 12345}\n");
+			outs(parse_error);
+			outs(parse_error);
+			outs("\xff{\"return\": 67890}\n");
+		}
+		if (after_ff)
+			outs(parse_error);
+		outf("\xff{\"return\": %lld}\n", id);
+		return 1;
+	}
+	if (is("garbage")) {
+		outs("this is not JSON\n");
+	} else if (is("invalid")) {
+		outs("{\"return\": {\"a\": 1,}}\n");
+	} else if (is("close")) {
+		outs("{\"return\": {\"host-name\": \"vm");
+		return 0;
+	} else if (is("big")) {
+		memset(buf, 'x', sizeof buf);
+		outs("{\"return\": \"");
+		while (write(cfd, buf, sizeof buf) > 0)
+			;
+		return 0;
+	} else if (is("deep")) {
+		memset(buf, '[', 2000);
+		strcpy(buf + 2000, "1");
+		memset(buf + 2001, ']', 2000);
+		strcpy(buf + 4001, "\n");
+		outs("{\"return\": ");
+		outs(buf);
+		outs("}\n");
+	} else {
+		outs("{\"return\": {}}");
+		if (!is("nonl"))
+			outs(eol);
+	}
+	return 1;
+}
+
+static void
+serve(void)
+{
+	static char buf[1 << 20];
+	struct json_scan sc;
+	size_t len = 0;
+	ssize_t n;
+	int r, after_ff = 0;
+
+	if (is("qmp"))
+		outs("{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 0,"
+		     " \"major\": 9}, \"package\": \"fake\"}, \"capabilities\":"
+		     " [\"oob\"]}}\r\n");
+	json_scan_init(&sc, 0);
+	while ((n = read(cfd, buf + len, sizeof buf - len)) > 0) {
+		len += (size_t)n;
+		while ((r = json_scan(&sc, buf, len)) != JSON_SCAN_MORE) {
+			if (r == JSON_SCAN_SENTINEL)
+				after_ff = 1;
+			else if (r == JSON_SCAN_VALUE) {
+				if (!answer(buf + sc.start, sc.pos - sc.start, after_ff))
+					return;
+				after_ff = 0;
+			} else
+				sc.pos++;
+		}
+		if (json_scan_between(&sc)) {
+			len = 0;
+			json_scan_init(&sc, 0);
+		}
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int lfd;
+
+	if (argc != 3 || strlen(argv[1]) >= sizeof sun.sun_path) {
+		fputs("usage: fakeagent SOCKET SCENARIO\n", stderr);
+		return 2;
+	}
+	scenario = argv[2];
+	signal(SIGPIPE, SIG_IGN);
+	strcpy(sun.sun_path, argv[1]);
+	unlink(argv[1]);
+	if ((lfd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+	    bind(lfd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
+	    listen(lfd, 8) < 0) {
+		perror(argv[1]);
+		return 1;
+	}
+	for (;;) {
+		if ((cfd = accept(lfd, NULL, NULL)) < 0)
+			continue;
+		serve();
+		close(cfd);
+	}
+}

@@ -1,0 +1,77 @@
+# Helpers for the shell tests: sourced by test/run.
+#
+# check NAME STATUS OUT ERR CMD [ARG]...
+#   runs CMD and wants its exit status, its whole stdout and its whole
+#   stderr to match STATUS, OUT and ERR (shell patterns: * and ? work).
+
+passed=0 failed=0
+
+ok() { passed=$((passed + 1)); }
+
+not_ok() {
+	failed=$((failed + 1))
+	echo "FAIL: $1" >&2
+	shift
+	for line in "$@"; do printf '  %s\n' "$line" >&2; done
+}
+
+check() {
+	_name=$1 _want=$2 _out=$3 _err=$4
+	shift 4
+	"$@" >"$T/out" 2>"$T/err"
+	_st=$?
+	_gotout=$(cat "$T/out") _goterr=$(cat "$T/err")
+	# shellcheck disable=SC2254
+	case $_st in $_want) ;; *) not_ok "$_name" "exit status $_st, want $_want" \
+		"stdout: $(head -c 300 "$T/out")" "stderr: $(head -c 300 "$T/err")"; return 1;; esac
+	case $_gotout in $_out) ;; *) not_ok "$_name" "stdout: $(head -c 600 "$T/out")" \
+		"want:   $_out"; return 1;; esac
+	case $_goterr in $_err) ;; *) not_ok "$_name" "stderr: $(head -c 600 "$T/err")" \
+		"want:   $_err"; return 1;; esac
+	ok
+}
+
+# expect NAME CONDITION...: a test that is a shell condition.
+expect() {
+	_name=$1
+	shift
+	if "$@"; then ok; else not_ok "$_name" "false: $*"; fi
+}
+
+# wait_for PATH [SECONDS]: waits for a socket or file to appear.
+wait_for() {
+	_i=0
+	while [ ! -e "$1" ]; do
+		_i=$((_i + 1))
+		[ $_i -gt $((${2:-10} * 20)) ] && { echo "timed out waiting for $1" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
+# The agent's dangerous commands: the tests never let them run here.
+BLOCK=guest-shutdown,guest-suspend-disk,guest-suspend-ram,guest-suspend-hybrid
+BLOCK=$BLOCK,guest-fsfreeze-freeze,guest-fsfreeze-freeze-list,guest-fsfreeze-thaw
+BLOCK=$BLOCK,guest-fstrim,guest-set-user-password,guest-set-vcpus
+BLOCK=$BLOCK,guest-set-memory-blocks,guest-set-time,guest-ssh-add-authorized-keys
+BLOCK=$BLOCK,guest-ssh-remove-authorized-keys
+
+PIDS=
+# start NAME CMD...: runs CMD in the background from $T and remembers it.
+start() {
+	_n=$1
+	shift
+	(cd "$T" && exec "$@") >"$T/$_n.stdout" 2>"$T/$_n.stderr" &
+	PIDS="$PIDS $!"
+	eval "PID_$_n=$!"
+}
+
+stop_all() {
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	PIDS=
+}
+
+# alive NAME: whether the process started as NAME still runs.
+alive() {
+	eval "kill -0 \$PID_$1" 2>/dev/null
+}
