@@ -96,6 +96,19 @@ die(int status, const char *fmt, ...)
 	quit(status);
 }
 
+/* The first bytes of s[0..n) for a message, printable and on one line. */
+static const char *
+excerpt(const char *s, size_t n)
+{
+	static char out[64];
+	size_t i;
+
+	for (i = 0; i < n && i < sizeof out - 4; i++)
+		out[i] = s[i] >= ' ' && s[i] < 127 ? s[i] : '?';
+	strcpy(out + i, i < n ? "..." : "");
+	return out;
+}
+
 static void *
 xrealloc(void *p, size_t n)
 {
@@ -547,28 +560,28 @@ conn_compact(struct conn *c)
 }
 
 /* Reads until the scanner frames something: a value (buf[sc.start,
- * sc.pos)), a sentinel or garbage (at sc.pos). Returns the scanner's
- * result, or a negative exit status. */
+ * sc.pos)), a sentinel or garbage (at sc.pos), which *got says. Returns 0,
+ * or an exit status. */
 static int
-conn_next(struct conn *c, long long deadline, const char *what)
+conn_next(struct conn *c, long long deadline, const char *what, int *got)
 {
 	size_t room;
 	ssize_t n;
 	int r;
 
 	for (;;) {
-		r = json_scan(&c->sc, c->in.p, c->in.len);
-		if (r == JSON_SCAN_DEPTH)
-			return -fail(EX_PROTO, "%s: reply nested deeper than %d",
-			             c->name, JSON_MAXDEPTH);
-		if (r != JSON_SCAN_MORE)
-			return r;
+		*got = json_scan(&c->sc, c->in.p, c->in.len);
+		if (*got == JSON_SCAN_DEPTH)
+			return fail(EX_PROTO, "%s: reply nested deeper than %d",
+			            c->name, JSON_MAXDEPTH);
+		if (*got != JSON_SCAN_MORE)
+			return 0;
 		/* Nothing framed: whitespace seen can go, and a value in
 		 * progress must stay within the limit. */
 		if (json_scan_between(&c->sc))
 			c->off = c->sc.pos;
 		else if (c->in.len - c->sc.start > opt.maxreply)
-			return -fail(EX_PROTO, "%s: reply larger than %zu bytes "
+			return fail(EX_PROTO, "%s: reply larger than %zu bytes "
 			             "(see --max-reply)", c->name, opt.maxreply);
 		conn_compact(c);
 		room = c->in.cap - c->in.len;
@@ -583,13 +596,13 @@ conn_next(struct conn *c, long long deadline, const char *what)
 			continue;
 		}
 		if (n == 0)
-			return -fail(EX_IO, "%s: connection closed while waiting "
+			return fail(EX_IO, "%s: connection closed while waiting "
 			             "for %s", c->name, what);
 		if (errno == EAGAIN) {
 			if ((r = wait_fd(c, POLLIN, deadline, what)))
-				return -r;
+				return r;
 		} else if (errno != EINTR)
-			return -fail(EX_IO, "read from %s:", c->name);
+			return fail(EX_IO, "read from %s:", c->name);
 	}
 }
 
@@ -631,10 +644,10 @@ reply_parse(struct conn *c, struct reply *r, size_t start, size_t end)
 		return fail(EX_PROTO, "%s: reply has too many members", c->name);
 	if (n < 0)
 		return fail(EX_PROTO, "%s: invalid JSON in reply at offset %zu: "
-		            "%.60s", c->name, p.pos, r->js);
+		            "%s", c->name, p.pos, excerpt(r->js, r->len));
 	if (r->tok[0].type != JSON_OBJECT)
-		return fail(EX_PROTO, "%s: reply is not an object: %.60s",
-		            c->name, r->js);
+		return fail(EX_PROTO, "%s: reply is not an object: %s",
+		            c->name, excerpt(r->js, r->len));
 	r->ret = json_get(r->js, r->tok, 0, "return");
 	r->err = json_get(r->js, r->tok, 0, "error");
 	r->id = json_get(r->js, r->tok, 0, "id");
@@ -693,16 +706,16 @@ static int
 read_reply(struct conn *c, struct reply *r, long long deadline,
            const char *what)
 {
-	int s;
+	int s, got;
 
 	for (;;) {
-		s = conn_next(c, deadline, what);
-		if (s < 0)
-			return -s;
-		if (s == JSON_SCAN_GARBAGE)
-			return fail(EX_PROTO, "%s: garbage instead of %s: %.40s",
-			            c->name, what, c->in.p + c->sc.pos);
-		if (s == JSON_SCAN_SENTINEL)
+		if ((s = conn_next(c, deadline, what, &got)))
+			return s;
+		if (got == JSON_SCAN_GARBAGE)
+			return fail(EX_PROTO, "%s: garbage instead of %s: %s",
+			            c->name, what, excerpt(c->in.p + c->sc.pos,
+			                                   c->in.len - c->sc.pos));
+		if (got == JSON_SCAN_SENTINEL)
 			return fail(EX_PROTO, "%s: unexpected 0xFF delimiter "
 			            "instead of %s", c->name, what);
 		if ((s = reply_parse(c, r, c->sc.start, c->sc.pos)))
@@ -713,7 +726,7 @@ read_reply(struct conn *c, struct reply *r, long long deadline,
 		if (json_get(r->js, r->tok, 0, "event") < 0 &&
 		    json_get(r->js, r->tok, 0, "QMP") < 0)
 			return fail(EX_PROTO, "%s: reply without return or error: "
-			            "%.60s", c->name, r->js);
+			            "%s", c->name, excerpt(r->js, r->len));
 	}
 }
 
@@ -741,16 +754,15 @@ static int
 qmp_greeting(struct conn *c, long long deadline)
 {
 	struct reply r;
-	int s;
+	int s, got;
 
-	s = conn_next(c, deadline, "QMP greeting");
-	if (s < 0)
-		return -s;
-	if (s != JSON_SCAN_VALUE ||
+	if ((s = conn_next(c, deadline, "QMP greeting", &got)))
+		return s;
+	if (got != JSON_SCAN_VALUE ||
 	    reply_parse(c, &r, c->sc.start, c->sc.pos) ||
 	    json_get(r.js, r.tok, 0, "QMP") < 0)
-		return fail(EX_PROTO, "%s: no QMP greeting: %.60s", c->name,
-		            c->in.p + c->sc.start);
+		return fail(EX_PROTO, "%s: no QMP greeting: %s", c->name,
+		            excerpt(c->in.p + c->sc.start, c->sc.pos - c->sc.start));
 	conn_consume(c);
 	return 0;
 }
@@ -777,7 +789,7 @@ resync(struct conn *c)
 	long long deadline = deadline_in(opt.timeout);
 	unsigned id = random_id();
 	char req[128];
-	int n, s, expect = 0;
+	int n, s, got, expect = 0;
 	long long v;
 	struct reply r;
 
@@ -788,16 +800,16 @@ resync(struct conn *c)
 	if ((s = conn_write(c, req, (size_t)n, deadline)))
 		return s;
 	for (;;) {
-		s = conn_next(c, deadline, "reply to guest-sync-delimited");
-		if (s < 0)
-			return -s;
-		if (s == JSON_SCAN_GARBAGE) {
+		if ((s = conn_next(c, deadline, "reply to guest-sync-delimited",
+		                   &got)))
+			return s;
+		if (got == JSON_SCAN_GARBAGE) {
 			c->sc.pos++;
 			conn_consume(c);
 			expect = 0;
 			continue;
 		}
-		if (s == JSON_SCAN_SENTINEL) {
+		if (got == JSON_SCAN_SENTINEL) {
 			conn_consume(c);
 			expect = 1;
 			continue;
@@ -915,9 +927,11 @@ check_request(const char *s, size_t n, char *name, size_t size)
 	p.keep = 2;
 	r = json_parse(&p, s, n, t, 64);
 	if (r < 0 && r != JSON_ENOMEM)
-		return fail(EX_USAGE, "invalid JSON at offset %zu: %.60s", p.pos, s);
+		return fail(EX_USAGE, "invalid JSON at offset %zu: %s", p.pos,
+		            excerpt(s, n));
 	if (t[0].type != JSON_OBJECT)
-		return fail(EX_USAGE, "a request must be a JSON object: %.60s", s);
+		return fail(EX_USAGE, "a request must be a JSON object: %s",
+		            excerpt(s, n));
 	strcpy(name, "request");
 	if (r > 0 && ((v = json_get(s, t, 0, "execute")) >= 0 ||
 	              (v = json_get(s, t, 0, "exec-oob")) >= 0) &&

@@ -126,4 +126,8 @@ check "tcp with a host name" 0 '{"return": {}}' '' $QGA -s tcp:localhost:$port g
 check "tcp refused" 3 '' "qga: connect tcp:127.0.0.1:1: Connection refused" \
 	$QGA -s tcp:127.0.0.1:1 guest-ping
 
+check "--qmp on a guest agent" 4 '' "qga: $S: no QMP greeting within 0.300 s" \
+	$QGA -s "$S" --qmp -t 0.3 guest-ping
+check "the agent is fine after that" 0 '{"return": {}}' '' $QGA -s "$S" guest-ping
+
 expect "the agent survived every client" alive agent
