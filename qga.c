@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,8 @@ enum {
 
 /* The last failure, kept so that callers that retry can drop it. */
 static char errmsg[512];
+static int exec_mode;                     /* our failures exit 255, as ssh's */
+static volatile sig_atomic_t interrupted; /* by this signal */
 
 static int
 vfail(int status, const char *fmt, va_list ap)
@@ -79,10 +82,21 @@ say(void)
 }
 
 static void
+warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(0, fmt, ap);
+	va_end(ap);
+	say();
+}
+
+static void
 quit(int status)
 {
 	say();
-	exit(status);
+	exit(interrupted ? 128 + interrupted : exec_mode ? 255 : status);
 }
 
 static void
@@ -513,7 +527,10 @@ wait_fd(struct conn *c, short events, long long deadline, const char *what)
 	int r;
 
 	while ((r = poll(&pfd, 1, ms_left(deadline))) < 0 && errno == EINTR)
-		;
+		if (interrupted) {
+			c->dirty = 1;
+			return fail(EX_IO, "%s: interrupted", c->name);
+		}
 	if (r < 0)
 		return fail(EX_IO, "poll %s:", c->name);
 	if (r == 0) {
@@ -1158,6 +1175,1536 @@ run_batch(struct conn *c)
 }
 
 /* ------------------------------------------------------------------ */
+/* Built-in commands: plumbing                                         */
+/* ------------------------------------------------------------------ */
+
+/* The session the built-in commands share, opened on first use. */
+static struct conn sess;
+static int sess_up;
+
+static void
+need_session(void)
+{
+	int s;
+
+	if (!sess_up && (s = session_open(&sess, opt.addr)))
+		quit(s);
+	sess_up = 1;
+}
+
+/* Records an error reply, saying plainly when the command is disabled. */
+static int
+agent_error(const struct reply *r, const char *name)
+{
+	char desc[400];
+
+	member_str(r->js, &r->tok[r->err], "desc", desc, sizeof desc);
+	if (strstr(desc, "has been disabled"))
+		return fail(EX_AGENT, "%s is disabled by the guest agent's "
+		            "configuration", name);
+	return reply_error(r, name);
+}
+
+/* Sends a request and returns its reply, which may be an error. */
+static void
+call_any(const struct buf *req, const char *name, struct reply *r)
+{
+	int s;
+
+	need_session();
+	if ((s = transact(&sess, req->p, req->len, r, name)))
+		quit(s);
+}
+
+/* Sends a request and returns its successful reply; an error ends qga. */
+static void
+call(const struct buf *req, const char *name, struct reply *r)
+{
+	call_any(req, name, r);
+	if (r->err >= 0)
+		quit(agent_error(r, name));
+}
+
+/* Requests are built as {"execute":NAME,"arguments":{...}}. */
+static void
+req_begin(struct buf *b, const char *name)
+{
+	b->len = 0;
+	buf_str(b, "{\"execute\":\"");
+	buf_str(b, name);
+	buf_str(b, "\",\"arguments\":{");
+}
+
+static void
+req_key(struct buf *b, const char *key)
+{
+	if (b->p[b->len - 1] != '{')
+		buf_add(b, ",", 1);
+	buf_jstr(b, key, strlen(key));
+	buf_add(b, ":", 1);
+}
+
+static void
+req_str(struct buf *b, const char *key, const char *val)
+{
+	req_key(b, key);
+	buf_jstr(b, val, strlen(val));
+}
+
+static void
+req_int(struct buf *b, const char *key, long long v)
+{
+	char n[24];
+
+	snprintf(n, sizeof n, "%lld", v);
+	req_key(b, key);
+	buf_str(b, n);
+}
+
+static void
+req_end(struct buf *b)
+{
+	buf_str(b, "}}");
+}
+
+/* A reply's return value, parsed whole. */
+struct doc {
+	const char *js;
+	struct json_tok *t;
+};
+
+static void
+doc_load(struct doc *d, const struct reply *r)
+{
+	const struct json_tok *v = &r->tok[r->ret];
+	size_t start = v->start - (v->type == JSON_STRING);
+	size_t end = v->end + (v->type == JSON_STRING);
+	struct json_parser p;
+	int n;
+
+	d->js = r->js + start;
+	json_init(&p);
+	n = json_parse(&p, d->js, end - start, NULL, 0);
+	d->t = xrealloc(NULL, (size_t)(n > 0 ? n : 1) * sizeof *d->t);
+	json_init(&p);
+	json_parse(&p, d->js, end - start, d->t, (unsigned)n);
+}
+
+static int
+dget(const struct doc *d, int obj, const char *key)
+{
+	return obj < 0 ? -1 : json_get(d->js, d->t, obj, key);
+}
+
+/* The string at token i, unescaped into a new buffer; "" if it is not one. */
+static char *
+dstr(const struct doc *d, int i)
+{
+	long n = i >= 0 && d->t[i].type == JSON_STRING ?
+	         json_unescape(d->js, &d->t[i], NULL, 0) : 0;
+	char *s = xrealloc(NULL, (size_t)n + 1);
+
+	if (n)
+		json_unescape(d->js, &d->t[i], s, (size_t)n);
+	s[n] = 0;
+	return s;
+}
+
+static long long
+dint(const struct doc *d, int i, long long dflt)
+{
+	long long v;
+
+	return i >= 0 && !json_int(d->js, &d->t[i], &v) ? v : dflt;
+}
+
+static int
+dtrue(const struct doc *d, int i)
+{
+	return i >= 0 && d->t[i].type == JSON_TRUE;
+}
+
+/* Iterates over the elements of the array token arr. */
+#define each(d, arr, i, k) \
+	for ((k) = 0, (i) = (arr) + 1; (arr) >= 0 && \
+	     (unsigned)(k) < (d)->t[arr].size; (k)++, (i) = (int)(d)->t[i].next)
+
+/* Rows of text printed as aligned columns, the last one unpadded. */
+struct table {
+	char **cell;
+	int ncol, n, cap;
+};
+
+static void
+table_add(struct table *t, ...)
+{
+	va_list ap;
+	int i;
+
+	if (t->n + t->ncol > t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 16 * t->ncol;
+		t->cell = xrealloc(t->cell, (size_t)t->cap * sizeof *t->cell);
+	}
+	va_start(ap, t);
+	for (i = 0; i < t->ncol; i++)
+		t->cell[t->n++] = strdup(va_arg(ap, char *));
+	va_end(ap);
+}
+
+static void
+table_print(struct table *t)
+{
+	int w[8] = {0}, i, len;
+
+	for (i = 0; i < t->n; i++)
+		if ((len = (int)strlen(t->cell[i])) > w[i % t->ncol])
+			w[i % t->ncol] = len;
+	for (i = 0; i < t->n; i++) {
+		if (i % t->ncol == t->ncol - 1)
+			printf("%s\n", t->cell[i]);
+		else
+			printf("%-*s  ", w[i % t->ncol], t->cell[i]);
+		free(t->cell[i]);
+	}
+	free(t->cell);
+}
+
+/* Base64, as the agent's buf-b64, input-data and out-data use it. */
+static const char b64[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void
+b64_encode(struct buf *b, const unsigned char *s, size_t n)
+{
+	char *o;
+	size_t i;
+
+	buf_need(b, (n + 2) / 3 * 4);
+	o = b->p + b->len;
+	for (i = 0; i + 2 < n; i += 3) {
+		*o++ = b64[s[i] >> 2];
+		*o++ = b64[(s[i] & 3) << 4 | s[i + 1] >> 4];
+		*o++ = b64[(s[i + 1] & 15) << 2 | s[i + 2] >> 6];
+		*o++ = b64[s[i + 2] & 63];
+	}
+	if (i < n) {
+		*o++ = b64[s[i] >> 2];
+		*o++ = b64[(s[i] & 3) << 4 | (i + 1 < n ? s[i + 1] >> 4 : 0)];
+		*o++ = i + 1 < n ? b64[(s[i + 1] & 15) << 2] : '=';
+		*o++ = '=';
+	}
+	b->len = (size_t)(o - b->p);
+}
+
+/* Decodes the base64 string token t into b; -1 if it is not base64. */
+static int
+b64_decode(struct buf *b, const char *js, const struct json_tok *t)
+{
+	static signed char val[256];
+	unsigned acc = 0;
+	int bits = 0, c;
+	size_t i;
+	char *o;
+
+	if (!val['B'])
+		for (c = 0; c < 256; c++)
+			val[c] = strchr(b64, c) && c ? (signed char)(strchr(b64, c) - b64) : -1;
+	b->len = 0;
+	buf_need(b, (t->end - t->start) / 4 * 3 + 3);
+	o = b->p;
+	for (i = t->start; i < t->end && js[i] != '='; i++) {
+		if ((c = val[(unsigned char)js[i]]) < 0)
+			return -1;
+		acc = acc << 6 | (unsigned)c;
+		if ((bits += 6) >= 8) {
+			bits -= 8;
+			*o++ = (char)(acc >> bits);
+		}
+	}
+	b->len = (size_t)(o - b->p);
+	return 0;
+}
+
+/* Writes all of p[0..n) to fd. */
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n) {
+		if ((w = write(fd, p, n)) < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Reads fd to its end, refusing more than max bytes. */
+static int
+read_all(int fd, struct buf *b, size_t max)
+{
+	ssize_t n;
+
+	for (;;) {
+		buf_need(b, 65536);
+		if ((n = read(fd, b->p + b->len, b->cap - b->len)) < 0 &&
+		    errno == EINTR)
+			continue;
+		if (n <= 0)
+			return (int)n;
+		b->len += (size_t)n;
+		if (b->len > max)
+			return -2;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Built-in commands: exec                                             */
+/* ------------------------------------------------------------------ */
+
+/* The most stdin -i sends: its base64 must stay under the agent's 64 MiB
+ * token limit. */
+#define EXEC_INPUT_MAX 50331645
+
+static void
+print_status_json(const struct reply *r)
+{
+	const struct json_tok *v = &r->tok[r->ret];
+
+	print_json(r->js + v->start, v->end - v->start);
+}
+
+/* Writes what the program wrote, and returns its exit status. */
+static int
+exec_finish(const struct doc *dp, const char *prog)
+{
+	static const char *const streams[2][2] = {
+		{"out-data", "out-truncated"}, {"err-data", "err-truncated"}};
+	struct buf data = {0};
+	struct doc d = *dp;
+	int i, v, code;
+
+	for (i = 0; i < 2; i++) {
+		if ((v = dget(&d, 0, streams[i][0])) < 0)
+			continue;
+		if (b64_decode(&data, d.js, &d.t[v]) < 0)
+			die(EX_PROTO, "%s: %s is not base64", prog, streams[i][0]);
+		fflush(stdout);
+		if (write_all(i + 1, data.p, data.len) < 0)
+			die(EX_IO, "write %s:", i ? "stderr" : "stdout");
+	}
+	for (i = 0; i < 2; i++)
+		if (dtrue(&d, dget(&d, 0, streams[i][1])))
+			warn("%s: the agent truncated the program's %s", prog,
+			     i ? "stderr" : "stdout");
+	if ((v = dget(&d, 0, "signal")) >= 0)
+		code = 128 + (int)dint(&d, v, 0);
+	else
+		code = (int)dint(&d, dget(&d, 0, "exitcode"), 0);
+	free(data.p);
+	free(d.t);
+	return code;
+}
+
+static int
+cmd_exec(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"input", no_argument, NULL, 'i'},
+		{"env", required_argument, NULL, 'e'},
+		{"timeout", required_argument, NULL, 'T'},
+		{"no-wait", no_argument, NULL, 'W'},
+		{"merge", no_argument, NULL, 'M'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	struct buf req = {0}, env = {0}, in = {0};
+	struct timespec nap;
+	struct reply r;
+	struct doc d;
+	long long pid, wait = 0, deadline, delay = 250000;
+	int ch, i, input = 0, nowait = 0, merge = 0, sh = !strcmp(argv[0], "sh");
+	const char *prog;
+	char name[64];
+
+	exec_mode = 1;
+	optind = 0; /* a full reset, in glibc and musl alike */
+	while ((ch = getopt_long(argc, argv, "+ie:T:h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'i': input = 1; break;
+		case 'e':
+			if (!strchr(optarg, '=') || *optarg == '=')
+				die(EX_USAGE, "exec: -e wants NAME=VALUE, got '%s'", optarg);
+			buf_add(&env, ",", env.len > 0);
+			buf_jstr(&env, optarg, strlen(optarg));
+			break;
+		case 'T':
+			if (parse_seconds(optarg, &wait) < 0)
+				die(EX_USAGE, "exec: bad -T '%s': expected seconds", optarg);
+			break;
+		case 'W': nowait = 1; break;
+		case 'M': merge = 1; break;
+		default: return -1;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		return -1;
+	prog = sh ? "/bin/sh" : argv[0];
+	req_begin(&req, "guest-exec");
+	req_str(&req, "path", prog);
+	req_key(&req, "arg");
+	/* sh gets -c 'COMMAND LINE', then $0 and the positional ARGs. */
+	buf_str(&req, sh ? "[\"-c\"" : "[");
+	for (i = !sh; i < argc; i++) {
+		buf_add(&req, ",", sh || i > 1);
+		buf_jstr(&req, argv[i], strlen(argv[i]));
+		if (sh && i == 0 && argc > 1)
+			buf_str(&req, ",\"sh\"");
+	}
+	buf_add(&req, "]", 1);
+	if (env.len) {
+		req_key(&req, "env");
+		buf_add(&req, "[", 1);
+		if (!strstr(env.p, "\"PATH="))
+			buf_str(&req, "\"PATH=/usr/local/sbin:/usr/local/bin:"
+			        "/usr/sbin:/usr/bin:/sbin:/bin\",");
+		buf_add(&req, env.p, env.len);
+		buf_add(&req, "]", 1);
+	}
+	if (input) {
+		if ((i = read_all(0, &in, EXEC_INPUT_MAX)) == -2)
+			die(EX_USAGE, "exec -i: stdin is larger than the agent "
+			    "accepts (%d bytes)", EXEC_INPUT_MAX);
+		if (i < 0)
+			die(EX_IO, "read stdin:");
+		req_key(&req, "input-data");
+		buf_add(&req, "\"", 1);
+		b64_encode(&req, (unsigned char *)in.p, in.len);
+		buf_add(&req, "\"", 1);
+		free(in.p);
+	}
+	req_key(&req, "capture-output");
+	buf_str(&req, merge ? "\"merged\"" : "true");
+	req_end(&req);
+	if (!is_json(req.p, req.len))
+		die(EX_USAGE, "exec: arguments are not valid UTF-8");
+
+	call_any(&req, "guest-exec", &r);
+	if (r.err >= 0) {
+		if (merge && strstr(r.js, "capture-output"))
+			die(EX_AGENT, "exec --merge needs qemu-ga 8.1 or later");
+		quit(agent_error(&r, "guest-exec"));
+	}
+	doc_load(&d, &r);
+	pid = dint(&d, dget(&d, 0, "pid"), -1);
+	free(d.t);
+	if (pid < 0)
+		die(EX_PROTO, "guest-exec: no pid in the reply");
+	if (nowait) {
+		printf("%lld\n", pid);
+		return 0;
+	}
+	snprintf(name, sizeof name, "guest-exec-status");
+	req_begin(&req, name);
+	req_int(&req, "pid", pid);
+	req_end(&req);
+	deadline = deadline_in(wait);
+	/* Poll fast at first, so that a short program returns at once, then
+	 * back off to a tenth of a second. */
+	for (;;) {
+		call(&req, name, &r);
+		doc_load(&d, &r);
+		if (dtrue(&d, dget(&d, 0, "exited")))
+			break;
+		free(d.t);
+		if (deadline >= 0 && now_ms() >= deadline) {
+			warn("%s still runs in the guest as pid %lld", prog, pid);
+			exit(124);
+		}
+		nap.tv_sec = 0;
+		nap.tv_nsec = (long)delay;
+		nanosleep(&nap, NULL);
+		delay = delay * 2 > 100000000 ? 100000000 : delay * 2;
+	}
+	i = exec_finish(&d, prog);
+	free(req.p);
+	free(env.p);
+	return i;
+}
+
+static int
+cmd_exec_status(int argc, char **argv)
+{
+	struct buf req = {0};
+	struct reply r;
+	long long pid;
+	char *end;
+
+	exec_mode = 1;
+	if (argc != 2)
+		return -1;
+	pid = strtoll(argv[1], &end, 10);
+	if (*end || end == argv[1] || pid < 0)
+		die(EX_USAGE, "exec-status: bad pid '%s'", argv[1]);
+	req_begin(&req, "guest-exec-status");
+	req_int(&req, "pid", pid);
+	req_end(&req);
+	call(&req, "guest-exec-status", &r);
+	print_status_json(&r);
+	free(req.p);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Built-in commands: files                                            */
+/* ------------------------------------------------------------------ */
+
+/* Bytes per guest-file-read or -write: the agent allows 48 MiB; 4 MiB
+ * keeps memory small and the round trips few. */
+#define CHUNK (4 << 20)
+
+static long long open_handle = -1;  /* a guest file to close on exit */
+static char tmpname[4096];          /* a partial download, removed on exit */
+static void file_close(int quiet);
+
+static void
+on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+static void
+cleanup(void)
+{
+	if (tmpname[0])
+		unlink(tmpname);
+	sess.dirty = 1;
+	file_close(1);
+}
+
+/* SIGINT and SIGTERM interrupt a transfer, which then cleans up. */
+static void
+catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	atexit(cleanup);
+}
+
+static long long
+file_open(const char *path, const char *mode)
+{
+	struct buf req = {0};
+	struct reply r;
+	long long h;
+
+	req_begin(&req, "guest-file-open");
+	req_str(&req, "path", path);
+	req_str(&req, "mode", mode);
+	req_end(&req);
+	call_any(&req, "guest-file-open", &r);
+	free(req.p);
+	if (r.err >= 0)
+		quit(agent_error(&r, "guest-file-open"));
+	if (json_int(r.js, &r.tok[r.ret], &h) < 0)
+		die(EX_PROTO, "guest-file-open: no handle in the reply");
+	return open_handle = h;
+}
+
+/* Closes the guest file left open, if any. After an interruption or a
+ * timeout the channel is resynchronised first, which drops the reply in
+ * flight. Failures here are not reported over the one that led here. */
+static void
+file_close(int quiet)
+{
+	struct buf req = {0};
+	struct reply r;
+	long long h = open_handle;
+
+	if (h < 0 || !sess_up)
+		return;
+	open_handle = -1;
+	interrupted = 0;
+	req_begin(&req, "guest-file-close");
+	req_int(&req, "handle", h);
+	req_end(&req);
+	if (quiet) {
+		if (!transact(&sess, req.p, req.len, &r, "guest-file-close"))
+			return;
+	} else
+		call(&req, "guest-file-close", &r);
+	free(req.p);
+}
+
+/* Shows bytes and rate on a terminal, for transfers worth watching. */
+static void
+progress(const char *what, unsigned long long bytes, long long t0, int last)
+{
+	long long ms = now_ms() - t0;
+
+	if (!isatty(2) || (bytes < (16u << 20) && !last) || (last && ms < 1000))
+		return;
+	fprintf(stderr, "\rqga: %s: %llu MiB, %llu MiB/s   %s", what, bytes >> 20,
+	        ms > 0 ? (bytes >> 10) * 1000 / 1024 / (unsigned long long)ms : 0,
+	        last ? "\n" : "");
+}
+
+/* Copies the guest file at path to fd. */
+static void
+file_read_to(const char *path, int fd, const char *fdname)
+{
+	struct buf req = {0}, data = {0};
+	struct reply r;
+	struct doc d;
+	unsigned long long total = 0;
+	long long t0 = now_ms();
+	int eof, v;
+
+	file_open(path, "r");
+	req_begin(&req, "guest-file-read");
+	req_int(&req, "handle", open_handle);
+	req_int(&req, "count", CHUNK);
+	req_end(&req);
+	do {
+		if (interrupted)
+			die(EX_IO, "%s: interrupted", path);
+		call(&req, "guest-file-read", &r);
+		doc_load(&d, &r);
+		eof = dtrue(&d, dget(&d, 0, "eof"));
+		if ((v = dget(&d, 0, "buf-b64")) < 0 ||
+		    b64_decode(&data, d.js, &d.t[v]) < 0)
+			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
+		free(d.t);
+		if (write_all(fd, data.p, data.len) < 0)
+			die(EX_IO, "write %s:", fdname);
+		total += data.len;
+		progress(path, total, t0, 0);
+	} while (!eof && data.len);
+	progress(path, total, t0, 1);
+	file_close(0);
+	free(req.p);
+	free(data.p);
+}
+
+static int
+cmd_cat(int argc, char **argv)
+{
+	int i;
+
+	if (argc < 2)
+		return -1;
+	catch_signals();
+	for (i = 1; i < argc; i++) {
+		fflush(stdout);
+		file_read_to(argv[i], 1, "stdout");
+	}
+	return 0;
+}
+
+static int
+cmd_get(int argc, char **argv)
+{
+	const char *remote, *base, *local;
+	char path[4096];
+	struct stat st;
+	int fd;
+
+	if (argc < 2 || argc > 3)
+		return -1;
+	remote = argv[1];
+	base = strrchr(remote, '/') ? strrchr(remote, '/') + 1 : remote;
+	local = argc == 3 ? argv[2] : base;
+	catch_signals();
+	if (!strcmp(local, "-")) {
+		file_read_to(remote, 1, "stdout");
+		return 0;
+	}
+	if (stat(local, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(path, sizeof path, "%s/%s", local, base);
+		local = path;
+	}
+	if (!*base && local != argv[2])
+		die(EX_USAGE, "get: name the local file for '%s'", remote);
+	if ((size_t)snprintf(tmpname, sizeof tmpname, "%s.qga-XXXXXX", local) >=
+	    sizeof tmpname)
+		die(EX_USAGE, "get: local name too long");
+	if ((fd = mkstemp(tmpname)) < 0) {
+		tmpname[0] = 0;
+		die(EX_IO, "create %s:", local);
+	}
+	file_read_to(remote, fd, local);
+	{
+		mode_t um = umask(0);
+		umask(um);
+		fchmod(fd, 0666 & ~um);
+	}
+	if (close(fd) < 0 || rename(tmpname, local) < 0)
+		die(EX_IO, "write %s:", local);
+	tmpname[0] = 0;
+	return 0;
+}
+
+static int
+cmd_put(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"append", no_argument, NULL, 'a'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	struct buf req = {0}, data = {0};
+	struct reply r;
+	struct doc d;
+	const char *local = "-", *remote;
+	unsigned long long total = 0;
+	long long t0 = now_ms(), count;
+	size_t off;
+	ssize_t n;
+	int ch, fd = 0, append = 0;
+
+	optind = 0; /* a full reset, in glibc and musl alike */
+	while ((ch = getopt_long(argc, argv, "+ah", lo, NULL)) != -1) {
+		if (ch != 'a')
+			return -1;
+		append = 1;
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1 || argc > 2)
+		return -1;
+	if (argc == 2)
+		local = *argv++;
+	remote = argv[0];
+	if (strcmp(local, "-") && (fd = open(local, O_RDONLY | O_CLOEXEC)) < 0)
+		die(EX_IO, "open %s:", local);
+	catch_signals();
+	file_open(remote, append ? "a" : "w");
+	buf_need(&data, CHUNK);
+	for (;;) {
+		for (data.len = 0; data.len < CHUNK; data.len += (size_t)n) {
+			n = read(fd, data.p + data.len, CHUNK - data.len);
+			if (n < 0 && errno == EINTR && !interrupted)
+				n = 0;
+			else if (n < 0)
+				die(EX_IO, "read %s:", local);
+			else if (n == 0)
+				break;
+		}
+		/* The agent may write less than it was given: send the rest. */
+		for (off = 0; off < data.len; off += (size_t)count) {
+			if (interrupted)
+				die(EX_IO, "%s: interrupted", remote);
+			req_begin(&req, "guest-file-write");
+			req_int(&req, "handle", open_handle);
+			req_key(&req, "buf-b64");
+			buf_add(&req, "\"", 1);
+			b64_encode(&req, (unsigned char *)data.p + off, data.len - off);
+			buf_add(&req, "\"", 1);
+			req_end(&req);
+			call(&req, "guest-file-write", &r);
+			doc_load(&d, &r);
+			count = dint(&d, dget(&d, 0, "count"), -1);
+			free(d.t);
+			if (count <= 0 || (size_t)count > data.len - off)
+				die(EX_PROTO, "%s: the agent wrote %lld of %zu bytes",
+				    remote, count, data.len - off);
+			total += (unsigned long long)count;
+			progress(remote, total, t0, 0);
+		}
+		if (data.len < CHUNK)
+			break;
+	}
+	progress(remote, total, t0, 1);
+	file_close(0);
+	free(req.p);
+	free(data.p);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Built-in commands: information                                      */
+/* ------------------------------------------------------------------ */
+
+static int json_out; /* -j: the agent's reply as it came */
+
+/* Runs a command without arguments; with -j prints its reply and ends. */
+static void
+simple_call(const char *name, struct reply *r, struct doc *d)
+{
+	struct buf req = {0};
+
+	buf_str(&req, "{\"execute\":\"");
+	buf_str(&req, name);
+	buf_str(&req, "\"}");
+	call(&req, name, r);
+	free(req.p);
+	if (json_out) {
+		print_json(r->js, r->len);
+		exit(0);
+	}
+	doc_load(d, r);
+}
+
+/* Formats Unix time as ISO 8601 UTC, without libc's time zone code. */
+static const char *
+iso_time(long long secs, long nsec)
+{
+	static char s[48];
+	long long days = secs / 86400, rem = secs % 86400, y, era, doe, yoe, doy, mp;
+	unsigned d, m;
+
+	if (rem < 0) {
+		rem += 86400;
+		days--;
+	}
+	days += 719468;
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	y = yoe + era * 400;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+	m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+	y += m <= 2;
+	if (nsec >= 0)
+		snprintf(s, sizeof s, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%09ldZ",
+		         y, m, d, rem / 3600, rem / 60 % 60, rem % 60, nsec);
+	else
+		snprintf(s, sizeof s, "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ",
+		         y, m, d, rem / 3600, rem / 60 % 60, rem % 60);
+	return s;
+}
+
+/* Sizes as df -h shows them: 17G, 9.5M, 512. */
+static const char *
+human(long long v, char *s, size_t n)
+{
+	static const char units[] = "KMGTPE";
+	unsigned long long x = (unsigned long long)v, rem = 0;
+	int u = -1;
+
+	if (v < 0)
+		return "-";
+	while (x >= 1024 && u < 5) {
+		rem = x % 1024;
+		x /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(s, n, "%llu", x);
+	else if (x < 10)
+		snprintf(s, n, "%llu.%llu%c", x, rem * 10 / 1024, units[u]);
+	else
+		snprintf(s, n, "%llu%c", x, units[u]);
+	return s;
+}
+
+static int
+cmd_ping(int argc, char **argv)
+{
+	struct reply r;
+	struct doc d;
+
+	(void)argv;
+	if (argc != 1)
+		return -1;
+	simple_call("guest-ping", &r, &d);
+	return 0;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+cmd_info(int argc, char **argv)
+{
+	struct reply r;
+	struct doc d;
+	char **names, *version;
+	int cmds, i, k, n = 0, off = 0;
+
+	(void)argv;
+	if (argc != 1)
+		return -1;
+	simple_call("guest-info", &r, &d);
+	cmds = dget(&d, 0, "supported_commands");
+	names = xrealloc(NULL, (cmds >= 0 ? d.t[cmds].size : 0) * sizeof *names + 1);
+	each(&d, cmds, i, k) {
+		char *nm = dstr(&d, dget(&d, i, "name")), *line;
+		int en = dtrue(&d, dget(&d, i, "enabled"));
+		int sr = dtrue(&d, dget(&d, i, "success-response"));
+		line = xrealloc(NULL, strlen(nm) + 64);
+		sprintf(line, "%-34s %s%s", nm, en ? "enabled" : "disabled",
+		        sr ? "" : ", no reply on success");
+		off += !en;
+		names[n++] = line;
+		free(nm);
+	}
+	qsort(names, (size_t)n, sizeof *names, name_cmp);
+	version = dstr(&d, dget(&d, 0, "version"));
+	printf("qemu-ga %s: %d commands, %d disabled\n", version, n, off);
+	for (i = 0; i < n; i++) {
+		printf("%s\n", names[i]);
+		free(names[i]);
+	}
+	free(names);
+	free(version);
+	return 0;
+}
+
+static int
+cmd_osinfo(int argc, char **argv)
+{
+	struct reply r;
+	struct doc d;
+	int i, k;
+	char *s;
+
+	(void)argv;
+	if (argc != 1)
+		return -1;
+	simple_call("guest-get-osinfo", &r, &d);
+	for (k = 0, i = 1; (unsigned)k < d.t[0].size; k++, i = (int)d.t[i + 1].next) {
+		s = dstr(&d, i + 1);
+		printf("%.*s: %s\n", (int)(d.t[i].end - d.t[i].start), d.js + d.t[i].start, s);
+		free(s);
+	}
+	return 0;
+}
+
+static int
+cmd_hostname(int argc, char **argv)
+{
+	struct reply r;
+	struct doc d;
+	char *s;
+
+	(void)argv;
+	if (argc != 1)
+		return -1;
+	simple_call("guest-get-host-name", &r, &d);
+	printf("%s\n", s = dstr(&d, dget(&d, 0, "host-name")));
+	free(s);
+	return 0;
+}
+
+static int
+cmd_time(int argc, char **argv)
+{
+	struct reply r;
+	struct doc d;
+	long long ns;
+
+	(void)argv;
+	if (argc != 1)
+		return -1;
+	simple_call("guest-get-time", &r, &d);
+	ns = dint(&d, 0, 0);
+	printf("%s\n", iso_time(ns / 1000000000, (long)(ns % 1000000000)));
+	return 0;
+}
+
+static int
+cmd_timezone(int argc, char **argv)
+{
+	struct reply r;
+	struct doc d;
+	long long off;
+	char *zone;
+
+	(void)argv;
+	if (argc != 1)
+		return -1;
+	simple_call("guest-get-timezone", &r, &d);
+	off = dint(&d, dget(&d, 0, "offset"), 0);
+	zone = dstr(&d, dget(&d, 0, "zone"));
+	printf("%s%s%c%02lld%02lld\n", zone, *zone ? " " : "", off < 0 ? '-' : '+',
+	       (off < 0 ? -off : off) / 3600, (off < 0 ? -off : off) / 60 % 60);
+	free(zone);
+	return 0;
+}
+
+static int
+cmd_users(int argc, char **argv)
+{
+	struct table t = {NULL, 3, 0, 0};
+	struct reply r;
+	struct doc d;
+	int i, k, v;
+	char *user, *domain;
+
+	(void)argv;
+	if (argc != 1)
+		return -1;
+	simple_call("guest-get-users", &r, &d);
+	table_add(&t, "USER", "DOMAIN", "LOGIN (UTC)");
+	each(&d, 0, i, k) {
+		user = dstr(&d, dget(&d, i, "user"));
+		domain = dstr(&d, dget(&d, i, "domain"));
+		v = dget(&d, i, "login-time");
+		table_add(&t, user, *domain ? domain : "-",
+		          iso_time(v >= 0 ? strtoll(d.js + d.t[v].start, NULL, 10) : 0, -1));
+		free(user);
+		free(domain);
+	}
+	table_print(&t);
+	return 0;
+}
+
+static int
+cmd_ifconfig(int argc, char **argv)
+{
+	struct table t = {NULL, 3, 0, 0};
+	struct buf addrs = {0};
+	struct reply r;
+	struct doc d;
+	int i, k, a, j, ips;
+	char *name, *mac, *ip, pfx[16];
+
+	(void)argv;
+	if (argc != 1)
+		return -1;
+	simple_call("guest-network-get-interfaces", &r, &d);
+	each(&d, 0, i, k) {
+		name = dstr(&d, dget(&d, i, "name"));
+		mac = dstr(&d, dget(&d, i, "hardware-address"));
+		addrs.len = 0;
+		ips = dget(&d, i, "ip-addresses");
+		each(&d, ips, a, j) {
+			ip = dstr(&d, dget(&d, a, "ip-address"));
+			snprintf(pfx, sizeof pfx, "/%lld", dint(&d, dget(&d, a, "prefix"), 0));
+			buf_str(&addrs, addrs.len ? " " : "");
+			buf_str(&addrs, ip);
+			buf_str(&addrs, pfx);
+			free(ip);
+		}
+		buf_add(&addrs, "", 1);
+		table_add(&t, name, *mac ? mac : "-", addrs.p);
+		free(name);
+		free(mac);
+	}
+	table_print(&t);
+	free(addrs.p);
+	return 0;
+}
+
+static int
+cmd_df(int argc, char **argv)
+{
+	struct table t = {NULL, 6, 0, 0};
+	struct reply r;
+	struct doc d;
+	long long used, total;
+	int i, k, disks;
+	char *mnt, *type, *dev, u[24], s[24], pct[24];
+
+	(void)argv;
+	if (argc != 1)
+		return -1;
+	simple_call("guest-get-fsinfo", &r, &d);
+	table_add(&t, "Mounted on", "Type", "Device", "Used", "Size", "Use%");
+	each(&d, 0, i, k) {
+		mnt = dstr(&d, dget(&d, i, "mountpoint"));
+		type = dstr(&d, dget(&d, i, "type"));
+		disks = dget(&d, i, "disk");
+		dev = dstr(&d, disks >= 0 && d.t[disks].size ?
+		          dget(&d, disks + 1, "dev") : dget(&d, i, "name"));
+		used = dint(&d, dget(&d, i, "used-bytes"), -1);
+		total = dint(&d, dget(&d, i, "total-bytes"), -1);
+		if (used >= 0 && total > 0)
+			snprintf(pct, sizeof pct, "%lld%%", (used * 100 + total - 1) / total);
+		else
+			strcpy(pct, "-");
+		table_add(&t, mnt, type, *dev ? dev : "-", human(used, u, sizeof u),
+		          human(total, s, sizeof s), pct);
+		free(mnt);
+		free(type);
+		free(dev);
+	}
+	table_print(&t);
+	return 0;
+}
+
+static int
+cmd_vcpus(int argc, char **argv)
+{
+	struct table t = {NULL, 3, 0, 0};
+	struct reply r;
+	struct doc d;
+	int i, k;
+	char id[24];
+
+	(void)argv;
+	if (argc != 1)
+		return -1;
+	simple_call("guest-get-vcpus", &r, &d);
+	table_add(&t, "CPU", "STATE", "CAN-OFFLINE");
+	each(&d, 0, i, k) {
+		snprintf(id, sizeof id, "%lld", dint(&d, dget(&d, i, "logical-id"), -1));
+		table_add(&t, id, dtrue(&d, dget(&d, i, "online")) ? "online" : "offline",
+		          dtrue(&d, dget(&d, i, "can-offline")) ? "yes" : "no");
+	}
+	table_print(&t);
+	return 0;
+}
+
+static int
+cmd_disks(int argc, char **argv)
+{
+	struct table t = {NULL, 3, 0, 0};
+	struct buf deps = {0};
+	struct reply r;
+	struct doc d;
+	int i, k, a, j, dv;
+	char *name, *dep;
+
+	(void)argv;
+	if (argc != 1)
+		return -1;
+	simple_call("guest-get-disks", &r, &d);
+	table_add(&t, "NAME", "TYPE", "DEPENDS ON");
+	each(&d, 0, i, k) {
+		name = dstr(&d, dget(&d, i, "name"));
+		deps.len = 0;
+		dv = dget(&d, i, "dependencies");
+		each(&d, dv, a, j) {
+			dep = dstr(&d, a);
+			buf_str(&deps, deps.len ? " " : "");
+			buf_str(&deps, dep);
+			free(dep);
+		}
+		if (!deps.len)
+			buf_str(&deps, "-");
+		buf_add(&deps, "", 1);
+		table_add(&t, name, dtrue(&d, dget(&d, i, "partition")) ? "partition" : "disk",
+		          deps.p);
+		free(name);
+	}
+	table_print(&t);
+	free(deps.p);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Built-in commands: power, freeze, trim, credentials, wait           */
+/* ------------------------------------------------------------------ */
+
+/* How long shutdown waits for the reply that tells acceptance apart from
+ * refusal, when the guest goes down too fast to give it. */
+#define POWER_WAIT 3000
+
+/* guest-shutdown never replies on success. So a guest-ping follows it:
+ * an error reply before the ping's reply is the refusal; the ping's reply
+ * alone, or silence, means the request was accepted. */
+static int
+cmd_power(int argc, char **argv)
+{
+	const char *mode = !strcmp(argv[0], "shutdown") ? "powerdown" : argv[0];
+	struct buf req = {0};
+	struct reply r;
+	int s;
+
+	if (argc != 1)
+		return -1;
+	req_begin(&req, "guest-shutdown");
+	req_str(&req, "mode", mode);
+	req_end(&req);
+	buf_str(&req, "{\"execute\":\"guest-ping\"}");
+	need_session();
+	if ((s = conn_write(&sess, req.p, req.len, deadline_in(opt.timeout))))
+		quit(s);
+	s = read_reply(&sess, &r, deadline_in(POWER_WAIT), "reply to guest-shutdown");
+	if (s == EX_IO || s == EX_TIMEOUT)
+		return 0;
+	if (s)
+		quit(s);
+	if (r.err >= 0) {
+		s = agent_error(&r, "guest-shutdown");
+		read_reply(&sess, &r, deadline_in(opt.timeout), "reply to guest-ping");
+		quit(s);
+	}
+	free(req.p);
+	return 0;
+}
+
+static int timeout_set; /* -t was given: long commands keep it */
+
+/* Freezing and trimming can take minutes. */
+#define LONG_TIMEOUT 300000
+
+static int
+cmd_fsfreeze(int argc, char **argv)
+{
+	struct buf req = {0};
+	struct reply r;
+	struct doc d;
+	const char *name;
+	long long n;
+	int i;
+	char *s;
+
+	if (argc < 2)
+		return -1;
+	if (!timeout_set)
+		opt.timeout = LONG_TIMEOUT;
+	if (!strcmp(argv[1], "status") && argc == 2) {
+		simple_call("guest-fsfreeze-status", &r, &d);
+		printf("%s\n", s = dstr(&d, 0));
+		free(s);
+		return 0;
+	}
+	if (!strcmp(argv[1], "thaw") && argc == 2)
+		name = "guest-fsfreeze-thaw";
+	else if (!strcmp(argv[1], "freeze"))
+		name = argc > 2 ? "guest-fsfreeze-freeze-list" : "guest-fsfreeze-freeze";
+	else
+		return -1;
+	req_begin(&req, name);
+	if (argc > 2) {
+		req_key(&req, "mountpoints");
+		for (i = 2; i < argc; i++) {
+			buf_add(&req, i == 2 ? "[" : ",", 1);
+			buf_jstr(&req, argv[i], strlen(argv[i]));
+		}
+		buf_add(&req, "]", 1);
+	}
+	req_end(&req);
+	call(&req, name, &r);
+	free(req.p);
+	if (json_out) {
+		print_json(r.js, r.len);
+		return 0;
+	}
+	if (json_int(r.js, &r.tok[r.ret], &n) < 0)
+		die(EX_PROTO, "%s: no count in the reply", name);
+	printf("%s %lld filesystem%s\n", argv[1][0] == 'f' ? "froze" : "thawed",
+	       n, n == 1 ? "" : "s");
+	return 0;
+}
+
+static int
+cmd_fstrim(int argc, char **argv)
+{
+	struct buf req = {0};
+	struct reply r;
+	struct doc d;
+	long long min = 0;
+	char *end, *path, *err, n[32];
+	int i, k, paths;
+	struct table t = {NULL, 2, 0, 0};
+
+	if (argc > 2)
+		return -1;
+	if (argc == 2 && ((min = strtoll(argv[1], &end, 10)) < 0 || *end || end == argv[1]))
+		die(EX_USAGE, "fstrim: bad minimum '%s': expected bytes", argv[1]);
+	if (!timeout_set)
+		opt.timeout = LONG_TIMEOUT;
+	req_begin(&req, "guest-fstrim");
+	if (argc == 2)
+		req_int(&req, "minimum", min);
+	req_end(&req);
+	call(&req, "guest-fstrim", &r);
+	free(req.p);
+	if (json_out) {
+		print_json(r.js, r.len);
+		return 0;
+	}
+	doc_load(&d, &r);
+	paths = dget(&d, 0, "paths");
+	each(&d, paths, i, k) {
+		path = dstr(&d, dget(&d, i, "path"));
+		err = dstr(&d, dget(&d, i, "error"));
+		snprintf(n, sizeof n, "%lld bytes trimmed",
+		         dint(&d, dget(&d, i, "trimmed"), 0));
+		table_add(&t, path, *err ? err : n);
+		free(path);
+		free(err);
+	}
+	table_print(&t);
+	return 0;
+}
+
+/* Reads a password: without echo from a terminal, else stdin's first line. */
+static char *
+read_password(const char *user)
+{
+	static char pw[1024];
+	struct termios t, quiet;
+	int tty = isatty(0) && tcgetattr(0, &t) == 0;
+	ssize_t n;
+	size_t len = 0;
+
+	if (tty) {
+		fprintf(stderr, "Password for %s: ", user);
+		quiet = t;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(0, TCSAFLUSH, &quiet);
+	}
+	while (len < sizeof pw - 1 && (n = read(0, pw + len, 1)) == 1 && pw[len] != '\n')
+		len++;
+	if (tty) {
+		tcsetattr(0, TCSAFLUSH, &t);
+		fputc('\n', stderr);
+	}
+	pw[len] = 0;
+	if (len && pw[len - 1] == '\r')
+		pw[--len] = 0;
+	if (!len)
+		die(EX_USAGE, "passwd: no password given on stdin");
+	return pw;
+}
+
+static int
+cmd_passwd(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"crypted", no_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	struct buf req = {0};
+	struct reply r;
+	char *pw;
+	int ch, crypted = 0;
+
+	optind = 0; /* a full reset, in glibc and musl alike */
+	while ((ch = getopt_long(argc, argv, "+ch", lo, NULL)) != -1) {
+		if (ch != 'c')
+			return -1;
+		crypted = 1;
+	}
+	if (argc - optind != 1)
+		return -1;
+	pw = read_password(argv[optind]);
+	req_begin(&req, "guest-set-user-password");
+	req_str(&req, "username", argv[optind]);
+	req_key(&req, "password");
+	buf_add(&req, "\"", 1);
+	b64_encode(&req, (unsigned char *)pw, strlen(pw));
+	buf_add(&req, "\"", 1);
+	req_key(&req, "crypted");
+	buf_str(&req, crypted ? "true" : "false");
+	req_end(&req);
+	memset(pw, 0, strlen(pw));
+	call(&req, "guest-set-user-password", &r);
+	memset(req.p, 0, req.len);
+	free(req.p);
+	return 0;
+}
+
+static int
+cmd_ssh_keys(int argc, char **argv)
+{
+	struct buf req = {0}, in = {0};
+	struct reply r;
+	struct doc d;
+	const char *name, *file;
+	char *line, *next, *key;
+	int i, k, n = 0, fd = 0, keys;
+
+	if (argc < 3)
+		return -1;
+	if (!strcmp(argv[1], "list") && argc == 3) {
+		req_begin(&req, "guest-ssh-get-authorized-keys");
+		req_str(&req, "username", argv[2]);
+		req_end(&req);
+		call(&req, "guest-ssh-get-authorized-keys", &r);
+		free(req.p);
+		if (json_out) {
+			print_json(r.js, r.len);
+			return 0;
+		}
+		doc_load(&d, &r);
+		keys = dget(&d, 0, "keys");
+		each(&d, keys, i, k) {
+			printf("%s\n", key = dstr(&d, i));
+			free(key);
+		}
+		return 0;
+	}
+	if (!strcmp(argv[1], "add"))
+		name = "guest-ssh-add-authorized-keys";
+	else if (!strcmp(argv[1], "remove"))
+		name = "guest-ssh-remove-authorized-keys";
+	else
+		return -1;
+	if (argc > 4)
+		return -1;
+	file = argc == 4 ? argv[3] : "-";
+	if (strcmp(file, "-") && (fd = open(file, O_RDONLY | O_CLOEXEC)) < 0)
+		die(EX_IO, "open %s:", file);
+	if (read_all(fd, &in, 1 << 20) < 0)
+		die(EX_IO, "read %s: too large or unreadable", file);
+	buf_add(&in, "", 1);
+	req_begin(&req, name);
+	req_str(&req, "username", argv[2]);
+	req_key(&req, "keys");
+	buf_add(&req, "[", 1);
+	for (line = in.p; line; line = next) {
+		if ((next = strchr(line, '\n')))
+			*next++ = 0;
+		line += strspn(line, " \t");
+		if (!*line || *line == '#')
+			continue;
+		buf_add(&req, ",", n++ > 0);
+		buf_jstr(&req, line, strcspn(line, "\r"));
+	}
+	buf_add(&req, "]", 1);
+	req_end(&req);
+	if (!n)
+		die(EX_USAGE, "ssh-keys %s: no keys in %s", argv[1], file);
+	call(&req, name, &r);
+	free(req.p);
+	free(in.p);
+	return 0;
+}
+
+/* Waits for the agent: the socket may not exist yet, the agent may not be
+ * up, a chardev may accept and stay silent. Each try is bounded by a
+ * second (or what is left), so a late agent is found soon after it starts. */
+static int
+cmd_wait(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"timeout", required_argument, NULL, 'T'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	static const char ping[] = "{\"execute\":\"guest-ping\"}";
+	struct timespec nap = {0, 100000000};
+	long long total = 60000, deadline, left;
+	struct reply r;
+	int ch, s;
+
+	optind = 0; /* a full reset, in glibc and musl alike */
+	while ((ch = getopt_long(argc, argv, "+T:h", lo, NULL)) != -1) {
+		if (ch != 'T' || parse_seconds(optarg, &total) < 0)
+			return -1;
+	}
+	if (optind != argc)
+		return -1;
+	deadline = deadline_in(total);
+	for (;;) {
+		left = deadline < 0 ? 1000 : deadline - now_ms();
+		opt.timeout = left < 1000 ? (left > 0 ? left : 1) : 1000;
+		s = session_open(&sess, opt.addr);
+		if (!s)
+			s = transact(&sess, ping, sizeof ping - 1, &r, "guest-ping");
+		conn_close(&sess);
+		if (!s)
+			return 0;
+		if (s == EX_USAGE)
+			quit(s);
+		if (deadline >= 0 && now_ms() >= deadline)
+			die(EX_TIMEOUT, "%s: no agent answered within %s", opt.addr,
+			    seconds(total));
+		if (s != EX_TIMEOUT)
+			nanosleep(&nap, NULL);
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* Built-in commands: the table and help                               */
+/* ------------------------------------------------------------------ */
+
+static int cmd_help(int, char **);
+static void usage(int status);
+
+static const struct cmd {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *usage, *help;
+} cmds[] = {
+	{"exec", cmd_exec, "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--] PROG [ARG]...",
+	 "Runs PROG in the guest and writes its stdout and stderr here; qga exits\n"
+	 "with the program's status (128+N for signal N), or 255 when qga itself\n"
+	 "fails. -i sends stdin as the program's input (up to 50331645 bytes);\n"
+	 "-e adds an environment variable (the agent then replaces the whole\n"
+	 "environment, so a PATH is added unless given); -T gives up waiting after\n"
+	 "SECS, saying the pid, with status 124; --no-wait prints the pid at once;\n"
+	 "--merge asks for stderr merged into stdout (qemu-ga 8.1 and later).\n"},
+	{"sh", cmd_exec, "[EXEC OPTIONS] 'COMMAND LINE' [ARG]...",
+	 "Runs /bin/sh -c 'COMMAND LINE' in the guest, as exec does.\n"},
+	{"exec-status", cmd_exec_status, "PID",
+	 "Prints the status of a program started with exec --no-wait, as JSON.\n"},
+	{"cat", cmd_cat, "REMOTE...", "Writes guest files to stdout.\n"},
+	{"get", cmd_get, "REMOTE [LOCAL|-]",
+	 "Copies a guest file here (to a temporary name, renamed when complete).\n"
+	 "LOCAL defaults to the remote file's name; a folder gets that name in it.\n"},
+	{"put", cmd_put, "[-a] [LOCAL|-] REMOTE",
+	 "Copies a file, or stdin, to the guest; -a appends.\n"},
+	{"ping", cmd_ping, "", "Exits 0 when the agent answers.\n"},
+	{"info", cmd_info, "", "The agent's version and commands, disabled ones marked.\n"},
+	{"osinfo", cmd_osinfo, "", "The guest's operating system.\n"},
+	{"hostname", cmd_hostname, "", "The guest's host name.\n"},
+	{"time", cmd_time, "", "The guest's clock, in UTC.\n"},
+	{"timezone", cmd_timezone, "", "The guest's time zone and its offset.\n"},
+	{"users", cmd_users, "", "Users logged in to the guest.\n"},
+	{"ifconfig", cmd_ifconfig, "", "Network interfaces: name, MAC, addresses.\n"},
+	{"df", cmd_df, "", "Mounted filesystems and their use.\n"},
+	{"vcpus", cmd_vcpus, "", "Virtual CPUs and their state.\n"},
+	{"disks", cmd_disks, "", "Disks and partitions.\n"},
+	{"shutdown", cmd_power, "", "Powers the guest off. guest-shutdown sends no reply on\n"
+	 "success: an error is waited for up to 3 s, and none means accepted.\n"},
+	{"reboot", cmd_power, "", "Reboots the guest, as shutdown does.\n"},
+	{"halt", cmd_power, "", "Halts the guest, as shutdown does.\n"},
+	{"fsfreeze", cmd_fsfreeze, "status | freeze [MOUNTPOINT]... | thaw",
+	 "Freezes or thaws the guest's filesystems (default timeout 300 s).\n"},
+	{"fstrim", cmd_fstrim, "[MINIMUM]",
+	 "Discards unused blocks in the guest (default timeout 300 s).\n"},
+	{"passwd", cmd_passwd, "[--crypted] USER",
+	 "Sets USER's password, read from stdin (prompted for on a terminal).\n"},
+	{"ssh-keys", cmd_ssh_keys, "list USER | add USER [FILE|-] | remove USER [FILE|-]",
+	 "Lists, adds or removes USER's authorized ssh keys (one a line).\n"},
+	{"wait", cmd_wait, "[-T SECS]",
+	 "Waits until the agent answers a ping (default 60 s): exits 0, or 4.\n"},
+	{"help", cmd_help, "[COMMAND]", "Says how to use qga, or one command.\n"},
+};
+
+static const struct cmd *
+find_cmd(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof cmds / sizeof *cmds; i++)
+		if (!strcmp(cmds[i].name, name))
+			return &cmds[i];
+	return NULL;
+}
+
+static void
+cmd_usage(const struct cmd *c, FILE *f)
+{
+	fprintf(f, "usage: qga [OPTIONS] %s %s\n\n%s", c->name, c->usage, c->help);
+}
+
+static int
+cmd_help(int argc, char **argv)
+{
+	const struct cmd *c;
+
+	if (argc == 1)
+		usage(0);
+	if (argc != 2 || !(c = find_cmd(argv[1])))
+		return -1;
+	cmd_usage(c, stdout);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
@@ -1203,6 +2750,7 @@ main(int argc, char **argv)
 		{"timeout", required_argument, NULL, 't'},
 		{"return", no_argument, NULL, 'r'},
 		{"pretty", no_argument, NULL, 'p'},
+		{"json", no_argument, NULL, 'j'},
 		{"qmp", no_argument, NULL, 'Q'},
 		{"no-sync", no_argument, NULL, 'N'},
 		{"max-reply", required_argument, NULL, 'M'},
@@ -1210,13 +2758,14 @@ main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}
 	};
+	const struct cmd *cmd;
 	struct conn c;
 	struct buf req = {0};
 	struct reply r;
 	char name[128];
 	int ch, s, batch;
 
-	while ((ch = getopt_long(argc, argv, "+s:t:rphV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+s:t:rpjhV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			opt.addr = optarg;
@@ -1224,6 +2773,10 @@ main(int argc, char **argv)
 		case 't':
 			if (parse_seconds(optarg, &opt.timeout) < 0)
 				die(EX_USAGE, "bad timeout '%s': expected seconds", optarg);
+			timeout_set = 1;
+			break;
+		case 'j':
+			json_out = 1;
 			break;
 		case 'r':
 			opt.ret = 1;
@@ -1260,6 +2813,26 @@ main(int argc, char **argv)
 	batch = argc == 0 || (argc == 1 && !strcmp(argv[0], "-"));
 	if (argc == 0 && isatty(0))
 		usage(EX_USAGE);
+	if (!batch && (cmd = find_cmd(argv[0]))) {
+		if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+			cmd_usage(cmd, stdout);
+			return 0;
+		}
+		if (argc > 1 && (!strcmp(argv[1], "-j") || !strcmp(argv[1], "--json"))) {
+			json_out = 1;
+			argv[1] = argv[0];
+			argv++;
+			argc--;
+		}
+		if ((s = cmd->fn(argc, argv)) < 0) {
+			cmd_usage(cmd, stderr);
+			exit(exec_mode ? 255 : EX_USAGE);
+		}
+		if (fflush(stdout) == EOF)
+			die(EX_IO, "write stdout:");
+		conn_close(&sess);
+		return s;
+	}
 	if (!batch) {
 		if (argv[0][0] == '{') {
 			if (argc > 1)
