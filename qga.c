@@ -252,6 +252,8 @@ buf_need(struct buf *b, size_t n)
 static void
 buf_add(struct buf *b, const void *s, size_t n)
 {
+	if (!n)
+		return;
 	buf_need(b, n);
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
@@ -1526,9 +1528,10 @@ cmd_exec(int argc, char **argv)
 	struct reply r;
 	struct doc d;
 	long long pid, wait = 0, deadline, delay = 250000;
-	int ch, i, input = 0, nowait = 0, merge = 0, sh = !strcmp(argv[0], "sh");
+	int ch, i, input = 0, nowait = 0, merge = 0, path = 0;
+	int sh = !strcmp(argv[0], "sh");
 	const char *prog;
-	char name[64];
+	char name[64], desc[256];
 
 	exec_mode = 1;
 	optind = 0; /* a full reset, in glibc and musl alike */
@@ -1540,6 +1543,7 @@ cmd_exec(int argc, char **argv)
 				die(EX_USAGE, "exec: -e wants NAME=VALUE, got '%s'", optarg);
 			buf_add(&env, ",", env.len > 0);
 			buf_jstr(&env, optarg, strlen(optarg));
+			path |= !strncmp(optarg, "PATH=", 5);
 			break;
 		case 'T':
 			if (parse_seconds(optarg, &wait) < 0)
@@ -1570,7 +1574,7 @@ cmd_exec(int argc, char **argv)
 	if (env.len) {
 		req_key(&req, "env");
 		buf_add(&req, "[", 1);
-		if (!strstr(env.p, "\"PATH="))
+		if (!path)
 			buf_str(&req, "\"PATH=/usr/local/sbin:/usr/local/bin:"
 			        "/usr/sbin:/usr/bin:/sbin:/bin\",");
 		buf_add(&req, env.p, env.len);
@@ -1596,7 +1600,8 @@ cmd_exec(int argc, char **argv)
 
 	call_any(&req, "guest-exec", &r);
 	if (r.err >= 0) {
-		if (merge && strstr(r.js, "capture-output"))
+		if (merge && strstr(member_str(r.js, &r.tok[r.err], "desc", desc,
+		                               sizeof desc), "capture-output"))
 			die(EX_AGENT, "exec --merge needs qemu-ga 8.1 or later");
 		quit(agent_error(&r, "guest-exec"));
 	}
@@ -2019,6 +2024,7 @@ cmd_ping(int argc, char **argv)
 	if (argc != 1)
 		return -1;
 	simple_call("guest-ping", &r, &d);
+	free(d.t);
 	return 0;
 }
 
@@ -2062,6 +2068,7 @@ cmd_info(int argc, char **argv)
 	}
 	free(names);
 	free(version);
+	free(d.t);
 	return 0;
 }
 
@@ -2082,6 +2089,7 @@ cmd_osinfo(int argc, char **argv)
 		printf("%.*s: %s\n", (int)(d.t[i].end - d.t[i].start), d.js + d.t[i].start, s);
 		free(s);
 	}
+	free(d.t);
 	return 0;
 }
 
@@ -2098,6 +2106,7 @@ cmd_hostname(int argc, char **argv)
 	simple_call("guest-get-host-name", &r, &d);
 	printf("%s\n", s = dstr(&d, dget(&d, 0, "host-name")));
 	free(s);
+	free(d.t);
 	return 0;
 }
 
@@ -2114,6 +2123,7 @@ cmd_time(int argc, char **argv)
 	simple_call("guest-get-time", &r, &d);
 	ns = dint(&d, 0, 0);
 	printf("%s\n", iso_time(ns / 1000000000, (long)(ns % 1000000000)));
+	free(d.t);
 	return 0;
 }
 
@@ -2134,6 +2144,7 @@ cmd_timezone(int argc, char **argv)
 	printf("%s%s%c%02lld%02lld\n", zone, *zone ? " " : "", off < 0 ? '-' : '+',
 	       (off < 0 ? -off : off) / 3600, (off < 0 ? -off : off) / 60 % 60);
 	free(zone);
+	free(d.t);
 	return 0;
 }
 
@@ -2161,6 +2172,7 @@ cmd_users(int argc, char **argv)
 		free(domain);
 	}
 	table_print(&t);
+	free(d.t);
 	return 0;
 }
 
@@ -2198,6 +2210,7 @@ cmd_ifconfig(int argc, char **argv)
 	}
 	table_print(&t);
 	free(addrs.p);
+	free(d.t);
 	return 0;
 }
 
@@ -2235,6 +2248,7 @@ cmd_df(int argc, char **argv)
 		free(dev);
 	}
 	table_print(&t);
+	free(d.t);
 	return 0;
 }
 
@@ -2258,6 +2272,7 @@ cmd_vcpus(int argc, char **argv)
 		          dtrue(&d, dget(&d, i, "can-offline")) ? "yes" : "no");
 	}
 	table_print(&t);
+	free(d.t);
 	return 0;
 }
 
@@ -2295,6 +2310,7 @@ cmd_disks(int argc, char **argv)
 	}
 	table_print(&t);
 	free(deps.p);
+	free(d.t);
 	return 0;
 }
 
@@ -2324,7 +2340,9 @@ cmd_power(int argc, char **argv)
 	req_end(&req);
 	buf_str(&req, "{\"execute\":\"guest-ping\"}");
 	need_session();
-	if ((s = conn_write(&sess, req.p, req.len, deadline_in(opt.timeout))))
+	s = conn_write(&sess, req.p, req.len, deadline_in(opt.timeout));
+	free(req.p);
+	if (s)
 		quit(s);
 	s = read_reply(&sess, &r, deadline_in(POWER_WAIT), "reply to guest-shutdown");
 	if (s == EX_IO || s == EX_TIMEOUT)
@@ -2336,7 +2354,6 @@ cmd_power(int argc, char **argv)
 		read_reply(&sess, &r, deadline_in(opt.timeout), "reply to guest-ping");
 		quit(s);
 	}
-	free(req.p);
 	return 0;
 }
 
@@ -2364,6 +2381,7 @@ cmd_fsfreeze(int argc, char **argv)
 		simple_call("guest-fsfreeze-status", &r, &d);
 		printf("%s\n", s = dstr(&d, 0));
 		free(s);
+		free(d.t);
 		return 0;
 	}
 	if (!strcmp(argv[1], "thaw") && argc == 2)
@@ -2434,6 +2452,7 @@ cmd_fstrim(int argc, char **argv)
 		free(err);
 	}
 	table_print(&t);
+	free(d.t);
 	return 0;
 }
 
@@ -2533,6 +2552,7 @@ cmd_ssh_keys(int argc, char **argv)
 			printf("%s\n", key = dstr(&d, i));
 			free(key);
 		}
+		free(d.t);
 		return 0;
 	}
 	if (!strcmp(argv[1], "add"))

@@ -2,7 +2,10 @@
  * one never does. It listens on a unix socket and serves one connection
  * at a time in the way the scenario names:
  *
- *   ok        answers like the real agent
+ *   ok        answers like the real agent, and carries out what the
+ *             tests may not do to the real one: shutdown, freeze, trim,
+ *             passwords and keys, checking the arguments it gets
+ *   poweroff  as ok, but a shutdown closes the connection at once
  *   split     answers one byte at a time
  *   nonl      answers without the final newline
  *   stale     before the sync reply: old replies, half a reply, a reply
@@ -74,6 +77,66 @@ static const char parse_error[] =
 	"{\"error\": {\"class\": \"GenericError\", \"desc\": "
 	"\"JSON parse error, stray '\\uFFFD'\"}}\n";
 
+/* Whether the value of key in args is the string s. */
+static int
+arg_is(const char *js, const struct json_tok *t, int args, const char *key,
+       const char *s)
+{
+	int v = args >= 0 ? json_get(js, t, args, key) : -1;
+
+	return v >= 0 && json_eq(js, &t[v], s);
+}
+
+/* The commands the real agent must not run here, done as a guest would. */
+static int
+privileged(const char *js, const struct json_tok *t, int name, int args)
+{
+	long long min;
+	int v;
+
+	if (json_eq(js, &t[name], "guest-shutdown")) {
+		/* No reply on success, as the real agent. */
+		return !is("poweroff");
+	} else if (json_eq(js, &t[name], "guest-fsfreeze-freeze") ||
+	           json_eq(js, &t[name], "guest-fsfreeze-thaw")) {
+		outs("{\"return\": 2}\n");
+	} else if (json_eq(js, &t[name], "guest-fsfreeze-freeze-list")) {
+		v = args >= 0 ? json_get(js, t, args, "mountpoints") : -1;
+		outf("{\"return\": %lld}\n", v >= 0 ? (long long)t[v].size : -1);
+	} else if (json_eq(js, &t[name], "guest-fsfreeze-status")) {
+		outs("{\"return\": \"frozen\"}\n");
+	} else if (json_eq(js, &t[name], "guest-fstrim")) {
+		v = args >= 0 ? json_get(js, t, args, "minimum") : -1;
+		if (v < 0 || json_int(js, &t[v], &min) < 0)
+			min = 0;
+		outf("{\"return\": {\"paths\": [{\"path\": \"/\", \"trimmed\": 1024,"
+		     " \"minimum\": %lld}, {\"path\": \"/boot\", \"error\": "
+		     "\"Operation not supported\"}]}}\n",
+		     min);
+	} else if (json_eq(js, &t[name], "guest-set-user-password")) {
+		/* base64 of "s3cret" */
+		if (arg_is(js, t, args, "username", "alice") &&
+		    arg_is(js, t, args, "password", "czNjcmV0"))
+			outs("{\"return\": {}}\n");
+		else
+			outs("{\"error\": {\"class\": \"GenericError\", \"desc\": "
+			     "\"unexpected user or password\"}}\n");
+	} else if (json_eq(js, &t[name], "guest-ssh-add-authorized-keys") ||
+	           json_eq(js, &t[name], "guest-ssh-remove-authorized-keys")) {
+		v = args >= 0 ? json_get(js, t, args, "keys") : -1;
+		if (v >= 0 && t[v].size == 2 && json_eq(js, &t[v + 1], "ssh-ed25519 AAAA a@b"))
+			outs("{\"return\": {}}\n");
+		else
+			outs("{\"error\": {\"class\": \"GenericError\", \"desc\": "
+			     "\"unexpected keys\"}}\n");
+	} else if (json_eq(js, &t[name], "guest-ssh-get-authorized-keys")) {
+		outs("{\"return\": {\"keys\": [\"ssh-ed25519 AAAA a@b\", "
+		     "\"ssh-rsa BBBB c@d\"]}}\n");
+	} else
+		outs("{\"return\": {}}\n");
+	return 1;
+}
+
 /* Answers one request; returns 0 to end the connection. */
 static int
 answer(const char *js, size_t len, int after_ff)
@@ -86,7 +149,7 @@ answer(const char *js, size_t len, int after_ff)
 	char buf[65536];
 
 	json_init(&p);
-	p.keep = 3;
+	p.keep = 4;
 	if (json_parse(&p, js, len, t, 64) < 0 ||
 	    (name = json_get(js, t, 0, "execute")) < 0)
 		return 1;
@@ -130,6 +193,8 @@ answer(const char *js, size_t len, int after_ff)
 		outf("\xff{\"return\": %lld}\n", id);
 		return 1;
 	}
+	if (is("ok") || is("poweroff"))
+		return privileged(js, t, name, args);
 	if (is("garbage")) {
 		outs("this is not JSON\n");
 	} else if (is("invalid")) {

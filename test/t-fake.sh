@@ -48,7 +48,7 @@ fake big
 check "fake: an endless reply is refused" 5 '' \
 	"qga: $S: reply larger than 1048576 bytes (see --max-reply)" \
 	$QGA -s "$S" --max-reply 1M guest-ping
-if [ "$QGA" = ./qga ]; then
+if [ "$QGA" = "$PWD/qga" ]; then
 	/usr/bin/time -f %M -o "$T/rss" $QGA -s "$S" --max-reply 4M guest-ping 2>/dev/null
 	rss=$(tail -n 1 "$T/rss")
 	expect "fake: memory stays bounded by --max-reply (peak $rss KiB)" test "$rss" -lt 16384

@@ -1,0 +1,178 @@
+# The built-in commands, against the real agent wherever it can serve, and
+# against the fake agent for what must not happen to this machine.
+C=$T/cmds
+mkdir -p "$C/state" "$C/state2" "$C/files"
+rm -f "$C/qga.sock" "$C/noexec.sock"
+start cagent qemu-ga --method=unix-listen --path="$C/qga.sock" \
+	--statedir="$C/state" --logfile="$C/qga.log" --block-rpcs="$BLOCK"
+start noexec qemu-ga --method=unix-listen --path="$C/noexec.sock" \
+	--statedir="$C/state2" --logfile="$C/qga2.log" --block-rpcs="$BLOCK,guest-exec"
+wait_for "$C/qga.sock"
+wait_for "$C/noexec.sock"
+export QGA_SOCKET="$C/qga.sock"
+nl='
+'
+
+# exec and sh: the guest's output here, its status as ours.
+check "exec /bin/true" 0 '' '' $QGA exec -- /bin/true
+check "exec /bin/false" 1 '' '' $QGA exec /bin/false
+check "sh: stdout, stderr and the exit code" 7 'out' 'err' \
+	$QGA sh 'echo out; echo err >&2; exit 7'
+check "sh: killed by a signal is 128+N" 137 '' '' $QGA sh 'kill -9 $$'
+check "sh: positional arguments" 0 'sh a b c' '' $QGA sh 'echo "$0 $1 $2" c' a b
+head -c 100000 /dev/urandom >"$C/rand"
+$QGA exec -i -- /bin/cat <"$C/rand" >"$C/rand.out"
+expect "exec -i: binary stdin comes back byte for byte" cmp -s "$C/rand" "$C/rand.out"
+check "exec -e: the environment, with a PATH" 0 \
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin${nl}FOO=bar baz" '' \
+	$QGA exec -e 'FOO=bar baz' -- /usr/bin/env
+check "exec -e PATH: the user's PATH only" 0 "PATH=/bin${nl}A=1" '' \
+	$QGA exec -e PATH=/bin -e A=1 -- /usr/bin/env
+check "exec -T: the program outlives the wait" 124 '' \
+	"qga: /bin/sleep still runs in the guest as pid [0-9]*" $QGA exec -T 0.2 -- /bin/sleep 1
+pid=$($QGA exec --no-wait -- /bin/echo later)
+expect "exec --no-wait prints the pid" test "$pid" -gt 0
+sleep 0.2
+check "exec-status PID" 0 '{"exitcode": 0, "out-data": "bGF0ZXIK", *"exited": true}' '' \
+	$QGA exec-status "$pid"
+check "exec: no such program" 255 '' \
+	"qga: guest-exec: GenericError: Guest agent command failed, error was 'Failed to execute child process *'" \
+	$QGA exec -- /no/such/program
+check "exec --merge on qemu-ga 7.2" 255 '' 'qga: exec --merge needs qemu-ga 8.1 or later' \
+	$QGA exec --merge -- /bin/true
+check "exec: qga's own failure is 255" 255 '' "qga: connect $C/nope: No such file or directory" \
+	$QGA -s "$C/nope" exec -- /bin/true
+check "exec disabled, said plainly" 255 '' \
+	'qga: guest-exec is disabled by the guest agent'"'"'s configuration' \
+	$QGA -s "$C/noexec.sock" exec -- /bin/true
+check "exec -i: too much stdin is refused before sending" 255 '' \
+	'qga: exec -i: stdin is larger than the agent accepts (50331645 bytes)' \
+	sh -c "head -c 50331646 /dev/zero | $QGA -s '$C/nope' exec -i -- /bin/cat"
+$QGA sh 'head -c 16777217 /dev/zero' >"$C/trunc" 2>"$C/trunc.err"
+expect "exec: output truncated by the agent is written" test "$(wc -c <"$C/trunc")" = 16777216
+expect "exec: and warned about" grep -q "the agent truncated the program's stdout" "$C/trunc.err"
+check "exec without a program" 255 '' 'usage: qga*exec*' $QGA exec
+
+# Files: byte-exact for any size, the handle always closed.
+fds() { ls /proc/"$PID_cagent"/fd | wc -l; }
+for n in 0 1 12345 4194303 4194304 4194305; do
+	head -c $n /dev/urandom >"$C/src"
+	$QGA put "$C/src" "$C/files/r$n" && $QGA get "$C/files/r$n" "$C/got"
+	expect "put and get $n bytes" cmp -s "$C/src" "$C/got"
+	expect "the guest file holds $n bytes" cmp -s "$C/src" "$C/files/r$n"
+done
+head -c 104857601 /dev/urandom >"$C/big"
+$QGA put "$C/big" "$C/files/big" && $QGA get "$C/files/big" "$C/big.got"
+expect "put and get 100 MiB + 1 (checksums)" \
+	test "$(sha256sum <"$C/big")" = "$(sha256sum <"$C/big.got")"
+rm -f "$C/big.got"
+$QGA cat "$C/files/r1" "$C/files/r12345" >"$C/cat.out"
+expect "cat several files" sh -c "cat '$C/files/r1' '$C/files/r12345' | cmp -s - '$C/cat.out'"
+printf 'one\n' | $QGA put "$C/files/log"
+printf 'two\n' | $QGA put -a - "$C/files/log"
+check "put from stdin, then -a appends" 0 "one${nl}two" '' $QGA cat "$C/files/log"
+check "get - writes to stdout" 0 "one${nl}two" '' $QGA get "$C/files/log" -
+mkdir -p "$C/here"
+(cd "$C/here" && $QGA get "$C/files/log") && $QGA get "$C/files/r1" "$C/here"
+expect "get names the copy after the guest file" cmp -s "$C/files/log" "$C/here/log"
+expect "get into a folder" cmp -s "$C/files/r1" "$C/here/r1"
+check "get a missing file" 1 '' \
+	"qga: guest-file-open: GenericError: failed to open file '/no/such' (mode: 'r'): No such file or directory" \
+	$QGA get /no/such "$C/here/x"
+expect "no partial file is left" test -z "$(ls "$C/here" | grep -v '^log$' | grep -v '^r1$')"
+check "cat into a full disk fails" 3 '' 'qga: write stdout: No space left on device' \
+	sh -c "$QGA cat '$C/files/r12345' >/dev/full"
+sleep 1
+fd0=$(fds)
+$QGA get "$C/files/big" "$C/here/big" 2>"$C/int.err" &
+getpid=$!
+sleep 0.3
+kill -INT $getpid
+wait $getpid
+expect "get interrupted by SIGINT exits 130" test $? = 130
+expect "and says so" grep -q "^qga: .*: interrupted$" "$C/int.err"
+expect "an interrupted get leaves no partial file" test -z "$(ls "$C/here" | grep big)"
+sleep 0.1
+expect "every guest file handle was closed ($(fds) fds, $fd0 before)" test "$(fds)" = "$fd0"
+check "the agent is fine after that" 0 '' '' $QGA ping
+
+# Information, checked against this machine, where the agent runs.
+check "ping" 0 '' '' $QGA ping
+check "hostname" 0 "$(hostname)" '' $QGA hostname
+check "hostname -j" 0 '{"return": {"host-name": "*"}}' '' $QGA hostname -j
+check "info" 0 'qemu-ga *: * commands, * disabled*guest-exec *enabled*guest-shutdown *disabled, no reply on success*' '' \
+	$QGA info
+check "osinfo" 0 "*id: $(. /etc/os-release; echo "$ID")*" '' $QGA osinfo
+check "time" 0 "$(date -u +%Y-%m-%d)T*Z" '' $QGA time
+check "timezone" 0 '*[+-][0-9][0-9][0-9][0-9]' '' $QGA timezone
+check "users" 0 'USER  DOMAIN  LOGIN (UTC)*' '' $QGA users
+check "ifconfig shows lo" 0 '*lo *00:00:00:00:00:00  127.0.0.1/8*' '' $QGA ifconfig
+check "df shows /" 0 'Mounted on  Type *Device *Used *Size *Use%*/ *' '' $QGA df
+ncpu=$(ls -d /sys/devices/system/cpu/cpu[0-9]* | wc -l)
+check "vcpus" 0 'CPU  STATE *CAN-OFFLINE*' '' $QGA vcpus
+expect "vcpus lists every cpu" test "$($QGA vcpus | grep -c online)" = "$ncpu"
+check "disks" 0 'NAME*TYPE*DEPENDS ON*' '' $QGA disks
+check "-j prints the reply as it came" 0 '{"return": \[*\]}' '' $QGA -j vcpus
+
+# Power, freeze, trim and credentials: refused by the real agent here,
+# carried out by the fake one.
+check "shutdown, blocked" 1 '' \
+	"qga: guest-shutdown is disabled by the guest agent's configuration" $QGA shutdown
+check "fsfreeze status" 0 'thawed' '' $QGA fsfreeze status
+check "fsfreeze freeze, blocked" 1 '' \
+	"qga: guest-fsfreeze-freeze is disabled by the guest agent's configuration" $QGA fsfreeze freeze
+check "fstrim, blocked" 1 '' \
+	"qga: guest-fstrim is disabled by the guest agent's configuration" $QGA fstrim
+check "passwd, blocked" 1 '' \
+	"qga: guest-set-user-password is disabled by the guest agent's configuration" \
+	sh -c "echo pw | $QGA passwd nobody"
+check "ssh-keys add, blocked" 1 '' \
+	"qga: guest-ssh-add-authorized-keys is disabled by the guest agent's configuration" \
+	sh -c "echo 'ssh-ed25519 AAAA a@b' | $QGA ssh-keys add nobody"
+check "ssh-keys list, an error" 1 '' \
+	"qga: guest-ssh-get-authorized-keys: GenericError: *" $QGA ssh-keys list nosuchuser
+check "fsfreeze bogus" 2 '' 'usage: qga \[OPTIONS\] fsfreeze*' $QGA fsfreeze bogus
+expect "the agents survived every command" alive cagent
+expect "the agents survived every command" alive noexec
+
+F=$T/fake
+mkdir -p "$F"
+rm -f "$F/ok.sock" "$F/poweroff.sock"
+start fakeok "$PWD/test/fakeagent" "$F/ok.sock" ok
+start fakepoweroff "$PWD/test/fakeagent" "$F/poweroff.sock" poweroff
+wait_for "$F/ok.sock"
+wait_for "$F/poweroff.sock"
+export QGA_SOCKET="$F/ok.sock"
+check "fake: shutdown accepted" 0 '' '' $QGA shutdown
+check "fake: reboot accepted" 0 '' '' $QGA reboot
+check "fake: halt, the guest gone at once" 0 '' '' $QGA -s "$F/poweroff.sock" halt
+check "fake: fsfreeze freeze" 0 'froze 2 filesystems' '' $QGA fsfreeze freeze
+check "fake: fsfreeze freeze MOUNTPOINT" 0 'froze 1 filesystem' '' $QGA fsfreeze freeze /mnt
+check "fake: fsfreeze status" 0 'frozen' '' $QGA fsfreeze status
+check "fake: fsfreeze thaw" 0 'thawed 2 filesystems' '' $QGA fsfreeze thaw
+check "fake: fstrim" 0 "/      1024 bytes trimmed${nl}/boot  Operation not supported" '' $QGA fstrim 4096
+check "fake: passwd from stdin" 0 '' '' sh -c "echo s3cret | $QGA passwd alice"
+check "fake: passwd, another password" 1 '' \
+	'qga: guest-set-user-password: GenericError: unexpected user or password' \
+	sh -c "echo nope | $QGA passwd alice"
+printf '# keys\nssh-ed25519 AAAA a@b\n\nssh-rsa BBBB c@d\n' >"$C/keys"
+check "fake: ssh-keys add FILE" 0 '' '' $QGA ssh-keys add alice "$C/keys"
+check "fake: ssh-keys remove -" 0 '' '' sh -c "$QGA ssh-keys remove alice - <'$C/keys'"
+check "fake: ssh-keys list" 0 "ssh-ed25519 AAAA a@b${nl}ssh-rsa BBBB c@d" '' $QGA ssh-keys list alice
+
+# wait: for a socket that is not there yet, an agent not up, silence.
+check "wait for nothing" 4 '' "qga: $C/late.sock: no agent answered within 0.500 s" \
+	$QGA -s "$C/late.sock" wait -T 0.5
+(sleep 0.5 && exec "$PWD/test/fakeagent" "$C/late.sock" ok) &
+PIDS="$PIDS $!"
+check "wait for an agent that comes late" 0 '' '' $QGA -s "$C/late.sock" wait -T 10
+rm -f "$F/stall.sock"
+start stall "$PWD/test/fakeagent" "$F/stall.sock" stall
+wait_for "$F/stall.sock"
+check "wait on an agent that never answers" 4 '' \
+	"qga: $F/stall.sock: no agent answered within 1.500 s" $QGA -s "$F/stall.sock" wait -T 1.5
+unset QGA_SOCKET
+
+check "help COMMAND" 0 'usage: qga \[OPTIONS\] get REMOTE \[LOCAL|-\]*' '' $QGA help get
+check "COMMAND --help" 0 'usage: qga \[OPTIONS\] put*' '' $QGA put --help
+check "help for nothing known" 2 '' 'usage: qga \[OPTIONS\] help*' $QGA help nope
