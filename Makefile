@@ -8,6 +8,11 @@ CFLAGS = -Os
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wwrite-strings
 HOSTCC = cc
+# Size: no unwind tables (C needs none), unused sections dropped, no padding
+# between segments.
+TIGHT = -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
+	-fno-unwind-tables -Wl,--gc-sections -Wl,--build-id=none -Wl,-z,norelro \
+	-Wl,-z,noseparate-code
 SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 JSONSUITE = ../shared/jsontestsuite/test_parsing
@@ -22,8 +27,7 @@ qga: qga.c json.c json.h
 		else echo "note: musl-gcc not found (Debian: musl-tools), building with $$cc"; fi;; \
 	esac; \
 	echo "$$cc $(CFLAGS) ... -static -s -o $@"; \
-	$$cc $(CFLAGS) $(WARN) -ffunction-sections -fdata-sections -static -s \
-		-Wl,--gc-sections $(LDFLAGS) -o $@ qga.c json.c
+	$$cc $(CFLAGS) $(WARN) $(TIGHT) -static -s $(LDFLAGS) -o $@ qga.c json.c
 
 # The same program under AddressSanitizer and UBSan, for the test suite.
 qga-asan: qga.c json.c json.h

@@ -1356,17 +1356,23 @@ table_add(struct table *t, ...)
 static void
 table_print(struct table *t)
 {
-	int w[8] = {0}, i, len;
+	int w[8] = {0}, i, j, last, len;
+	char **row;
 
 	for (i = 0; i < t->n; i++)
 		if ((len = (int)strlen(t->cell[i])) > w[i % t->ncol])
 			w[i % t->ncol] = len;
-	for (i = 0; i < t->n; i++) {
-		if (i % t->ncol == t->ncol - 1)
-			printf("%s\n", t->cell[i]);
-		else
-			printf("%-*s  ", w[i % t->ncol], t->cell[i]);
-		free(t->cell[i]);
+	for (i = 0; i < t->n; i += t->ncol) {
+		row = t->cell + i;
+		for (last = t->ncol - 1; last > 0 && !*row[last]; last--)
+			;
+		for (j = 0; j < t->ncol; j++) {
+			if (j < last)
+				printf("%-*s  ", w[j], row[j]);
+			else if (j == last)
+				printf("%s\n", row[j]);
+			free(row[j]);
+		}
 	}
 	free(t->cell);
 }
@@ -2729,13 +2735,14 @@ cmd_help(int argc, char **argv)
 /* ------------------------------------------------------------------ */
 
 static const char usage_text[] =
-"usage: qga [OPTIONS] COMMAND [KEY=VALUE]...\n"
+"usage: qga [OPTIONS] COMMAND [ARG]...   (a built-in command, below)\n"
+"       qga [OPTIONS] NAME [KEY=VALUE]...  (any agent or QMP command)\n"
 "       qga [OPTIONS] '{\"execute\": ...}'\n"
 "       qga [OPTIONS] [-]            (a batch: one request per line of stdin)\n"
 "\n"
-"Sends a request to a QEMU Guest Agent (or a QMP monitor) and prints the\n"
-"reply. A value that parses as JSON is sent as JSON, anything else as a\n"
-"string.\n"
+"Talks to a QEMU Guest Agent (or a QMP monitor). A raw command's reply is\n"
+"printed as it came; in KEY=VALUE, a value that parses as JSON is sent as\n"
+"JSON, anything else as a string.\n"
 "\n"
 "options:\n"
 "  -s, --socket ADDR     unix:PATH, tcp:HOST:PORT, vsock:CID:PORT, serial:PATH\n"
@@ -2745,6 +2752,7 @@ static const char usage_text[] =
 "                        allowed, 0 for none (default 10)\n"
 "  -r, --return          print only the reply's return value\n"
 "  -p, --pretty          indent what is printed\n"
+"  -j, --json            built-in commands print the agent's reply as it came\n"
 "      --qmp             the peer is a QMP monitor (else detected by its\n"
 "                        greeting)\n"
 "      --no-sync         skip the 0xFF + guest-sync-delimited resync\n"
@@ -2753,12 +2761,23 @@ static const char usage_text[] =
 "  -V, --version         the version\n"
 "\n"
 "exit status: 0 success; 1 the agent answered with an error; 2 usage;\n"
-"3 connection or I/O failure; 4 timeout; 5 protocol error.\n";
+"3 connection or I/O failure; 4 timeout; 5 protocol error. exec and sh exit\n"
+"with the guest program's status, or 255 when qga fails.\n"
+"\n"
+"commands (qga help COMMAND says more):\n";
 
 static void
 usage(int status)
 {
-	fputs(usage_text, status ? stderr : stdout);
+	FILE *f = status ? stderr : stdout;
+	size_t i;
+
+	fputs(usage_text, f);
+	for (i = 0; i < sizeof cmds / sizeof *cmds; i++)
+		fprintf(f, "  %-12s %.*s\n", cmds[i].name,
+		        *cmds[i].usage ? (int)strlen(cmds[i].usage) :
+		        (int)strcspn(cmds[i].help, "\n"),
+		        *cmds[i].usage ? cmds[i].usage : cmds[i].help);
 	exit(status);
 }
 
