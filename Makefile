@@ -52,12 +52,27 @@ check: qga qga-asan $(TESTBIN)
 demo: qga
 	test/demo
 
+# The same binary as an OCI image (FROM scratch, one layer, the binary as
+# entrypoint) in qga-oci.tar, built without a container daemon.
+image: qga
+	rm -rf qga-oci qga-oci.tar qga-bundle
+	umoci init --layout qga-oci
+	umoci new --image qga-oci:qga
+	umoci unpack --image qga-oci:qga qga-bundle
+	cp qga qga-bundle/rootfs/qga
+	umoci repack --image qga-oci:qga qga-bundle
+	umoci config --image qga-oci:qga --config.entrypoint /qga --config.cmd --help \
+		--os linux --architecture "$$(uname -m | sed 's/x86_64/amd64/;s/aarch64/arm64/')"
+	cd qga-oci && tar -cf ../qga-oci.tar .
+	rm -rf qga-oci qga-bundle
+	@echo "qga-oci.tar: skopeo copy oci-archive:qga-oci.tar:qga docker-daemon:qga:latest"
+
 install: qga
 	mkdir -p $(DESTDIR)$(BINDIR)
 	cp qga $(DESTDIR)$(BINDIR)/qga
 	chmod 755 $(DESTDIR)$(BINDIR)/qga
 
 clean:
-	rm -f qga qga-asan $(TESTBIN) test/fuzz
+	rm -f qga qga-asan qga-oci.tar $(TESTBIN) test/fuzz
 
-.PHONY: all check demo install clean fuzz
+.PHONY: all check demo image install clean fuzz

@@ -1202,8 +1202,8 @@ agent_error(const struct reply *r, const char *name)
 
 	member_str(r->js, &r->tok[r->err], "desc", desc, sizeof desc);
 	if (strstr(desc, "has been disabled"))
-		return fail(EX_AGENT, "%s is disabled by the guest agent's "
-		            "configuration", name);
+		return fail(EX_AGENT, "%s is disabled in the guest agent (by its "
+		            "configuration, or while frozen)", name);
 	return reply_error(r, name);
 }
 
@@ -1969,7 +1969,7 @@ simple_call(const char *name, struct reply *r, struct doc *d)
 static const char *
 iso_time(long long secs, long nsec)
 {
-	static char s[48];
+	static char s[80];
 	long long days = secs / 86400, rem = secs % 86400, y, era, doe, yoe, doy, mp;
 	unsigned d, m;
 

@@ -43,7 +43,7 @@ check "exec --merge on qemu-ga 7.2" 255 '' 'qga: exec --merge needs qemu-ga 8.1 
 check "exec: qga's own failure is 255" 255 '' "qga: connect $C/nope: No such file or directory" \
 	$QGA -s "$C/nope" exec -- /bin/true
 check "exec disabled, said plainly" 255 '' \
-	'qga: guest-exec is disabled by the guest agent'"'"'s configuration' \
+	'qga: guest-exec is disabled in the guest agent (by its configuration, or while frozen)' \
 	$QGA -s "$C/noexec.sock" exec -- /bin/true
 check "exec -i: too much stdin is refused before sending" 255 '' \
 	'qga: exec -i: stdin is larger than the agent accepts (50331645 bytes)' \
@@ -117,17 +117,17 @@ check "-j prints the reply as it came" 0 '{"return": \[*\]}' '' $QGA -j vcpus
 # Power, freeze, trim and credentials: refused by the real agent here,
 # carried out by the fake one.
 check "shutdown, blocked" 1 '' \
-	"qga: guest-shutdown is disabled by the guest agent's configuration" $QGA shutdown
+	"qga: guest-shutdown is disabled in the guest agent (by its configuration, or while frozen)" $QGA shutdown
 check "fsfreeze status" 0 'thawed' '' $QGA fsfreeze status
 check "fsfreeze freeze, blocked" 1 '' \
-	"qga: guest-fsfreeze-freeze is disabled by the guest agent's configuration" $QGA fsfreeze freeze
+	"qga: guest-fsfreeze-freeze is disabled in the guest agent (by its configuration, or while frozen)" $QGA fsfreeze freeze
 check "fstrim, blocked" 1 '' \
-	"qga: guest-fstrim is disabled by the guest agent's configuration" $QGA fstrim
+	"qga: guest-fstrim is disabled in the guest agent (by its configuration, or while frozen)" $QGA fstrim
 check "passwd, blocked" 1 '' \
-	"qga: guest-set-user-password is disabled by the guest agent's configuration" \
+	"qga: guest-set-user-password is disabled in the guest agent (by its configuration, or while frozen)" \
 	sh -c "echo pw | $QGA passwd nobody"
 check "ssh-keys add, blocked" 1 '' \
-	"qga: guest-ssh-add-authorized-keys is disabled by the guest agent's configuration" \
+	"qga: guest-ssh-add-authorized-keys is disabled in the guest agent (by its configuration, or while frozen)" \
 	sh -c "echo 'ssh-ed25519 AAAA a@b' | $QGA ssh-keys add nobody"
 check "ssh-keys list, an error" 1 '' \
 	"qga: guest-ssh-get-authorized-keys: GenericError: *" $QGA ssh-keys list nosuchuser

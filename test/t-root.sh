@@ -1,0 +1,21 @@
+# qga in an empty root: nothing but the binary and the agent's socket, as
+# in an initramfs or a rescue shell. No libc, no /etc, no /dev.
+case $QGA in *-asan) return 0 ;; esac
+if [ "$(id -u)" != 0 ]; then
+	echo "skipping the empty-root test: chroot needs root"
+	return 0
+fi
+E=$T/empty
+mkdir -p "$E/root" "$E/state"
+cp "$QGA" "$E/root/qga"
+start rootagent qemu-ga --method=unix-listen --path="$E/root/qga.sock" \
+	--statedir="$E/state" --logfile="$E/qga.log" --block-rpcs="$BLOCK"
+wait_for "$E/root/qga.sock"
+expect "root: qga is static (no program interpreter)" sh -c "! readelf -l '$QGA' | grep -q INTERP"
+expect "root: the root holds only qga and the socket" test "$(ls -A "$E/root" | tr '\n' ' ')" = "qga qga.sock "
+check "root: ping" 0 '' '' chroot "$E/root" /qga -s /qga.sock ping
+check "root: a raw command" 0 '{"return": {}}' '' chroot "$E/root" /qga -s /qga.sock guest-ping
+check "root: exec" 0 'hello from the agent' '' \
+	chroot "$E/root" /qga -s /qga.sock exec -- /bin/echo hello from the agent
+check "root: an error" 3 '' 'qga: connect /nope.sock: No such file or directory' \
+	chroot "$E/root" /qga -s /nope.sock ping

@@ -1,0 +1,111 @@
+# qga against a real VM: the agent inside a guest, over virtio-serial,
+# where there is no disconnect and shutdown really powers off. Run once,
+# with the plain binary: it boots a kernel under emulation.
+case $QGA in *-asan) return 0 ;; esac
+V=$T/vm
+mkdir -p "$V"
+if ! test/vm/build >"$V/build.log" 2>&1; then
+	echo "skipping the VM tests: the VM could not be built:"
+	sed 's/^/  /' "$V/build.log"
+	return 0
+fi
+I=$PWD/test/vm/cache
+mkfs.ext4 -q -F "$V/disk.img" 16M >/dev/null 2>&1
+
+# vm ACCEL: boots the VM; QGA_SOCK and QMP_SOCK are its two sockets.
+vm() {
+	rm -f "$V/qga.sock" "$V/qmp.sock"
+	set -- -accel "$1" -M pc -m 512 -nodefaults -display none \
+		-kernel $I/vmlinuz -initrd $I/initramfs.cpio.gz \
+		-append "console=ttyS0 panic=-1 quiet" -serial file:"$V/console.log" \
+		-chardev socket,path="$V/qga.sock",server=on,wait=off,id=qga0 \
+		-device virtio-serial -device virtserialport,chardev=qga0,name=org.qemu.guest_agent.0 \
+		-drive file="$V/disk.img",format=raw,if=virtio \
+		-qmp unix:"$V/qmp.sock",server=on,wait=off
+	[ "$2" = kvm ] && set -- "$@" -cpu host
+	start qemuvm qemu-system-x86_64 "$@"
+}
+
+# KVM where it boots this kernel, TCG otherwise; the answer is kept.
+if [ ! -s $I/accel ]; then
+	echo tcg >$I/accel
+	if [ -w /dev/kvm ]; then
+		vm kvm
+		i=0
+		while alive qemuvm && [ $i -lt 15 ]; do
+			$QGA -s "$V/qga.sock" wait -T 1 2>/dev/null && { echo kvm >$I/accel; break; }
+			i=$((i + 1))
+		done
+		stop_all
+	fi
+fi
+accel=$(cat $I/accel)
+echo "VM: booting Debian's cloud kernel under $accel"
+
+S=$V/qga.sock
+# wait is started before the VM: the socket is not even there yet.
+$QGA -s "$S" wait -T 60 >"$V/wait.out" 2>&1 &
+waitpid=$!
+PIDS="$PIDS $waitpid"
+sleep 0.2
+t0=$(date +%s)
+vm "$accel"
+wait $waitpid
+expect "vm: wait, started before the VM, sees the agent come up" test $? = 0
+echo "VM: the agent answered $(($(date +%s) - t0)) s after QEMU started"
+export QGA_SOCKET=$S
+nl='
+'
+
+check "vm: ping" 0 '' '' $QGA ping
+check "vm: info" 0 'qemu-ga *: * commands, * disabled*guest-exec *enabled*guest-shutdown *enabled, no reply*' '' \
+	$QGA info
+check "vm: osinfo" 0 '*kernel-release: *-cloud-amd64*id: qgavm' '' $QGA osinfo
+check "vm: hostname" 0 'qgavm' '' $QGA hostname
+check "vm: a raw command" 0 '{"return": {"host-name": "qgavm"}}' '' $QGA guest-get-host-name
+
+check "vm: exec status, stdout, stderr" 3 'out' 'err' $QGA sh 'echo out; echo err >&2; exit 3'
+check "vm: exec killed by a signal" 143 '' '' $QGA sh 'kill -TERM $$'
+check "vm: exec with stdin" 0 'HELLO VM' '' \
+	sh -c "echo 'hello vm' | $QGA exec -i -- /bin/tr a-z A-Z"
+check "vm: exec with an environment" 0 "*X=1*" '' $QGA exec -e X=1 -- /bin/env
+
+head -c 67108864 /dev/urandom >"$V/big"
+$QGA put "$V/big" /tmp/big && $QGA get /tmp/big "$V/big.got"
+expect "vm: put and get 64 MiB (checksums)" \
+	test "$(sha256sum <"$V/big")" = "$(sha256sum <"$V/big.got")"
+check "vm: the guest's checksum agrees" 0 "$(sha256sum <"$V/big" | cut -c1-64)  /tmp/big" '' \
+	$QGA sh 'sha256sum /tmp/big'
+$QGA sh 'rm /tmp/big'
+rm -f "$V/big" "$V/big.got"
+
+# A client that half-closes gets nothing; its reply waits for the next
+# client, who must get only its own.
+printf '{"execute":"guest-get-host-name","id":"stale"}' | socat -t0.5 - UNIX-CONNECT:"$S" >"$V/halfclose.out"
+expect "vm: a half-closing client gets no reply" test ! -s "$V/halfclose.out"
+check "vm: the next client gets only its own reply" 0 '{"return": {}, "id": "mine"}' '' \
+	$QGA '{"execute":"guest-ping","id":"mine"}'
+check "vm: and so does a batch" 0 "{}$nl{\"host-name\": \"qgavm\"}" '' \
+	sh -c "printf 'guest-ping\nguest-get-host-name\n' | $QGA -r"
+
+check "vm: fsfreeze status" 0 'thawed' '' $QGA fsfreeze status
+check "vm: fsfreeze freeze" 0 'froze 1 filesystem' '' $QGA fsfreeze freeze
+check "vm: fsfreeze status, frozen" 0 'frozen' '' $QGA fsfreeze status
+check "vm: a frozen agent refuses exec" 255 '' \
+	'qga: guest-exec is disabled in the guest agent (by its configuration, or while frozen)' \
+	$QGA exec -- /bin/touch /mnt/x
+check "vm: fsfreeze thaw" 0 'thawed 1 filesystem' '' $QGA fsfreeze thaw
+check "vm: fsfreeze status, thawed" 0 'thawed' '' $QGA fsfreeze status
+
+# shutdown: QMP reports the guest's SHUTDOWN and QEMU exits.
+(printf '{"execute":"qmp_capabilities"}\n'; sleep 30) |
+	socat - UNIX-CONNECT:"$V/qmp.sock" >"$V/events" 2>/dev/null &
+PIDS="$PIDS $!"
+sleep 0.3
+check "vm: shutdown" 0 '' '' $QGA shutdown
+i=0
+while alive qemuvm && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+expect "vm: QEMU exited" test "$i" -lt 100
+expect "vm: QMP reported the guest's SHUTDOWN" \
+	grep -q '"event": "SHUTDOWN", "data": {"guest": true' "$V/events"
+unset QGA_SOCKET
