@@ -2643,6 +2643,690 @@ cmd_wait(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* serve: one agent shared by many clients                             */
+/* ------------------------------------------------------------------ */
+
+/* The agent serves one client at a time, keeps its parser state between
+ * clients and exits when one leaves a reply unread. serve holds the one
+ * connection to it and queues the requests of all its clients, sending
+ * one at a time and returning each reply to the client that asked. It is
+ * single-threaded: poll() for the clients, a bounded wait for the agent. */
+
+struct client {
+	int fd, http;
+	unsigned gen;         /* tells a reused slot from the client gone */
+	struct buf in, out;
+	size_t outoff;
+	struct json_scan sc;
+	char name[64];
+};
+
+enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_HEALTH };
+
+struct item {
+	int cl, kind, keep;   /* keep: HTTP keep-alive */
+	unsigned gen;
+	char *req;            /* the request, or a local reply */
+	size_t len;
+	char name[64];
+};
+
+static struct {
+	struct client *cl;
+	int ncl, max;
+	struct item *q;
+	size_t qhead, qlen, qcap;
+	int lfd[16], lhttp[16], nl;
+	int agent_up, quiet;
+	mode_t mode;
+	long long retry_at, backoff;
+	size_t maxreq;
+	char **allow, **deny;
+	int nallow, ndeny;
+} sv;
+
+static volatile sig_atomic_t stopping;
+
+static void
+on_stop(int sig)
+{
+	stopping = sig;
+}
+
+static void
+note(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (sv.quiet)
+		return;
+	va_start(ap, fmt);
+	fputs("qga serve: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+/* Splits a comma-separated list of command names. */
+static int
+split_list(char *s, char ***list)
+{
+	int n = 0;
+	char *p;
+
+	for (p = strtok(s, ","); p; p = strtok(NULL, ",")) {
+		*list = xrealloc(*list, (size_t)(n + 1) * sizeof **list);
+		(*list)[n++] = p;
+	}
+	return n;
+}
+
+static int
+listed(char **list, int n, const char *name)
+{
+	while (n-- > 0)
+		if (!strcmp(list[n], name))
+			return 1;
+	return 0;
+}
+
+static int
+serve_listen(const char *addr)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct addrinfo hints = {0}, *res;
+	char spec[300], *host, *port;
+	int fd, one = 1, r;
+
+	if (!strncmp(addr, "unix:", 5)) {
+		addr += 5;
+		if (strlen(addr) >= sizeof sun.sun_path)
+			die(EX_USAGE, "socket path too long: %s", addr);
+		strcpy(sun.sun_path, addr);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			die(EX_IO, "socket:");
+		/* A socket nobody answers on is stale; a live one is not ours. */
+		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0)
+			die(EX_USAGE, "%s: another server listens there", addr);
+		if (errno == ECONNREFUSED)
+			unlink(addr);
+		close(fd);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
+		    chmod(addr, sv.mode) < 0)
+			die(EX_IO, "listen on %s:", addr);
+	} else if (!strncmp(addr, "tcp:", 4) && strlen(addr) < sizeof spec + 4) {
+		strcpy(spec, addr + 4);
+		if (split_hostport(spec, &host, &port) < 0)
+			die(EX_USAGE, "bad address '%s': expected tcp:HOST:PORT", addr);
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_PASSIVE;
+		if ((r = getaddrinfo(host, port, &hints, &res)))
+			die(EX_USAGE, "resolve %s: %s", addr, gai_strerror(r));
+		fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			die(EX_IO, "socket:");
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (bind(fd, res->ai_addr, res->ai_addrlen) < 0)
+			die(EX_IO, "listen on %s:", addr);
+		freeaddrinfo(res);
+	} else
+		die(EX_USAGE, "bad listen address '%s': expected unix:PATH or "
+		    "tcp:HOST:PORT", addr);
+	if (listen(fd, 64) < 0)
+		die(EX_IO, "listen on %s:", addr);
+	return fd;
+}
+
+static void
+client_close(int i, const char *why)
+{
+	struct client *c = &sv.cl[i];
+
+	if (c->fd < 0)
+		return;
+	note("%s: %s", c->name, why);
+	close(c->fd);
+	c->fd = -1;
+	free(c->in.p);
+	free(c->out.p);
+	memset(&c->in, 0, sizeof c->in);
+	memset(&c->out, 0, sizeof c->out);
+}
+
+static void
+client_flush(int i)
+{
+	struct client *c = &sv.cl[i];
+	ssize_t w;
+
+	while (c->fd >= 0 && c->outoff < c->out.len) {
+		w = send(c->fd, c->out.p + c->outoff, c->out.len - c->outoff,
+		         MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno == EAGAIN)
+			break;
+		if (w <= 0) {
+			client_close(i, "gone");
+			return;
+		}
+		c->outoff += (size_t)w;
+	}
+	if (c->outoff == c->out.len)
+		c->out.len = c->outoff = 0;
+	else if (c->out.len - c->outoff > sv.maxreq + opt.maxreply)
+		client_close(i, "cut off: it does not read its replies");
+}
+
+/* Queues work for the client, in its order among the others'. */
+static void
+enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep)
+{
+	struct item *it;
+
+	if (sv.qhead + sv.qlen == sv.qcap) {
+		if (sv.qhead) {
+			memmove(sv.q, sv.q + sv.qhead, sv.qlen * sizeof *sv.q);
+			sv.qhead = 0;
+		} else {
+			sv.qcap = sv.qcap ? 2 * sv.qcap : 64;
+			sv.q = xrealloc(sv.q, sv.qcap * sizeof *sv.q);
+		}
+	}
+	it = &sv.q[sv.qhead + sv.qlen++];
+	it->cl = i;
+	it->gen = sv.cl[i].gen;
+	it->kind = kind;
+	it->keep = keep;
+	it->req = xrealloc(NULL, len + 1);
+	memcpy(it->req, req, len);
+	it->len = len;
+	snprintf(it->name, sizeof it->name, "%s", name);
+}
+
+/* An error reply as the agent gives it, the request's id echoed. */
+static void
+error_reply(struct buf *b, const char *cls, const char *desc, const char *id,
+            size_t idlen)
+{
+	b->len = 0;
+	buf_str(b, "{\"error\": {\"class\": \"");
+	buf_str(b, cls);
+	buf_str(b, "\", \"desc\": ");
+	buf_jstr(b, desc, strlen(desc));
+	buf_str(b, "}");
+	if (idlen) {
+		buf_str(b, ", \"id\": ");
+		buf_add(b, id, idlen);
+	}
+	buf_str(b, "}\n");
+}
+
+/* Sorts one request from a client into the queue. */
+static void
+take_request(int i, const char *js, size_t len, int keep)
+{
+	struct json_parser p;
+	struct json_tok t[64];
+	struct buf b = {0};
+	const char *id = "";
+	char name[64], desc[160];
+	size_t idlen = 0;
+	long long sid;
+	int n, ex, args, v, kind = ITEM_AGENT;
+	long k = -1;
+
+	json_init(&p);
+	p.keep = 3;
+	n = json_parse(&p, js, len, t, 64);
+	if (n > 0 && t[0].type == JSON_OBJECT) {
+		if ((v = json_get(js, t, 0, "id")) >= 0) {
+			id = js + t[v].start - (t[v].type == JSON_STRING);
+			idlen = t[v].end - t[v].start + 2 * (t[v].type == JSON_STRING);
+		}
+		if ((ex = json_get(js, t, 0, "execute")) >= 0 && t[ex].type == JSON_STRING)
+			k = json_unescape(js, &t[ex], name, sizeof name - 1);
+	}
+	name[k >= 0 ? k : 0] = 0;
+	if (n < 0 && n != JSON_ENOMEM) {
+		error_reply(&b, "GenericError", "JSON parse error", "", 0);
+		kind = ITEM_LOCAL;
+	} else if (k < 0) {
+		error_reply(&b, "GenericError",
+		            "Expecting the request to be an object with 'execute'",
+		            id, idlen);
+		kind = ITEM_LOCAL;
+	} else if ((sv.nallow && !listed(sv.allow, sv.nallow, name)) ||
+	           listed(sv.deny, sv.ndeny, name)) {
+		snprintf(desc, sizeof desc, "Command %s has been disabled", name);
+		error_reply(&b, "CommandNotFound", desc, id, idlen);
+		kind = ITEM_LOCAL;
+	} else if (!strcmp(name, "guest-sync") || !strcmp(name, "guest-sync-delimited")) {
+		/* Every client syncs with the proxy, which is always in sync
+		 * with the agent. */
+		args = json_get(js, t, 0, "arguments");
+		v = args >= 0 ? json_get(js, t, args, "id") : -1;
+		if (v < 0 || json_int(js, &t[v], &sid) < 0) {
+			error_reply(&b, "GenericError", "Parameter 'id' is missing", id, idlen);
+		} else {
+			buf_str(&b, name[10] ? "\xff{\"return\": " : "{\"return\": ");
+			buf_add(&b, js + t[v].start, t[v].end - t[v].start);
+			if (idlen) {
+				buf_str(&b, ", \"id\": ");
+				buf_add(&b, id, idlen);
+			}
+			buf_str(&b, "}\n");
+		}
+		kind = ITEM_LOCAL;
+	} else if (!strcmp(name, "guest-shutdown") || !strncmp(name, "guest-suspend-", 14))
+		kind = ITEM_NOREPLY;
+	if (kind == ITEM_LOCAL)
+		enqueue(i, kind, b.p, b.len, name, keep);
+	else
+		enqueue(i, kind, js, len, name, keep);
+	free(b.p);
+}
+
+static const char parse_error_ff[] = "{\"error\": {\"class\": \"GenericError\", "
+	"\"desc\": \"JSON parse error, stray '\\uFFFD'\"}}\n";
+
+/* Frames the QGA requests a client sent. */
+static void
+client_qga(int i)
+{
+	struct client *c = &sv.cl[i];
+	int r;
+
+	for (;;) {
+		r = json_scan(&c->sc, c->in.p, c->in.len);
+		if (r == JSON_SCAN_MORE)
+			break;
+		if (r == JSON_SCAN_VALUE)
+			take_request(i, c->in.p + c->sc.start, c->sc.pos - c->sc.start, 1);
+		else if (r == JSON_SCAN_SENTINEL)
+			enqueue(i, ITEM_LOCAL, parse_error_ff, sizeof parse_error_ff - 1,
+			        "0xFF", 1);
+		else {
+			client_close(i, "cut off: it sent bytes that are not JSON");
+			return;
+		}
+	}
+	if (json_scan_between(&c->sc)) {
+		memmove(c->in.p, c->in.p + c->sc.pos, c->in.len - c->sc.pos);
+		c->in.len -= c->sc.pos;
+		json_scan_init(&c->sc, 0);
+	} else if (c->in.len - c->sc.start > sv.maxreq)
+		client_close(i, "cut off: its request is too large");
+}
+
+static void
+http_reply(int i, int code, const char *body, size_t len, int keep)
+{
+	static const char *const reasons[] = {
+		"200 OK", "204 No Content", "400 Bad Request", "404 Not Found",
+		"405 Method Not Allowed", "411 Length Required",
+		"413 Content Too Large", "503 Service Unavailable"};
+	struct client *c = &sv.cl[i];
+	char head[256];
+	const char *reason = "500 Internal Server Error";
+	size_t k;
+
+	for (k = 0; k < sizeof reasons / sizeof *reasons; k++)
+		if (atoi(reasons[k]) == code)
+			reason = reasons[k];
+	snprintf(head, sizeof head, "HTTP/1.1 %s\r\nContent-Type: application/json"
+	         "\r\nContent-Length: %zu\r\n%s\r\n", reason, len,
+	         keep ? "" : "Connection: close\r\n");
+	buf_str(&c->out, head);
+	buf_add(&c->out, body, len);
+	client_flush(i);
+	if (!keep && c->fd >= 0 && c->outoff == c->out.len)
+		client_close(i, "done");
+}
+
+/* Parses the HTTP requests a client sent: POST / with a request as the
+ * body, GET /health. */
+static void
+client_http(int i)
+{
+	struct client *c = &sv.cl[i];
+	char *end, *p, *line, *hv;
+	size_t head, body = 0, used;
+	int keep, chunked = 0, haslen = 0;
+
+	while (c->fd >= 0 && c->in.len) {
+		buf_need(&c->in, 1);
+		c->in.p[c->in.len] = 0;
+		if (!(end = strstr(c->in.p, "\r\n\r\n"))) {
+			if (c->in.len > 16384)
+				http_reply(i, 413, "", 0, 0);
+			return;
+		}
+		head = (size_t)(end - c->in.p) + 4;
+		*end = 0;
+		keep = !strstr(c->in.p, "HTTP/1.0");
+		for (line = strstr(c->in.p, "\r\n"); line; line = strstr(line, "\r\n")) {
+			line += 2;
+			if (!(hv = strchr(line, ':')))
+				continue;
+			for (p = line; p < hv; p++)
+				*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+			hv += 1 + strspn(hv + 1, " \t");
+			if (!strncmp(line, "content-length:", 15)) {
+				body = strtoul(hv, NULL, 10);
+				haslen = 1;
+			} else if (!strncmp(line, "connection:", 11))
+				keep = strncmp(hv, "close", 5) != 0 &&
+				       (keep || !strncmp(hv, "keep-alive", 10));
+			else if (!strncmp(line, "transfer-encoding:", 18))
+				chunked = 1;
+		}
+		if (body > sv.maxreq) {
+			http_reply(i, 413, "", 0, 0);
+			return;
+		}
+		if (c->in.len < head + body)
+			return;
+		if (!strncmp(c->in.p, "GET /health ", 12)) {
+			enqueue(i, ITEM_HEALTH, "", 0, "health", keep);
+		} else if (!strncmp(c->in.p, "POST / ", 7)) {
+			if (chunked || !haslen)
+				http_reply(i, 411, "", 0, 0);
+			else
+				take_request(i, c->in.p + head, body, keep);
+		} else if (!strncmp(c->in.p, "GET /", 5) || !strncmp(c->in.p, "POST /", 6))
+			http_reply(i, 404, "", 0, keep);
+		else if (strstr(c->in.p, " HTTP/1."))
+			http_reply(i, 405, "", 0, keep);
+		else
+			http_reply(i, 400, "", 0, 0);
+		used = head + body;
+		if (c->fd < 0)
+			return;
+		memmove(c->in.p, c->in.p + used, c->in.len - used);
+		c->in.len -= used;
+	}
+}
+
+static void
+client_read(int i)
+{
+	struct client *c = &sv.cl[i];
+	ssize_t n;
+
+	buf_need(&c->in, 65536);
+	n = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		client_close(i, "disconnected");
+		return;
+	}
+	c->in.len += (size_t)n;
+	if (c->http)
+		client_http(i);
+	else
+		client_qga(i);
+}
+
+static void
+client_accept(int lfd, int http)
+{
+	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), i;
+	static unsigned gen;
+
+	if (fd < 0)
+		return;
+	for (i = 0; i < sv.ncl && sv.cl[i].fd >= 0; i++)
+		;
+	if (i == sv.max) {
+		note("refused a client: already %d (--max-clients)", sv.max);
+		close(fd);
+		return;
+	}
+	if (i == sv.ncl)
+		sv.ncl++;
+	memset(&sv.cl[i], 0, sizeof sv.cl[i]);
+	sv.cl[i].fd = fd;
+	sv.cl[i].http = http;
+	sv.cl[i].gen = ++gen;
+	json_scan_init(&sv.cl[i].sc, 0);
+	snprintf(sv.cl[i].name, sizeof sv.cl[i].name, "%s client %u",
+	         http ? "HTTP" : "QGA", gen);
+	note("%s: connected", sv.cl[i].name);
+}
+
+/* Opens the agent when it is down, no more often than the backoff allows. */
+static int
+agent_ready(void)
+{
+	int s;
+
+	if (sv.agent_up)
+		return 1;
+	if (now_ms() < sv.retry_at)
+		return 0;
+	conn_close(&sess);
+	if ((s = session_open(&sess, opt.addr))) {
+		note("agent %s: %s", opt.addr, errmsg);
+		conn_close(&sess);
+		sv.backoff = sv.backoff ? (sv.backoff * 2 > 2000 ? 2000 : sv.backoff * 2) : 100;
+		sv.retry_at = now_ms() + sv.backoff;
+		return 0;
+	}
+	note("agent %s: connected", opt.addr);
+	sv.agent_up = 1;
+	sv.backoff = 0;
+	return 1;
+}
+
+static void
+agent_lost(void)
+{
+	note("agent %s: %s", opt.addr, errmsg);
+	conn_close(&sess);
+	sv.agent_up = 0;
+	sv.retry_at = 0;
+}
+
+/* Gives the reply, or its absence, to the client that asked, if it is
+ * still there. */
+static void
+deliver(const struct item *it, int code, const char *reply, size_t len)
+{
+	struct client *c = &sv.cl[it->cl];
+
+	if (c->fd < 0 || c->gen != it->gen)
+		return;
+	if (c->http) {
+		http_reply(it->cl, code, reply, len, it->keep);
+		return;
+	}
+	if (!len)
+		return;
+	buf_add(&c->out, reply, len);
+	client_flush(it->cl);
+}
+
+/* Runs the first queued item. */
+static void
+run_item(void)
+{
+	static const char ping[] = "{\"execute\":\"guest-ping\"}";
+	struct item *it = &sv.q[sv.qhead];
+	struct buf b = {0};
+	struct reply r;
+	char desc[600];
+	int s, code;
+
+	sv.qhead++;
+	sv.qlen--;
+	if (it->kind == ITEM_LOCAL) {
+		deliver(it, 200, it->req, it->len);
+		goto done;
+	}
+	if (!agent_ready()) {
+		snprintf(desc, sizeof desc, "the guest agent is unavailable: %s", errmsg);
+		error_reply(&b, "GenericError", desc, "", 0);
+		deliver(it, 503, b.p, b.len);
+		goto done;
+	}
+	if (it->kind == ITEM_NOREPLY) {
+		/* No reply on success: a ping behind it tells. */
+		buf_add(&b, it->req, it->len);
+		buf_str(&b, ping);
+		if (!(s = conn_write(&sess, b.p, b.len, deadline_in(opt.timeout))))
+			s = read_reply(&sess, &r, deadline_in(POWER_WAIT), "reply");
+		if (s) {
+			agent_lost();
+			deliver(it, 204, "", 0);
+		} else if (r.err >= 0) {
+			buf_add(&b, r.js, r.len);
+			deliver(it, 200, b.p + b.len - r.len, r.len);
+			if (read_reply(&sess, &r, deadline_in(opt.timeout), "reply"))
+				agent_lost();
+		} else
+			deliver(it, 204, "", 0);
+		goto done;
+	}
+	if (it->kind == ITEM_HEALTH)
+		s = transact(&sess, ping, sizeof ping - 1, &r, "guest-ping");
+	else
+		s = transact(&sess, it->req, it->len, &r, it->name);
+	if (s) {
+		snprintf(desc, sizeof desc, "the guest agent failed: %s", errmsg);
+		agent_lost();
+		error_reply(&b, "GenericError", desc, "", 0);
+		deliver(it, 503, b.p, b.len);
+		goto done;
+	}
+	code = r.err >= 0 && it->kind == ITEM_HEALTH ? 503 : 200;
+	buf_add(&b, r.js, r.len);
+	buf_add(&b, "\n", 1);
+	deliver(it, code, b.p, b.len);
+done:
+	free(b.p);
+	free(it->req);
+}
+
+static int
+cmd_serve(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"listen", required_argument, NULL, 'l'},
+		{"http", required_argument, NULL, 'H'},
+		{"allow", required_argument, NULL, 'a'},
+		{"deny", required_argument, NULL, 'd'},
+		{"max-clients", required_argument, NULL, 'm'},
+		{"max-request", required_argument, NULL, 'R'},
+		{"mode", required_argument, NULL, 'o'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0}
+	};
+	struct sigaction sa;
+	struct pollfd *pfd = NULL;
+	char *addrs[16];
+	int http[16], na = 0, ch, i, n, k;
+	long v;
+	char *end;
+
+	sv.max = 64;
+	sv.maxreq = 8 << 20;
+	sv.mode = 0600;
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "+l:qh", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'l': case 'H':
+			if (na == 16)
+				die(EX_USAGE, "serve: at most 16 listen addresses");
+			http[na] = ch == 'H';
+			addrs[na++] = optarg;
+			break;
+		case 'a': sv.nallow = split_list(optarg, &sv.allow); break;
+		case 'd': sv.ndeny = split_list(optarg, &sv.deny); break;
+		case 'm':
+			v = strtol(optarg, &end, 10);
+			if (*end || v < 1 || v > 4096)
+				die(EX_USAGE, "serve: bad --max-clients '%s'", optarg);
+			sv.max = (int)v;
+			break;
+		case 'R':
+			if (parse_size(optarg, &sv.maxreq) < 0 || sv.maxreq < 64)
+				die(EX_USAGE, "serve: bad --max-request '%s'", optarg);
+			break;
+		case 'o':
+			v = strtol(optarg, &end, 8);
+			if (*end || v < 0 || v > 0777)
+				die(EX_USAGE, "serve: bad --mode '%s': expected octal", optarg);
+			sv.mode = (mode_t)v;
+			break;
+		case 'q': sv.quiet = 1; break;
+		default: return -1;
+		}
+	}
+	if (optind != argc || !na)
+		return -1;
+	for (i = 0; i < na; i++) {
+		sv.lfd[i] = serve_listen(addrs[i]);
+		sv.lhttp[i] = http[i];
+		note("listening on %s%s", addrs[i], http[i] ? " (HTTP)" : "");
+	}
+	sv.nl = na;
+	sv.cl = xrealloc(NULL, (size_t)sv.max * sizeof *sv.cl);
+	pfd = xrealloc(NULL, (size_t)(sv.max + na) * sizeof *pfd);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	agent_ready();
+
+	while (!stopping) {
+		for (n = 0; n < sv.nl; n++)
+			pfd[n] = (struct pollfd){sv.lfd[n], POLLIN, 0};
+		for (i = 0; i < sv.ncl; i++)
+			pfd[n + i] = (struct pollfd){sv.cl[i].fd,
+				(short)(POLLIN | (sv.cl[i].outoff < sv.cl[i].out.len ? POLLOUT : 0)), 0};
+		if (poll(pfd, (nfds_t)(n + sv.ncl), sv.qlen ? 0 : -1) < 0 && errno != EINTR)
+			die(EX_IO, "poll:");
+		for (k = 0; k < sv.nl; k++)
+			if (pfd[k].revents & POLLIN)
+				client_accept(sv.lfd[k], sv.lhttp[k]);
+		for (i = 0; i < sv.ncl; i++) {
+			if (sv.cl[i].fd < 0 || pfd[n + i].fd != sv.cl[i].fd)
+				continue;
+			if (pfd[n + i].revents & POLLOUT)
+				client_flush(i);
+			if (sv.cl[i].fd >= 0 && pfd[n + i].revents & (POLLIN | POLLHUP | POLLERR))
+				client_read(i);
+		}
+		if (sv.qlen)
+			run_item();
+	}
+	note("stopping on signal %d", (int)stopping);
+	for (; sv.qlen; sv.qhead++, sv.qlen--) {
+		struct buf b = {0};
+		error_reply(&b, "GenericError", "qga serve is stopping", "", 0);
+		deliver(&sv.q[sv.qhead], 503, b.p, b.len);
+		free(b.p);
+		free(sv.q[sv.qhead].req);
+	}
+	for (i = 0; i < sv.ncl; i++) {
+		client_flush(i);
+		client_close(i, "closed: the server stops");
+	}
+	for (i = 0; i < na; i++)
+		if (!strncmp(addrs[i], "unix:", 5))
+			unlink(addrs[i] + 5);
+	conn_close(&sess);
+	free(pfd);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Built-in commands: the table and help                               */
 /* ------------------------------------------------------------------ */
 
@@ -2695,6 +3379,14 @@ static const struct cmd {
 	 "Sets USER's password, read from stdin (prompted for on a terminal).\n"},
 	{"ssh-keys", cmd_ssh_keys, "list USER | add USER [FILE|-] | remove USER [FILE|-]",
 	 "Lists, adds or removes USER's authorized ssh keys (one a line).\n"},
+	{"serve", cmd_serve, "--listen ADDR... [--http ADDR]... [--allow CMD,...] [--deny CMD,...] [--max-clients N] [--max-request BYTES] [--mode MODE] [-q]",
+	 "Shares the agent (-s) among many clients. --listen unix:PATH (mode 0600\n"
+	 "unless --mode) or tcp:HOST:PORT takes plain QGA clients; --http ADDR\n"
+	 "answers POST / (a request as the body, the reply as the answer) and\n"
+	 "GET /health (200 when the agent answers a ping, else 503). Requests are\n"
+	 "queued and sent one at a time; each client gets its own replies, and its\n"
+	 "guest-sync and 0xFF are answered for it. --allow and --deny keep commands\n"
+	 "from the agent, answered as disabled. Defaults: 64 clients, 8M requests.\n"},
 	{"wait", cmd_wait, "[-T SECS]",
 	 "Waits until the agent answers a ping (default 60 s): exits 0, or 4.\n"},
 	{"help", cmd_help, "[COMMAND]", "Says how to use qga, or one command.\n"},

@@ -1,0 +1,136 @@
+# qga serve: one real agent shared by many clients.
+P=$T/serve
+mkdir -p "$P/state" "$P/out"
+rm -f "$P/agent.sock"
+start_agent() {
+	start sagent qemu-ga --method=unix-listen --path="$P/agent.sock" \
+		--statedir="$P/state" --logfile="$P/qga.log" --block-rpcs="$BLOCK"
+	wait_for "$P/agent.sock"
+}
+start_agent
+hport=$((20000 + ($$ + 7) % 20000))
+start proxy $QGA -s "$P/agent.sock" serve --listen unix:"$P/proxy.sock" \
+	--listen tcp:127.0.0.1:$((hport + 1)) --http tcp:127.0.0.1:$hport --deny guest-get-osinfo
+wait_for "$P/proxy.sock"
+S=$P/proxy.sock
+H=http://127.0.0.1:$hport
+nl='
+'
+
+check "serve: ping through the proxy" 0 '' '' $QGA -s "$S" ping
+check "serve: a raw command" 0 '{"return": {"host-name": "*"}, "id": 5}' '' \
+	$QGA -s "$S" '{"execute":"guest-get-host-name","id":5}'
+check "serve: over tcp" 0 "$(hostname)" '' $QGA -s tcp:127.0.0.1:$((hport + 1)) hostname
+check "serve: exec through the proxy" 4 'through' '' $QGA -s "$S" sh 'echo through; exit 4'
+head -c 5000000 /dev/urandom >"$P/file"
+$QGA -s "$S" put "$P/file" "$P/file.remote" && $QGA -s "$S" get "$P/file.remote" "$P/file.got"
+expect "serve: put and get 5 MB through the proxy" cmp -s "$P/file" "$P/file.got"
+check "serve: the socket is mode 0600" 0 '600' '' stat -c %a "$S"
+check "serve: a denied command" 1 '' \
+	'qga: guest-get-osinfo: CommandNotFound: Command guest-get-osinfo has been disabled' \
+	$QGA -s "$S" guest-get-osinfo
+
+# 50 clients at once, 200 requests each, each request with its own id:
+# every client must get exactly its own replies, in order.
+c=1
+while [ $c -le 50 ]; do
+	k=1
+	while [ $k -le 200 ]; do
+		echo "{\"execute\":\"guest-ping\",\"id\":\"c$c-$k\"}"
+		k=$((k + 1))
+	done >"$P/out/req$c"
+	sed 's/.*"id":\("[^"]*"\).*/{"return": {}, "id": \1}/' "$P/out/req$c" >"$P/out/want$c"
+	c=$((c + 1))
+done
+c=1
+jobs=
+while [ $c -le 50 ]; do
+	$QGA -s "$S" - <"$P/out/req$c" >"$P/out/got$c" 2>"$P/out/err$c" &
+	jobs="$jobs $!"
+	c=$((c + 1))
+done
+for j in $jobs; do wait "$j"; done
+bad=0 c=1
+while [ $c -le 50 ]; do
+	cmp -s "$P/out/want$c" "$P/out/got$c" || bad=$((bad + 1))
+	c=$((c + 1))
+done
+expect "serve: 50 clients x 200 requests, every reply to its client, in order ($bad wrong)" test $bad = 0
+
+# Clients that leave with requests in flight: the proxy reads and drops
+# their replies, so the agent, which dies on an unread reply, lives.
+i=0
+while [ $i -lt 20 ]; do
+	printf '{"execute":"guest-get-host-name"}{"execute":"guest-ping"}' |
+		socat -t0 - UNIX-CONNECT:"$S"
+	i=$((i + 1))
+done
+check "serve: after 20 clients left replies unread" 0 '' '' $QGA -s "$S" ping
+expect "serve: the agent lives" alive sagent
+printf 'this is not JSON' | socat -t0.2 - UNIX-CONNECT:"$S"
+check "serve: a client sending garbage is cut off, others go on" 0 '' '' $QGA -s "$S" ping
+check "serve: a half request from one client does not poison the next" 0 '' '' \
+	sh -c "printf '{\"execute\":\"guest-ping\"' | socat -t0.2 - UNIX-CONNECT:'$S'; $QGA -s '$S' --no-sync ping"
+
+# HTTP, with curl.
+check "serve: HTTP POST /" 0 '{"return": {"host-name": "*"}, "id": 1}' '' \
+	curl -sf -d '{"execute":"guest-get-host-name","id":1}' "$H/"
+check "serve: HTTP GET /health" 0 '200 {"return": {}}' '' \
+	curl -s -w '%{http_code} ' -o "$P/body" "$H/health" --next -s -o - "$H/health" 
+curl -sv -d '{"execute":"guest-ping"}' "$H/" -d '{"execute":"guest-ping"}' "$H/" >/dev/null 2>"$P/curl.err"
+expect "serve: HTTP keep-alive reuses the connection" grep -q 'Re-using existing connection' "$P/curl.err"
+check "serve: HTTP 404" 0 '404' '' curl -s -o /dev/null -w '%{http_code}' "$H/nope"
+check "serve: HTTP 405" 0 '405' '' curl -s -o /dev/null -w '%{http_code}' -X DELETE "$H/"
+check "serve: HTTP 400 for a malformed request" 0 '*400 Bad Request*' '' \
+	sh -c "printf 'garbage\r\n\r\n' | socat -t1 - TCP:127.0.0.1:$hport"
+check "serve: HTTP, an agent error is a 200 with the error" 0 \
+	'{"error": {"class": "CommandNotFound", *}}* 200' '' \
+	curl -s -w ' %{http_code}' -d '{"execute":"guest-nope"}' "$H/"
+
+# The agent killed mid-run: requests fail cleanly, later ones succeed.
+seq 1 30000 | sed 's/.*/{"execute":"guest-ping","id":&}/' >"$P/long"
+$QGA -s "$S" - <"$P/long" >"$P/long.out" 2>/dev/null &
+long=$!
+sleep 0.3
+kill -9 "$PID_sagent"
+wait "$PID_sagent" 2>/dev/null
+check "serve: HTTP /health with the agent down" 0 '503' '' \
+	curl -s -o /dev/null -w '%{http_code}' "$H/health"
+rm -f "$P/agent.sock"
+start_agent
+wait $long
+expect "serve: the batch got error replies while the agent was down" \
+	grep -q '"desc": "the guest agent' "$P/long.out"
+expect "serve: and its last requests succeeded" test "$(tail -n 1 "$P/long.out")" = '{"return": {}, "id": 30000}'
+expect "serve: one line for each of the 30000 requests" test "$(wc -l <"$P/long.out")" = 30000
+check "serve: after the agent came back" 0 '' '' $QGA -s "$S" wait -T 5
+
+# SIGTERM; then --allow, a live socket refused.
+kill -TERM "$PID_proxy"
+wait "$PID_proxy"
+expect "serve: SIGTERM ends it cleanly" test $? = 0
+expect "serve: and removes its socket" test ! -e "$P/proxy.sock"
+expect "serve: one log line per client" grep -q 'QGA client 1: connected' "$T/proxy.stderr"
+start proxy2 $QGA -s "$P/agent.sock" serve -q --listen unix:"$P/proxy2.sock" \
+	--allow guest-ping,guest-sync-delimited
+wait_for "$P/proxy2.sock"
+check "serve: --allow lets a listed command through" 0 '{"return": {}}' '' \
+	$QGA -s "$P/proxy2.sock" guest-ping
+check "serve: --allow keeps others out" 1 '' \
+	'qga: guest-get-host-name: CommandNotFound: Command guest-get-host-name has been disabled' \
+	$QGA -s "$P/proxy2.sock" guest-get-host-name
+check "serve: a live socket is refused" 2 '' \
+	"qga: $P/proxy2.sock: another server listens there" \
+	$QGA -s "$P/agent.sock" serve --listen unix:"$P/proxy2.sock"
+kill -TERM "$PID_proxy2"
+wait "$PID_proxy2"
+expect "serve: -q keeps it quiet" test ! -s "$T/proxy2.stderr"
+
+# Commands that never reply on success do not wedge the queue.
+rm -f "$P/fake.sock"
+start sfake "$PWD/test/fakeagent" "$P/fake.sock" ok
+wait_for "$P/fake.sock"
+start proxy3 $QGA -s "$P/fake.sock" serve -q --listen unix:"$P/proxy3.sock"
+wait_for "$P/proxy3.sock"
+check "serve: shutdown through the proxy" 0 '' '' $QGA -s "$P/proxy3.sock" shutdown
+check "serve: the queue goes on after it" 0 '' '' $QGA -s "$P/proxy3.sock" ping
