@@ -52,6 +52,9 @@ check: qga qga-asan $(TESTBIN)
 demo: qga
 	test/demo
 
+bench: qga
+	test/bench/run
+
 # The same binary as an OCI image (FROM scratch, one layer, the binary as
 # entrypoint) in qga-oci.tar, built without a container daemon.
 image: qga
@@ -75,4 +78,4 @@ install: qga
 clean:
 	rm -f qga qga-asan qga-oci.tar $(TESTBIN) test/fuzz
 
-.PHONY: all check demo image install clean fuzz
+.PHONY: all bench check demo image install clean fuzz

@@ -1,7 +1,14 @@
 /* json.c: see json.h. */
+#include <stdint.h>
 #include <string.h>
 
 #include "json.h"
+
+/* Tests on eight bytes at once: whether any is zero, or below n. */
+#define ONES 0x0101010101010101ULL
+#define HIGH 0x8080808080808080ULL
+#define HASZERO(w) (((w) - ONES) & ~(w) & HIGH)
+#define HASLESS(w, n) (((w) - ONES * (n)) & ~(w) & HIGH)
 
 enum { VALUE, VALUE_OR_END, KEY, KEY_OR_END, COLON, NEXT, DONE };
 
@@ -69,6 +76,17 @@ endstring(const char *js, size_t len, size_t i, size_t *at)
 	int k, n;
 
 	while (i < len) {
+		/* Most of a long string is plain ASCII: skip it eight at a time. */
+		while (i + 8 <= len) {
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			if ((w & HIGH) | HASLESS(w, 0x20) | HASZERO(w ^ (ONES * '"')) |
+			    HASZERO(w ^ (ONES * '\\')))
+				break;
+			i += 8;
+		}
+		if (i == len)
+			break;
 		if (s[i] == '"')
 			return (long)i;
 		if (s[i] == '\\') {
@@ -373,8 +391,17 @@ json_unescape(const char *js, const struct json_tok *t, char *out,
 
 	while (i < t->end) {
 		if (js[i] != '\\') {
-			u[0] = (unsigned char)js[i++];
-			len = 1;
+			/* Copy up to the next escape at once. */
+			const char *bs = memchr(js + i, '\\', t->end - i);
+			size_t run = (bs ? (size_t)(bs - js) : t->end) - i;
+			if (out) {
+				if (n + run > outsize)
+					return -1;
+				memcpy(out + n, js + i, run);
+			}
+			n += run;
+			i += run;
+			continue;
 		} else {
 			i++;
 			cp = unescape1(js, &i, t->end);
@@ -457,6 +484,17 @@ json_scan(struct json_scan *s, const char *js, size_t len)
 	unsigned char c;
 
 	for (; s->pos < len; s->pos++) {
+		/* Inside a string only a quote, a backslash or 0xFF matter. */
+		while (s->state == STRING && s->pos + 8 <= len) {
+			uint64_t w;
+			memcpy(&w, js + s->pos, 8);
+			if (HASZERO(w ^ (ONES * '"')) | HASZERO(w ^ (ONES * '\\')) |
+			    HASZERO(~w))
+				break;
+			s->pos += 8;
+		}
+		if (s->pos == len)
+			break;
 		c = (unsigned char)js[s->pos];
 		if (c == 0xff) {
 			s->state = BETWEEN;

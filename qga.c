@@ -1420,7 +1420,16 @@ b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 	b->len = 0;
 	buf_need(b, (t->end - t->start) / 4 * 3 + 3);
 	o = b->p;
-	for (i = t->start; i < t->end && js[i] != '='; i++) {
+	for (i = t->start; i + 4 <= t->end; i += 4) {
+		int a = val[(unsigned char)js[i]], bb = val[(unsigned char)js[i + 1]];
+		int cc = val[(unsigned char)js[i + 2]], dd = val[(unsigned char)js[i + 3]];
+		if ((a | bb | cc | dd) < 0)
+			break; /* padding, or not base64: the loop below tells */
+		*o++ = (char)(a << 2 | bb >> 4);
+		*o++ = (char)(bb << 4 | cc >> 2);
+		*o++ = (char)(cc << 6 | dd);
+	}
+	for (; i < t->end && js[i] != '='; i++) {
 		if ((c = val[(unsigned char)js[i]]) < 0)
 			return -1;
 		acc = acc << 6 | (unsigned)c;
@@ -1533,7 +1542,8 @@ cmd_exec(int argc, char **argv)
 	struct timespec nap;
 	struct reply r;
 	struct doc d;
-	long long pid, wait = 0, deadline, delay = 250000;
+	long long pid, wait = 0, deadline, delay = 200000;
+	int polls = 0;
 	int ch, i, input = 0, nowait = 0, merge = 0, path = 0;
 	int sh = !strcmp(argv[0], "sh");
 	const char *prog;
@@ -1625,8 +1635,8 @@ cmd_exec(int argc, char **argv)
 	req_int(&req, "pid", pid);
 	req_end(&req);
 	deadline = deadline_in(wait);
-	/* Poll fast at first, so that a short program returns at once, then
-	 * back off to a tenth of a second. */
+	/* Poll every 0.2 ms for the first 50 polls, so that a short program
+	 * returns at once, then back off to a tenth of a second. */
 	for (;;) {
 		call(&req, name, &r);
 		doc_load(&d, &r);
@@ -1640,7 +1650,8 @@ cmd_exec(int argc, char **argv)
 		nap.tv_sec = 0;
 		nap.tv_nsec = (long)delay;
 		nanosleep(&nap, NULL);
-		delay = delay * 2 > 100000000 ? 100000000 : delay * 2;
+		if (++polls > 50)
+			delay = delay * 2 > 100000000 ? 100000000 : delay * 2;
 	}
 	i = exec_finish(&d, prog);
 	free(req.p);
@@ -1778,23 +1789,35 @@ file_read_to(const char *path, int fd, const char *fdname)
 	struct doc d;
 	unsigned long long total = 0;
 	long long t0 = now_ms();
-	int eof, v;
+	int eof, v, s;
 
 	file_open(path, "r");
 	req_begin(&req, "guest-file-read");
 	req_int(&req, "handle", open_handle);
 	req_int(&req, "count", CHUNK);
 	req_end(&req);
+	/* The next read is asked for before this one's data is decoded and
+	 * written, so that the agent reads while qga writes. */
+	if ((s = conn_write(&sess, req.p, req.len, deadline_in(opt.timeout))))
+		quit(s);
 	do {
-		if (interrupted)
-			die(EX_IO, "%s: interrupted", path);
-		call(&req, "guest-file-read", &r);
+		if ((s = read_reply(&sess, &r, deadline_in(opt.timeout),
+		                    "reply to guest-file-read")))
+			quit(s);
+		if (r.err >= 0)
+			quit(agent_error(&r, "guest-file-read"));
 		doc_load(&d, &r);
 		eof = dtrue(&d, dget(&d, 0, "eof"));
-		if ((v = dget(&d, 0, "buf-b64")) < 0 ||
-		    b64_decode(&data, d.js, &d.t[v]) < 0)
+		if ((v = dget(&d, 0, "buf-b64")) < 0)
+			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
+		if (!eof && d.t[v].end > d.t[v].start && !interrupted &&
+		    (s = conn_write(&sess, req.p, req.len, deadline_in(opt.timeout))))
+			quit(s);
+		if (b64_decode(&data, d.js, &d.t[v]) < 0)
 			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
 		free(d.t);
+		if (interrupted)
+			die(EX_IO, "%s: interrupted", path);
 		if (write_all(fd, data.p, data.len) < 0)
 			die(EX_IO, "write %s:", fdname);
 		total += data.len;
