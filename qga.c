@@ -1284,10 +1284,15 @@ doc_load(struct doc *d, const struct reply *r)
 	struct json_parser p;
 	int n;
 
+	/* One pass for the usual small value; a large one is counted first. */
 	d->js = r->js + start;
+	d->t = xrealloc(NULL, 64 * sizeof *d->t);
+	json_init(&p);
+	if (json_parse(&p, d->js, end - start, d->t, 64) != JSON_ENOMEM)
+		return;
 	json_init(&p);
 	n = json_parse(&p, d->js, end - start, NULL, 0);
-	d->t = xrealloc(NULL, (size_t)(n > 0 ? n : 1) * sizeof *d->t);
+	d->t = xrealloc(d->t, (size_t)n * sizeof *d->t);
 	json_init(&p);
 	json_parse(&p, d->js, end - start, d->t, (unsigned)n);
 }
@@ -1771,9 +1776,12 @@ file_close(int quiet)
 static void
 progress(const char *what, unsigned long long bytes, long long t0, int last)
 {
+	static int tty = -1;
 	long long ms = now_ms() - t0;
 
-	if (!isatty(2) || (bytes < (16u << 20) && !last) || (last && ms < 1000))
+	if (tty < 0)
+		tty = isatty(2);
+	if (!tty || (bytes < (16u << 20) && !last) || (last && ms < 1000))
 		return;
 	fprintf(stderr, "\rqga: %s: %llu MiB, %llu MiB/s   %s", what, bytes >> 20,
 	        ms > 0 ? (bytes >> 10) * 1000 / 1024 / (unsigned long long)ms : 0,
