@@ -2052,43 +2052,23 @@ human(long long v, char *s, size_t n)
 }
 
 static int
-cmd_ping(int argc, char **argv)
-{
-	struct reply r;
-	struct doc d;
-
-	(void)argv;
-	if (argc != 1)
-		return -1;
-	simple_call("guest-ping", &r, &d);
-	free(d.t);
-	return 0;
-}
-
-static int
 name_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int
-cmd_info(int argc, char **argv)
+static void
+show_info(const struct doc *d)
 {
-	struct reply r;
-	struct doc d;
 	char **names, *version;
 	int cmds, i, k, n = 0, off = 0;
 
-	(void)argv;
-	if (argc != 1)
-		return -1;
-	simple_call("guest-info", &r, &d);
-	cmds = dget(&d, 0, "supported_commands");
-	names = xrealloc(NULL, (cmds >= 0 ? d.t[cmds].size : 0) * sizeof *names + 1);
-	each(&d, cmds, i, k) {
-		char *nm = dstr(&d, dget(&d, i, "name")), *line;
-		int en = dtrue(&d, dget(&d, i, "enabled"));
-		int sr = dtrue(&d, dget(&d, i, "success-response"));
+	cmds = dget(d, 0, "supported_commands");
+	names = xrealloc(NULL, (cmds >= 0 ? d->t[cmds].size : 0) * sizeof *names + 1);
+	each(d, cmds, i, k) {
+		char *nm = dstr(d, dget(d, i, "name")), *line;
+		int en = dtrue(d, dget(d, i, "enabled"));
+		int sr = dtrue(d, dget(d, i, "success-response"));
 		line = xrealloc(NULL, strlen(nm) + 64);
 		sprintf(line, "%-34s %s%s", nm, en ? "enabled" : "disabled",
 		        sr ? "" : ", no reply on success");
@@ -2097,7 +2077,7 @@ cmd_info(int argc, char **argv)
 		free(nm);
 	}
 	qsort(names, (size_t)n, sizeof *names, name_cmp);
-	version = dstr(&d, dget(&d, 0, "version"));
+	version = dstr(d, dget(d, 0, "version"));
 	printf("qemu-ga %s: %d commands, %d disabled\n", version, n, off);
 	for (i = 0; i < n; i++) {
 		printf("%s\n", names[i]);
@@ -2105,136 +2085,88 @@ cmd_info(int argc, char **argv)
 	}
 	free(names);
 	free(version);
-	free(d.t);
-	return 0;
 }
 
-static int
-cmd_osinfo(int argc, char **argv)
+static void
+show_osinfo(const struct doc *d)
 {
-	struct reply r;
-	struct doc d;
 	int i, k;
 	char *s;
 
-	(void)argv;
-	if (argc != 1)
-		return -1;
-	simple_call("guest-get-osinfo", &r, &d);
-	for (k = 0, i = 1; (unsigned)k < d.t[0].size; k++, i = (int)d.t[i + 1].next) {
-		s = dstr(&d, i + 1);
-		printf("%.*s: %s\n", (int)(d.t[i].end - d.t[i].start), d.js + d.t[i].start, s);
+	for (k = 0, i = 1; (unsigned)k < d->t[0].size; k++, i = (int)d->t[i + 1].next) {
+		s = dstr(d, i + 1);
+		printf("%.*s: %s\n", (int)(d->t[i].end - d->t[i].start), d->js + d->t[i].start, s);
 		free(s);
 	}
-	free(d.t);
-	return 0;
 }
 
-static int
-cmd_hostname(int argc, char **argv)
+static void
+show_hostname(const struct doc *d)
 {
-	struct reply r;
-	struct doc d;
 	char *s;
 
-	(void)argv;
-	if (argc != 1)
-		return -1;
-	simple_call("guest-get-host-name", &r, &d);
-	printf("%s\n", s = dstr(&d, dget(&d, 0, "host-name")));
+	printf("%s\n", s = dstr(d, dget(d, 0, "host-name")));
 	free(s);
-	free(d.t);
-	return 0;
 }
 
-static int
-cmd_time(int argc, char **argv)
+static void
+show_time(const struct doc *d)
 {
-	struct reply r;
-	struct doc d;
 	long long ns;
 
-	(void)argv;
-	if (argc != 1)
-		return -1;
-	simple_call("guest-get-time", &r, &d);
-	ns = dint(&d, 0, 0);
+	ns = dint(d, 0, 0);
 	printf("%s\n", iso_time(ns / 1000000000, (long)(ns % 1000000000)));
-	free(d.t);
-	return 0;
 }
 
-static int
-cmd_timezone(int argc, char **argv)
+static void
+show_timezone(const struct doc *d)
 {
-	struct reply r;
-	struct doc d;
 	long long off;
 	char *zone;
 
-	(void)argv;
-	if (argc != 1)
-		return -1;
-	simple_call("guest-get-timezone", &r, &d);
-	off = dint(&d, dget(&d, 0, "offset"), 0);
-	zone = dstr(&d, dget(&d, 0, "zone"));
+	off = dint(d, dget(d, 0, "offset"), 0);
+	zone = dstr(d, dget(d, 0, "zone"));
 	printf("%s%s%c%02lld%02lld\n", zone, *zone ? " " : "", off < 0 ? '-' : '+',
 	       (off < 0 ? -off : off) / 3600, (off < 0 ? -off : off) / 60 % 60);
 	free(zone);
-	free(d.t);
-	return 0;
 }
 
-static int
-cmd_users(int argc, char **argv)
+static void
+show_users(const struct doc *d)
 {
 	struct table t = {NULL, 3, 0, 0};
-	struct reply r;
-	struct doc d;
 	int i, k, v;
 	char *user, *domain;
 
-	(void)argv;
-	if (argc != 1)
-		return -1;
-	simple_call("guest-get-users", &r, &d);
 	table_add(&t, "USER", "DOMAIN", "LOGIN (UTC)");
-	each(&d, 0, i, k) {
-		user = dstr(&d, dget(&d, i, "user"));
-		domain = dstr(&d, dget(&d, i, "domain"));
-		v = dget(&d, i, "login-time");
+	each(d, 0, i, k) {
+		user = dstr(d, dget(d, i, "user"));
+		domain = dstr(d, dget(d, i, "domain"));
+		v = dget(d, i, "login-time");
 		table_add(&t, user, *domain ? domain : "-",
-		          iso_time(v >= 0 ? strtoll(d.js + d.t[v].start, NULL, 10) : 0, -1));
+		          iso_time(v >= 0 ? strtoll(d->js + d->t[v].start, NULL, 10) : 0, -1));
 		free(user);
 		free(domain);
 	}
 	table_print(&t);
-	free(d.t);
-	return 0;
 }
 
-static int
-cmd_ifconfig(int argc, char **argv)
+static void
+show_ifconfig(const struct doc *d)
 {
 	struct table t = {NULL, 3, 0, 0};
 	struct buf addrs = {0};
-	struct reply r;
-	struct doc d;
 	int i, k, a, j, ips;
 	char *name, *mac, *ip, pfx[16];
 
-	(void)argv;
-	if (argc != 1)
-		return -1;
-	simple_call("guest-network-get-interfaces", &r, &d);
-	each(&d, 0, i, k) {
-		name = dstr(&d, dget(&d, i, "name"));
-		mac = dstr(&d, dget(&d, i, "hardware-address"));
+	each(d, 0, i, k) {
+		name = dstr(d, dget(d, i, "name"));
+		mac = dstr(d, dget(d, i, "hardware-address"));
 		addrs.len = 0;
-		ips = dget(&d, i, "ip-addresses");
-		each(&d, ips, a, j) {
-			ip = dstr(&d, dget(&d, a, "ip-address"));
-			snprintf(pfx, sizeof pfx, "/%lld", dint(&d, dget(&d, a, "prefix"), 0));
+		ips = dget(d, i, "ip-addresses");
+		each(d, ips, a, j) {
+			ip = dstr(d, dget(d, a, "ip-address"));
+			snprintf(pfx, sizeof pfx, "/%lld", dint(d, dget(d, a, "prefix"), 0));
 			buf_str(&addrs, addrs.len ? " " : "");
 			buf_str(&addrs, ip);
 			buf_str(&addrs, pfx);
@@ -2247,33 +2179,25 @@ cmd_ifconfig(int argc, char **argv)
 	}
 	table_print(&t);
 	free(addrs.p);
-	free(d.t);
-	return 0;
 }
 
-static int
-cmd_df(int argc, char **argv)
+static void
+show_df(const struct doc *d)
 {
 	struct table t = {NULL, 6, 0, 0};
-	struct reply r;
-	struct doc d;
 	long long used, total;
 	int i, k, disks;
 	char *mnt, *type, *dev, u[24], s[24], pct[24];
 
-	(void)argv;
-	if (argc != 1)
-		return -1;
-	simple_call("guest-get-fsinfo", &r, &d);
 	table_add(&t, "Mounted on", "Type", "Device", "Used", "Size", "Use%");
-	each(&d, 0, i, k) {
-		mnt = dstr(&d, dget(&d, i, "mountpoint"));
-		type = dstr(&d, dget(&d, i, "type"));
-		disks = dget(&d, i, "disk");
-		dev = dstr(&d, disks >= 0 && d.t[disks].size ?
-		          dget(&d, disks + 1, "dev") : dget(&d, i, "name"));
-		used = dint(&d, dget(&d, i, "used-bytes"), -1);
-		total = dint(&d, dget(&d, i, "total-bytes"), -1);
+	each(d, 0, i, k) {
+		mnt = dstr(d, dget(d, i, "mountpoint"));
+		type = dstr(d, dget(d, i, "type"));
+		disks = dget(d, i, "disk");
+		dev = dstr(d, disks >= 0 && d->t[disks].size ?
+		          dget(d, disks + 1, "dev") : dget(d, i, "name"));
+		used = dint(d, dget(d, i, "used-bytes"), -1);
+		total = dint(d, dget(d, i, "total-bytes"), -1);
 		if (used >= 0 && total > 0)
 			snprintf(pct, sizeof pct, "%lld%%", (used * 100 + total - 1) / total);
 		else
@@ -2285,55 +2209,39 @@ cmd_df(int argc, char **argv)
 		free(dev);
 	}
 	table_print(&t);
-	free(d.t);
-	return 0;
 }
 
-static int
-cmd_vcpus(int argc, char **argv)
+static void
+show_vcpus(const struct doc *d)
 {
 	struct table t = {NULL, 3, 0, 0};
-	struct reply r;
-	struct doc d;
 	int i, k;
 	char id[24];
 
-	(void)argv;
-	if (argc != 1)
-		return -1;
-	simple_call("guest-get-vcpus", &r, &d);
 	table_add(&t, "CPU", "STATE", "CAN-OFFLINE");
-	each(&d, 0, i, k) {
-		snprintf(id, sizeof id, "%lld", dint(&d, dget(&d, i, "logical-id"), -1));
-		table_add(&t, id, dtrue(&d, dget(&d, i, "online")) ? "online" : "offline",
-		          dtrue(&d, dget(&d, i, "can-offline")) ? "yes" : "no");
+	each(d, 0, i, k) {
+		snprintf(id, sizeof id, "%lld", dint(d, dget(d, i, "logical-id"), -1));
+		table_add(&t, id, dtrue(d, dget(d, i, "online")) ? "online" : "offline",
+		          dtrue(d, dget(d, i, "can-offline")) ? "yes" : "no");
 	}
 	table_print(&t);
-	free(d.t);
-	return 0;
 }
 
-static int
-cmd_disks(int argc, char **argv)
+static void
+show_disks(const struct doc *d)
 {
 	struct table t = {NULL, 3, 0, 0};
 	struct buf deps = {0};
-	struct reply r;
-	struct doc d;
 	int i, k, a, j, dv;
 	char *name, *dep;
 
-	(void)argv;
-	if (argc != 1)
-		return -1;
-	simple_call("guest-get-disks", &r, &d);
 	table_add(&t, "NAME", "TYPE", "DEPENDS ON");
-	each(&d, 0, i, k) {
-		name = dstr(&d, dget(&d, i, "name"));
+	each(d, 0, i, k) {
+		name = dstr(d, dget(d, i, "name"));
 		deps.len = 0;
-		dv = dget(&d, i, "dependencies");
-		each(&d, dv, a, j) {
-			dep = dstr(&d, a);
+		dv = dget(d, i, "dependencies");
+		each(d, dv, a, j) {
+			dep = dstr(d, a);
 			buf_str(&deps, deps.len ? " " : "");
 			buf_str(&deps, dep);
 			free(dep);
@@ -2341,14 +2249,12 @@ cmd_disks(int argc, char **argv)
 		if (!deps.len)
 			buf_str(&deps, "-");
 		buf_add(&deps, "", 1);
-		table_add(&t, name, dtrue(&d, dget(&d, i, "partition")) ? "partition" : "disk",
+		table_add(&t, name, dtrue(d, dget(d, i, "partition")) ? "partition" : "disk",
 		          deps.p);
 		free(name);
 	}
 	table_print(&t);
 	free(deps.p);
-	free(d.t);
-	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -3364,12 +3270,16 @@ cmd_serve(int argc, char **argv)
 static int cmd_help(int, char **);
 static void usage(int status);
 
+/* A command runs fn, or else sends query (without arguments) and shows
+ * its return value with show. */
 static const struct cmd {
 	const char *name;
 	int (*fn)(int, char **);
+	const char *query;
+	void (*show)(const struct doc *);
 	const char *usage, *help;
 } cmds[] = {
-	{"exec", cmd_exec, "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--] PROG [ARG]...",
+	{"exec", cmd_exec, NULL, NULL, "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--] PROG [ARG]...",
 	 "Runs PROG in the guest and writes its stdout and stderr here; qga exits\n"
 	 "with the program's status (128+N for signal N), or 255 when qga itself\n"
 	 "fails. -i sends stdin as the program's input (up to 50331645 bytes);\n"
@@ -3377,40 +3287,40 @@ static const struct cmd {
 	 "environment, so a PATH is added unless given); -T gives up waiting after\n"
 	 "SECS, saying the pid, with status 124; --no-wait prints the pid at once;\n"
 	 "--merge asks for stderr merged into stdout (qemu-ga 8.1 and later).\n"},
-	{"sh", cmd_exec, "[EXEC OPTIONS] 'COMMAND LINE' [ARG]...",
+	{"sh", cmd_exec, NULL, NULL, "[EXEC OPTIONS] 'COMMAND LINE' [ARG]...",
 	 "Runs /bin/sh -c 'COMMAND LINE' in the guest, as exec does.\n"},
-	{"exec-status", cmd_exec_status, "PID",
+	{"exec-status", cmd_exec_status, NULL, NULL, "PID",
 	 "Prints the status of a program started with exec --no-wait, as JSON.\n"},
-	{"cat", cmd_cat, "REMOTE...", "Writes guest files to stdout.\n"},
-	{"get", cmd_get, "REMOTE [LOCAL|-]",
+	{"cat", cmd_cat, NULL, NULL, "REMOTE...", "Writes guest files to stdout.\n"},
+	{"get", cmd_get, NULL, NULL, "REMOTE [LOCAL|-]",
 	 "Copies a guest file here (to a temporary name, renamed when complete).\n"
 	 "LOCAL defaults to the remote file's name; a folder gets that name in it.\n"},
-	{"put", cmd_put, "[-a] [LOCAL|-] REMOTE",
+	{"put", cmd_put, NULL, NULL, "[-a] [LOCAL|-] REMOTE",
 	 "Copies a file, or stdin, to the guest; -a appends.\n"},
-	{"ping", cmd_ping, "", "Exits 0 when the agent answers.\n"},
-	{"info", cmd_info, "", "The agent's version and commands, disabled ones marked.\n"},
-	{"osinfo", cmd_osinfo, "", "The guest's operating system.\n"},
-	{"hostname", cmd_hostname, "", "The guest's host name.\n"},
-	{"time", cmd_time, "", "The guest's clock, in UTC.\n"},
-	{"timezone", cmd_timezone, "", "The guest's time zone and its offset.\n"},
-	{"users", cmd_users, "", "Users logged in to the guest.\n"},
-	{"ifconfig", cmd_ifconfig, "", "Network interfaces: name, MAC, addresses.\n"},
-	{"df", cmd_df, "", "Mounted filesystems and their use.\n"},
-	{"vcpus", cmd_vcpus, "", "Virtual CPUs and their state.\n"},
-	{"disks", cmd_disks, "", "Disks and partitions.\n"},
-	{"shutdown", cmd_power, "", "Powers the guest off. guest-shutdown sends no reply on\n"
+	{"ping", NULL, "guest-ping", NULL, "", "Exits 0 when the agent answers.\n"},
+	{"info", NULL, "guest-info", show_info, "", "The agent's version and commands, disabled ones marked.\n"},
+	{"osinfo", NULL, "guest-get-osinfo", show_osinfo, "", "The guest's operating system.\n"},
+	{"hostname", NULL, "guest-get-host-name", show_hostname, "", "The guest's host name.\n"},
+	{"time", NULL, "guest-get-time", show_time, "", "The guest's clock, in UTC.\n"},
+	{"timezone", NULL, "guest-get-timezone", show_timezone, "", "The guest's time zone and its offset.\n"},
+	{"users", NULL, "guest-get-users", show_users, "", "Users logged in to the guest.\n"},
+	{"ifconfig", NULL, "guest-network-get-interfaces", show_ifconfig, "", "Network interfaces: name, MAC, addresses.\n"},
+	{"df", NULL, "guest-get-fsinfo", show_df, "", "Mounted filesystems and their use.\n"},
+	{"vcpus", NULL, "guest-get-vcpus", show_vcpus, "", "Virtual CPUs and their state.\n"},
+	{"disks", NULL, "guest-get-disks", show_disks, "", "Disks and partitions.\n"},
+	{"shutdown", cmd_power, NULL, NULL, "", "Powers the guest off. guest-shutdown sends no reply on\n"
 	 "success: an error is waited for up to 3 s, and none means accepted.\n"},
-	{"reboot", cmd_power, "", "Reboots the guest, as shutdown does.\n"},
-	{"halt", cmd_power, "", "Halts the guest, as shutdown does.\n"},
-	{"fsfreeze", cmd_fsfreeze, "status | freeze [MOUNTPOINT]... | thaw",
+	{"reboot", cmd_power, NULL, NULL, "", "Reboots the guest, as shutdown does.\n"},
+	{"halt", cmd_power, NULL, NULL, "", "Halts the guest, as shutdown does.\n"},
+	{"fsfreeze", cmd_fsfreeze, NULL, NULL, "status | freeze [MOUNTPOINT]... | thaw",
 	 "Freezes or thaws the guest's filesystems (default timeout 300 s).\n"},
-	{"fstrim", cmd_fstrim, "[MINIMUM]",
+	{"fstrim", cmd_fstrim, NULL, NULL, "[MINIMUM]",
 	 "Discards unused blocks in the guest (default timeout 300 s).\n"},
-	{"passwd", cmd_passwd, "[--crypted] USER",
+	{"passwd", cmd_passwd, NULL, NULL, "[--crypted] USER",
 	 "Sets USER's password, read from stdin (prompted for on a terminal).\n"},
-	{"ssh-keys", cmd_ssh_keys, "list USER | add USER [FILE|-] | remove USER [FILE|-]",
+	{"ssh-keys", cmd_ssh_keys, NULL, NULL, "list USER | add USER [FILE|-] | remove USER [FILE|-]",
 	 "Lists, adds or removes USER's authorized ssh keys (one a line).\n"},
-	{"serve", cmd_serve, "--listen ADDR... [--http ADDR]... [--allow CMD,...] [--deny CMD,...] [--max-clients N] [--max-request BYTES] [--mode MODE] [-q]",
+	{"serve", cmd_serve, NULL, NULL, "--listen ADDR... [--http ADDR]... [--allow CMD,...] [--deny CMD,...] [--max-clients N] [--max-request BYTES] [--mode MODE] [-q]",
 	 "Shares the agent (-s) among many clients. --listen unix:PATH (mode 0600\n"
 	 "unless --mode) or tcp:HOST:PORT takes plain QGA clients; --http ADDR\n"
 	 "answers POST / (a request as the body, the reply as the answer) and\n"
@@ -3418,9 +3328,9 @@ static const struct cmd {
 	 "queued and sent one at a time; each client gets its own replies, and its\n"
 	 "guest-sync and 0xFF are answered for it. --allow and --deny keep commands\n"
 	 "from the agent, answered as disabled. Defaults: 64 clients, 8M requests.\n"},
-	{"wait", cmd_wait, "[-T SECS]",
+	{"wait", cmd_wait, NULL, NULL, "[-T SECS]",
 	 "Waits until the agent answers a ping (default 60 s): exits 0, or 4.\n"},
-	{"help", cmd_help, "[COMMAND]", "Says how to use qga, or one command.\n"},
+	{"help", cmd_help, NULL, NULL, "[COMMAND]", "Says how to use qga, or one command.\n"},
 };
 
 static const struct cmd *
@@ -3521,6 +3431,7 @@ main(int argc, char **argv)
 		{NULL, 0, NULL, 0}
 	};
 	const struct cmd *cmd;
+	struct doc d;
 	struct conn c;
 	struct buf req = {0};
 	struct reply r;
@@ -3586,7 +3497,13 @@ main(int argc, char **argv)
 			argv++;
 			argc--;
 		}
-		if ((s = cmd->fn(argc, argv)) < 0) {
+		if (cmd->query && argc == 1) {
+			simple_call(cmd->query, &r, &d);
+			if (cmd->show)
+				cmd->show(&d);
+			free(d.t);
+			s = 0;
+		} else if (cmd->query || (s = cmd->fn(argc, argv)) < 0) {
 			cmd_usage(cmd, stderr);
 			exit(exec_mode ? 255 : EX_USAGE);
 		}
