@@ -609,6 +609,9 @@ conn_next(struct conn *c, long long deadline, const char *what, int *got)
 			buf_need(&c->in, room);
 			room = c->in.cap - c->in.len;
 		}
+		/* A reply is never there the moment it is asked for: wait first. */
+		if ((r = wait_fd(c, POLLIN, deadline, what)))
+			return r;
 		n = read(c->fd, c->in.p + c->in.len, room);
 		if (n > 0) {
 			c->in.len += (size_t)n;
@@ -617,10 +620,7 @@ conn_next(struct conn *c, long long deadline, const char *what, int *got)
 		if (n == 0)
 			return fail(EX_IO, "%s: connection closed while waiting "
 			             "for %s", c->name, what);
-		if (errno == EAGAIN) {
-			if ((r = wait_fd(c, POLLIN, deadline, what)))
-				return r;
-		} else if (errno != EINTR)
+		if (errno != EAGAIN && errno != EINTR)
 			return fail(EX_IO, "read from %s:", c->name);
 	}
 }
@@ -1125,6 +1125,9 @@ next_line(struct lines *l)
 			l->off = 0;
 		}
 		buf_need(&l->b, 65536 + 1);
+		/* The replies so far are shown before waiting for more input. */
+		if (fflush(stdout) == EOF)
+			die(EX_IO, "write stdout:");
 		n = read(0, l->b.p + l->b.len, l->b.cap - l->b.len - 1);
 		if (n < 0 && errno != EINTR)
 			die(EX_IO, "read stdin:");
@@ -1168,8 +1171,6 @@ run_batch(struct conn *c)
 			quit(s);
 		if (print_reply(&r, name, 1))
 			status = EX_AGENT;
-		if (fflush(stdout) == EOF)
-			die(EX_IO, "write stdout:");
 	}
 	free(in.b.p);
 	free(req.p);
@@ -3395,7 +3396,8 @@ static const char usage_text[] =
 "\n"
 "exit status: 0 success; 1 the agent answered with an error; 2 usage;\n"
 "3 connection or I/O failure; 4 timeout; 5 protocol error. exec and sh exit\n"
-"with the guest program's status, or 255 when qga fails.\n"
+"with the guest program's status, or 255 when qga fails. fsfreeze and\n"
+"fstrim wait 300 s for their reply unless -t is given.\n"
 "\n"
 "commands (qga help COMMAND says more):\n";
 
