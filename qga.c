@@ -1410,33 +1410,40 @@ b64_encode(struct buf *b, const unsigned char *s, size_t n)
 	b->len = (size_t)(o - b->p);
 }
 
-/* Decodes the base64 string token t into b; -1 if it is not base64. */
+/* Decodes the base64 string token t into b; -1 if it is not base64. Two
+ * characters at a time are looked up in a table built on first use. */
 static int
 b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 {
 	static signed char val[256];
+	static short pair[65536];
+	const unsigned char *s = (const unsigned char *)js;
 	unsigned acc = 0;
-	int bits = 0, c;
+	int bits = 0, c, p, q;
 	size_t i;
 	char *o;
 
-	if (!val['B'])
+	if (!val['B']) {
 		for (c = 0; c < 256; c++)
 			val[c] = strchr(b64, c) && c ? (signed char)(strchr(b64, c) - b64) : -1;
+		for (c = 0; c < 65536; c++)
+			pair[c] = (short)(val[c >> 8] < 0 || val[c & 255] < 0 ? -1 :
+			                  val[c >> 8] << 6 | val[c & 255]);
+	}
 	b->len = 0;
 	buf_need(b, (t->end - t->start) / 4 * 3 + 3);
 	o = b->p;
 	for (i = t->start; i + 4 <= t->end; i += 4) {
-		int a = val[(unsigned char)js[i]], bb = val[(unsigned char)js[i + 1]];
-		int cc = val[(unsigned char)js[i + 2]], dd = val[(unsigned char)js[i + 3]];
-		if ((a | bb | cc | dd) < 0)
+		p = pair[s[i] << 8 | s[i + 1]];
+		q = pair[s[i + 2] << 8 | s[i + 3]];
+		if ((p | q) < 0)
 			break; /* padding, or not base64: the loop below tells */
-		*o++ = (char)(a << 2 | bb >> 4);
-		*o++ = (char)(bb << 4 | cc >> 2);
-		*o++ = (char)(cc << 6 | dd);
+		*o++ = (char)(p >> 4);
+		*o++ = (char)(p << 4 | q >> 8);
+		*o++ = (char)q;
 	}
 	for (; i < t->end && js[i] != '='; i++) {
-		if ((c = val[(unsigned char)js[i]]) < 0)
+		if ((c = val[s[i]]) < 0)
 			return -1;
 		acc = acc << 6 | (unsigned)c;
 		if ((bits += 6) >= 8) {
