@@ -1866,6 +1866,7 @@ cmd_get(int argc, char **argv)
 	const char *remote, *base, *local;
 	char path[4096];
 	struct stat st;
+	mode_t um;
 	int fd;
 
 	if (argc < 2 || argc > 3)
@@ -1873,17 +1874,19 @@ cmd_get(int argc, char **argv)
 	remote = argv[1];
 	base = strrchr(remote, '/') ? strrchr(remote, '/') + 1 : remote;
 	local = argc == 3 ? argv[2] : base;
+	if (!*local)
+		die(EX_USAGE, "get: name the local file for '%s'", remote);
 	catch_signals();
 	if (!strcmp(local, "-")) {
 		file_read_to(remote, 1, "stdout");
 		return 0;
 	}
 	if (stat(local, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (!*base)
+			die(EX_USAGE, "get: name the local file for '%s'", remote);
 		snprintf(path, sizeof path, "%s/%s", local, base);
 		local = path;
 	}
-	if (!*base && local != argv[2])
-		die(EX_USAGE, "get: name the local file for '%s'", remote);
 	if ((size_t)snprintf(tmpname, sizeof tmpname, "%s.qga-XXXXXX", local) >=
 	    sizeof tmpname)
 		die(EX_USAGE, "get: local name too long");
@@ -1892,11 +1895,10 @@ cmd_get(int argc, char **argv)
 		die(EX_IO, "create %s:", local);
 	}
 	file_read_to(remote, fd, local);
-	{
-		mode_t um = umask(0);
-		umask(um);
-		fchmod(fd, 0666 & ~um);
-	}
+	/* As a new file would be: mkstemp made it 0600. */
+	um = umask(0);
+	umask(um);
+	fchmod(fd, 0666 & ~um);
 	if (close(fd) < 0 || rename(tmpname, local) < 0)
 		die(EX_IO, "write %s:", local);
 	tmpname[0] = 0;

@@ -125,6 +125,18 @@ check "tcp:HOST:PORT" 0 '{"return": {}}' '' $QGA -s tcp:127.0.0.1:$port guest-pi
 check "tcp with a host name" 0 '{"return": {}}' '' $QGA -s tcp:localhost:$port guest-ping
 check "tcp refused" 3 '' "qga: connect tcp:127.0.0.1:1: Connection refused" \
 	$QGA -s tcp:127.0.0.1:1 guest-ping
+if grep -q '00000000000000000000000000000001 .* lo$' /proc/net/if_inet6 2>/dev/null; then
+	start relay6 socat TCP6-LISTEN:$((port + 1)),bind=[::1],reuseaddr,fork UNIX-CONNECT:"$A/qga.sock"
+	i=0
+	until $QGA -s "tcp:[::1]:$((port + 1))" -t 1 guest-ping >/dev/null 2>&1 || [ $i -gt 40 ]; do
+		i=$((i + 1)); sleep 0.05
+	done
+	check "tcp:[IPv6]:PORT" 0 '{"return": {}}' '' $QGA -s "tcp:[::1]:$((port + 1))" guest-ping
+else
+	echo "skipping the IPv6 test: no ::1 on lo"
+fi
+# No vsock transport here: the attempt must fail plainly.
+check "vsock without a transport" 3 '' "qga: * vsock:3:1234: *" $QGA -s vsock:3:1234 -t 1 guest-ping
 
 check "--qmp on a guest agent" 4 '' "qga: $S: no QMP greeting within 0.300 s" \
 	$QGA -s "$S" --qmp -t 0.3 guest-ping
