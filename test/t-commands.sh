@@ -152,6 +152,10 @@ check "fake: fsfreeze status" 0 'frozen' '' $QGA fsfreeze status
 check "fake: fsfreeze thaw" 0 'thawed 2 filesystems' '' $QGA fsfreeze thaw
 check "fake: fstrim" 0 "/      1024 bytes trimmed${nl}/boot  Operation not supported" '' $QGA fstrim 4096
 check "fake: passwd from stdin" 0 '' '' sh -c "echo s3cret | $QGA passwd alice"
+(sleep 0.5; printf 's3cret\r') | script -qec "$QGA passwd alice; echo status \$?" /dev/null |
+	tr -d '\r' >"$C/tty.out"
+check "fake: passwd prompts on a terminal, without echo" 0 "Password for alice: ${nl}status 0" '' \
+	cat "$C/tty.out"
 check "fake: passwd, another password" 1 '' \
 	'qga: guest-set-user-password: GenericError: unexpected user or password' \
 	sh -c "echo nope | $QGA passwd alice"
