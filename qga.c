@@ -2275,15 +2275,47 @@ show_disks(const struct doc *d)
  * refusal, when the guest goes down too fast to give it. */
 #define POWER_WAIT 3000
 
-/* guest-shutdown never replies on success. So a guest-ping follows it:
- * an error reply before the ping's reply is the refusal; the ping's reply
- * alone, or silence, means the request was accepted. */
+/* Sends a command that never replies on success (guest-shutdown,
+ * guest-suspend-*) with a guest-ping behind it. An error reply before the
+ * ping's is a refusal: it is copied into refusal, the ping's reply is read
+ * too, and EX_AGENT returned. The ping's reply, or silence, or the
+ * connection closing as the guest goes down, means accepted: 0. Any other
+ * status is a failure to send. */
+static int
+send_noreply(struct conn *c, const char *req, size_t len, const char *name,
+             struct buf *refusal)
+{
+	char why[sizeof errmsg];
+	struct buf b = {0};
+	struct reply r;
+	int s;
+
+	buf_add(&b, req, len);
+	buf_str(&b, "{\"execute\":\"guest-ping\"}");
+	s = conn_write(c, b.p, b.len, deadline_in(opt.timeout));
+	free(b.p);
+	if (s)
+		return s;
+	s = read_reply(c, &r, deadline_in(POWER_WAIT), "reply");
+	if (s == EX_IO || s == EX_TIMEOUT)
+		return 0;
+	if (s || r.err < 0)
+		return s;
+	refusal->len = 0;
+	buf_add(refusal, r.js, r.len);
+	buf_add(refusal, "\n", 1);
+	agent_error(&r, name);
+	strcpy(why, errmsg);
+	read_reply(c, &r, deadline_in(opt.timeout), "reply to guest-ping");
+	strcpy(errmsg, why);
+	return EX_AGENT;
+}
+
 static int
 cmd_power(int argc, char **argv)
 {
 	const char *mode = !strcmp(argv[0], "shutdown") ? "powerdown" : argv[0];
-	struct buf req = {0};
-	struct reply r;
+	struct buf req = {0}, refusal = {0};
 	int s;
 
 	if (argc != 1)
@@ -2291,22 +2323,12 @@ cmd_power(int argc, char **argv)
 	req_begin(&req, "guest-shutdown");
 	req_str(&req, "mode", mode);
 	req_end(&req);
-	buf_str(&req, "{\"execute\":\"guest-ping\"}");
 	need_session();
-	s = conn_write(&sess, req.p, req.len, deadline_in(opt.timeout));
+	s = send_noreply(&sess, req.p, req.len, "guest-shutdown", &refusal);
 	free(req.p);
+	free(refusal.p);
 	if (s)
 		quit(s);
-	s = read_reply(&sess, &r, deadline_in(POWER_WAIT), "reply to guest-shutdown");
-	if (s == EX_IO || s == EX_TIMEOUT)
-		return 0;
-	if (s)
-		quit(s);
-	if (r.err >= 0) {
-		s = agent_error(&r, "guest-shutdown");
-		read_reply(&sess, &r, deadline_in(opt.timeout), "reply to guest-ping");
-		quit(s);
-	}
 	return 0;
 }
 
@@ -3121,24 +3143,12 @@ run_item(void)
 		goto done;
 	}
 	if (it->kind == ITEM_NOREPLY) {
-		/* No reply on success: a ping behind it tells. */
-		buf_add(&b, it->req, it->len);
-		buf_str(&b, ping);
-		if (!(s = conn_write(&sess, b.p, b.len, deadline_in(opt.timeout))))
-			s = read_reply(&sess, &r, deadline_in(POWER_WAIT), "reply");
-		if (s) {
-			agent_lost();
-			deliver(it, 204, "", 0);
-		} else if (r.err >= 0) {
-			buf_add(&b, r.js, r.len);
-			deliver(it, 200, b.p + b.len - r.len, r.len);
-			if (read_reply(&sess, &r, deadline_in(opt.timeout), "reply"))
-				agent_lost();
-		} else
-			deliver(it, 204, "", 0);
-		goto done;
-	}
-	if (it->kind == ITEM_HEALTH)
+		s = send_noreply(&sess, it->req, it->len, it->name, &b);
+		if (s == EX_AGENT || !s) {
+			deliver(it, s ? 200 : 204, b.p, s ? b.len : 0);
+			goto done;
+		}
+	} else if (it->kind == ITEM_HEALTH)
 		s = transact(&sess, ping, sizeof ping - 1, &r, "guest-ping");
 	else
 		s = transact(&sess, it->req, it->len, &r, it->name);
