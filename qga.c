@@ -2704,7 +2704,7 @@ serve_listen(const char *addr)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct addrinfo hints = {0}, *res;
-	char spec[300], *host, *port;
+	char spec[300], loopback[] = "127.0.0.1", *host, *port;
 	int fd, one = 1, r;
 
 	if (!strncmp(addr, "unix:", 5)) {
@@ -2727,8 +2727,12 @@ serve_listen(const char *addr)
 			die(EX_IO, "listen on %s:", addr);
 	} else if (!strncmp(addr, "tcp:", 4) && strlen(addr) < sizeof spec + 4) {
 		strcpy(spec, addr + 4);
-		if (split_hostport(spec, &host, &port) < 0)
-			die(EX_USAGE, "bad address '%s': expected tcp:HOST:PORT", addr);
+		/* tcp:PORT listens on loopback only. */
+		if (!strchr(spec, ':')) {
+			host = loopback;
+			port = spec;
+		} else if (split_hostport(spec, &host, &port) < 0)
+			die(EX_USAGE, "bad address '%s': expected tcp:[HOST:]PORT", addr);
 		hints.ai_socktype = SOCK_STREAM;
 		hints.ai_flags = AI_PASSIVE;
 		if ((r = getaddrinfo(host, port, &hints, &res)))
@@ -2742,7 +2746,7 @@ serve_listen(const char *addr)
 		freeaddrinfo(res);
 	} else
 		die(EX_USAGE, "bad listen address '%s': expected unix:PATH or "
-		    "tcp:HOST:PORT", addr);
+		    "tcp:[HOST:]PORT", addr);
 	if (listen(fd, 64) < 0)
 		die(EX_IO, "listen on %s:", addr);
 	return fd;
@@ -3342,7 +3346,8 @@ static const struct cmd {
 	 "Lists, adds or removes USER's authorized ssh keys (one a line).\n"},
 	{"serve", cmd_serve, NULL, NULL, "--listen ADDR... [--http ADDR]... [--allow CMD,...] [--deny CMD,...] [--max-clients N] [--max-request BYTES] [--mode MODE] [-q]",
 	 "Shares the agent (-s) among many clients. --listen unix:PATH (mode 0600\n"
-	 "unless --mode) or tcp:HOST:PORT takes plain QGA clients; --http ADDR\n"
+	 "unless --mode) or tcp:[HOST:]PORT (loopback without HOST) takes plain\n"
+	 "QGA clients; --http ADDR\n"
 	 "answers POST / (a request as the body, the reply as the answer) and\n"
 	 "GET /health (200 when the agent answers a ping, else 503). Requests are\n"
 	 "queued and sent one at a time; each client gets its own replies, and its\n"

@@ -10,7 +10,7 @@ start_agent() {
 start_agent
 hport=$((20000 + ($$ + 7) % 20000))
 start proxy $QGA -s "$P/agent.sock" serve --listen unix:"$P/proxy.sock" \
-	--listen tcp:127.0.0.1:$((hport + 1)) --http tcp:127.0.0.1:$hport --deny guest-get-osinfo
+	--listen tcp:$((hport + 1)) --http tcp:127.0.0.1:$hport --deny guest-get-osinfo
 wait_for "$P/proxy.sock"
 S=$P/proxy.sock
 H=http://127.0.0.1:$hport
@@ -20,7 +20,10 @@ nl='
 check "serve: ping through the proxy" 0 '' '' $QGA -s "$S" ping
 check "serve: a raw command" 0 '{"return": {"host-name": "*"}, "id": 5}' '' \
 	$QGA -s "$S" '{"execute":"guest-get-host-name","id":5}'
-check "serve: over tcp" 0 "$(hostname)" '' $QGA -s tcp:127.0.0.1:$((hport + 1)) hostname
+check "serve: over tcp:PORT, on loopback" 0 "$(hostname)" '' $QGA -s tcp:127.0.0.1:$((hport + 1)) hostname
+check "serve: a bad listen address" 2 '' \
+	"qga: bad listen address 'udp:1': expected unix:PATH or tcp:\[HOST:\]PORT" \
+	$QGA serve --listen udp:1
 check "serve: exec through the proxy" 4 'through' '' $QGA -s "$S" sh 'echo through; exit 4'
 head -c 5000000 /dev/urandom >"$P/file"
 $QGA -s "$S" put "$P/file" "$P/file.remote" && $QGA -s "$S" get "$P/file.remote" "$P/file.got"
