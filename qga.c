@@ -30,6 +30,143 @@
 #define VERSION "0.1"
 
 /* ------------------------------------------------------------------ */
+/* Formatting                                                          */
+/* ------------------------------------------------------------------ */
+
+/* A small vsnprintf: flags - and 0, a width and a precision (digits or
+ * *), lengths l, ll and z, conversions d, u, s, c and %. musl's printf
+ * would bring floating point along, a tenth of the binary. Returns the
+ * length the whole text needs, as vsnprintf does. */
+static size_t
+vfmt(char *out, size_t size, const char *f, va_list ap)
+{
+	char num[24];
+	const char *s;
+	size_t n = 0, len, k;
+	int left, zero, width, prec, lng, neg;
+	unsigned long long u;
+	long long v;
+
+#define PUT(c) do { if (n + 1 < size) out[n] = (c); n++; } while (0)
+	for (; *f; f++) {
+		if (*f != '%') {
+			PUT(*f);
+			continue;
+		}
+		left = zero = width = lng = neg = 0;
+		prec = -1;
+		for (f++; *f == '-' || *f == '0'; f++)
+			*f == '-' ? (left = 1) : (zero = 1);
+		if (*f == '*' && f++)
+			width = va_arg(ap, int);
+		for (; *f >= '0' && *f <= '9'; f++)
+			width = width * 10 + *f - '0';
+		if (*f == '.') {
+			prec = 0;
+			if (*++f == '*' && f++)
+				prec = va_arg(ap, int);
+			for (; *f >= '0' && *f <= '9'; f++)
+				prec = prec * 10 + *f - '0';
+		}
+		for (; *f == 'l' || *f == 'z'; f++)
+			lng = *f == 'z' ? 3 : lng + 1;
+		switch (*f) {
+		case 'd':
+			v = lng == 0 ? va_arg(ap, int) : lng == 1 ? va_arg(ap, long) :
+			    va_arg(ap, long long);
+			neg = v < 0;
+			u = neg ? 0 - (unsigned long long)v : (unsigned long long)v;
+			goto number;
+		case 'u':
+			u = lng == 0 ? va_arg(ap, unsigned) : lng == 1 ?
+			    va_arg(ap, unsigned long) : lng == 3 ? va_arg(ap, size_t) :
+			    va_arg(ap, unsigned long long);
+number:
+			s = num + sizeof num;
+			do
+				*(char *)--s = (char)('0' + u % 10);
+			while (u /= 10);
+			if (neg)
+				*(char *)--s = '-';
+			len = (size_t)(num + sizeof num - s);
+			break;
+		case 's':
+			s = va_arg(ap, const char *);
+			for (len = 0; s[len] && (prec < 0 || len < (size_t)prec); len++)
+				;
+			break;
+		case 'c':
+			num[0] = (char)va_arg(ap, int);
+			s = num;
+			len = 1;
+			break;
+		default:
+			s = "%";
+			len = 1;
+		}
+		if (zero && !left && *s == '-') {
+			PUT('-');
+			s++;
+			len--;
+			width--;
+		}
+		for (k = len; !left && (int)k < width; k++)
+			PUT(zero ? '0' : ' ');
+		for (k = 0; k < len; k++)
+			PUT(s[k]);
+		for (k = len; left && (int)k < width; k++)
+			PUT(' ');
+	}
+#undef PUT
+	if (size)
+		out[n < size ? n : size - 1] = 0;
+	return n;
+}
+
+static int
+bfmt(char *out, size_t size, const char *f, ...)
+{
+	va_list ap;
+	size_t n;
+
+	va_start(ap, f);
+	n = vfmt(out, size, f, ap);
+	va_end(ap);
+	return (int)n;
+}
+
+/* Formats onto a stream, through a buffer that grows for long text. */
+static void
+vffmt(FILE *fp, const char *f, va_list ap)
+{
+	char small[512], *p = small;
+	va_list again;
+	size_t n;
+
+	va_copy(again, ap);
+	n = vfmt(small, sizeof small, f, ap);
+	if (n >= sizeof small && !(p = malloc(n + 1))) {
+		p = small;
+		n = sizeof small - 1;
+	} else if (n >= sizeof small)
+		vfmt(p, n + 1, f, again);
+	va_end(again);
+	fwrite(p, 1, n, fp);
+	if (p != small)
+		free(p);
+}
+
+static void
+ffmt(FILE *fp, const char *f, ...)
+{
+	va_list ap;
+
+	va_start(ap, f);
+	vffmt(fp, f, ap);
+	va_end(ap);
+}
+
+/* ------------------------------------------------------------------ */
 /* Errors                                                              */
 /* ------------------------------------------------------------------ */
 
@@ -53,10 +190,10 @@ vfail(int status, const char *fmt, va_list ap)
 	int saved = errno;
 	size_t n;
 
-	vsnprintf(errmsg, sizeof errmsg, fmt, ap);
+	vfmt(errmsg, sizeof errmsg, fmt, ap);
 	n = strlen(errmsg);
 	if (n && errmsg[n - 1] == ':')
-		snprintf(errmsg + n, sizeof errmsg - n, " %s", strerror(saved));
+		bfmt(errmsg + n, sizeof errmsg - n, " %s", strerror(saved));
 	return status;
 }
 
@@ -78,7 +215,7 @@ static void
 say(void)
 {
 	fflush(stdout);
-	fprintf(stderr, "qga: %s\n", errmsg);
+	ffmt(stderr, "qga: %s\n", errmsg);
 }
 
 static void
@@ -206,9 +343,9 @@ seconds(long long ms)
 	static char s[32];
 
 	if (ms % 1000)
-		snprintf(s, sizeof s, "%lld.%03lld s", ms / 1000, ms % 1000);
+		bfmt(s, sizeof s, "%lld.%03lld s", ms / 1000, ms % 1000);
 	else
-		snprintf(s, sizeof s, "%lld s", ms / 1000);
+		bfmt(s, sizeof s, "%lld s", ms / 1000);
 	return s;
 }
 
@@ -814,7 +951,7 @@ resync(struct conn *c)
 
 	if (c->qmp)
 		return 0;
-	n = snprintf(req, sizeof req, "\xff{\"execute\":\"guest-sync-delimited\","
+	n = bfmt(req, sizeof req, "\xff{\"execute\":\"guest-sync-delimited\","
 	             "\"arguments\":{\"id\":%u},\"id\":%u}", id, id);
 	if ((s = conn_write(c, req, (size_t)n, deadline)))
 		return s;
@@ -883,7 +1020,7 @@ transact(struct conn *c, const char *req, size_t len, struct reply *r,
 	if (c->dirty && (s = resync(c)))
 		return s;
 	deadline = deadline_in(opt.timeout);
-	snprintf(what, sizeof what, "reply to %s", name);
+	bfmt(what, sizeof what, "reply to %s", name);
 	if ((s = conn_write(c, req, len, deadline)))
 		return s;
 	return read_reply(c, r, deadline, what);
@@ -1089,7 +1226,7 @@ line_request(struct buf *b, char *line, char *name, size_t size)
 		while (*p == ' ' || *p == '\t')
 			p++;
 	}
-	snprintf(name, size, "%s", words[0]);
+	bfmt(name, size, "%s", words[0]);
 	return build_request(b, words, n);
 }
 
@@ -1259,7 +1396,7 @@ req_int(struct buf *b, const char *key, long long v)
 {
 	char n[24];
 
-	snprintf(n, sizeof n, "%lld", v);
+	bfmt(n, sizeof n, "%lld", v);
 	req_key(b, key);
 	buf_str(b, n);
 }
@@ -1374,9 +1511,9 @@ table_print(struct table *t)
 			;
 		for (j = 0; j < t->ncol; j++) {
 			if (j < last)
-				printf("%-*s  ", w[j], row[j]);
+				ffmt(stdout, "%-*s  ", w[j], row[j]);
 			else if (j == last)
-				printf("%s\n", row[j]);
+				ffmt(stdout, "%s\n", row[j]);
 			free(row[j]);
 		}
 	}
@@ -1640,10 +1777,10 @@ cmd_exec(int argc, char **argv)
 	if (pid < 0)
 		die(EX_PROTO, "guest-exec: no pid in the reply");
 	if (nowait) {
-		printf("%lld\n", pid);
+		ffmt(stdout, "%lld\n", pid);
 		return 0;
 	}
-	snprintf(name, sizeof name, "guest-exec-status");
+	bfmt(name, sizeof name, "guest-exec-status");
 	req_begin(&req, name);
 	req_int(&req, "pid", pid);
 	req_end(&req);
@@ -1791,7 +1928,7 @@ progress(const char *what, unsigned long long bytes, long long t0, int last)
 		tty = isatty(2);
 	if (!tty || (bytes < (16u << 20) && !last) || (last && ms < 1000))
 		return;
-	fprintf(stderr, "\rqga: %s: %llu MiB, %llu MiB/s   %s", what, bytes >> 20,
+	ffmt(stderr, "\rqga: %s: %llu MiB, %llu MiB/s   %s", what, bytes >> 20,
 	        ms > 0 ? (bytes >> 10) * 1000 / 1024 / (unsigned long long)ms : 0,
 	        last ? "\n" : "");
 }
@@ -1884,10 +2021,10 @@ cmd_get(int argc, char **argv)
 	if (stat(local, &st) == 0 && S_ISDIR(st.st_mode)) {
 		if (!*base)
 			die(EX_USAGE, "get: name the local file for '%s'", remote);
-		snprintf(path, sizeof path, "%s/%s", local, base);
+		bfmt(path, sizeof path, "%s/%s", local, base);
 		local = path;
 	}
-	if ((size_t)snprintf(tmpname, sizeof tmpname, "%s.qga-XXXXXX", local) >=
+	if ((size_t)bfmt(tmpname, sizeof tmpname, "%s.qga-XXXXXX", local) >=
 	    sizeof tmpname)
 		die(EX_USAGE, "get: local name too long");
 	if ((fd = mkstemp(tmpname)) < 0) {
@@ -2029,10 +2166,10 @@ iso_time(long long secs, long nsec)
 	m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
 	y += m <= 2;
 	if (nsec >= 0)
-		snprintf(s, sizeof s, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%09ldZ",
+		bfmt(s, sizeof s, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%09ldZ",
 		         y, m, d, rem / 3600, rem / 60 % 60, rem % 60, nsec);
 	else
-		snprintf(s, sizeof s, "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ",
+		bfmt(s, sizeof s, "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ",
 		         y, m, d, rem / 3600, rem / 60 % 60, rem % 60);
 	return s;
 }
@@ -2053,11 +2190,11 @@ human(long long v, char *s, size_t n)
 		u++;
 	}
 	if (u < 0)
-		snprintf(s, n, "%llu", x);
+		bfmt(s, n, "%llu", x);
 	else if (x < 10)
-		snprintf(s, n, "%llu.%llu%c", x, rem * 10 / 1024, units[u]);
+		bfmt(s, n, "%llu.%llu%c", x, rem * 10 / 1024, units[u]);
 	else
-		snprintf(s, n, "%llu%c", x, units[u]);
+		bfmt(s, n, "%llu%c", x, units[u]);
 	return s;
 }
 
@@ -2080,7 +2217,7 @@ show_info(const struct doc *d)
 		int en = dtrue(d, dget(d, i, "enabled"));
 		int sr = dtrue(d, dget(d, i, "success-response"));
 		line = xrealloc(NULL, strlen(nm) + 64);
-		sprintf(line, "%-34s %s%s", nm, en ? "enabled" : "disabled",
+		bfmt(line, strlen(nm) + 64, "%-34s %s%s", nm, en ? "enabled" : "disabled",
 		        sr ? "" : ", no reply on success");
 		off += !en;
 		names[n++] = line;
@@ -2088,9 +2225,9 @@ show_info(const struct doc *d)
 	}
 	qsort(names, (size_t)n, sizeof *names, name_cmp);
 	version = dstr(d, dget(d, 0, "version"));
-	printf("qemu-ga %s: %d commands, %d disabled\n", version, n, off);
+	ffmt(stdout, "qemu-ga %s: %d commands, %d disabled\n", version, n, off);
 	for (i = 0; i < n; i++) {
-		printf("%s\n", names[i]);
+		ffmt(stdout, "%s\n", names[i]);
 		free(names[i]);
 	}
 	free(names);
@@ -2105,7 +2242,7 @@ show_osinfo(const struct doc *d)
 
 	for (k = 0, i = 1; (unsigned)k < d->t[0].size; k++, i = (int)d->t[i + 1].next) {
 		s = dstr(d, i + 1);
-		printf("%.*s: %s\n", (int)(d->t[i].end - d->t[i].start), d->js + d->t[i].start, s);
+		ffmt(stdout, "%.*s: %s\n", (int)(d->t[i].end - d->t[i].start), d->js + d->t[i].start, s);
 		free(s);
 	}
 }
@@ -2115,7 +2252,7 @@ show_hostname(const struct doc *d)
 {
 	char *s;
 
-	printf("%s\n", s = dstr(d, dget(d, 0, "host-name")));
+	ffmt(stdout, "%s\n", s = dstr(d, dget(d, 0, "host-name")));
 	free(s);
 }
 
@@ -2125,7 +2262,7 @@ show_time(const struct doc *d)
 	long long ns;
 
 	ns = dint(d, 0, 0);
-	printf("%s\n", iso_time(ns / 1000000000, (long)(ns % 1000000000)));
+	ffmt(stdout, "%s\n", iso_time(ns / 1000000000, (long)(ns % 1000000000)));
 }
 
 static void
@@ -2136,7 +2273,7 @@ show_timezone(const struct doc *d)
 
 	off = dint(d, dget(d, 0, "offset"), 0);
 	zone = dstr(d, dget(d, 0, "zone"));
-	printf("%s%s%c%02lld%02lld\n", zone, *zone ? " " : "", off < 0 ? '-' : '+',
+	ffmt(stdout, "%s%s%c%02lld%02lld\n", zone, *zone ? " " : "", off < 0 ? '-' : '+',
 	       (off < 0 ? -off : off) / 3600, (off < 0 ? -off : off) / 60 % 60);
 	free(zone);
 }
@@ -2176,7 +2313,7 @@ show_ifconfig(const struct doc *d)
 		ips = dget(d, i, "ip-addresses");
 		each(d, ips, a, j) {
 			ip = dstr(d, dget(d, a, "ip-address"));
-			snprintf(pfx, sizeof pfx, "/%lld", dint(d, dget(d, a, "prefix"), 0));
+			bfmt(pfx, sizeof pfx, "/%lld", dint(d, dget(d, a, "prefix"), 0));
 			buf_str(&addrs, addrs.len ? " " : "");
 			buf_str(&addrs, ip);
 			buf_str(&addrs, pfx);
@@ -2209,7 +2346,7 @@ show_df(const struct doc *d)
 		used = dint(d, dget(d, i, "used-bytes"), -1);
 		total = dint(d, dget(d, i, "total-bytes"), -1);
 		if (used >= 0 && total > 0)
-			snprintf(pct, sizeof pct, "%lld%%", (used * 100 + total - 1) / total);
+			bfmt(pct, sizeof pct, "%lld%%", (used * 100 + total - 1) / total);
 		else
 			strcpy(pct, "-");
 		table_add(&t, mnt, type, *dev ? dev : "-", human(used, u, sizeof u),
@@ -2230,7 +2367,7 @@ show_vcpus(const struct doc *d)
 
 	table_add(&t, "CPU", "STATE", "CAN-OFFLINE");
 	each(d, 0, i, k) {
-		snprintf(id, sizeof id, "%lld", dint(d, dget(d, i, "logical-id"), -1));
+		bfmt(id, sizeof id, "%lld", dint(d, dget(d, i, "logical-id"), -1));
 		table_add(&t, id, dtrue(d, dget(d, i, "online")) ? "online" : "offline",
 		          dtrue(d, dget(d, i, "can-offline")) ? "yes" : "no");
 	}
@@ -2354,7 +2491,7 @@ cmd_fsfreeze(int argc, char **argv)
 		opt.timeout = LONG_TIMEOUT;
 	if (!strcmp(argv[1], "status") && argc == 2) {
 		simple_call("guest-fsfreeze-status", &r, &d);
-		printf("%s\n", s = dstr(&d, 0));
+		ffmt(stdout, "%s\n", s = dstr(&d, 0));
 		free(s);
 		free(d.t);
 		return 0;
@@ -2383,7 +2520,7 @@ cmd_fsfreeze(int argc, char **argv)
 	}
 	if (json_int(r.js, &r.tok[r.ret], &n) < 0)
 		die(EX_PROTO, "%s: no count in the reply", name);
-	printf("%s %lld filesystem%s\n", argv[1][0] == 'f' ? "froze" : "thawed",
+	ffmt(stdout, "%s %lld filesystem%s\n", argv[1][0] == 'f' ? "froze" : "thawed",
 	       n, n == 1 ? "" : "s");
 	return 0;
 }
@@ -2420,7 +2557,7 @@ cmd_fstrim(int argc, char **argv)
 	each(&d, paths, i, k) {
 		path = dstr(&d, dget(&d, i, "path"));
 		err = dstr(&d, dget(&d, i, "error"));
-		snprintf(n, sizeof n, "%lld bytes trimmed",
+		bfmt(n, sizeof n, "%lld bytes trimmed",
 		         dint(&d, dget(&d, i, "trimmed"), 0));
 		table_add(&t, path, *err ? err : n);
 		free(path);
@@ -2442,7 +2579,7 @@ read_password(const char *user)
 	size_t len = 0;
 
 	if (tty) {
-		fprintf(stderr, "Password for %s: ", user);
+		ffmt(stderr, "Password for %s: ", user);
 		quiet = t;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		tcsetattr(0, TCSAFLUSH, &quiet);
@@ -2524,7 +2661,7 @@ cmd_ssh_keys(int argc, char **argv)
 		doc_load(&d, &r);
 		keys = dget(&d, 0, "keys");
 		each(&d, keys, i, k) {
-			printf("%s\n", key = dstr(&d, i));
+			ffmt(stdout, "%s\n", key = dstr(&d, i));
 			free(key);
 		}
 		free(d.t);
@@ -2671,7 +2808,7 @@ note(const char *fmt, ...)
 		return;
 	va_start(ap, fmt);
 	fputs("qga serve: ", stderr);
-	vfprintf(stderr, fmt, ap);
+	vffmt(stderr, fmt, ap);
 	fputc('\n', stderr);
 	va_end(ap);
 }
@@ -2816,7 +2953,7 @@ enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep
 	it->req = xrealloc(NULL, len + 1);
 	memcpy(it->req, req, len);
 	it->len = len;
-	snprintf(it->name, sizeof it->name, "%s", name);
+	bfmt(it->name, sizeof it->name, "%s", name);
 }
 
 /* An error reply as the agent gives it, the request's id echoed. */
@@ -2873,7 +3010,7 @@ take_request(int i, const char *js, size_t len, int keep)
 		kind = ITEM_LOCAL;
 	} else if ((sv.nallow && !listed(sv.allow, sv.nallow, name)) ||
 	           listed(sv.deny, sv.ndeny, name)) {
-		snprintf(desc, sizeof desc, "Command %s has been disabled", name);
+		bfmt(desc, sizeof desc, "Command %s has been disabled", name);
 		error_reply(&b, "CommandNotFound", desc, id, idlen);
 		kind = ITEM_LOCAL;
 	} else if (!strcmp(name, "guest-sync") || !strcmp(name, "guest-sync-delimited")) {
@@ -2949,7 +3086,7 @@ http_reply(int i, int code, const char *body, size_t len, int keep)
 	for (k = 0; k < sizeof reasons / sizeof *reasons; k++)
 		if (atoi(reasons[k]) == code)
 			reason = reasons[k];
-	snprintf(head, sizeof head, "HTTP/1.1 %s\r\nContent-Type: application/json"
+	bfmt(head, sizeof head, "HTTP/1.1 %s\r\nContent-Type: application/json"
 	         "\r\nContent-Length: %zu\r\n%s\r\n", reason, len,
 	         keep ? "" : "Connection: close\r\n");
 	buf_str(&c->out, head);
@@ -3066,7 +3203,7 @@ client_accept(int lfd, int http)
 	sv.cl[i].http = http;
 	sv.cl[i].gen = ++gen;
 	json_scan_init(&sv.cl[i].sc, 0);
-	snprintf(sv.cl[i].name, sizeof sv.cl[i].name, "%s client %u",
+	bfmt(sv.cl[i].name, sizeof sv.cl[i].name, "%s client %u",
 	         http ? "HTTP" : "QGA", gen);
 	note("%s: connected", sv.cl[i].name);
 }
@@ -3141,7 +3278,7 @@ run_item(void)
 		goto done;
 	}
 	if (!agent_ready()) {
-		snprintf(desc, sizeof desc, "the guest agent is unavailable: %s", errmsg);
+		bfmt(desc, sizeof desc, "the guest agent is unavailable: %s", errmsg);
 		error_reply(&b, "GenericError", desc, "", 0);
 		deliver(it, 503, b.p, b.len);
 		goto done;
@@ -3157,7 +3294,7 @@ run_item(void)
 	else
 		s = transact(&sess, it->req, it->len, &r, it->name);
 	if (s) {
-		snprintf(desc, sizeof desc, "the guest agent failed: %s", errmsg);
+		bfmt(desc, sizeof desc, "the guest agent failed: %s", errmsg);
 		agent_lost();
 		error_reply(&b, "GenericError", desc, "", 0);
 		deliver(it, 503, b.p, b.len);
@@ -3372,7 +3509,7 @@ find_cmd(const char *name)
 static void
 cmd_usage(const struct cmd *c, FILE *f)
 {
-	fprintf(f, "usage: qga [OPTIONS] %s %s\n\n%s", c->name, c->usage, c->help);
+	ffmt(f, "usage: qga [OPTIONS] %s %s\n\n%s", c->name, c->usage, c->help);
 }
 
 static int
@@ -3433,7 +3570,7 @@ usage(int status)
 
 	fputs(usage_text, f);
 	for (i = 0; i < sizeof cmds / sizeof *cmds; i++)
-		fprintf(f, "  %-12s %.*s\n", cmds[i].name,
+		ffmt(f, "  %-12s %.*s\n", cmds[i].name,
 		        *cmds[i].usage ? (int)strlen(cmds[i].usage) :
 		        (int)strcspn(cmds[i].help, "\n"),
 		        *cmds[i].usage ? cmds[i].usage : cmds[i].help);
@@ -3549,7 +3686,7 @@ main(int argc, char **argv)
 		} else if ((s = build_request(&req, argv, argc)))
 			quit(s);
 		else
-			snprintf(name, sizeof name, "%s", argv[0]);
+			bfmt(name, sizeof name, "%s", argv[0]);
 	}
 
 	if ((s = session_open(&c, opt.addr)))
