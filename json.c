@@ -380,53 +380,49 @@ unescape1(const char *s, size_t *i, size_t end)
 	return 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
 }
 
+/* Appends src[0..len) to out (when there is one) at *n; 0, or -1 when
+ * it does not fit. */
+static int
+emit(char *out, size_t outsize, size_t *n, const void *src, size_t len)
+{
+	if (out) {
+		if (*n + len > outsize)
+			return -1;
+		memcpy(out + *n, src, len);
+	}
+	*n += len;
+	return 0;
+}
+
 long
 json_unescape(const char *js, const struct json_tok *t, char *out,
               size_t outsize)
 {
 	unsigned char u[4];
-	size_t i = t->start, n = 0;
+	size_t i = t->start, n = 0, len;
 	unsigned long cp;
-	int k, len;
+	const char *bs;
+	int k;
 
 	while (i < t->end) {
 		if (js[i] != '\\') {
 			/* Copy up to the next escape at once. */
-			const char *bs = memchr(js + i, '\\', t->end - i);
-			size_t run = (bs ? (size_t)(bs - js) : t->end) - i;
-			if (out) {
-				if (n + run > outsize)
-					return -1;
-				memcpy(out + n, js + i, run);
-			}
-			n += run;
-			i += run;
-			continue;
-		} else {
-			i++;
-			cp = unescape1(js, &i, t->end);
-			if (cp < 0x80) {
-				u[0] = (unsigned char)cp;
-				len = 1;
-			} else if (cp < 0x800) {
-				u[0] = (unsigned char)(0xc0 | cp >> 6);
-				len = 2;
-			} else if (cp < 0x10000) {
-				u[0] = (unsigned char)(0xe0 | cp >> 12);
-				len = 3;
-			} else {
-				u[0] = (unsigned char)(0xf0 | cp >> 18);
-				len = 4;
-			}
-			for (k = len - 1; k > 0; k--, cp >>= 6)
-				u[k] = (unsigned char)(0x80 | (cp & 0x3f));
-		}
-		if (out) {
-			if (n + (size_t)len > outsize)
+			bs = memchr(js + i, '\\', t->end - i);
+			len = (bs ? (size_t)(bs - js) : t->end) - i;
+			if (emit(out, outsize, &n, js + i, len) < 0)
 				return -1;
-			memcpy(out + n, u, (size_t)len);
+			i += len;
+			continue;
 		}
-		n += (size_t)len;
+		i++;
+		cp = unescape1(js, &i, t->end);
+		len = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+		/* The lead byte: 0xxxxxxx, 110xxxxx, 1110xxxx or 11110xxx. */
+		u[0] = (unsigned char)(len == 1 ? cp : (0xf00u >> len & 0xf0) | cp >> 6 * (len - 1));
+		for (k = (int)len - 1; k > 0; k--, cp >>= 6)
+			u[k] = (unsigned char)(0x80 | (cp & 0x3f));
+		if (emit(out, outsize, &n, u, len) < 0)
+			return -1;
 	}
 	return (long)n;
 }
