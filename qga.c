@@ -638,11 +638,12 @@ conn_open(struct conn *c, const char *addr, long long timeout)
 	}
 	if (!*addr)
 		return fail(EX_USAGE, "empty address");
-	if (stat(addr, &st) == 0 && S_ISCHR(st.st_mode))
+	/* A missing path is tried as a socket, for the error to say so. */
+	if (stat(addr, &st) < 0 || S_ISSOCK(st.st_mode))
+		return open_unix(c, addr, deadline);
+	if (S_ISCHR(st.st_mode))
 		return open_serial(c, addr);
-	if (stat(addr, &st) == 0 && !S_ISSOCK(st.st_mode))
-		return fail(EX_USAGE, "%s: not a socket or character device", addr);
-	return open_unix(c, addr, deadline);
+	return fail(EX_USAGE, "%s: not a socket or character device", addr);
 }
 
 static void
