@@ -135,9 +135,59 @@ bfmt(char *out, size_t size, const char *f, ...)
 	return (int)n;
 }
 
-/* Formats onto a stream, through a buffer that grows for long text. */
+/* Standard output is buffered here and standard error is not; a failed
+ * write is remembered so that the exit status can tell. musl's stdio
+ * would add its locking and a FILE for every stream. */
+struct out {
+	int failed;
+	size_t n;
+	char b[8192];
+};
+static struct out out1, out2; /* stdout, stderr */
+
+static int write_all(int fd, const char *p, size_t n);
+
+static int
+out_flush(struct out *o)
+{
+	if (o->n && write_all(o == &out2 ? 2 : 1, o->b, o->n) < 0)
+		o->failed = 1;
+	o->n = 0;
+	return o->failed ? -1 : 0;
+}
+
 static void
-vffmt(FILE *fp, const char *f, va_list ap)
+out_write(struct out *o, const void *p, size_t n)
+{
+	if (o->n + n > sizeof o->b) {
+		out_flush(o);
+		if (n > sizeof o->b) {
+			if (write_all(o == &out2 ? 2 : 1, p, n) < 0)
+				o->failed = 1;
+			return;
+		}
+	}
+	memcpy(o->b + o->n, p, n);
+	o->n += n;
+}
+
+static void
+out_str(struct out *o, const char *s)
+{
+	out_write(o, s, strlen(s));
+}
+
+static void
+out_c(struct out *o, char c)
+{
+	if (o->n == sizeof o->b)
+		out_flush(o);
+	o->b[o->n++] = c;
+}
+
+/* Formats onto o, through a buffer that grows for long text. */
+static void
+vffmt(struct out *o, const char *f, va_list ap)
 {
 	char small[512], *p = small;
 	va_list again;
@@ -151,19 +201,21 @@ vffmt(FILE *fp, const char *f, va_list ap)
 	} else if (n >= sizeof small)
 		vfmt(p, n + 1, f, again);
 	va_end(again);
-	fwrite(p, 1, n, fp);
+	out_write(o, p, n);
 	if (p != small)
 		free(p);
 }
 
 static void
-ffmt(FILE *fp, const char *f, ...)
+ffmt(struct out *o, const char *f, ...)
 {
 	va_list ap;
 
 	va_start(ap, f);
-	vffmt(fp, f, ap);
+	vffmt(o, f, ap);
 	va_end(ap);
+	if (o == &out2)
+		out_flush(o);
 }
 
 /* ------------------------------------------------------------------ */
@@ -214,8 +266,8 @@ fail(int status, const char *fmt, ...)
 static void
 say(void)
 {
-	fflush(stdout);
-	ffmt(stderr, "qga: %s\n", errmsg);
+	out_flush(&out1);
+	ffmt(&out2, "qga: %s\n", errmsg);
 }
 
 static void
@@ -229,14 +281,30 @@ warn(const char *fmt, ...)
 	say();
 }
 
-static void
+static void (*on_leave)(void); /* undoes what a command left in the guest */
+
+/* Every exit goes through here: the hook, then buffered output. */
+static _Noreturn void
+leave(int status)
+{
+	void (*hook)(void) = on_leave;
+
+	on_leave = NULL;
+	if (hook)
+		hook();
+	out_flush(&out1);
+	out_flush(&out2);
+	exit(status);
+}
+
+static _Noreturn void
 quit(int status)
 {
 	say();
-	exit(interrupted ? 128 + interrupted : exec_mode ? 255 : status);
+	leave(interrupted ? 128 + interrupted : exec_mode ? 255 : status);
 }
 
-static void
+static _Noreturn void
 die(int status, const char *fmt, ...)
 {
 	va_list ap;
@@ -1105,9 +1173,9 @@ check_request(const char *s, size_t n, char *name, size_t size)
 static void
 indent(int depth)
 {
-	putchar('\n');
+	out_c(&out1, '\n');
 	while (depth-- > 0)
-		fputs("  ", stdout);
+		out_write(&out1, "  ", 2);
 }
 
 /* Prints a valid JSON text with two-space indentation. */
@@ -1125,34 +1193,34 @@ print_pretty(const char *s, size_t n)
 		case '"':
 			for (j = i + 1; s[j] != '"'; j++)
 				j += s[j] == '\\';
-			fwrite(s + i, 1, j + 1 - i, stdout);
+			out_write(&out1, s + i, j + 1 - i);
 			i = j;
 			break;
 		case '{': case '[':
 			for (j = i + 1; j < n && strchr(" \t\r\n", s[j]); j++)
 				;
 			if (s[j] == (c == '{' ? '}' : ']')) {
-				putchar(c);
-				putchar(s[j]);
+				out_c(&out1, c);
+				out_c(&out1, s[j]);
 				i = j;
 				break;
 			}
-			putchar(c);
+			out_c(&out1, c);
 			indent(++depth);
 			break;
 		case '}': case ']':
 			indent(--depth);
-			putchar(c);
+			out_c(&out1, c);
 			break;
 		case ',':
-			putchar(',');
+			out_c(&out1, ',');
 			indent(depth);
 			break;
 		case ':':
-			fputs(": ", stdout);
+			out_write(&out1, ": ", 2);
 			break;
 		default:
-			putchar(c);
+			out_c(&out1, c);
 		}
 	}
 }
@@ -1163,8 +1231,8 @@ print_json(const char *s, size_t n)
 	if (opt.pretty)
 		print_pretty(s, n);
 	else
-		fwrite(s, 1, n, stdout);
-	putchar('\n');
+		out_write(&out1, s, n);
+	out_c(&out1, '\n');
 }
 
 /* Prints a reply as asked; returns 0, or EX_AGENT for an error reply. */
@@ -1264,7 +1332,7 @@ next_line(struct lines *l)
 		}
 		buf_need(&l->b, 65536 + 1);
 		/* The replies so far are shown before waiting for more input. */
-		if (fflush(stdout) == EOF)
+		if (out_flush(&out1) < 0)
 			die(EX_IO, "write stdout:");
 		n = read(0, l->b.p + l->b.len, l->b.cap - l->b.len - 1);
 		if (n < 0 && errno != EINTR)
@@ -1512,9 +1580,9 @@ table_print(struct table *t)
 			;
 		for (j = 0; j < t->ncol; j++) {
 			if (j < last)
-				ffmt(stdout, "%-*s  ", w[j], row[j]);
+				ffmt(&out1, "%-*s  ", w[j], row[j]);
 			else if (j == last)
-				ffmt(stdout, "%s\n", row[j]);
+				ffmt(&out1, "%s\n", row[j]);
 			free(row[j]);
 		}
 	}
@@ -1660,7 +1728,7 @@ exec_finish(const struct doc *dp, const char *prog)
 			continue;
 		if (b64_decode(&data, d.js, &d.t[v]) < 0)
 			die(EX_PROTO, "%s: %s is not base64", prog, streams[i][0]);
-		fflush(stdout);
+		out_flush(&out1);
 		if (write_all(i + 1, data.p, data.len) < 0)
 			die(EX_IO, "write %s:", i ? "stderr" : "stdout");
 	}
@@ -1778,7 +1846,7 @@ cmd_exec(int argc, char **argv)
 	if (pid < 0)
 		die(EX_PROTO, "guest-exec: no pid in the reply");
 	if (nowait) {
-		ffmt(stdout, "%lld\n", pid);
+		ffmt(&out1, "%lld\n", pid);
 		return 0;
 	}
 	bfmt(name, sizeof name, "guest-exec-status");
@@ -1796,7 +1864,7 @@ cmd_exec(int argc, char **argv)
 		free(d.t);
 		if (deadline >= 0 && now_ms() >= deadline) {
 			warn("%s still runs in the guest as pid %lld", prog, pid);
-			exit(124);
+			leave(124);
 		}
 		nap.tv_sec = 0;
 		nap.tv_nsec = (long)delay;
@@ -1870,7 +1938,7 @@ catch_signals(void)
 	sa.sa_handler = on_signal;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	atexit(cleanup);
+	on_leave = cleanup;
 }
 
 static long long
@@ -1929,7 +1997,7 @@ progress(const char *what, unsigned long long bytes, long long t0, int last)
 		tty = isatty(2);
 	if (!tty || (bytes < (16u << 20) && !last) || (last && ms < 1000))
 		return;
-	ffmt(stderr, "\rqga: %s: %llu MiB, %llu MiB/s   %s", what, bytes >> 20,
+	ffmt(&out2, "\rqga: %s: %llu MiB, %llu MiB/s   %s", what, bytes >> 20,
 	        ms > 0 ? (bytes >> 10) * 1000 / 1024 / (unsigned long long)ms : 0,
 	        last ? "\n" : "");
 }
@@ -1992,7 +2060,7 @@ cmd_cat(int argc, char **argv)
 		return -1;
 	catch_signals();
 	for (i = 1; i < argc; i++) {
-		fflush(stdout);
+		out_flush(&out1);
 		file_read_to(argv[i], 1, "stdout");
 	}
 	return 0;
@@ -2139,7 +2207,7 @@ simple_call(const char *name, struct reply *r, struct doc *d)
 	free(req.p);
 	if (json_out) {
 		print_json(r->js, r->len);
-		exit(0);
+		leave(0);
 	}
 	doc_load(d, r);
 }
@@ -2226,9 +2294,9 @@ show_info(const struct doc *d)
 	}
 	qsort(names, (size_t)n, sizeof *names, name_cmp);
 	version = dstr(d, dget(d, 0, "version"));
-	ffmt(stdout, "qemu-ga %s: %d commands, %d disabled\n", version, n, off);
+	ffmt(&out1, "qemu-ga %s: %d commands, %d disabled\n", version, n, off);
 	for (i = 0; i < n; i++) {
-		ffmt(stdout, "%s\n", names[i]);
+		ffmt(&out1, "%s\n", names[i]);
 		free(names[i]);
 	}
 	free(names);
@@ -2243,7 +2311,7 @@ show_osinfo(const struct doc *d)
 
 	for (k = 0, i = 1; (unsigned)k < d->t[0].size; k++, i = (int)d->t[i + 1].next) {
 		s = dstr(d, i + 1);
-		ffmt(stdout, "%.*s: %s\n", (int)(d->t[i].end - d->t[i].start), d->js + d->t[i].start, s);
+		ffmt(&out1, "%.*s: %s\n", (int)(d->t[i].end - d->t[i].start), d->js + d->t[i].start, s);
 		free(s);
 	}
 }
@@ -2253,7 +2321,7 @@ show_hostname(const struct doc *d)
 {
 	char *s;
 
-	ffmt(stdout, "%s\n", s = dstr(d, dget(d, 0, "host-name")));
+	ffmt(&out1, "%s\n", s = dstr(d, dget(d, 0, "host-name")));
 	free(s);
 }
 
@@ -2263,7 +2331,7 @@ show_time(const struct doc *d)
 	long long ns;
 
 	ns = dint(d, 0, 0);
-	ffmt(stdout, "%s\n", iso_time(ns / 1000000000, (long)(ns % 1000000000)));
+	ffmt(&out1, "%s\n", iso_time(ns / 1000000000, (long)(ns % 1000000000)));
 }
 
 static void
@@ -2274,7 +2342,7 @@ show_timezone(const struct doc *d)
 
 	off = dint(d, dget(d, 0, "offset"), 0);
 	zone = dstr(d, dget(d, 0, "zone"));
-	ffmt(stdout, "%s%s%c%02lld%02lld\n", zone, *zone ? " " : "", off < 0 ? '-' : '+',
+	ffmt(&out1, "%s%s%c%02lld%02lld\n", zone, *zone ? " " : "", off < 0 ? '-' : '+',
 	       (off < 0 ? -off : off) / 3600, (off < 0 ? -off : off) / 60 % 60);
 	free(zone);
 }
@@ -2492,7 +2560,7 @@ cmd_fsfreeze(int argc, char **argv)
 		opt.timeout = LONG_TIMEOUT;
 	if (!strcmp(argv[1], "status") && argc == 2) {
 		simple_call("guest-fsfreeze-status", &r, &d);
-		ffmt(stdout, "%s\n", s = dstr(&d, 0));
+		ffmt(&out1, "%s\n", s = dstr(&d, 0));
 		free(s);
 		free(d.t);
 		return 0;
@@ -2521,7 +2589,7 @@ cmd_fsfreeze(int argc, char **argv)
 	}
 	if (json_int(r.js, &r.tok[r.ret], &n) < 0)
 		die(EX_PROTO, "%s: no count in the reply", name);
-	ffmt(stdout, "%s %lld filesystem%s\n", argv[1][0] == 'f' ? "froze" : "thawed",
+	ffmt(&out1, "%s %lld filesystem%s\n", argv[1][0] == 'f' ? "froze" : "thawed",
 	       n, n == 1 ? "" : "s");
 	return 0;
 }
@@ -2580,7 +2648,7 @@ read_password(const char *user)
 	size_t len = 0;
 
 	if (tty) {
-		ffmt(stderr, "Password for %s: ", user);
+		ffmt(&out2, "Password for %s: ", user);
 		quiet = t;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		tcsetattr(0, TCSAFLUSH, &quiet);
@@ -2589,7 +2657,7 @@ read_password(const char *user)
 		len++;
 	if (tty) {
 		tcsetattr(0, TCSAFLUSH, &t);
-		fputc('\n', stderr);
+		ffmt(&out2, "\n");
 	}
 	pw[len] = 0;
 	if (len && pw[len - 1] == '\r')
@@ -2662,7 +2730,7 @@ cmd_ssh_keys(int argc, char **argv)
 		doc_load(&d, &r);
 		keys = dget(&d, 0, "keys");
 		each(&d, keys, i, k) {
-			ffmt(stdout, "%s\n", key = dstr(&d, i));
+			ffmt(&out1, "%s\n", key = dstr(&d, i));
 			free(key);
 		}
 		free(d.t);
@@ -2808,9 +2876,10 @@ note(const char *fmt, ...)
 	if (sv.quiet)
 		return;
 	va_start(ap, fmt);
-	fputs("qga serve: ", stderr);
-	vffmt(stderr, fmt, ap);
-	fputc('\n', stderr);
+	out_str(&out2, "qga serve: ");
+	vffmt(&out2, fmt, ap);
+	out_c(&out2, '\n');
+	out_flush(&out2);
 	va_end(ap);
 }
 
@@ -3430,7 +3499,7 @@ cmd_serve(int argc, char **argv)
 /* ------------------------------------------------------------------ */
 
 static int cmd_help(int, char **);
-static void usage(int status);
+static _Noreturn void usage(int status);
 
 /* A command runs fn, or else sends query (without arguments) and shows
  * its return value with show. */
@@ -3508,7 +3577,7 @@ find_cmd(const char *name)
 }
 
 static void
-cmd_usage(const struct cmd *c, FILE *f)
+cmd_usage(const struct cmd *c, struct out *f)
 {
 	ffmt(f, "usage: qga [OPTIONS] %s %s\n\n%s", c->name, c->usage, c->help);
 }
@@ -3522,7 +3591,7 @@ cmd_help(int argc, char **argv)
 		usage(0);
 	if (argc != 2 || !(c = find_cmd(argv[1])))
 		return -1;
-	cmd_usage(c, stdout);
+	cmd_usage(c, &out1);
 	return 0;
 }
 
@@ -3563,19 +3632,19 @@ static const char usage_text[] =
 "\n"
 "commands (qga help COMMAND says more):\n";
 
-static void
+static _Noreturn void
 usage(int status)
 {
-	FILE *f = status ? stderr : stdout;
+	struct out *f = status ? &out2 : &out1;
 	size_t i;
 
-	fputs(usage_text, f);
+	out_str(f, usage_text);
 	for (i = 0; i < sizeof cmds / sizeof *cmds; i++)
 		ffmt(f, "  %-12s %.*s\n", cmds[i].name,
 		        *cmds[i].usage ? (int)strlen(cmds[i].usage) :
 		        (int)strcspn(cmds[i].help, "\n"),
 		        *cmds[i].usage ? cmds[i].usage : cmds[i].help);
-	exit(status);
+	leave(status);
 }
 
 int
@@ -3636,8 +3705,8 @@ main(int argc, char **argv)
 			usage(0);
 			break;
 		case 'V':
-			puts("qga " VERSION);
-			return 0;
+			out_str(&out1, "qga " VERSION "\n");
+			leave(0);
 		default:
 			usage(EX_USAGE);
 		}
@@ -3652,8 +3721,8 @@ main(int argc, char **argv)
 		usage(EX_USAGE);
 	if (!batch && (cmd = find_cmd(argv[0]))) {
 		if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-			cmd_usage(cmd, stdout);
-			return 0;
+			cmd_usage(cmd, &out1);
+			leave(0);
 		}
 		if (argc > 1 && (!strcmp(argv[1], "-j") || !strcmp(argv[1], "--json"))) {
 			json_out = 1;
@@ -3668,13 +3737,13 @@ main(int argc, char **argv)
 			free(d.t);
 			s = 0;
 		} else if (cmd->query || (s = cmd->fn(argc, argv)) < 0) {
-			cmd_usage(cmd, stderr);
-			exit(exec_mode ? 255 : EX_USAGE);
+			cmd_usage(cmd, &out2);
+			leave(exec_mode ? 255 : EX_USAGE);
 		}
-		if (fflush(stdout) == EOF)
+		if (out_flush(&out1) < 0)
 			die(EX_IO, "write stdout:");
 		conn_close(&sess);
-		return s;
+		leave(s);
 	}
 	if (!batch) {
 		if (argv[0][0] == '{') {
@@ -3700,7 +3769,7 @@ main(int argc, char **argv)
 		s = print_reply(&r, name, 0);
 	conn_close(&c);
 	free(req.p);
-	if (fflush(stdout) == EOF || ferror(stdout))
+	if (out_flush(&out1) < 0)
 		die(EX_IO, "write stdout:");
 	return s;
 }
