@@ -7,7 +7,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -348,6 +347,79 @@ static struct {
 } opt = {
 	NULL, 10000, 80 << 20, 0, 0, 0, 0
 };
+
+/* A long option: its name, whether it takes a value, and the character
+ * the parser returns for it. */
+struct lopt {
+	const char *name;
+	int arg, ch;
+};
+
+static char *oarg; /* the value of the option just parsed */
+static int oind;   /* the next word of argv; 0 starts over */
+static int opos;   /* the next letter in a cluster such as -rp */
+
+static int
+badopt(const char *fmt, const char *what)
+{
+	warn(fmt, what);
+	return '?';
+}
+
+/* The next option in argv: a letter of shorts ("t:" when it takes a value)
+ * or a --name of longs, its value attached or the next word. The first
+ * word that is not an option ends them, and so does "--". Returns the
+ * option's character, '?' once the problem is said, or -1 at the end. */
+static int
+nextopt(int argc, char **argv, const char *shorts, const struct lopt *lo)
+{
+	const char *s;
+	char *a;
+	size_t n;
+	int c;
+
+	if (!oind)
+		oind = 1, opos = 0;
+	oarg = NULL;
+	if (!opos) {
+		if (oind >= argc || (a = argv[oind])[0] != '-' || !a[1])
+			return -1;
+		if (a[1] == '-') {
+			oind++;
+			if (!a[2])
+				return -1;
+			n = strcspn(a + 2, "=");
+			while (lo->name && (strncmp(lo->name, a + 2, n) || lo->name[n]))
+				lo++;
+			if (!lo->name)
+				return badopt("unrecognized option '%s'", a);
+			if (a[2 + n])
+				oarg = a + 3 + n;
+			else if (lo->arg && oind < argc)
+				oarg = argv[oind++];
+			if (lo->arg != !!oarg)
+				return badopt(lo->arg ? "option '%s' needs a value" :
+				              "option '%s' takes no value", a);
+			return lo->ch;
+		}
+		opos = 1;
+	}
+	a = argv[oind];
+	c = a[opos++];
+	if (!a[opos])
+		oind++, opos = 0;
+	if (c == ':' || !(s = strchr(shorts, c)))
+		return badopt("unrecognized option '-%s'", (char[]){(char)c, 0});
+	if (s[1] == ':') {
+		if (opos)
+			oarg = a + opos, oind++, opos = 0;
+		else if (oind < argc)
+			oarg = argv[oind++];
+		else
+			return badopt("option '-%s' needs a value", (char[]){(char)c, 0});
+	}
+	return c;
+}
 
 /* Parses "N" or "N.FFF" seconds into milliseconds. */
 static int
@@ -1748,14 +1820,14 @@ exec_finish(const struct doc *dp, const char *prog)
 static int
 cmd_exec(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{"input", no_argument, NULL, 'i'},
-		{"env", required_argument, NULL, 'e'},
-		{"timeout", required_argument, NULL, 'T'},
-		{"no-wait", no_argument, NULL, 'W'},
-		{"merge", no_argument, NULL, 'M'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
+	static const struct lopt lo[] = {
+		{"input", 0, 'i'},
+		{"env", 1, 'e'},
+		{"timeout", 1, 'T'},
+		{"no-wait", 0, 'W'},
+		{"merge", 0, 'M'},
+		{"help", 0, 'h'},
+		{NULL, 0, 0}
 	};
 	struct buf req = {0}, env = {0}, in = {0};
 	struct timespec nap;
@@ -1769,28 +1841,28 @@ cmd_exec(int argc, char **argv)
 	char name[64], desc[256];
 
 	exec_mode = 1;
-	optind = 0; /* a full reset, in glibc and musl alike */
-	while ((ch = getopt_long(argc, argv, "+ie:T:h", lo, NULL)) != -1) {
+	oind = 0;
+	while ((ch = nextopt(argc, argv, "ie:T:h", lo)) != -1) {
 		switch (ch) {
 		case 'i': input = 1; break;
 		case 'e':
-			if (!strchr(optarg, '=') || *optarg == '=')
-				die(EX_USAGE, "exec: -e wants NAME=VALUE, got '%s'", optarg);
+			if (!strchr(oarg, '=') || *oarg == '=')
+				die(EX_USAGE, "exec: -e wants NAME=VALUE, got '%s'", oarg);
 			buf_add(&env, ",", env.len > 0);
-			buf_jstr(&env, optarg, strlen(optarg));
-			path |= !strncmp(optarg, "PATH=", 5);
+			buf_jstr(&env, oarg, strlen(oarg));
+			path |= !strncmp(oarg, "PATH=", 5);
 			break;
 		case 'T':
-			if (parse_seconds(optarg, &wait) < 0)
-				die(EX_USAGE, "exec: bad -T '%s': expected seconds", optarg);
+			if (parse_seconds(oarg, &wait) < 0)
+				die(EX_USAGE, "exec: bad -T '%s': expected seconds", oarg);
 			break;
 		case 'W': nowait = 1; break;
 		case 'M': merge = 1; break;
 		default: return -1;
 		}
 	}
-	argc -= optind;
-	argv += optind;
+	argc -= oind;
+	argv += oind;
 	if (argc < 1)
 		return -1;
 	prog = sh ? "/bin/sh" : argv[0];
@@ -2114,10 +2186,10 @@ cmd_get(int argc, char **argv)
 static int
 cmd_put(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{"append", no_argument, NULL, 'a'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
+	static const struct lopt lo[] = {
+		{"append", 0, 'a'},
+		{"help", 0, 'h'},
+		{NULL, 0, 0}
 	};
 	struct buf req = {0}, data = {0};
 	struct reply r;
@@ -2129,14 +2201,14 @@ cmd_put(int argc, char **argv)
 	ssize_t n;
 	int ch, fd = 0, append = 0;
 
-	optind = 0; /* a full reset, in glibc and musl alike */
-	while ((ch = getopt_long(argc, argv, "+ah", lo, NULL)) != -1) {
+	oind = 0;
+	while ((ch = nextopt(argc, argv, "ah", lo)) != -1) {
 		if (ch != 'a')
 			return -1;
 		append = 1;
 	}
-	argc -= optind;
-	argv += optind;
+	argc -= oind;
+	argv += oind;
 	if (argc < 1 || argc > 2)
 		return -1;
 	if (argc == 2)
@@ -2670,27 +2742,27 @@ read_password(const char *user)
 static int
 cmd_passwd(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{"crypted", no_argument, NULL, 'c'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
+	static const struct lopt lo[] = {
+		{"crypted", 0, 'c'},
+		{"help", 0, 'h'},
+		{NULL, 0, 0}
 	};
 	struct buf req = {0};
 	struct reply r;
 	char *pw;
 	int ch, crypted = 0;
 
-	optind = 0; /* a full reset, in glibc and musl alike */
-	while ((ch = getopt_long(argc, argv, "+ch", lo, NULL)) != -1) {
+	oind = 0;
+	while ((ch = nextopt(argc, argv, "ch", lo)) != -1) {
 		if (ch != 'c')
 			return -1;
 		crypted = 1;
 	}
-	if (argc - optind != 1)
+	if (argc - oind != 1)
 		return -1;
-	pw = read_password(argv[optind]);
+	pw = read_password(argv[oind]);
 	req_begin(&req, "guest-set-user-password");
-	req_str(&req, "username", argv[optind]);
+	req_str(&req, "username", argv[oind]);
 	req_key(&req, "password");
 	buf_add(&req, "\"", 1);
 	b64_encode(&req, (unsigned char *)pw, strlen(pw));
@@ -2779,10 +2851,10 @@ cmd_ssh_keys(int argc, char **argv)
 static int
 cmd_wait(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{"timeout", required_argument, NULL, 'T'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
+	static const struct lopt lo[] = {
+		{"timeout", 1, 'T'},
+		{"help", 0, 'h'},
+		{NULL, 0, 0}
 	};
 	static const char ping[] = "{\"execute\":\"guest-ping\"}";
 	struct timespec nap = {0, 100000000};
@@ -2790,12 +2862,12 @@ cmd_wait(int argc, char **argv)
 	struct reply r;
 	int ch, s;
 
-	optind = 0; /* a full reset, in glibc and musl alike */
-	while ((ch = getopt_long(argc, argv, "+T:h", lo, NULL)) != -1) {
-		if (ch != 'T' || parse_seconds(optarg, &total) < 0)
+	oind = 0;
+	while ((ch = nextopt(argc, argv, "T:h", lo)) != -1) {
+		if (ch != 'T' || parse_seconds(oarg, &total) < 0)
 			return -1;
 	}
-	if (optind != argc)
+	if (oind != argc)
 		return -1;
 	deadline = deadline_in(total);
 	for (;;) {
@@ -3382,17 +3454,17 @@ done:
 static int
 cmd_serve(int argc, char **argv)
 {
-	static const struct option lo[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"http", required_argument, NULL, 'H'},
-		{"allow", required_argument, NULL, 'a'},
-		{"deny", required_argument, NULL, 'd'},
-		{"max-clients", required_argument, NULL, 'm'},
-		{"max-request", required_argument, NULL, 'R'},
-		{"mode", required_argument, NULL, 'o'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0}
+	static const struct lopt lo[] = {
+		{"listen", 1, 'l'},
+		{"http", 1, 'H'},
+		{"allow", 1, 'a'},
+		{"deny", 1, 'd'},
+		{"max-clients", 1, 'm'},
+		{"max-request", 1, 'R'},
+		{"mode", 1, 'o'},
+		{"quiet", 0, 'q'},
+		{"help", 0, 'h'},
+		{NULL, 0, 0}
 	};
 	struct sigaction sa;
 	struct pollfd *pfd = NULL;
@@ -3404,38 +3476,38 @@ cmd_serve(int argc, char **argv)
 	sv.max = 64;
 	sv.maxreq = 8 << 20;
 	sv.mode = 0600;
-	optind = 0;
-	while ((ch = getopt_long(argc, argv, "+l:qh", lo, NULL)) != -1) {
+	oind = 0;
+	while ((ch = nextopt(argc, argv, "l:qh", lo)) != -1) {
 		switch (ch) {
 		case 'l': case 'H':
 			if (na == 16)
 				die(EX_USAGE, "serve: at most 16 listen addresses");
 			http[na] = ch == 'H';
-			addrs[na++] = optarg;
+			addrs[na++] = oarg;
 			break;
-		case 'a': sv.nallow = split_list(optarg, &sv.allow); break;
-		case 'd': sv.ndeny = split_list(optarg, &sv.deny); break;
+		case 'a': sv.nallow = split_list(oarg, &sv.allow); break;
+		case 'd': sv.ndeny = split_list(oarg, &sv.deny); break;
 		case 'm':
-			v = strtol(optarg, &end, 10);
+			v = strtol(oarg, &end, 10);
 			if (*end || v < 1 || v > 4096)
-				die(EX_USAGE, "serve: bad --max-clients '%s'", optarg);
+				die(EX_USAGE, "serve: bad --max-clients '%s'", oarg);
 			sv.max = (int)v;
 			break;
 		case 'R':
-			if (parse_size(optarg, &sv.maxreq) < 0 || sv.maxreq < 64)
-				die(EX_USAGE, "serve: bad --max-request '%s'", optarg);
+			if (parse_size(oarg, &sv.maxreq) < 0 || sv.maxreq < 64)
+				die(EX_USAGE, "serve: bad --max-request '%s'", oarg);
 			break;
 		case 'o':
-			v = strtol(optarg, &end, 8);
+			v = strtol(oarg, &end, 8);
 			if (*end || v < 0 || v > 0777)
-				die(EX_USAGE, "serve: bad --mode '%s': expected octal", optarg);
+				die(EX_USAGE, "serve: bad --mode '%s': expected octal", oarg);
 			sv.mode = (mode_t)v;
 			break;
 		case 'q': sv.quiet = 1; break;
 		default: return -1;
 		}
 	}
-	if (optind != argc || !na)
+	if (oind != argc || !na)
 		return -1;
 	for (i = 0; i < na; i++) {
 		sv.lfd[i] = serve_listen(addrs[i]);
@@ -3650,18 +3722,18 @@ usage(int status)
 int
 main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"timeout", required_argument, NULL, 't'},
-		{"return", no_argument, NULL, 'r'},
-		{"pretty", no_argument, NULL, 'p'},
-		{"json", no_argument, NULL, 'j'},
-		{"qmp", no_argument, NULL, 'Q'},
-		{"no-sync", no_argument, NULL, 'N'},
-		{"max-reply", required_argument, NULL, 'M'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}
+	static const struct lopt longopts[] = {
+		{"socket", 1, 's'},
+		{"timeout", 1, 't'},
+		{"return", 0, 'r'},
+		{"pretty", 0, 'p'},
+		{"json", 0, 'j'},
+		{"qmp", 0, 'Q'},
+		{"no-sync", 0, 'N'},
+		{"max-reply", 1, 'M'},
+		{"help", 0, 'h'},
+		{"version", 0, 'V'},
+		{NULL, 0, 0}
 	};
 	const struct cmd *cmd;
 	struct doc d;
@@ -3671,14 +3743,14 @@ main(int argc, char **argv)
 	char name[128];
 	int ch, s, batch;
 
-	while ((ch = getopt_long(argc, argv, "+s:t:rpjhV", longopts, NULL)) != -1) {
+	while ((ch = nextopt(argc, argv, "s:t:rpjhV", longopts)) != -1) {
 		switch (ch) {
 		case 's':
-			opt.addr = optarg;
+			opt.addr = oarg;
 			break;
 		case 't':
-			if (parse_seconds(optarg, &opt.timeout) < 0)
-				die(EX_USAGE, "bad timeout '%s': expected seconds", optarg);
+			if (parse_seconds(oarg, &opt.timeout) < 0)
+				die(EX_USAGE, "bad timeout '%s': expected seconds", oarg);
 			timeout_set = 1;
 			break;
 		case 'j':
@@ -3697,9 +3769,9 @@ main(int argc, char **argv)
 			opt.nosync = 1;
 			break;
 		case 'M':
-			if (parse_size(optarg, &opt.maxreply) < 0 || opt.maxreply < 64)
+			if (parse_size(oarg, &opt.maxreply) < 0 || opt.maxreply < 64)
 				die(EX_USAGE, "bad --max-reply '%s': expected bytes "
-				    "(at least 64)", optarg);
+				    "(at least 64)", oarg);
 			break;
 		case 'h':
 			usage(0);
@@ -3711,8 +3783,8 @@ main(int argc, char **argv)
 			usage(EX_USAGE);
 		}
 	}
-	argc -= optind;
-	argv += optind;
+	argc -= oind;
+	argv += oind;
 	if (!opt.addr && !(opt.addr = getenv("QGA_SOCKET")))
 		opt.addr = "/tmp/qga.sock";
 
