@@ -335,6 +335,26 @@ xrealloc(void *p, size_t n)
 	return p;
 }
 
+/* The first w in s, or NULL. */
+static char *
+find(const char *s, const char *w)
+{
+	size_t n = strlen(w);
+
+	for (; *s; s++)
+		if (*s == *w && !strncmp(s, w, n))
+			return (char *)s;
+	return NULL;
+}
+
+static char *
+xstrdup(const char *s)
+{
+	size_t n = strlen(s) + 1;
+
+	return memcpy(xrealloc(NULL, n), s, n);
+}
+
 /* ------------------------------------------------------------------ */
 /* Options and numbers                                                 */
 /* ------------------------------------------------------------------ */
@@ -421,19 +441,30 @@ nextopt(int argc, char **argv, const char *shorts, const struct lopt *lo)
 	return c;
 }
 
+/* Parses the digits at s in base 8 or 10, leaving *end after them.
+ * Returns -1 when there is none, and limit + 1 for a number over limit. */
+static long long
+num(const char *s, char **end, int base, long long limit)
+{
+	const char *p = s;
+	long long n = 0;
+
+	for (; *p >= '0' && *p < '0' + base; p++)
+		n = n > (limit - (*p - '0')) / base ? limit + 1 : n * base + *p - '0';
+	if (end)
+		*end = (char *)p;
+	return p == s ? -1 : n;
+}
+
 /* Parses "N" or "N.FFF" seconds into milliseconds. */
 static int
 parse_seconds(const char *s, long long *ms)
 {
 	char *end;
-	long n;
+	long long n;
 	int k;
 
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		return -1;
-	n = strtol(s, &end, 10);
-	if (errno || n > 1000000000L)
+	if ((n = num(s, &end, 10, 1000000000)) < 0 || n > 1000000000)
 		return -1;
 	*ms = (long long)n * 1000;
 	if (*end == '.') {
@@ -451,11 +482,7 @@ parse_size(const char *s, size_t *v)
 	long long n;
 	int shift = 0;
 
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		return -1;
-	n = strtoll(s, &end, 10);
-	if (errno)
+	if ((n = num(s, &end, 10, 1LL << 40)) < 0)
 		return -1;
 	if (*end && !end[1] && strchr("KMG", *end))
 		shift = *end == 'K' ? 10 : *end == 'M' ? 20 : 30;
@@ -726,13 +753,9 @@ open_tcp(struct conn *c, char *hostport, long long deadline)
 static int
 parse_u32(const char *s, char **end, unsigned *v)
 {
-	unsigned long n;
+	long long n = num(s, end, 10, 0xffffffffLL);
 
-	errno = 0;
-	if (*s < '0' || *s > '9')
-		return -1;
-	n = strtoul(s, end, 10);
-	if (errno || n > 0xffffffffUL)
+	if (n < 0 || n > 0xffffffffLL)
 		return -1;
 	*v = (unsigned)n;
 	return 0;
@@ -1480,7 +1503,7 @@ agent_error(const struct reply *r, const char *name)
 	char desc[400];
 
 	member_str(r->js, &r->tok[r->err], "desc", desc, sizeof desc);
-	if (strstr(desc, "has been disabled"))
+	if (find(desc, "has been disabled"))
 		return fail(EX_AGENT, "%s is disabled in the guest agent (by its "
 		            "configuration, or while frozen)", name);
 	return reply_error(r, name);
@@ -1633,7 +1656,7 @@ table_add(struct table *t, ...)
 	}
 	va_start(ap, t);
 	for (i = 0; i < t->ncol; i++)
-		t->cell[t->n++] = strdup(va_arg(ap, char *));
+		t->cell[t->n++] = xstrdup(va_arg(ap, char *));
 	va_end(ap);
 }
 
@@ -1907,7 +1930,7 @@ cmd_exec(int argc, char **argv)
 
 	call_any(&req, "guest-exec", &r);
 	if (r.err >= 0) {
-		if (merge && strstr(member_str(r.js, &r.tok[r.err], "desc", desc,
+		if (merge && find(member_str(r.js, &r.tok[r.err], "desc", desc,
 		                               sizeof desc), "capture-output"))
 			die(EX_AGENT, "exec --merge needs qemu-ga 8.1 or later");
 		quit(agent_error(&r, "guest-exec"));
@@ -1961,8 +1984,8 @@ cmd_exec_status(int argc, char **argv)
 	exec_mode = 1;
 	if (argc != 2)
 		return -1;
-	pid = strtoll(argv[1], &end, 10);
-	if (*end || end == argv[1] || pid < 0)
+	pid = num(argv[1], &end, 10, 1LL << 31);
+	if (*end || pid < 0 || pid >> 31)
 		die(EX_USAGE, "exec-status: bad pid '%s'", argv[1]);
 	req_begin(&req, "guest-exec-status");
 	req_int(&req, "pid", pid);
@@ -2138,6 +2161,25 @@ cmd_cat(int argc, char **argv)
 	return 0;
 }
 
+/* Creates local's temporary sibling, 0600, named in tmpname. */
+static int
+create_temp(const char *local)
+{
+	unsigned v;
+	int fd, tries;
+
+	for (tries = 0; tries < 100; tries++) {
+		v = random_id();
+		if ((size_t)bfmt(tmpname, sizeof tmpname, "%s.qga-%u", local, v) >=
+		    sizeof tmpname)
+			die(EX_USAGE, "get: local name too long");
+		fd = open(tmpname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	return -1;
+}
+
 static int
 cmd_get(int argc, char **argv)
 {
@@ -2165,15 +2207,12 @@ cmd_get(int argc, char **argv)
 		bfmt(path, sizeof path, "%s/%s", local, base);
 		local = path;
 	}
-	if ((size_t)bfmt(tmpname, sizeof tmpname, "%s.qga-XXXXXX", local) >=
-	    sizeof tmpname)
-		die(EX_USAGE, "get: local name too long");
-	if ((fd = mkstemp(tmpname)) < 0) {
+	if ((fd = create_temp(local)) < 0) {
 		tmpname[0] = 0;
 		die(EX_IO, "create %s:", local);
 	}
 	file_read_to(remote, fd, local);
-	/* As a new file would be: mkstemp made it 0600. */
+	/* As a new file would be: the temporary one is 0600. */
 	um = umask(0);
 	umask(um);
 	fchmod(fd, 0666 & ~um);
@@ -2339,16 +2378,10 @@ human(long long v, char *s, size_t n)
 	return s;
 }
 
-static int
-name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void
 show_info(const struct doc *d)
 {
-	char **names, *version;
+	char **names, *version, *tmp;
 	int cmds, i, k, n = 0, off = 0;
 
 	cmds = dget(d, 0, "supported_commands");
@@ -2364,7 +2397,9 @@ show_info(const struct doc *d)
 		names[n++] = line;
 		free(nm);
 	}
-	qsort(names, (size_t)n, sizeof *names, name_cmp);
+	for (i = 1; i < n; i++) /* a few dozen names: insertion sort */
+		for (k = i; k > 0 && strcmp(names[k - 1], names[k]) > 0; k--)
+			tmp = names[k], names[k] = names[k - 1], names[k - 1] = tmp;
 	version = dstr(d, dget(d, 0, "version"));
 	ffmt(&out1, "qemu-ga %s: %d commands, %d disabled\n", version, n, off);
 	for (i = 0; i < n; i++) {
@@ -2432,7 +2467,7 @@ show_users(const struct doc *d)
 		domain = dstr(d, dget(d, i, "domain"));
 		v = dget(d, i, "login-time");
 		table_add(&t, user, *domain ? domain : "-",
-		          iso_time(v >= 0 ? strtoll(d->js + d->t[v].start, NULL, 10) : 0, -1));
+		          iso_time(v >= 0 ? num(d->js + d->t[v].start, NULL, 10, 1LL << 40) : 0, -1));
 		free(user);
 		free(domain);
 	}
@@ -2679,7 +2714,7 @@ cmd_fstrim(int argc, char **argv)
 
 	if (argc > 2)
 		return -1;
-	if (argc == 2 && ((min = strtoll(argv[1], &end, 10)) < 0 || *end || end == argv[1]))
+	if (argc == 2 && ((min = num(argv[1], &end, 10, 1LL << 40)) < 0 || *end))
 		die(EX_USAGE, "fstrim: bad minimum '%s': expected bytes", argv[1]);
 	if (!timeout_set)
 		opt.timeout = LONG_TIMEOUT;
@@ -2962,9 +2997,15 @@ split_list(char *s, char ***list)
 	int n = 0;
 	char *p;
 
-	for (p = strtok(s, ","); p; p = strtok(NULL, ",")) {
-		*list = xrealloc(*list, (size_t)(n + 1) * sizeof **list);
-		(*list)[n++] = p;
+	while (*s) {
+		p = s + strcspn(s, ",");
+		if (*p)
+			*p++ = 0;
+		if (*s) {
+			*list = xrealloc(*list, (size_t)(n + 1) * sizeof **list);
+			(*list)[n++] = s;
+		}
+		s = p;
 	}
 	return n;
 }
@@ -3226,7 +3267,7 @@ http_reply(int i, int code, const char *body, size_t len, int keep)
 	size_t k;
 
 	for (k = 0; k < sizeof reasons / sizeof *reasons; k++)
-		if (atoi(reasons[k]) == code)
+		if (num(reasons[k], NULL, 10, 999) == code)
 			reason = reasons[k];
 	bfmt(head, sizeof head, "HTTP/1.1 %s\r\nContent-Type: application/json"
 	         "\r\nContent-Length: %zu\r\n%s\r\n", reason, len,
@@ -3246,20 +3287,21 @@ client_http(int i)
 	struct client *c = &sv.cl[i];
 	char *end, *p, *line, *hv;
 	size_t head, body = 0, used;
+	long long n;
 	int keep, chunked = 0, haslen = 0;
 
 	while (c->fd >= 0 && c->in.len) {
 		buf_need(&c->in, 1);
 		c->in.p[c->in.len] = 0;
-		if (!(end = strstr(c->in.p, "\r\n\r\n"))) {
+		if (!(end = find(c->in.p, "\r\n\r\n"))) {
 			if (c->in.len > 16384)
 				http_reply(i, 413, "", 0, 0);
 			return;
 		}
 		head = (size_t)(end - c->in.p) + 4;
 		*end = 0;
-		keep = !strstr(c->in.p, "HTTP/1.0");
-		for (line = strstr(c->in.p, "\r\n"); line; line = strstr(line, "\r\n")) {
+		keep = !find(c->in.p, "HTTP/1.0");
+		for (line = find(c->in.p, "\r\n"); line; line = find(line, "\r\n")) {
 			line += 2;
 			if (!(hv = strchr(line, ':')))
 				continue;
@@ -3267,8 +3309,9 @@ client_http(int i)
 				*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
 			hv += 1 + strspn(hv + 1, " \t");
 			if (!strncmp(line, "content-length:", 15)) {
-				body = strtoul(hv, NULL, 10);
-				haslen = 1;
+				n = num(hv, NULL, 10, 1LL << 40);
+				body = n < 0 ? 0 : (size_t)n;
+				haslen = n >= 0;
 			} else if (!strncmp(line, "connection:", 11))
 				keep = strncmp(hv, "close", 5) != 0 &&
 				       (keep || !strncmp(hv, "keep-alive", 10));
@@ -3290,7 +3333,7 @@ client_http(int i)
 				take_request(i, c->in.p + head, body, keep);
 		} else if (!strncmp(c->in.p, "GET /", 5) || !strncmp(c->in.p, "POST /", 6))
 			http_reply(i, 404, "", 0, keep);
-		else if (strstr(c->in.p, " HTTP/1."))
+		else if (find(c->in.p, " HTTP/1."))
 			http_reply(i, 405, "", 0, keep);
 		else
 			http_reply(i, 400, "", 0, 0);
@@ -3470,7 +3513,7 @@ cmd_serve(int argc, char **argv)
 	struct pollfd *pfd = NULL;
 	char *addrs[16];
 	int http[16], na = 0, ch, i, n, k;
-	long v;
+	long long v;
 	char *end;
 
 	sv.max = 64;
@@ -3488,7 +3531,7 @@ cmd_serve(int argc, char **argv)
 		case 'a': sv.nallow = split_list(oarg, &sv.allow); break;
 		case 'd': sv.ndeny = split_list(oarg, &sv.deny); break;
 		case 'm':
-			v = strtol(oarg, &end, 10);
+			v = num(oarg, &end, 10, 4096);
 			if (*end || v < 1 || v > 4096)
 				die(EX_USAGE, "serve: bad --max-clients '%s'", oarg);
 			sv.max = (int)v;
@@ -3498,7 +3541,7 @@ cmd_serve(int argc, char **argv)
 				die(EX_USAGE, "serve: bad --max-request '%s'", oarg);
 			break;
 		case 'o':
-			v = strtol(oarg, &end, 8);
+			v = num(oarg, &end, 8, 0777);
 			if (*end || v < 0 || v > 0777)
 				die(EX_USAGE, "serve: bad --mode '%s': expected octal", oarg);
 			sv.mode = (mode_t)v;
