@@ -7,7 +7,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -144,7 +144,22 @@ struct out {
 };
 static struct out out1, out2; /* stdout, stderr */
 
-static int write_all(int fd, const char *p, size_t n);
+/* Writes all of p[0..n) to fd. */
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n) {
+		if ((w = write(fd, p, n)) < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
 
 static int
 out_flush(struct out *o)
@@ -563,6 +578,25 @@ buf_add(struct buf *b, const void *s, size_t n)
 	b->len += n;
 }
 
+/* Reads fd to its end, refusing more than max bytes. */
+static int
+read_all(int fd, struct buf *b, size_t max)
+{
+	ssize_t n;
+
+	for (;;) {
+		buf_need(b, 65536);
+		if ((n = read(fd, b->p + b->len, b->cap - b->len)) < 0 &&
+		    errno == EINTR)
+			continue;
+		if (n <= 0)
+			return (int)n;
+		b->len += (size_t)n;
+		if (b->len > max)
+			return -2;
+	}
+}
+
 static void
 buf_str(struct buf *b, const char *s)
 {
@@ -722,29 +756,95 @@ split_hostport(char *s, char **host, char **port)
 	return **host && **port ? 0 : -1;
 }
 
+/* An IPv4 or IPv6 socket address. */
+struct inaddr {
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} u;
+	socklen_t len;
+};
+
+static int
+inaddr_parse(struct inaddr *a, const char *host, unsigned port)
+{
+	memset(a, 0, sizeof *a);
+	a->u.in.sin_port = htons((unsigned short)port);
+	if (inet_pton(AF_INET, host, &a->u.in.sin_addr) == 1) {
+		a->u.sa.sa_family = AF_INET;
+		a->len = sizeof a->u.in;
+	} else if (inet_pton(AF_INET6, host, &a->u.in6.sin6_addr) == 1) {
+		a->u.sa.sa_family = AF_INET6;
+		a->len = sizeof a->u.in6;
+	}
+	return a->len ? 0 : -1;
+}
+
+/* Resolves HOST and PORT into up to max addresses: an address as written,
+ * else the names of /etc/hosts, where localhost is loopback even without
+ * the file. Returns how many, or minus the exit status. Host names go no
+ * further: qga is for hosts that reach their agents by address, and DNS
+ * would be an eighth of the binary. */
+static int
+resolve(const char *spec, const char *host, const char *port, struct inaddr *a,
+        int max)
+{
+	struct buf b = {0};
+	long long pn = num(port, (char **)&port, 10, 65535);
+	char *line, *end, *w, *addr;
+	int n = 0, fd;
+
+	if (pn < 0 || pn > 65535 || *port)
+		return -fail(EX_USAGE, "bad port in '%s'", spec);
+	if (inaddr_parse(a, host, (unsigned)pn) == 0)
+		return 1;
+	if ((fd = open("/etc/hosts", O_RDONLY | O_CLOEXEC)) >= 0) {
+		read_all(fd, &b, 1 << 20);
+		close(fd);
+		buf_add(&b, "", 1);
+		for (line = b.p; n < max && line < b.p + b.len - 1; line = end + 1) {
+			end = line + strcspn(line, "\n");
+			*end = 0;
+			line[strcspn(line, "#")] = 0;
+			addr = strtok_r(line, " \t", &w);
+			while (addr && (line = strtok_r(NULL, " \t", &w)))
+				if (!strcasecmp(line, host) &&
+				    inaddr_parse(&a[n], addr, (unsigned)pn) == 0) {
+					n++;
+					break;
+				}
+		}
+		free(b.p);
+	}
+	if (!n && !strcasecmp(host, "localhost")) {
+		inaddr_parse(&a[n++], "127.0.0.1", (unsigned)pn);
+		inaddr_parse(&a[n++], "::1", (unsigned)pn);
+	}
+	return n ? n : -fail(EX_IO, "resolve %s: unknown host (an address, or a "
+	                     "name in /etc/hosts)", spec);
+}
+
 static int
 open_tcp(struct conn *c, char *hostport, long long deadline)
 {
-	struct addrinfo hints = {0}, *res, *ai;
+	struct inaddr a[8];
 	char *host, *port;
-	int r, one = 1;
+	int i, n, r = EX_IO, one = 1;
 
 	if (split_hostport(hostport, &host, &port) < 0)
 		return fail(EX_USAGE, "bad address '%s': expected tcp:HOST:PORT",
 		            c->name);
-	hints.ai_socktype = SOCK_STREAM;
-	if ((r = getaddrinfo(host, port, &hints, &res)))
-		return fail(EX_IO, "resolve %s: %s", c->name, gai_strerror(r));
-	r = EX_IO;
-	for (ai = res; ai; ai = ai->ai_next) {
-		if ((r = connect_sa(c, ai->ai_family, ai->ai_addr, ai->ai_addrlen,
+	if ((n = resolve(c->name, host, port, a, 8)) < 0)
+		return -n;
+	for (i = 0; i < n; i++) {
+		if ((r = connect_sa(c, a[i].u.sa.sa_family, &a[i].u.sa, a[i].len,
 		                    deadline)) == 0)
 			break;
 		if (c->fd >= 0)
 			close(c->fd);
 		c->fd = -1;
 	}
-	freeaddrinfo(res);
 	if (r == 0)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return r;
@@ -1754,42 +1854,6 @@ b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 	}
 	b->len = (size_t)(o - b->p);
 	return 0;
-}
-
-/* Writes all of p[0..n) to fd. */
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n) {
-		if ((w = write(fd, p, n)) < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Reads fd to its end, refusing more than max bytes. */
-static int
-read_all(int fd, struct buf *b, size_t max)
-{
-	ssize_t n;
-
-	for (;;) {
-		buf_need(b, 65536);
-		if ((n = read(fd, b->p + b->len, b->cap - b->len)) < 0 &&
-		    errno == EINTR)
-			continue;
-		if (n <= 0)
-			return (int)n;
-		b->len += (size_t)n;
-		if (b->len > max)
-			return -2;
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -3023,9 +3087,9 @@ static int
 serve_listen(const char *addr)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	struct addrinfo hints = {0}, *res;
+	struct inaddr a;
 	char spec[300], loopback[] = "127.0.0.1", *host, *port;
-	int fd, one = 1, r;
+	int fd, one = 1;
 
 	if (!strncmp(addr, "unix:", 5)) {
 		addr += 5;
@@ -3053,17 +3117,14 @@ serve_listen(const char *addr)
 			port = spec;
 		} else if (split_hostport(spec, &host, &port) < 0)
 			die(EX_USAGE, "bad address '%s': expected tcp:[HOST:]PORT", addr);
-		hints.ai_socktype = SOCK_STREAM;
-		hints.ai_flags = AI_PASSIVE;
-		if ((r = getaddrinfo(host, port, &hints, &res)))
-			die(EX_USAGE, "resolve %s: %s", addr, gai_strerror(r));
-		fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (resolve(addr, host, port, &a, 1) < 0)
+			quit(EX_USAGE);
+		fd = socket(a.u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			die(EX_IO, "socket:");
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-		if (bind(fd, res->ai_addr, res->ai_addrlen) < 0)
+		if (bind(fd, &a.u.sa, a.len) < 0)
 			die(EX_IO, "listen on %s:", addr);
-		freeaddrinfo(res);
 	} else
 		die(EX_USAGE, "bad listen address '%s': expected unix:PATH or "
 		    "tcp:[HOST:]PORT", addr);

@@ -101,6 +101,8 @@ check "key=value wants an =" 2 '' \
 	"qga: guest-ping: expected key=value, got 'x'" $QGA -s /nonexistent guest-ping x
 check "a bad tcp address" 2 '' \
 	"qga: bad address 'tcp:localhost': expected tcp:HOST:PORT" $QGA -s tcp:localhost guest-ping
+check "a bad tcp port" 2 '' \
+	"qga: bad port in 'tcp:localhost:65536'" $QGA -s tcp:localhost:65536 guest-ping
 check "a bad vsock address" 2 '' \
 	"qga: bad address 'vsock:2:x': expected vsock:CID:PORT" $QGA -s vsock:2:x guest-ping
 check "a regular file is no address" 2 '' \
