@@ -8,9 +8,10 @@ CFLAGS = -Os
 WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wwrite-strings
 HOSTCC = cc
-# Size: no unwind tables (C needs none), unused sections dropped, no padding
+# Size: absolute addresses (a static binary is not relocated), no unwind
+# tables (C needs none), unused sections dropped, no padding
 # between segments.
-TIGHT = -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
+TIGHT = -fno-pie -no-pie -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
 	-fno-unwind-tables -Wl,--gc-sections -Wl,--build-id=none -Wl,-z,norelro \
 	-Wl,-z,noseparate-code
 SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,12 +33,78 @@
 /* Formatting                                                          */
 /* ------------------------------------------------------------------ */
 
-/* A small vsnprintf: flags - and 0, a width and a precision (digits or
- * *), lengths l, ll and z, conversions d, u, s, c and %. musl's printf
- * would bring floating point along, a tenth of the binary. Returns the
- * length the whole text needs, as vsnprintf does. */
+/* Standard output is buffered here and standard error is not; a failed
+ * write is remembered so that the exit status can tell. musl's stdio
+ * would add its locking and a FILE for every stream. */
+struct out {
+	int failed;
+	size_t n;
+	char b[8192];
+};
+static struct out out1, out2; /* stdout, stderr */
+
+/* Writes all of p[0..n) to fd. */
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n) {
+		if ((w = write(fd, p, n)) < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int
+out_flush(struct out *o)
+{
+	if (o->n && write_all(o == &out2 ? 2 : 1, o->b, o->n) < 0)
+		o->failed = 1;
+	o->n = 0;
+	return o->failed ? -1 : 0;
+}
+
+static void
+out_write(struct out *o, const void *p, size_t n)
+{
+	if (o->n + n > sizeof o->b) {
+		out_flush(o);
+		if (n > sizeof o->b) {
+			if (write_all(o == &out2 ? 2 : 1, p, n) < 0)
+				o->failed = 1;
+			return;
+		}
+	}
+	memcpy(o->b + o->n, p, n);
+	o->n += n;
+}
+
+static void
+out_str(struct out *o, const char *s)
+{
+	out_write(o, s, strlen(s));
+}
+
+static void
+out_c(struct out *o, char c)
+{
+	if (o->n == sizeof o->b)
+		out_flush(o);
+	o->b[o->n++] = c;
+}
+
+/* A small vsnprintf that also writes to an out, o, instead of out: flags
+ * - and 0, a width and a precision (digits or *), lengths l, ll and z,
+ * conversions d, u, s, c and %. musl's printf would bring floating point
+ * along, a tenth of the binary. Returns the length the whole text needs,
+ * as vsnprintf does. */
 static size_t
-vfmt(char *out, size_t size, const char *f, va_list ap)
+vfmt(char *out, size_t size, struct out *o, const char *f, va_list ap)
 {
 	char num[24];
 	const char *s;
@@ -46,7 +113,8 @@ vfmt(char *out, size_t size, const char *f, va_list ap)
 	unsigned long long u;
 	long long v;
 
-#define PUT(c) do { if (n + 1 < size) out[n] = (c); n++; } while (0)
+#define PUT(c) do { if (o) out_c(o, (c)); else if (n + 1 < size) out[n] = (c); \
+	n++; } while (0)
 	for (; *f; f++) {
 		if (*f != '%') {
 			PUT(*f);
@@ -129,95 +197,15 @@ bfmt(char *out, size_t size, const char *f, ...)
 	size_t n;
 
 	va_start(ap, f);
-	n = vfmt(out, size, f, ap);
+	n = vfmt(out, size, NULL, f, ap);
 	va_end(ap);
 	return (int)n;
 }
 
-/* Standard output is buffered here and standard error is not; a failed
- * write is remembered so that the exit status can tell. musl's stdio
- * would add its locking and a FILE for every stream. */
-struct out {
-	int failed;
-	size_t n;
-	char b[8192];
-};
-static struct out out1, out2; /* stdout, stderr */
-
-/* Writes all of p[0..n) to fd. */
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n) {
-		if ((w = write(fd, p, n)) < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int
-out_flush(struct out *o)
-{
-	if (o->n && write_all(o == &out2 ? 2 : 1, o->b, o->n) < 0)
-		o->failed = 1;
-	o->n = 0;
-	return o->failed ? -1 : 0;
-}
-
-static void
-out_write(struct out *o, const void *p, size_t n)
-{
-	if (o->n + n > sizeof o->b) {
-		out_flush(o);
-		if (n > sizeof o->b) {
-			if (write_all(o == &out2 ? 2 : 1, p, n) < 0)
-				o->failed = 1;
-			return;
-		}
-	}
-	memcpy(o->b + o->n, p, n);
-	o->n += n;
-}
-
-static void
-out_str(struct out *o, const char *s)
-{
-	out_write(o, s, strlen(s));
-}
-
-static void
-out_c(struct out *o, char c)
-{
-	if (o->n == sizeof o->b)
-		out_flush(o);
-	o->b[o->n++] = c;
-}
-
-/* Formats onto o, through a buffer that grows for long text. */
 static void
 vffmt(struct out *o, const char *f, va_list ap)
 {
-	char small[512], *p = small;
-	va_list again;
-	size_t n;
-
-	va_copy(again, ap);
-	n = vfmt(small, sizeof small, f, ap);
-	if (n >= sizeof small && !(p = malloc(n + 1))) {
-		p = small;
-		n = sizeof small - 1;
-	} else if (n >= sizeof small)
-		vfmt(p, n + 1, f, again);
-	va_end(again);
-	out_write(o, p, n);
-	if (p != small)
-		free(p);
+	vfmt(NULL, 0, o, f, ap);
 }
 
 static void
@@ -256,7 +244,7 @@ vfail(int status, const char *fmt, va_list ap)
 	int saved = errno;
 	size_t n;
 
-	vfmt(errmsg, sizeof errmsg, fmt, ap);
+	vfmt(errmsg, sizeof errmsg, NULL, fmt, ap);
 	n = strlen(errmsg);
 	if (n && errmsg[n - 1] == ':')
 		bfmt(errmsg + n, sizeof errmsg - n, " %s", strerror(saved));
@@ -342,6 +330,18 @@ excerpt(const char *s, size_t n)
 	return out;
 }
 
+/* ------------------------------------------------------------------ */
+/* Memory                                                              */
+/* ------------------------------------------------------------------ */
+
+/* musl's malloc would be a tenth of the binary, and qga needs little: a
+ * few buffers that grow as large as a reply, and short strings. A small
+ * block is a power of two from a free list; a big one is a mapping of its
+ * own, which mremap grows without copying and munmap gives back. A block
+ * starts with its size and its list. The sanitizer build uses libc's
+ * allocator, for the sanitizers to watch every block. */
+#ifdef __SANITIZE_ADDRESS__
+#define xfree free
 static void *
 xrealloc(void *p, size_t n)
 {
@@ -349,6 +349,79 @@ xrealloc(void *p, size_t n)
 		die(EX_IO, "out of memory (%zu bytes)", n);
 	return p;
 }
+#else
+#define SMALL 65536 /* the largest small block, its 16-byte head included */
+
+static size_t *pool[13];         /* free small blocks of 16 << i bytes */
+static char *arena, *arena_end;  /* where new small blocks are cut */
+
+static void *
+map(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		die(EX_IO, "out of memory (%zu bytes):", n);
+	return p;
+}
+
+static void
+xfree(void *p)
+{
+	size_t *h = (size_t *)p - 2;
+
+	if (!p)
+		return;
+	if (h[0] > SMALL) {
+		munmap(h, h[0]);
+	} else {
+		*(size_t **)p = pool[h[1]];
+		pool[h[1]] = h;
+	}
+}
+
+static void *
+xrealloc(void *p, size_t n)
+{
+	size_t *h = p ? (size_t *)p - 2 : NULL, *q, size, i = 0;
+
+	if (n > (size_t)1 << 46)
+		die(EX_IO, "out of memory (%zu bytes)", n);
+	if (h && n + 16 <= h[0])
+		return p;
+	size = (n + 16 + 4095) & ~(size_t)4095;
+	if (h && h[0] > SMALL) {
+		if ((q = mremap(h, h[0], size, MREMAP_MAYMOVE)) == MAP_FAILED)
+			die(EX_IO, "out of memory (%zu bytes):", n);
+		q[0] = size;
+		return q + 2;
+	}
+	if (n + 16 > SMALL) {
+		q = map(size);
+	} else {
+		while ((size = (size_t)16 << i) < n + 16)
+			i++;
+		if ((q = pool[i])) {
+			pool[i] = *(size_t **)(q + 2);
+		} else {
+			if ((size_t)(arena_end - arena) < size) {
+				arena = map(1 << 20);
+				arena_end = arena + (1 << 20);
+			}
+			q = (size_t *)arena;
+			arena += size;
+		}
+		q[1] = i;
+	}
+	q[0] = size;
+	if (h) {
+		memcpy(q + 2, p, h[0] - 16);
+		xfree(p);
+	}
+	return q + 2;
+}
+#endif
 
 /* The first w in s, or NULL. */
 static char *
@@ -815,7 +888,7 @@ resolve(const char *spec, const char *host, const char *port, struct inaddr *a,
 					break;
 				}
 		}
-		free(b.p);
+		xfree(b.p);
 	}
 	if (!n && !strcasecmp(host, "localhost")) {
 		inaddr_parse(&a[n++], "127.0.0.1", (unsigned)pn);
@@ -915,7 +988,7 @@ conn_close(struct conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	free(c->in.p);
+	xfree(c->in.p);
 	c->in.p = NULL;
 }
 
@@ -1573,8 +1646,8 @@ run_batch(struct conn *c)
 		if (print_reply(&r, name, 1))
 			status = EX_AGENT;
 	}
-	free(in.b.p);
-	free(req.p);
+	xfree(in.b.p);
+	xfree(req.p);
 	return status;
 }
 
@@ -1778,10 +1851,10 @@ table_print(struct table *t)
 				ffmt(&out1, "%-*s  ", w[j], row[j]);
 			else if (j == last)
 				ffmt(&out1, "%s\n", row[j]);
-			free(row[j]);
+			xfree(row[j]);
 		}
 	}
-	free(t->cell);
+	xfree(t->cell);
 }
 
 /* Base64, as the agent's buf-b64, input-data and out-data use it. */
@@ -1899,8 +1972,8 @@ exec_finish(const struct doc *dp, const char *prog)
 		code = 128 + (int)dint(&d, v, 0);
 	else
 		code = (int)dint(&d, dget(&d, 0, "exitcode"), 0);
-	free(data.p);
-	free(d.t);
+	xfree(data.p);
+	xfree(d.t);
 	return code;
 }
 
@@ -1984,7 +2057,7 @@ cmd_exec(int argc, char **argv)
 		buf_add(&req, "\"", 1);
 		b64_encode(&req, (unsigned char *)in.p, in.len);
 		buf_add(&req, "\"", 1);
-		free(in.p);
+		xfree(in.p);
 	}
 	req_key(&req, "capture-output");
 	buf_str(&req, merge ? "\"merged\"" : "true");
@@ -2001,7 +2074,7 @@ cmd_exec(int argc, char **argv)
 	}
 	doc_load(&d, &r);
 	pid = dint(&d, dget(&d, 0, "pid"), -1);
-	free(d.t);
+	xfree(d.t);
 	if (pid < 0)
 		die(EX_PROTO, "guest-exec: no pid in the reply");
 	if (nowait) {
@@ -2020,7 +2093,7 @@ cmd_exec(int argc, char **argv)
 		doc_load(&d, &r);
 		if (dtrue(&d, dget(&d, 0, "exited")))
 			break;
-		free(d.t);
+		xfree(d.t);
 		if (deadline >= 0 && now_ms() >= deadline) {
 			warn("%s still runs in the guest as pid %lld", prog, pid);
 			leave(124);
@@ -2032,8 +2105,8 @@ cmd_exec(int argc, char **argv)
 			delay = delay * 2 > 100000000 ? 100000000 : delay * 2;
 	}
 	i = exec_finish(&d, prog);
-	free(req.p);
-	free(env.p);
+	xfree(req.p);
+	xfree(env.p);
 	return i;
 }
 
@@ -2056,7 +2129,7 @@ cmd_exec_status(int argc, char **argv)
 	req_end(&req);
 	call(&req, "guest-exec-status", &r);
 	print_status_json(&r);
-	free(req.p);
+	xfree(req.p);
 	return 0;
 }
 
@@ -2112,7 +2185,7 @@ file_open(const char *path, const char *mode)
 	req_str(&req, "mode", mode);
 	req_end(&req);
 	call_any(&req, "guest-file-open", &r);
-	free(req.p);
+	xfree(req.p);
 	if (r.err >= 0)
 		quit(agent_error(&r, "guest-file-open"));
 	if (json_int(r.js, &r.tok[r.ret], &h) < 0)
@@ -2142,7 +2215,7 @@ file_close(int quiet)
 			return;
 	} else
 		call(&req, "guest-file-close", &r);
-	free(req.p);
+	xfree(req.p);
 }
 
 /* Shows bytes and rate on a terminal, for transfers worth watching. */
@@ -2196,7 +2269,7 @@ file_read_to(const char *path, int fd, const char *fdname)
 			quit(s);
 		if (b64_decode(&data, d.js, &d.t[v]) < 0)
 			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
-		free(d.t);
+		xfree(d.t);
 		if (interrupted)
 			die(EX_IO, "%s: interrupted", path);
 		if (write_all(fd, data.p, data.len) < 0)
@@ -2206,8 +2279,8 @@ file_read_to(const char *path, int fd, const char *fdname)
 	} while (!eof && data.len);
 	progress(path, total, t0, 1);
 	file_close(0);
-	free(req.p);
-	free(data.p);
+	xfree(req.p);
+	xfree(data.p);
 }
 
 static int
@@ -2346,7 +2419,7 @@ cmd_put(int argc, char **argv)
 			call(&req, "guest-file-write", &r);
 			doc_load(&d, &r);
 			count = dint(&d, dget(&d, 0, "count"), -1);
-			free(d.t);
+			xfree(d.t);
 			if (count <= 0 || (size_t)count > data.len - off)
 				die(EX_PROTO, "%s: the agent wrote %lld of %zu bytes",
 				    remote, count, data.len - off);
@@ -2358,8 +2431,8 @@ cmd_put(int argc, char **argv)
 	}
 	progress(remote, total, t0, 1);
 	file_close(0);
-	free(req.p);
-	free(data.p);
+	xfree(req.p);
+	xfree(data.p);
 	return 0;
 }
 
@@ -2379,7 +2452,7 @@ simple_call(const char *name, struct reply *r, struct doc *d)
 	buf_str(&req, name);
 	buf_str(&req, "\"}");
 	call(&req, name, r);
-	free(req.p);
+	xfree(req.p);
 	if (json_out) {
 		print_json(r->js, r->len);
 		leave(0);
@@ -2459,7 +2532,7 @@ show_info(const struct doc *d)
 		        sr ? "" : ", no reply on success");
 		off += !en;
 		names[n++] = line;
-		free(nm);
+		xfree(nm);
 	}
 	for (i = 1; i < n; i++) /* a few dozen names: insertion sort */
 		for (k = i; k > 0 && strcmp(names[k - 1], names[k]) > 0; k--)
@@ -2468,10 +2541,10 @@ show_info(const struct doc *d)
 	ffmt(&out1, "qemu-ga %s: %d commands, %d disabled\n", version, n, off);
 	for (i = 0; i < n; i++) {
 		ffmt(&out1, "%s\n", names[i]);
-		free(names[i]);
+		xfree(names[i]);
 	}
-	free(names);
-	free(version);
+	xfree(names);
+	xfree(version);
 }
 
 static void
@@ -2483,7 +2556,7 @@ show_osinfo(const struct doc *d)
 	for (k = 0, i = 1; (unsigned)k < d->t[0].size; k++, i = (int)d->t[i + 1].next) {
 		s = dstr(d, i + 1);
 		ffmt(&out1, "%.*s: %s\n", (int)(d->t[i].end - d->t[i].start), d->js + d->t[i].start, s);
-		free(s);
+		xfree(s);
 	}
 }
 
@@ -2493,7 +2566,7 @@ show_hostname(const struct doc *d)
 	char *s;
 
 	ffmt(&out1, "%s\n", s = dstr(d, dget(d, 0, "host-name")));
-	free(s);
+	xfree(s);
 }
 
 static void
@@ -2515,7 +2588,7 @@ show_timezone(const struct doc *d)
 	zone = dstr(d, dget(d, 0, "zone"));
 	ffmt(&out1, "%s%s%c%02lld%02lld\n", zone, *zone ? " " : "", off < 0 ? '-' : '+',
 	       (off < 0 ? -off : off) / 3600, (off < 0 ? -off : off) / 60 % 60);
-	free(zone);
+	xfree(zone);
 }
 
 static void
@@ -2532,8 +2605,8 @@ show_users(const struct doc *d)
 		v = dget(d, i, "login-time");
 		table_add(&t, user, *domain ? domain : "-",
 		          iso_time(v >= 0 ? num(d->js + d->t[v].start, NULL, 10, 1LL << 40) : 0, -1));
-		free(user);
-		free(domain);
+		xfree(user);
+		xfree(domain);
 	}
 	table_print(&t);
 }
@@ -2557,15 +2630,15 @@ show_ifconfig(const struct doc *d)
 			buf_str(&addrs, addrs.len ? " " : "");
 			buf_str(&addrs, ip);
 			buf_str(&addrs, pfx);
-			free(ip);
+			xfree(ip);
 		}
 		buf_add(&addrs, "", 1);
 		table_add(&t, name, *mac ? mac : "-", addrs.p);
-		free(name);
-		free(mac);
+		xfree(name);
+		xfree(mac);
 	}
 	table_print(&t);
-	free(addrs.p);
+	xfree(addrs.p);
 }
 
 static void
@@ -2591,9 +2664,9 @@ show_df(const struct doc *d)
 			strcpy(pct, "-");
 		table_add(&t, mnt, type, *dev ? dev : "-", human(used, u, sizeof u),
 		          human(total, s, sizeof s), pct);
-		free(mnt);
-		free(type);
-		free(dev);
+		xfree(mnt);
+		xfree(type);
+		xfree(dev);
 	}
 	table_print(&t);
 }
@@ -2631,17 +2704,17 @@ show_disks(const struct doc *d)
 			dep = dstr(d, a);
 			buf_str(&deps, deps.len ? " " : "");
 			buf_str(&deps, dep);
-			free(dep);
+			xfree(dep);
 		}
 		if (!deps.len)
 			buf_str(&deps, "-");
 		buf_add(&deps, "", 1);
 		table_add(&t, name, dtrue(d, dget(d, i, "partition")) ? "partition" : "disk",
 		          deps.p);
-		free(name);
+		xfree(name);
 	}
 	table_print(&t);
-	free(deps.p);
+	xfree(deps.p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2670,7 +2743,7 @@ send_noreply(struct conn *c, const char *req, size_t len, const char *name,
 	buf_add(&b, req, len);
 	buf_str(&b, "{\"execute\":\"guest-ping\"}");
 	s = conn_write(c, b.p, b.len, deadline_in(opt.timeout));
-	free(b.p);
+	xfree(b.p);
 	if (s)
 		return s;
 	s = read_reply(c, &r, deadline_in(POWER_WAIT), "reply");
@@ -2702,8 +2775,8 @@ cmd_power(int argc, char **argv)
 	req_end(&req);
 	need_session();
 	s = send_noreply(&sess, req.p, req.len, "guest-shutdown", &refusal);
-	free(req.p);
-	free(refusal.p);
+	xfree(req.p);
+	xfree(refusal.p);
 	if (s)
 		quit(s);
 	return 0;
@@ -2732,8 +2805,8 @@ cmd_fsfreeze(int argc, char **argv)
 	if (!strcmp(argv[1], "status") && argc == 2) {
 		simple_call("guest-fsfreeze-status", &r, &d);
 		ffmt(&out1, "%s\n", s = dstr(&d, 0));
-		free(s);
-		free(d.t);
+		xfree(s);
+		xfree(d.t);
 		return 0;
 	}
 	if (!strcmp(argv[1], "thaw") && argc == 2)
@@ -2753,7 +2826,7 @@ cmd_fsfreeze(int argc, char **argv)
 	}
 	req_end(&req);
 	call(&req, name, &r);
-	free(req.p);
+	xfree(req.p);
 	if (json_out) {
 		print_json(r.js, r.len);
 		return 0;
@@ -2787,7 +2860,7 @@ cmd_fstrim(int argc, char **argv)
 		req_int(&req, "minimum", min);
 	req_end(&req);
 	call(&req, "guest-fstrim", &r);
-	free(req.p);
+	xfree(req.p);
 	if (json_out) {
 		print_json(r.js, r.len);
 		return 0;
@@ -2800,11 +2873,11 @@ cmd_fstrim(int argc, char **argv)
 		bfmt(n, sizeof n, "%lld bytes trimmed",
 		         dint(&d, dget(&d, i, "trimmed"), 0));
 		table_add(&t, path, *err ? err : n);
-		free(path);
-		free(err);
+		xfree(path);
+		xfree(err);
 	}
 	table_print(&t);
-	free(d.t);
+	xfree(d.t);
 	return 0;
 }
 
@@ -2872,7 +2945,7 @@ cmd_passwd(int argc, char **argv)
 	memset(pw, 0, strlen(pw));
 	call(&req, "guest-set-user-password", &r);
 	memset(req.p, 0, req.len);
-	free(req.p);
+	xfree(req.p);
 	return 0;
 }
 
@@ -2893,7 +2966,7 @@ cmd_ssh_keys(int argc, char **argv)
 		req_str(&req, "username", argv[2]);
 		req_end(&req);
 		call(&req, "guest-ssh-get-authorized-keys", &r);
-		free(req.p);
+		xfree(req.p);
 		if (json_out) {
 			print_json(r.js, r.len);
 			return 0;
@@ -2902,9 +2975,9 @@ cmd_ssh_keys(int argc, char **argv)
 		keys = dget(&d, 0, "keys");
 		each(&d, keys, i, k) {
 			ffmt(&out1, "%s\n", key = dstr(&d, i));
-			free(key);
+			xfree(key);
 		}
-		free(d.t);
+		xfree(d.t);
 		return 0;
 	}
 	if (!strcmp(argv[1], "add"))
@@ -2939,8 +3012,8 @@ cmd_ssh_keys(int argc, char **argv)
 	if (!n)
 		die(EX_USAGE, "ssh-keys %s: no keys in %s", argv[1], file);
 	call(&req, name, &r);
-	free(req.p);
-	free(in.p);
+	xfree(req.p);
+	xfree(in.p);
 	return 0;
 }
 
@@ -3143,8 +3216,8 @@ client_close(int i, const char *why)
 	note("%s: %s", c->name, why);
 	close(c->fd);
 	c->fd = -1;
-	free(c->in.p);
-	free(c->out.p);
+	xfree(c->in.p);
+	xfree(c->out.p);
 	memset(&c->in, 0, sizeof c->in);
 	memset(&c->out, 0, sizeof c->out);
 }
@@ -3280,7 +3353,7 @@ take_request(int i, const char *js, size_t len, int keep)
 		enqueue(i, kind, b.p, b.len, name, keep);
 	else
 		enqueue(i, kind, js, len, name, keep);
-	free(b.p);
+	xfree(b.p);
 }
 
 static const char parse_error_ff[] = "{\"error\": {\"class\": \"GenericError\", "
@@ -3551,8 +3624,8 @@ run_item(void)
 	buf_add(&b, "\n", 1);
 	deliver(it, code, b.p, b.len);
 done:
-	free(b.p);
-	free(it->req);
+	xfree(b.p);
+	xfree(it->req);
 }
 
 static int
@@ -3655,8 +3728,8 @@ cmd_serve(int argc, char **argv)
 		struct buf b = {0};
 		error_reply(&b, "GenericError", "qga serve is stopping", "", 0);
 		deliver(&sv.q[sv.qhead], 503, b.p, b.len);
-		free(b.p);
-		free(sv.q[sv.qhead].req);
+		xfree(b.p);
+		xfree(sv.q[sv.qhead].req);
 	}
 	for (i = 0; i < sv.ncl; i++) {
 		client_flush(i);
@@ -3666,7 +3739,7 @@ cmd_serve(int argc, char **argv)
 		if (!strncmp(addrs[i], "unix:", 5))
 			unlink(addrs[i] + 5);
 	conn_close(&sess);
-	free(pfd);
+	xfree(pfd);
 	return 0;
 }
 
@@ -3910,7 +3983,7 @@ main(int argc, char **argv)
 			simple_call(cmd->query, &r, &d);
 			if (cmd->show)
 				cmd->show(&d);
-			free(d.t);
+			xfree(d.t);
 			s = 0;
 		} else if (cmd->query || (s = cmd->fn(argc, argv)) < 0) {
 			cmd_usage(cmd, &out2);
@@ -3944,7 +4017,7 @@ main(int argc, char **argv)
 	else
 		s = print_reply(&r, name, 0);
 	conn_close(&c);
-	free(req.p);
+	xfree(req.p);
 	if (out_flush(&out1) < 0)
 		die(EX_IO, "write stdout:");
 	return s;
