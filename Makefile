@@ -9,11 +9,11 @@ WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wwrite-strings
 HOSTCC = cc
 # Size: absolute addresses (a static binary is not relocated), no unwind
-# tables (C needs none), unused sections dropped, no padding
-# between segments.
+# tables (C needs none), unused sections dropped, and no padding in the
+# file between the code and the data that follows it.
 TIGHT = -fno-pie -no-pie -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
 	-fno-unwind-tables -Wl,--gc-sections -Wl,--build-id=none -Wl,-z,norelro \
-	-Wl,-z,noseparate-code
+	-Wl,-z,noseparate-code -Wl,-z,common-page-size=64
 SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 JSONSUITE = ../shared/jsontestsuite/test_parsing
