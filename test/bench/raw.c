@@ -3,6 +3,7 @@
  * is neither encoded nor decoded beyond what the agent needs.
  *
  *   raw SOCK ping N                 N guest-pings, one after another
+ *   raw SOCK lines FILE             each line of FILE as a request, in turn
  *   raw SOCK exec PROG              guest-exec, then guest-exec-status
  *                                   until it exited, no pause
  *   raw SOCK read PATH CHUNK        guest-file-read CHUNK bytes at a time
@@ -88,6 +89,15 @@ main(int argc, char **argv)
 		n = atoll(argv[3]);
 		for (i = 0; i < n; i++) {
 			put("{\"execute\":\"guest-ping\"}", 24);
+			line();
+		}
+	} else if (!strcmp(argv[2], "lines")) {
+		FILE *f = fopen(argv[3], "r");
+
+		if (!f)
+			die(argv[3]);
+		while (fgets(req, sizeof req, f)) {
+			put(req, strcspn(req, "\n"));
 			line();
 		}
 	} else if (!strcmp(argv[2], "exec")) {
