@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -728,6 +729,8 @@ struct conn {
 	int qmp;               /* the peer is a QMP monitor */
 	int dirty;             /* a timeout left replies in flight: resync */
 	int fresh;             /* nothing received yet: a greeting may come */
+	int sock;              /* a socket, which blocks; else it is polled */
+	long long rcvto, sndto; /* the socket's timeouts, in ms; -1: not set */
 };
 
 static int
@@ -771,15 +774,23 @@ connect_sa(struct conn *c, int family, const void *sa, socklen_t salen,
            long long deadline)
 {
 	struct timespec nap = {0, 10000000};
+	int r;
 
 	c->fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		return fail(EX_IO, "socket for %s:", c->name);
 	for (;;) {
-		if (connect(c->fd, sa, salen) == 0)
+		r = connect(c->fd, sa, salen) == 0 ? 0 : errno != EINPROGRESS ? -1 :
+		    connect_wait(c->fd, c->name, deadline);
+		if (r == 0) {
+			/* Connected, the socket now blocks: see conn_wait. */
+			c->sock = 1;
+			c->rcvto = c->sndto = -1;
+			ioctl(c->fd, FIONBIO, &(int){0});
 			return 0;
-		if (errno == EINPROGRESS)
-			return connect_wait(c->fd, c->name, deadline);
+		}
+		if (r > 0)
+			return r;
 		/* A unix socket whose backlog is full says EAGAIN: retry. */
 		if (errno != EAGAIN || family != AF_UNIX)
 			break;
@@ -1020,6 +1031,38 @@ wait_fd(struct conn *c, short events, long long deadline, const char *what)
 	return 0;
 }
 
+/* Readies c for a read (out = 0) or a write. A device is polled. A socket
+ * blocks instead, with the time left as its SO_RCVTIMEO or SO_SNDTIMEO,
+ * so that a request costs a write and a read and not a poll as well; the
+ * timeout is set again only when the time left has moved 10 ms from it. */
+static int
+conn_wait(struct conn *c, int out, long long deadline, const char *what)
+{
+	long long left = deadline < 0 ? 0 : deadline - now_ms();
+	long long *cur = out ? &c->sndto : &c->rcvto;
+	struct timeval tv;
+
+	if (!c->sock)
+		return wait_fd(c, out ? POLLOUT : POLLIN, deadline, what);
+	if (interrupted) {
+		c->dirty = 1;
+		return fail(EX_IO, "%s: interrupted", c->name);
+	}
+	if (deadline >= 0 && left <= 0) {
+		c->dirty = 1;
+		return fail(EX_TIMEOUT, "%s: no %s within %s", c->name, what,
+		            seconds(opt.timeout));
+	}
+	if (*cur < 0 || left > *cur + 10 || left < *cur - 10) {
+		tv.tv_sec = (time_t)(left / 1000);
+		tv.tv_usec = (suseconds_t)(left % 1000 * 1000);
+		setsockopt(c->fd, SOL_SOCKET, out ? SO_SNDTIMEO : SO_RCVTIMEO,
+		           &tv, sizeof tv);
+		*cur = left;
+	}
+	return 0;
+}
+
 static int
 conn_write(struct conn *c, const char *p, size_t n, long long deadline)
 {
@@ -1027,14 +1070,16 @@ conn_write(struct conn *c, const char *p, size_t n, long long deadline)
 	int r;
 
 	while (n) {
+		if (c->sock && (r = conn_wait(c, 1, deadline, "room to send")))
+			return r;
 		w = write(c->fd, p, n);
 		if (w > 0) {
 			p += w;
 			n -= (size_t)w;
-		} else if (w < 0 && errno == EAGAIN) {
+		} else if (w < 0 && errno == EAGAIN && !c->sock) {
 			if ((r = wait_fd(c, POLLOUT, deadline, "room to send")))
 				return r;
-		} else if (w < 0 && errno != EINTR)
+		} else if (w < 0 && errno != EINTR && errno != EAGAIN)
 			return fail(EX_IO, "send to %s:", c->name);
 	}
 	return 0;
@@ -1087,7 +1132,7 @@ conn_next(struct conn *c, long long deadline, const char *what, int *got)
 			room = c->in.cap - c->in.len;
 		}
 		/* A reply is never there the moment it is asked for: wait first. */
-		if ((r = wait_fd(c, POLLIN, deadline, what)))
+		if ((r = conn_wait(c, 0, deadline, what)))
 			return r;
 		n = read(c->fd, c->in.p + c->in.len, room);
 		if (n > 0) {

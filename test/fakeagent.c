@@ -11,6 +11,7 @@
  *   stale     before the sync reply: old replies, half a reply, a reply
  *             to another client's sync, parse errors
  *   stall     reads and never answers
+ *   deaf      answers the sync, then reads nothing more
  *   garbage   answers commands with bytes that are not JSON
  *   invalid   answers commands with a framed value that is not JSON
  *   close     closes in the middle of a reply
@@ -191,6 +192,9 @@ answer(const char *js, size_t len, int after_ff)
 		if (after_ff)
 			outs(parse_error);
 		outf("\xff{\"return\": %lld}\n", id);
+		if (is("deaf"))
+			for (;;)
+				pause();
 		return 1;
 	}
 	if (is("ok") || is("poweroff"))

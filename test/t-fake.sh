@@ -31,6 +31,13 @@ t1=$(date +%s%N)
 expect "fake: the timeout is kept (within a second)" test $(((t1 - t0) / 1000000)) -lt 1500
 check "fake: --no-sync times out on the command" 4 '' \
 	"qga: $S: no reply to guest-ping within 0.200 s" $QGA -s "$S" -t 0.2 --no-sync guest-ping
+fake deaf
+# A request larger than the socket's buffers, to an agent that no longer
+# reads: the send is what must time out.
+head -c 4194304 /dev/zero | tr '\0' a |
+	sed 's/^/{"execute":"guest-ping","arguments":{"pad":"/; s/$/"}}/' >"$F/big.req"
+check "fake: an agent that stops reading times out on sending" 4 '' \
+	"qga: $S: no room to send within 0.500 s" $QGA -s "$S" -t 0.5 - <"$F/big.req"
 
 fake garbage
 check "fake: garbage" 5 '' "qga: $S: garbage instead of reply to guest-ping: this is not JSON?" \
