@@ -868,6 +868,20 @@ inaddr_parse(struct inaddr *a, const char *host, unsigned port)
 	return a->len ? 0 : -1;
 }
 
+/* The next word of *s, ended with a NUL; NULL after the last. */
+static char *
+word(char **s)
+{
+	char *w = *s + strspn(*s, " \t");
+
+	if (!*w)
+		return NULL;
+	*s = w + strcspn(w, " \t");
+	if (**s)
+		*(*s)++ = 0;
+	return w;
+}
+
 /* Resolves HOST and PORT into up to max addresses: an address as written,
  * else the names of /etc/hosts, where localhost is loopback even without
  * the file. Returns how many, or minus the exit status. Host names go no
@@ -894,9 +908,9 @@ resolve(const char *spec, const char *host, const char *port, struct inaddr *a,
 			end = line + strcspn(line, "\n");
 			*end = 0;
 			line[strcspn(line, "#")] = 0;
-			addr = strtok_r(line, " \t", &w);
-			while (addr && (line = strtok_r(NULL, " \t", &w)))
-				if (!strcasecmp(line, host) &&
+			addr = word(&line);
+			while (addr && (w = word(&line)))
+				if (!strcasecmp(w, host) &&
 				    inaddr_parse(&a[n], addr, (unsigned)pn) == 0) {
 					n++;
 					break;
@@ -2346,7 +2360,8 @@ cmd_cat(int argc, char **argv)
 	return 0;
 }
 
-/* Creates local's temporary sibling, 0600, named in tmpname. */
+/* Creates local's temporary sibling, named in tmpname, with the mode a
+ * new file gets. */
 static int
 create_temp(const char *local)
 {
@@ -2358,7 +2373,7 @@ create_temp(const char *local)
 		if ((size_t)bfmt(tmpname, sizeof tmpname, "%s.qga-%u", local, v) >=
 		    sizeof tmpname)
 			die(EX_USAGE, "get: local name too long");
-		fd = open(tmpname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		fd = open(tmpname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
 		if (fd >= 0 || errno != EEXIST)
 			return fd;
 	}
@@ -2371,7 +2386,6 @@ cmd_get(int argc, char **argv)
 	const char *remote, *base, *local;
 	char path[4096];
 	struct stat st;
-	mode_t um;
 	int fd;
 
 	if (argc < 2 || argc > 3)
@@ -2397,10 +2411,6 @@ cmd_get(int argc, char **argv)
 		die(EX_IO, "create %s:", local);
 	}
 	file_read_to(remote, fd, local);
-	/* As a new file would be: the temporary one is 0600. */
-	um = umask(0);
-	umask(um);
-	fchmod(fd, 0666 & ~um);
 	if (close(fd) < 0 || rename(tmpname, local) < 0)
 		die(EX_IO, "write %s:", local);
 	tmpname[0] = 0;

@@ -76,6 +76,10 @@ mkdir -p "$C/here"
 (cd "$C/here" && $QGA get "$C/files/log") && $QGA get "$C/files/r1" "$C/here"
 expect "get names the copy after the guest file" cmp -s "$C/files/log" "$C/here/log"
 expect "get into a folder" cmp -s "$C/files/r1" "$C/here/r1"
+(umask 027 && $QGA get "$C/files/r1" "$C/here/masked")
+expect "get gives the copy the mode a new file gets" \
+	test "$(stat -c %a "$C/here/masked")" = 640
+rm -f "$C/here/masked"
 check "get a missing file" 1 '' \
 	"qga: guest-file-open: GenericError: failed to open file '/no/such' (mode: 'r'): No such file or directory" \
 	$QGA get /no/such "$C/here/x"
