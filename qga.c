@@ -730,6 +730,7 @@ struct conn {
 	int dirty;             /* a timeout left replies in flight: resync */
 	int fresh;             /* nothing received yet: a greeting may come */
 	int sock;              /* a socket, which blocks; else it is polled */
+	int keep;              /* the depth replies are parsed to, if not 2 */
 	long long rcvto, sndto; /* the socket's timeouts, in ms; -1: not set */
 };
 
@@ -1193,7 +1194,7 @@ reply_parse(struct conn *c, struct reply *r, size_t start, size_t end)
 	r->js = c->in.p + start;
 	r->len = end - start;
 	json_init(&p);
-	p.keep = 2;
+	p.keep = c->keep ? c->keep : 2;
 	n = json_parse(&p, r->js, r->len, r->tok, 64);
 	if (n == JSON_ENOMEM)
 		return fail(EX_PROTO, "%s: reply has too many members", c->name);
@@ -2302,7 +2303,6 @@ file_read_to(const char *path, int fd, const char *fdname)
 {
 	struct buf req = {0}, data = {0};
 	struct reply r;
-	struct doc d;
 	unsigned long long total = 0;
 	long long t0 = now_ms();
 	int eof, v, s;
@@ -2316,22 +2316,25 @@ file_read_to(const char *path, int fd, const char *fdname)
 	 * written, so that the agent reads while qga writes. */
 	if ((s = conn_write(&sess, req.p, req.len, deadline_in(opt.timeout))))
 		quit(s);
+	/* The reply's return object is parsed with the rest: a second pass
+	 * over megabytes of base64 would cost more than the decoding. */
+	sess.keep = 3;
 	do {
 		if ((s = read_reply(&sess, &r, deadline_in(opt.timeout),
 		                    "reply to guest-file-read")))
 			quit(s);
 		if (r.err >= 0)
 			quit(agent_error(&r, "guest-file-read"));
-		doc_load(&d, &r);
-		eof = dtrue(&d, dget(&d, 0, "eof"));
-		if ((v = dget(&d, 0, "buf-b64")) < 0)
+		eof = (v = json_get(r.js, r.tok, r.ret, "eof")) >= 0 &&
+		      r.tok[v].type == JSON_TRUE;
+		if ((v = json_get(r.js, r.tok, r.ret, "buf-b64")) < 0 ||
+		    r.tok[v].type != JSON_STRING)
 			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
-		if (!eof && d.t[v].end > d.t[v].start && !interrupted &&
+		if (!eof && r.tok[v].end > r.tok[v].start && !interrupted &&
 		    (s = conn_write(&sess, req.p, req.len, deadline_in(opt.timeout))))
 			quit(s);
-		if (b64_decode(&data, d.js, &d.t[v]) < 0)
+		if (b64_decode(&data, r.js, &r.tok[v]) < 0)
 			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
-		xfree(d.t);
 		if (interrupted)
 			die(EX_IO, "%s: interrupted", path);
 		if (write_all(fd, data.p, data.len) < 0)
@@ -2339,6 +2342,7 @@ file_read_to(const char *path, int fd, const char *fdname)
 		total += data.len;
 		progress(path, total, t0, 0);
 	} while (!eof && data.len);
+	sess.keep = 0;
 	progress(path, total, t0, 1);
 	file_close(0);
 	xfree(req.p);
