@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1956,7 +1957,8 @@ b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 	static short pair[65536];
 	const unsigned char *s = (const unsigned char *)js;
 	unsigned acc = 0;
-	int bits = 0, c, p, q;
+	int bits = 0, c, p, q, r, u;
+	uint64_t w;
 	size_t i;
 	char *o;
 
@@ -1968,16 +1970,23 @@ b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 			                  val[c >> 8] << 6 | val[c & 255]);
 	}
 	b->len = 0;
-	buf_need(b, (t->end - t->start) / 4 * 3 + 3);
+	buf_need(b, (t->end - t->start) / 4 * 3 + 8);
 	o = b->p;
-	for (i = t->start; i + 4 <= t->end; i += 4) {
+	/* Eight characters make six bytes, stored as eight with the next two
+	 * overwritten later: one store in place of six. */
+	for (i = t->start; i + 8 <= t->end; i += 8, o += 6) {
 		p = pair[s[i] << 8 | s[i + 1]];
 		q = pair[s[i + 2] << 8 | s[i + 3]];
-		if ((p | q) < 0)
+		r = pair[s[i + 4] << 8 | s[i + 5]];
+		u = pair[s[i + 6] << 8 | s[i + 7]];
+		if ((p | q | r | u) < 0)
 			break; /* padding, or not base64: the loop below tells */
-		*o++ = (char)(p >> 4);
-		*o++ = (char)(p << 4 | q >> 8);
-		*o++ = (char)q;
+		w = (uint64_t)p << 52 | (uint64_t)q << 40 | (uint64_t)r << 28 |
+		    (uint64_t)u << 16;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+		w = __builtin_bswap64(w);
+#endif
+		memcpy(o, &w, 8);
 	}
 	for (; i < t->end && js[i] != '='; i++) {
 		if ((c = val[s[i]]) < 0)
