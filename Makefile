@@ -17,7 +17,7 @@ TIGHT = -fno-pie -no-pie -ffunction-sections -fdata-sections -fno-asynchronous-u
 SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 JSONSUITE = ../shared/jsontestsuite/test_parsing
-TESTBIN = test/json_test test/fuzz_replay test/fakeagent
+TESTBIN = test/json_test test/json_test_swar test/fuzz_replay test/fakeagent
 
 all: qga
 
@@ -36,6 +36,10 @@ qga-asan: qga.c json.c json.h
 
 test/json_test: test/json_test.c json.c json.h
 	$(HOSTCC) $(WARN) $(SAN) -o $@ test/json_test.c json.c
+
+# The same tests of json.c's portable path, which machines without SSE2 use.
+test/json_test_swar: test/json_test.c json.c json.h
+	$(HOSTCC) $(WARN) $(SAN) -U__SSE2__ -o $@ test/json_test.c json.c
 
 test/fuzz_replay: test/fuzz.c test/fuzz_main.c json.c json.h
 	$(HOSTCC) $(WARN) $(SAN) -o $@ test/fuzz.c test/fuzz_main.c json.c

@@ -1953,21 +1953,22 @@ b64_encode(struct buf *b, const unsigned char *s, size_t n)
 static int
 b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 {
-	static signed char val[256];
-	static short pair[65536];
+	/* A character's six bits, already in their place among a group's
+	 * 24, by its place in the group; bit 24 marks a non-base64 one. */
+	static uint32_t dec[4][256];
 	const unsigned char *s = (const unsigned char *)js;
+	uint32_t x, y;
 	unsigned acc = 0;
-	int bits = 0, c, p, q, r, u;
+	int bits = 0, c, k;
 	uint64_t w;
 	size_t i;
 	char *o;
 
-	if (!val['B']) {
+	if (!dec[0][0]) {
 		for (c = 0; c < 256; c++)
-			val[c] = strchr(b64, c) && c ? (signed char)(strchr(b64, c) - b64) : -1;
-		for (c = 0; c < 65536; c++)
-			pair[c] = (short)(val[c >> 8] < 0 || val[c & 255] < 0 ? -1 :
-			                  val[c >> 8] << 6 | val[c & 255]);
+			for (k = 0; k < 4; k++)
+				dec[k][c] = strchr(b64, c) && c ?
+				    (uint32_t)(strchr(b64, c) - b64) << (18 - 6 * k) : 1u << 24;
 	}
 	b->len = 0;
 	buf_need(b, (t->end - t->start) / 4 * 3 + 8);
@@ -1975,23 +1976,21 @@ b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 	/* Eight characters make six bytes, stored as eight with the next two
 	 * overwritten later: one store in place of six. */
 	for (i = t->start; i + 8 <= t->end; i += 8, o += 6) {
-		p = pair[s[i] << 8 | s[i + 1]];
-		q = pair[s[i + 2] << 8 | s[i + 3]];
-		r = pair[s[i + 4] << 8 | s[i + 5]];
-		u = pair[s[i + 6] << 8 | s[i + 7]];
-		if ((p | q | r | u) < 0)
+		x = dec[0][s[i]] | dec[1][s[i + 1]] | dec[2][s[i + 2]] | dec[3][s[i + 3]];
+		y = dec[0][s[i + 4]] | dec[1][s[i + 5]] | dec[2][s[i + 6]] |
+		    dec[3][s[i + 7]];
+		if ((x | y) >> 24)
 			break; /* padding, or not base64: the loop below tells */
-		w = (uint64_t)p << 52 | (uint64_t)q << 40 | (uint64_t)r << 28 |
-		    (uint64_t)u << 16;
+		w = (uint64_t)x << 40 | (uint64_t)y << 16;
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 		w = __builtin_bswap64(w);
 #endif
 		memcpy(o, &w, 8);
 	}
 	for (; i < t->end && js[i] != '='; i++) {
-		if ((c = val[s[i]]) < 0)
+		if ((x = dec[3][s[i]]) >> 24)
 			return -1;
-		acc = acc << 6 | (unsigned)c;
+		acc = acc << 6 | x;
 		if ((bits += 6) >= 8) {
 			bits -= 8;
 			*o++ = (char)(acc >> bits);

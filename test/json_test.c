@@ -197,6 +197,43 @@ test_scan(void)
 	CHECK(json_scan(&sc, "{\"a\":\xff{}", 8) == JSON_SCAN_VALUE && sc.start == 6);
 }
 
+/* Long strings are skipped many bytes at a time: what stops the skip must
+ * be found at every offset, in the tokenizer and in the framer. */
+static void
+test_long(void)
+{
+	static const char *const mark[] = {"\\n", "\xc3\xa9", "\x1f", "\x01", "\xff",
+	                                   "\""};
+	char s[128];
+	struct json_tok t[2];
+	struct json_parser p;
+	struct json_scan sc;
+	size_t at, m, len, bad = 0;
+	int r, want;
+
+	for (m = 0; m < sizeof mark / sizeof *mark; m++)
+		for (at = 1; at < 70; at++) {
+			memset(s, 'a', sizeof s);
+			s[0] = '"';
+			memcpy(s + at, mark[m], strlen(mark[m]));
+			len = at + strlen(mark[m]) + 40;
+			s[len - 1] = '"';
+			/* An escape and UTF-8 pass; a control byte and 0xFF fail
+			 * where they are, and a quote ends the string early. */
+			json_init(&p);
+			r = json_parse(&p, s, len, t, 2);
+			want = m < 2 ? r == 1 && t[0].end == len - 1 :
+			       r < 0 && p.pos == at + (m == 5);
+			json_scan_init(&sc, 0);
+			r = json_scan(&sc, s, len);
+			want &= m == 4 ? r == JSON_SCAN_SENTINEL && sc.pos == at + 1 :
+			        m == 5 ? r == JSON_SCAN_VALUE && sc.pos == at + 1 :
+			        r == JSON_SCAN_VALUE && sc.pos == len;
+			bad += !want;
+		}
+	CHECK(bad == 0);
+}
+
 static char *
 slurp(const char *path, size_t *len)
 {
@@ -265,6 +302,7 @@ main(int argc, char **argv)
 	test_unescape();
 	test_int();
 	test_scan();
+	test_long();
 	if (argc > 1)
 		test_corpus(argv[1]);
 	printf("json: %d passed, %d failed\n", passed, failed);
