@@ -101,8 +101,8 @@ out_c(struct out *o, char c)
 	o->b[o->n++] = c;
 }
 
-/* A small vsnprintf that also writes to an out, o, instead of out: flags
- * - and 0, a width and a precision (digits or *), lengths l, ll and z,
+/* A small vsnprintf, into out, or onto o when it is given: flags - and
+ * 0, a width and a precision (digits or *), lengths l, ll and z,
  * conversions d, u, s, c and %. musl's printf would bring floating point
  * along, a tenth of the binary. Returns the length the whole text needs,
  * as vsnprintf does. */
@@ -372,10 +372,11 @@ map(size_t n)
 static void
 xfree(void *p)
 {
-	size_t *h = (size_t *)p - 2;
+	size_t *h;
 
 	if (!p)
 		return;
+	h = (size_t *)p - 2;
 	if (h[0] > SMALL) {
 		munmap(h, h[0]);
 	} else {
@@ -922,7 +923,8 @@ resolve(const char *spec, const char *host, const char *port, struct inaddr *a,
 	}
 	if (!n && !strcasecmp(host, "localhost")) {
 		inaddr_parse(&a[n++], "127.0.0.1", (unsigned)pn);
-		inaddr_parse(&a[n++], "::1", (unsigned)pn);
+		if (n < max)
+			inaddr_parse(&a[n++], "::1", (unsigned)pn);
 	}
 	return n ? n : -fail(EX_IO, "resolve %s: unknown host (an address, or a "
 	                     "name in /etc/hosts)", spec);

@@ -129,6 +129,25 @@ kill -TERM "$PID_proxy2"
 wait "$PID_proxy2"
 expect "serve: -q keeps it quiet" test ! -s "$T/proxy2.stderr"
 
+# Without /etc/hosts, localhost is still loopback: an empty one is
+# mounted over it in a namespace of the server's own.
+: >"$P/nohosts"
+if unshare -m mount --bind "$P/nohosts" /etc/hosts 2>/dev/null; then
+	start proxy3 unshare -m sh -c "mount --bind '$P/nohosts' /etc/hosts &&
+		exec '$QGA' -s '$P/agent.sock' serve -q --listen tcp:localhost:$((hport + 2))"
+	i=0
+	until $QGA -s tcp:127.0.0.1:$((hport + 2)) -t 1 ping >/dev/null 2>&1 || [ $i -gt 40 ]; do
+		i=$((i + 1)); sleep 0.05
+	done
+	check "serve: tcp:localhost with an empty /etc/hosts" 0 '{"return": {}}' '' \
+		$QGA -s tcp:127.0.0.1:$((hport + 2)) guest-ping
+	kill -TERM "$PID_proxy3"
+	wait "$PID_proxy3"
+	expect "serve: and it ended cleanly" test $? = 0
+else
+	echo "skipping the empty /etc/hosts test: no mount namespace here"
+fi
+
 # Commands that never reply on success do not wedge the queue.
 rm -f "$P/fake.sock"
 start sfake "$PWD/test/fakeagent" "$P/fake.sock" ok
