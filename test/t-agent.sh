@@ -127,6 +127,16 @@ check "tcp:HOST:PORT" 0 '{"return": {}}' '' $QGA -s tcp:127.0.0.1:$port guest-pi
 check "tcp with a host name" 0 '{"return": {}}' '' $QGA -s tcp:localhost:$port guest-ping
 check "tcp refused" 3 '' "qga: connect tcp:127.0.0.1:1: Connection refused" \
 	$QGA -s tcp:127.0.0.1:1 guest-ping
+# A name's addresses are tried in turn: ::1 refuses, 127.0.0.1 answers.
+# The hosts file is mounted over /etc/hosts in a namespace of qga's own.
+printf '# names\n::1 agent.test\n\n127.0.0.1\tother  Agent.Test # relay\n' >"$A/hosts"
+if unshare -m mount --bind "$A/hosts" /etc/hosts 2>/dev/null; then
+	check "tcp: a name's addresses from /etc/hosts, in turn" 0 '{"return": {}}' '' \
+		unshare -m sh -c "mount --bind '$A/hosts' /etc/hosts &&
+			exec $QGA -s tcp:agent.test:$port guest-ping"
+else
+	echo "skipping the /etc/hosts test: no mount namespace here"
+fi
 if grep -q '00000000000000000000000000000001 .* lo$' /proc/net/if_inet6 2>/dev/null; then
 	start relay6 socat TCP6-LISTEN:$((port + 1)),bind=[::1],reuseaddr,fork UNIX-CONNECT:"$A/qga.sock"
 	i=0
