@@ -1056,12 +1056,12 @@ wait_fd(struct conn *c, short events, long long deadline, const char *what)
 static int
 conn_wait(struct conn *c, int out, long long deadline, const char *what)
 {
-	long long left = deadline < 0 ? 0 : deadline - now_ms();
-	long long *cur = out ? &c->sndto : &c->rcvto;
+	long long left, *cur = out ? &c->sndto : &c->rcvto;
 	struct timeval tv;
 
 	if (!c->sock)
 		return wait_fd(c, out ? POLLOUT : POLLIN, deadline, what);
+	left = deadline < 0 ? 0 : deadline - now_ms();
 	if (interrupted) {
 		c->dirty = 1;
 		return fail(EX_IO, "%s: interrupted", c->name);
