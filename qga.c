@@ -732,7 +732,6 @@ struct conn {
 	int dirty;             /* a timeout left replies in flight: resync */
 	int fresh;             /* nothing received yet: a greeting may come */
 	int sock;              /* a socket, which blocks; else it is polled */
-	int keep;              /* the depth replies are parsed to, if not 2 */
 	long long rcvto, sndto; /* the socket's timeouts, in ms; -1: not set */
 };
 
@@ -1178,7 +1177,8 @@ conn_consume(struct conn *c)
 /* ------------------------------------------------------------------ */
 
 /* A reply, as offsets into the connection's buffer, parsed two levels
- * deep: the object, its members and their values. */
+ * deep, the object, its members and their values, or three when they fit
+ * (see reply_parse). */
 struct reply {
 	const char *js;
 	size_t len;
@@ -1196,9 +1196,16 @@ reply_parse(struct conn *c, struct reply *r, size_t start, size_t end)
 
 	r->js = c->in.p + start;
 	r->len = end - start;
+	/* Three levels hold a small return object's members, so that a file
+	 * read's megabytes of base64 need no second parse; a larger reply
+	 * keeps two, the object, its members and their values. */
 	json_init(&p);
-	p.keep = c->keep ? c->keep : 2;
-	n = json_parse(&p, r->js, r->len, r->tok, 64);
+	p.keep = 3;
+	if ((n = json_parse(&p, r->js, r->len, r->tok, 64)) == JSON_ENOMEM) {
+		json_init(&p);
+		p.keep = 2;
+		n = json_parse(&p, r->js, r->len, r->tok, 64);
+	}
 	if (n == JSON_ENOMEM)
 		return fail(EX_PROTO, "%s: reply has too many members", c->name);
 	if (n < 0)
@@ -2326,9 +2333,6 @@ file_read_to(const char *path, int fd, const char *fdname)
 	 * written, so that the agent reads while qga writes. */
 	if ((s = conn_write(&sess, req.p, req.len, deadline_in(opt.timeout))))
 		quit(s);
-	/* The reply's return object is parsed with the rest: a second pass
-	 * over megabytes of base64 would cost more than the decoding. */
-	sess.keep = 3;
 	do {
 		if ((s = read_reply(&sess, &r, deadline_in(opt.timeout),
 		                    "reply to guest-file-read")))
@@ -2352,7 +2356,6 @@ file_read_to(const char *path, int fd, const char *fdname)
 		total += data.len;
 		progress(path, total, t0, 0);
 	} while (!eof && data.len);
-	sess.keep = 0;
 	progress(path, total, t0, 1);
 	file_close(0);
 	xfree(req.p);
