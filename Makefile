@@ -1,11 +1,12 @@
 # qga: see README. POSIX make; `make` builds a static, stripped binary,
-# with musl-gcc when it is installed.
+# with musl-gcc when it is installed. MIT licence: see LICENSE.
 .POSIX:
 
 PREFIX = /usr/local
 BINDIR = $(PREFIX)/bin
+MANPREFIX = $(PREFIX)/share/man
 CFLAGS = -Os
-WARN = -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+WARN = -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wwrite-strings
 HOSTCC = cc
 # Size: absolute addresses (a static binary is not relocated), no unwind
@@ -16,7 +17,6 @@ TIGHT = -fno-pie -no-pie -ffunction-sections -fdata-sections -fno-asynchronous-u
 	-Wl,-z,noseparate-code -Wl,-z,common-page-size=64
 SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
-JSONSUITE = ../shared/jsontestsuite/test_parsing
 TESTBIN = test/json_test test/json_test_swar test/fuzz_replay test/fakeagent
 
 all: qga
@@ -51,8 +51,9 @@ test/fakeagent: test/fakeagent.c json.c json.h
 fuzz: test/fuzz.c json.c json.h
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o test/fuzz test/fuzz.c json.c
 
+# make check runs every test; make check T='t-serve t-agent' runs those.
 check: qga qga-asan $(TESTBIN)
-	JSONSUITE='$(JSONSUITE)' test/run
+	test/run $(T)
 
 demo: qga
 	test/demo
@@ -76,11 +77,16 @@ image: qga
 	@echo "qga-oci.tar: skopeo copy oci-archive:qga-oci.tar:qga docker-daemon:qga:latest"
 
 install: qga
-	mkdir -p $(DESTDIR)$(BINDIR)
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANPREFIX)/man1
 	cp qga $(DESTDIR)$(BINDIR)/qga
 	chmod 755 $(DESTDIR)$(BINDIR)/qga
+	cp qga.1 $(DESTDIR)$(MANPREFIX)/man1/qga.1
+	chmod 644 $(DESTDIR)$(MANPREFIX)/man1/qga.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/qga $(DESTDIR)$(MANPREFIX)/man1/qga.1
 
 clean:
 	rm -f qga qga-asan qga-oci.tar $(TESTBIN) test/fuzz
 
-.PHONY: all bench check demo image install clean fuzz
+.PHONY: all bench check demo image install uninstall clean fuzz

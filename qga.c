@@ -1,13 +1,15 @@
-/* qga: a client for the QEMU Guest Agent and QEMU's QMP monitor.
+/* qga: a client for the QEMU Guest Agent and QEMU's QMP monitor. MIT licence: see LICENSE.
  *
  * One connection, resynchronised the way QEMU documents (0xFF, then
  * guest-sync-delimited with a fresh id), then requests and their replies.
- * See README for the interface; the exit statuses are part of it.
+ * See README and qga.1 for the interface; the exit statuses are part of it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
+#include <getopt.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -17,12 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
 #include <termios.h>
 #include <time.h>
@@ -30,198 +31,8 @@
 
 #include "json.h"
 
-#define VERSION "0.1"
-
-/* ------------------------------------------------------------------ */
-/* Formatting                                                          */
-/* ------------------------------------------------------------------ */
-
-/* Standard output is buffered here and standard error is not; a failed
- * write is remembered so that the exit status can tell. musl's stdio
- * would add its locking and a FILE for every stream. */
-struct out {
-	int failed;
-	size_t n;
-	char b[8192];
-};
-static struct out out1, out2; /* stdout, stderr */
-
-/* Writes all of p[0..n) to fd. */
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	ssize_t w;
-
-	while (n) {
-		if ((w = write(fd, p, n)) < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-static int
-out_flush(struct out *o)
-{
-	if (o->n && write_all(o == &out2 ? 2 : 1, o->b, o->n) < 0)
-		o->failed = 1;
-	o->n = 0;
-	return o->failed ? -1 : 0;
-}
-
-static void
-out_write(struct out *o, const void *p, size_t n)
-{
-	if (o->n + n > sizeof o->b) {
-		out_flush(o);
-		if (n > sizeof o->b) {
-			if (write_all(o == &out2 ? 2 : 1, p, n) < 0)
-				o->failed = 1;
-			return;
-		}
-	}
-	memcpy(o->b + o->n, p, n);
-	o->n += n;
-}
-
-static void
-out_str(struct out *o, const char *s)
-{
-	out_write(o, s, strlen(s));
-}
-
-static void
-out_c(struct out *o, char c)
-{
-	if (o->n == sizeof o->b)
-		out_flush(o);
-	o->b[o->n++] = c;
-}
-
-/* A small vsnprintf, into out, or onto o when it is given: flags - and
- * 0, a width and a precision (digits or *), lengths l, ll and z,
- * conversions d, u, s, c and %. musl's printf would bring floating point
- * along, a tenth of the binary. Returns the length the whole text needs,
- * as vsnprintf does. */
-static size_t
-vfmt(char *out, size_t size, struct out *o, const char *f, va_list ap)
-{
-	char num[24];
-	const char *s;
-	size_t n = 0, len, k;
-	int left, zero, width, prec, lng, neg;
-	unsigned long long u;
-	long long v;
-
-#define PUT(c) do { if (o) out_c(o, (c)); else if (n + 1 < size) out[n] = (c); \
-	n++; } while (0)
-	for (; *f; f++) {
-		if (*f != '%') {
-			PUT(*f);
-			continue;
-		}
-		left = zero = width = lng = neg = 0;
-		prec = -1;
-		for (f++; *f == '-' || *f == '0'; f++)
-			*f == '-' ? (left = 1) : (zero = 1);
-		if (*f == '*' && f++)
-			width = va_arg(ap, int);
-		for (; *f >= '0' && *f <= '9'; f++)
-			width = width * 10 + *f - '0';
-		if (*f == '.') {
-			prec = 0;
-			if (*++f == '*' && f++)
-				prec = va_arg(ap, int);
-			for (; *f >= '0' && *f <= '9'; f++)
-				prec = prec * 10 + *f - '0';
-		}
-		for (; *f == 'l' || *f == 'z'; f++)
-			lng = *f == 'z' ? 3 : lng + 1;
-		switch (*f) {
-		case 'd':
-			v = lng == 0 ? va_arg(ap, int) : lng == 1 ? va_arg(ap, long) :
-			    va_arg(ap, long long);
-			neg = v < 0;
-			u = neg ? 0 - (unsigned long long)v : (unsigned long long)v;
-			goto number;
-		case 'u':
-			u = lng == 0 ? va_arg(ap, unsigned) : lng == 1 ?
-			    va_arg(ap, unsigned long) : lng == 3 ? va_arg(ap, size_t) :
-			    va_arg(ap, unsigned long long);
-number:
-			s = num + sizeof num;
-			do
-				*(char *)--s = (char)('0' + u % 10);
-			while (u /= 10);
-			if (neg)
-				*(char *)--s = '-';
-			len = (size_t)(num + sizeof num - s);
-			break;
-		case 's':
-			s = va_arg(ap, const char *);
-			for (len = 0; s[len] && (prec < 0 || len < (size_t)prec); len++)
-				;
-			break;
-		case 'c':
-			num[0] = (char)va_arg(ap, int);
-			s = num;
-			len = 1;
-			break;
-		default:
-			s = "%";
-			len = 1;
-		}
-		if (zero && !left && *s == '-') {
-			PUT('-');
-			s++;
-			len--;
-			width--;
-		}
-		for (k = len; !left && (int)k < width; k++)
-			PUT(zero ? '0' : ' ');
-		for (k = 0; k < len; k++)
-			PUT(s[k]);
-		for (k = len; left && (int)k < width; k++)
-			PUT(' ');
-	}
-#undef PUT
-	if (size)
-		out[n < size ? n : size - 1] = 0;
-	return n;
-}
-
-static int
-bfmt(char *out, size_t size, const char *f, ...)
-{
-	va_list ap;
-	size_t n;
-
-	va_start(ap, f);
-	n = vfmt(out, size, NULL, f, ap);
-	va_end(ap);
-	return (int)n;
-}
-
-static void
-vffmt(struct out *o, const char *f, va_list ap)
-{
-	vfmt(NULL, 0, o, f, ap);
-}
-
-static void
-ffmt(struct out *o, const char *f, ...)
-{
-	va_list ap;
-
-	va_start(ap, f);
-	vffmt(o, f, ap);
-	va_end(ap);
-	if (o == &out2)
-		out_flush(o);
-}
+#define VERSION "0.2"
+#define PRINTF(f, a) __attribute__((format(printf, f, a)))
 
 /* ------------------------------------------------------------------ */
 /* Errors                                                              */
@@ -241,28 +52,31 @@ static char errmsg[512];
 static int exec_mode;                     /* our failures exit 255, as ssh's */
 static volatile sig_atomic_t interrupted; /* by this signal */
 
-static int
-vfail(int status, const char *fmt, va_list ap)
+/* Formats a message once, into a buffer of its own, so that the failure
+ * before it may be one of its arguments. A message ending in ':' gets the
+ * system error appended, as in sbase's eprintf. */
+static void
+vformat(char *out, size_t size, const char *fmt, va_list ap)
 {
 	int saved = errno;
+	char buf[sizeof errmsg];
 	size_t n;
 
-	vfmt(errmsg, sizeof errmsg, NULL, fmt, ap);
-	n = strlen(errmsg);
-	if (n && errmsg[n - 1] == ':')
-		bfmt(errmsg + n, sizeof errmsg - n, " %s", strerror(saved));
-	return status;
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	n = strlen(buf);
+	if (n && buf[n - 1] == ':')
+		snprintf(buf + n, sizeof buf - n, " %s", strerror(saved));
+	snprintf(out, size, "%s", buf);
 }
 
-/* Records a failure and returns its exit status. A message ending in ':'
- * gets the system error appended. */
-static int
+/* Records a failure and returns its exit status. */
+static PRINTF(2, 3) int
 fail(int status, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vfail(status, fmt, ap);
+	vformat(errmsg, sizeof errmsg, fmt, ap);
 	va_end(ap);
 	return status;
 }
@@ -271,24 +85,30 @@ fail(int status, const char *fmt, ...)
 static void
 say(void)
 {
-	out_flush(&out1);
-	ffmt(&out2, "qga: %s\n", errmsg);
+	fflush(stdout);
+	fprintf(stderr, "qga: %s\n", errmsg);
 }
 
-static void
+/* Prints a message without recording it. */
+static PRINTF(1, 2) void
 warn(const char *fmt, ...)
 {
+	char msg[sizeof errmsg];
 	va_list ap;
 
 	va_start(ap, fmt);
-	vfail(0, fmt, ap);
+	vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	say();
+	fflush(stdout);
+	fprintf(stderr, "qga: %s\n", msg);
 }
 
 static void (*on_leave)(void); /* undoes what a command left in the guest */
 
-/* Every exit goes through here: the hook, then buffered output. */
+static _Noreturn void die(int status, const char *fmt, ...) PRINTF(2, 3);
+
+/* Every exit goes through here: the hook, then standard output, whose
+ * failure to be written is a failure of the command. */
 static _Noreturn void
 leave(int status)
 {
@@ -297,8 +117,10 @@ leave(int status)
 	on_leave = NULL;
 	if (hook)
 		hook();
-	out_flush(&out1);
-	out_flush(&out2);
+	if ((fflush(stdout) == EOF || ferror(stdout)) && !status) {
+		clearerr(stdout);
+		die(EX_IO, "write stdout:");
+	}
 	exit(status);
 }
 
@@ -306,7 +128,8 @@ static _Noreturn void
 quit(int status)
 {
 	say();
-	leave(interrupted ? 128 + interrupted : exec_mode ? 255 : status);
+	leave(interrupted ? 128 + interrupted :
+	      exec_mode && status != EX_USAGE ? 255 : status);
 }
 
 static _Noreturn void
@@ -315,7 +138,7 @@ die(int status, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vfail(status, fmt, ap);
+	vformat(errmsg, sizeof errmsg, fmt, ap);
 	va_end(ap);
 	quit(status);
 }
@@ -333,118 +156,39 @@ excerpt(const char *s, size_t n)
 	return out;
 }
 
-/* ------------------------------------------------------------------ */
-/* Memory                                                              */
-/* ------------------------------------------------------------------ */
-
-/* musl's malloc would be a tenth of the binary, and qga needs little: a
- * few buffers that grow as large as a reply, and short strings. A small
- * block is a power of two from a free list; a big one is a mapping of its
- * own, which mremap grows without copying and munmap gives back. A block
- * starts with its size and its list. The sanitizer build uses libc's
- * allocator, for the sanitizers to watch every block. */
-#ifdef __SANITIZE_ADDRESS__
-#define xfree free
 static void *
 xrealloc(void *p, size_t n)
 {
-	if (!(p = realloc(p, n)))
+	if (!(p = realloc(p, n ? n : 1)))
 		die(EX_IO, "out of memory (%zu bytes)", n);
 	return p;
-}
-#else
-#define SMALL 65536 /* the largest small block, its 16-byte head included */
-
-static size_t *pool[13];         /* free small blocks of 16 << i bytes */
-static char *arena, *arena_end;  /* where new small blocks are cut */
-
-static void *
-map(size_t n)
-{
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
-	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		die(EX_IO, "out of memory (%zu bytes):", n);
-	return p;
-}
-
-static void
-xfree(void *p)
-{
-	size_t *h;
-
-	if (!p)
-		return;
-	h = (size_t *)p - 2;
-	if (h[0] > SMALL) {
-		munmap(h, h[0]);
-	} else {
-		*(size_t **)p = pool[h[1]];
-		pool[h[1]] = h;
-	}
-}
-
-static void *
-xrealloc(void *p, size_t n)
-{
-	size_t *h = p ? (size_t *)p - 2 : NULL, *q, size, i = 0;
-
-	if (n > (size_t)1 << 46)
-		die(EX_IO, "out of memory (%zu bytes)", n);
-	if (h && n + 16 <= h[0])
-		return p;
-	size = (n + 16 + 4095) & ~(size_t)4095;
-	if (h && h[0] > SMALL) {
-		if ((q = mremap(h, h[0], size, MREMAP_MAYMOVE)) == MAP_FAILED)
-			die(EX_IO, "out of memory (%zu bytes):", n);
-		q[0] = size;
-		return q + 2;
-	}
-	if (n + 16 > SMALL) {
-		q = map(size);
-	} else {
-		while ((size = (size_t)16 << i) < n + 16)
-			i++;
-		if ((q = pool[i])) {
-			pool[i] = *(size_t **)(q + 2);
-		} else {
-			if ((size_t)(arena_end - arena) < size) {
-				arena = map(1 << 20);
-				arena_end = arena + (1 << 20);
-			}
-			q = (size_t *)arena;
-			arena += size;
-		}
-		q[1] = i;
-	}
-	q[0] = size;
-	if (h) {
-		memcpy(q + 2, p, h[0] - 16);
-		xfree(p);
-	}
-	return q + 2;
-}
-#endif
-
-/* The first w in s, or NULL. */
-static char *
-find(const char *s, const char *w)
-{
-	size_t n = strlen(w);
-
-	for (; *s; s++)
-		if (*s == *w && !strncmp(s, w, n))
-			return (char *)s;
-	return NULL;
 }
 
 static char *
 xstrdup(const char *s)
 {
-	size_t n = strlen(s) + 1;
+	char *p = strdup(s);
 
-	return memcpy(xrealloc(NULL, n), s, n);
+	if (!p)
+		die(EX_IO, "out of memory (%zu bytes)", strlen(s) + 1);
+	return p;
+}
+
+/* Writes all of p[0..n) to fd. */
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	ssize_t w;
+
+	while (n) {
+		if ((w = write(fd, p, n)) < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -455,97 +199,31 @@ static struct {
 	const char *addr;
 	long long timeout;   /* milliseconds; 0: none */
 	size_t maxreply;
-	int qmp, nosync, ret, pretty;
+	int timeout_set;     /* -t was given: it overrides every default */
+	int qmp, nosync, ret, pretty, json;
 } opt = {
-	NULL, 10000, 80 << 20, 0, 0, 0, 0
+	NULL, 10000, 80 << 20, 0, 0, 0, 0, 0, 0
 };
 
-/* A long option: its name, whether it takes a value, and the character
- * the parser returns for it. */
-struct lopt {
-	const char *name;
-	int arg, ch;
-};
-
-static char *oarg; /* the value of the option just parsed */
-static int oind;   /* the next word of argv; 0 starts over */
-static int opos;   /* the next letter in a cluster such as -rp */
-
-static int
-badopt(const char *fmt, const char *what)
-{
-	warn(fmt, what);
-	return '?';
-}
-
-/* The next option in argv: a letter of shorts ("t:" when it takes a value)
- * or a --name of longs, its value attached or the next word. The first
- * word that is not an option ends them, and so does "--". Returns the
- * option's character, '?' once the problem is said, or -1 at the end. */
-static int
-nextopt(int argc, char **argv, const char *shorts, const struct lopt *lo)
-{
-	const char *s;
-	char *a;
-	size_t n;
-	int c;
-
-	if (!oind)
-		oind = 1, opos = 0;
-	oarg = NULL;
-	if (!opos) {
-		if (oind >= argc || (a = argv[oind])[0] != '-' || !a[1])
-			return -1;
-		if (a[1] == '-') {
-			oind++;
-			if (!a[2])
-				return -1;
-			n = strcspn(a + 2, "=");
-			while (lo->name && (strncmp(lo->name, a + 2, n) || lo->name[n]))
-				lo++;
-			if (!lo->name)
-				return badopt("unrecognized option '%s'", a);
-			if (a[2 + n])
-				oarg = a + 3 + n;
-			else if (lo->arg && oind < argc)
-				oarg = argv[oind++];
-			if (lo->arg != !!oarg)
-				return badopt(lo->arg ? "option '%s' needs a value" :
-				              "option '%s' takes no value", a);
-			return lo->ch;
-		}
-		opos = 1;
-	}
-	a = argv[oind];
-	c = a[opos++];
-	if (!a[opos])
-		oind++, opos = 0;
-	if (c == ':' || !(s = strchr(shorts, c)))
-		return badopt("unrecognized option '-%s'", (char[]){(char)c, 0});
-	if (s[1] == ':') {
-		if (opos)
-			oarg = a + opos, oind++, opos = 0;
-		else if (oind < argc)
-			oarg = argv[oind++];
-		else
-			return badopt("option '-%s' needs a value", (char[]){(char)c, 0});
-	}
-	return c;
-}
-
-/* Parses the digits at s in base 8 or 10, leaving *end after them.
- * Returns -1 when there is none, and limit + 1 for a number over limit. */
+/* Parses the whole number at s in base, at most max, leaving *end after
+ * its digits. Returns -1 when s does not start with a digit, or for a
+ * number over max. */
 static long long
-num(const char *s, char **end, int base, long long limit)
+num(const char *s, char **end, int base, long long max)
 {
-	const char *p = s;
-	long long n = 0;
+	long long v;
+	char *e;
 
-	for (; *p >= '0' && *p < '0' + base; p++)
-		n = n > (limit - (*p - '0')) / base ? limit + 1 : n * base + *p - '0';
+	if (*s < '0' || *s > '9') {
+		if (end)
+			*end = (char *)s;
+		return -1;
+	}
+	errno = 0;
+	v = strtoll(s, &e, base);
 	if (end)
-		*end = (char *)p;
-	return p == s ? -1 : n;
+		*end = e;
+	return errno == ERANGE || v > max ? -1 : v;
 }
 
 /* Parses "N" or "N.FFF" seconds into milliseconds. */
@@ -556,9 +234,9 @@ parse_seconds(const char *s, long long *ms)
 	long long n;
 	int k;
 
-	if ((n = num(s, &end, 10, 1000000000)) < 0 || n > 1000000000)
+	if ((n = num(s, &end, 10, 1000000000)) < 0)
 		return -1;
-	*ms = (long long)n * 1000;
+	*ms = n * 1000;
 	if (*end == '.') {
 		for (k = 100, end++; *end >= '0' && *end <= '9'; end++, k /= 10)
 			*ms += k * (*end - '0');
@@ -586,14 +264,12 @@ parse_size(const char *s, size_t *v)
 	return 0;
 }
 
-/* Asks the kernel itself: musl's lookup of the vDSO's clock_gettime
- * takes more room than the few calls per request save in time. */
 static long long
 now_ms(void)
 {
 	struct timespec ts;
 
-	syscall(SYS_clock_gettime, CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -604,9 +280,9 @@ seconds(long long ms)
 	static char s[32];
 
 	if (ms % 1000)
-		bfmt(s, sizeof s, "%lld.%03lld s", ms / 1000, ms % 1000);
+		snprintf(s, sizeof s, "%lld.%03lld s", ms / 1000, ms % 1000);
 	else
-		bfmt(s, sizeof s, "%lld s", ms / 1000);
+		snprintf(s, sizeof s, "%lld s", ms / 1000);
 	return s;
 }
 
@@ -733,7 +409,17 @@ struct conn {
 	int fresh;             /* nothing received yet: a greeting may come */
 	int sock;              /* a socket, which blocks; else it is polled */
 	long long rcvto, sndto; /* the socket's timeouts, in ms; -1: not set */
+	long long timeout;     /* for connecting and resynchronising */
+	long long tmo;         /* the timeout of the wait under way, for messages */
 };
+
+/* The deadline of a wait of timeout ms on c, which its messages name. */
+static long long
+conn_deadline(struct conn *c, long long timeout)
+{
+	c->tmo = timeout;
+	return deadline_in(timeout);
+}
 
 static int
 set_raw(int fd, const char *path)
@@ -845,110 +531,56 @@ split_hostport(char *s, char **host, char **port)
 	return **host && **port ? 0 : -1;
 }
 
-/* An IPv4 or IPv6 socket address. */
-struct inaddr {
-	union {
-		struct sockaddr sa;
-		struct sockaddr_in in;
-		struct sockaddr_in6 in6;
-	} u;
-	socklen_t len;
-};
-
+/* Resolves HOST and PORT as the system does: /etc/hosts, then DNS as
+ * /etc/resolv.conf says. localhost is loopback even where neither knows
+ * it, as RFC 6761 asks. *res is for freeaddrinfo. */
 static int
-inaddr_parse(struct inaddr *a, const char *host, unsigned port)
+resolve(const char *spec, const char *host, const char *port, int passive,
+        struct addrinfo **res)
 {
-	memset(a, 0, sizeof *a);
-	a->u.in.sin_port = htons((unsigned short)port);
-	if (inet_pton(AF_INET, host, &a->u.in.sin_addr) == 1) {
-		a->u.sa.sa_family = AF_INET;
-		a->len = sizeof a->u.in;
-	} else if (inet_pton(AF_INET6, host, &a->u.in6.sin6_addr) == 1) {
-		a->u.sa.sa_family = AF_INET6;
-		a->len = sizeof a->u.in6;
+	struct addrinfo hints;
+	char *end;
+	int e;
+
+	if (num(port, &end, 10, 65535) < 0 || *end)
+		return fail(EX_USAGE, "bad port in '%s'", spec);
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+	if (!(e = getaddrinfo(host, port, &hints, res)))
+		return 0;
+	if (!strcasecmp(host, "localhost")) {
+		hints.ai_flags = AI_NUMERICSERV;
+		if (!getaddrinfo(NULL, port, &hints, res))
+			return 0;
 	}
-	return a->len ? 0 : -1;
-}
-
-/* The next word of *s, ended with a NUL; NULL after the last. */
-static char *
-word(char **s)
-{
-	char *w = *s + strspn(*s, " \t");
-
-	if (!*w)
-		return NULL;
-	*s = w + strcspn(w, " \t");
-	if (**s)
-		*(*s)++ = 0;
-	return w;
-}
-
-/* Resolves HOST and PORT into up to max addresses: an address as written,
- * else the names of /etc/hosts, where localhost is loopback even without
- * the file. Returns how many, or minus the exit status. Host names go no
- * further: qga is for hosts that reach their agents by address, and DNS
- * would be an eighth of the binary. */
-static int
-resolve(const char *spec, const char *host, const char *port, struct inaddr *a,
-        int max)
-{
-	struct buf b = {0};
-	long long pn = num(port, (char **)&port, 10, 65535);
-	char *line, *end, *w, *addr;
-	int n = 0, fd;
-
-	if (pn < 0 || pn > 65535 || *port)
-		return -fail(EX_USAGE, "bad port in '%s'", spec);
-	if (inaddr_parse(a, host, (unsigned)pn) == 0)
-		return 1;
-	if ((fd = open("/etc/hosts", O_RDONLY | O_CLOEXEC)) >= 0) {
-		read_all(fd, &b, 1 << 20);
-		close(fd);
-		buf_add(&b, "", 1);
-		for (line = b.p; n < max && line < b.p + b.len - 1; line = end + 1) {
-			end = line + strcspn(line, "\n");
-			*end = 0;
-			line[strcspn(line, "#")] = 0;
-			addr = word(&line);
-			while (addr && (w = word(&line)))
-				if (!strcasecmp(w, host) &&
-				    inaddr_parse(&a[n], addr, (unsigned)pn) == 0) {
-					n++;
-					break;
-				}
-		}
-		xfree(b.p);
-	}
-	if (!n && !strcasecmp(host, "localhost")) {
-		inaddr_parse(&a[n++], "127.0.0.1", (unsigned)pn);
-		if (n < max)
-			inaddr_parse(&a[n++], "::1", (unsigned)pn);
-	}
-	return n ? n : -fail(EX_IO, "resolve %s: unknown host (an address, or a "
-	                     "name in /etc/hosts)", spec);
+	if (e == EAI_SYSTEM)
+		return fail(EX_IO, "resolve %s:", spec);
+	return fail(EX_IO, "resolve %s: %s", spec, gai_strerror(e));
 }
 
 static int
 open_tcp(struct conn *c, char *hostport, long long deadline)
 {
-	struct inaddr a[8];
+	struct addrinfo *res, *a;
 	char *host, *port;
-	int i, n, r = EX_IO, one = 1;
+	int r, one = 1;
 
 	if (split_hostport(hostport, &host, &port) < 0)
 		return fail(EX_USAGE, "bad address '%s': expected tcp:HOST:PORT",
 		            c->name);
-	if ((n = resolve(c->name, host, port, a, 8)) < 0)
-		return -n;
-	for (i = 0; i < n; i++) {
-		if ((r = connect_sa(c, a[i].u.sa.sa_family, &a[i].u.sa, a[i].len,
+	if ((r = resolve(c->name, host, port, 0, &res)))
+		return r;
+	/* Every address of the name is tried in turn. */
+	for (a = res; a; a = a->ai_next) {
+		if ((r = connect_sa(c, a->ai_family, a->ai_addr, a->ai_addrlen,
 		                    deadline)) == 0)
 			break;
 		if (c->fd >= 0)
 			close(c->fd);
 		c->fd = -1;
 	}
+	freeaddrinfo(res);
 	if (r == 0)
 		setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	return r;
@@ -983,12 +615,14 @@ open_vsock(struct conn *c, const char *spec, long long deadline)
 static int
 conn_open(struct conn *c, const char *addr, long long timeout)
 {
-	long long deadline = deadline_in(timeout);
+	long long deadline;
 	char spec[300];
 	struct stat st;
 
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
+	c->timeout = timeout;
+	deadline = conn_deadline(c, timeout);
 	c->fresh = 1;
 	if (strlen(addr) >= sizeof spec)
 		return fail(EX_USAGE, "address too long: %.40s...", addr);
@@ -1019,7 +653,7 @@ conn_close(struct conn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;
-	xfree(c->in.p);
+	free(c->in.p);
 	c->in.p = NULL;
 }
 
@@ -1043,7 +677,7 @@ wait_fd(struct conn *c, short events, long long deadline, const char *what)
 	if (r == 0) {
 		c->dirty = 1;
 		return fail(EX_TIMEOUT, "%s: no %s within %s", c->name, what,
-		            seconds(opt.timeout));
+		            seconds(c->tmo));
 	}
 	return 0;
 }
@@ -1068,7 +702,7 @@ conn_wait(struct conn *c, int out, long long deadline, const char *what)
 	if (deadline >= 0 && left <= 0) {
 		c->dirty = 1;
 		return fail(EX_TIMEOUT, "%s: no %s within %s", c->name, what,
-		            seconds(opt.timeout));
+		            seconds(c->tmo));
 	}
 	if (*cur < 0 || left > *cur + 10 || left < *cur - 10) {
 		tv.tv_sec = (time_t)(left / 1000);
@@ -1189,13 +823,13 @@ struct reply {
 /* Parses buf[start..end) as a reply object; returns 0, or an exit status
  * if it is not JSON or not an object. */
 static int
-reply_parse(struct conn *c, struct reply *r, size_t start, size_t end)
+reply_text(struct reply *r, const char *js, size_t len, const char *who)
 {
 	struct json_parser p;
 	int n;
 
-	r->js = c->in.p + start;
-	r->len = end - start;
+	r->js = js;
+	r->len = len;
 	/* Three levels hold a small return object's members, so that a file
 	 * read's megabytes of base64 need no second parse; a larger reply
 	 * keeps two, the object, its members and their values. */
@@ -1207,17 +841,23 @@ reply_parse(struct conn *c, struct reply *r, size_t start, size_t end)
 		n = json_parse(&p, r->js, r->len, r->tok, 64);
 	}
 	if (n == JSON_ENOMEM)
-		return fail(EX_PROTO, "%s: reply has too many members", c->name);
+		return fail(EX_PROTO, "%s: reply has too many members", who);
 	if (n < 0)
 		return fail(EX_PROTO, "%s: invalid JSON in reply at offset %zu: "
-		            "%s", c->name, p.pos, excerpt(r->js, r->len));
+		            "%s", who, p.pos, excerpt(r->js, r->len));
 	if (r->tok[0].type != JSON_OBJECT)
 		return fail(EX_PROTO, "%s: reply is not an object: %s",
-		            c->name, excerpt(r->js, r->len));
+		            who, excerpt(r->js, r->len));
 	r->ret = json_get(r->js, r->tok, 0, "return");
 	r->err = json_get(r->js, r->tok, 0, "error");
 	r->id = json_get(r->js, r->tok, 0, "id");
 	return 0;
+}
+
+static int
+reply_parse(struct conn *c, struct reply *r, size_t start, size_t end)
+{
+	return reply_text(r, c->in.p + start, end - start, c->name);
 }
 
 /* The unescaped string member key of the object token o, or "?". */
@@ -1352,7 +992,7 @@ is_greeting(struct conn *c)
 static int
 resync(struct conn *c)
 {
-	long long deadline = deadline_in(opt.timeout);
+	long long deadline = conn_deadline(c, c->timeout);
 	unsigned id = random_id();
 	char req[128];
 	int n, s, got, expect = 0;
@@ -1361,7 +1001,7 @@ resync(struct conn *c)
 
 	if (c->qmp)
 		return 0;
-	n = bfmt(req, sizeof req, "\xff{\"execute\":\"guest-sync-delimited\","
+	n = snprintf(req, sizeof req, "\xff{\"execute\":\"guest-sync-delimited\","
 	             "\"arguments\":{\"id\":%u},\"id\":%u}", id, id);
 	if ((s = conn_write(c, req, (size_t)n, deadline)))
 		return s;
@@ -1400,17 +1040,18 @@ resync(struct conn *c)
 	return qmp_negotiate(c, deadline);
 }
 
-/* Opens addr and readies the session as the options say. */
+/* Opens addr and readies the session as the options say, each step
+ * bounded by timeout. */
 static int
-session_open(struct conn *c, const char *addr)
+session_open(struct conn *c, const char *addr, long long timeout)
 {
 	long long deadline;
 	int s;
 
-	if ((s = conn_open(c, addr, opt.timeout)))
+	if ((s = conn_open(c, addr, timeout)))
 		return s;
 	if (opt.qmp) {
-		deadline = deadline_in(opt.timeout);
+		deadline = conn_deadline(c, timeout);
 		if ((s = qmp_greeting(c, deadline)))
 			return s;
 		return qmp_negotiate(c, deadline);
@@ -1418,10 +1059,10 @@ session_open(struct conn *c, const char *addr)
 	return opt.nosync ? 0 : resync(c);
 }
 
-/* Sends one request and reads its reply into r. */
+/* Sends one request and reads its reply into r, within timeout ms. */
 static int
 transact(struct conn *c, const char *req, size_t len, struct reply *r,
-         const char *name)
+         const char *name, long long timeout)
 {
 	long long deadline;
 	char what[128];
@@ -1429,8 +1070,8 @@ transact(struct conn *c, const char *req, size_t len, struct reply *r,
 
 	if (c->dirty && (s = resync(c)))
 		return s;
-	deadline = deadline_in(opt.timeout);
-	bfmt(what, sizeof what, "reply to %s", name);
+	deadline = conn_deadline(c, timeout);
+	snprintf(what, sizeof what, "reply to %s", name);
 	if ((s = conn_write(c, req, len, deadline)))
 		return s;
 	return read_reply(c, r, deadline, what);
@@ -1514,9 +1155,9 @@ check_request(const char *s, size_t n, char *name, size_t size)
 static void
 indent(int depth)
 {
-	out_c(&out1, '\n');
+	putchar('\n');
 	while (depth-- > 0)
-		out_write(&out1, "  ", 2);
+		fwrite("  ", 1, 2, stdout);
 }
 
 /* Prints a valid JSON text with two-space indentation. */
@@ -1534,34 +1175,34 @@ print_pretty(const char *s, size_t n)
 		case '"':
 			for (j = i + 1; s[j] != '"'; j++)
 				j += s[j] == '\\';
-			out_write(&out1, s + i, j + 1 - i);
+			fwrite(s + i, 1, j + 1 - i, stdout);
 			i = j;
 			break;
 		case '{': case '[':
 			for (j = i + 1; j < n && strchr(" \t\r\n", s[j]); j++)
 				;
 			if (s[j] == (c == '{' ? '}' : ']')) {
-				out_c(&out1, c);
-				out_c(&out1, s[j]);
+				putchar(c);
+				putchar(s[j]);
 				i = j;
 				break;
 			}
-			out_c(&out1, c);
+			putchar(c);
 			indent(++depth);
 			break;
 		case '}': case ']':
 			indent(--depth);
-			out_c(&out1, c);
+			putchar(c);
 			break;
 		case ',':
-			out_c(&out1, ',');
+			putchar(',');
 			indent(depth);
 			break;
 		case ':':
-			out_write(&out1, ": ", 2);
+			fwrite(": ", 1, 2, stdout);
 			break;
 		default:
-			out_c(&out1, c);
+			putchar(c);
 		}
 	}
 }
@@ -1572,23 +1213,16 @@ print_json(const char *s, size_t n)
 	if (opt.pretty)
 		print_pretty(s, n);
 	else
-		out_write(&out1, s, n);
-	out_c(&out1, '\n');
+		fwrite(s, 1, n, stdout);
+	putchar('\n');
 }
 
-/* Prints a reply as asked; returns 0, or EX_AGENT for an error reply. */
-static int
-print_reply(const struct reply *r, const char *name, int batch)
+/* Prints the reply, or with -r its return value. */
+static void
+print_result(const struct reply *r)
 {
 	const struct json_tok *v;
-	int s = 0;
 
-	if (r->err >= 0) {
-		s = reply_error(r, name);
-		say();
-		if (!batch)
-			return s;
-	}
 	if (opt.ret && r->ret >= 0) {
 		v = &r->tok[r->ret];
 		if (v->type == JSON_STRING)
@@ -1597,6 +1231,21 @@ print_reply(const struct reply *r, const char *name, int batch)
 			print_json(r->js + v->start, v->end - v->start);
 	} else
 		print_json(r->js, r->len);
+}
+
+/* Prints a reply as asked; returns 0, or EX_AGENT for an error reply. */
+static int
+print_reply(const struct reply *r, const char *name, int batch)
+{
+	int s = 0;
+
+	if (r->err >= 0) {
+		s = reply_error(r, name);
+		say();
+		if (!batch)
+			return s;
+	}
+	print_result(r);
 	return s;
 }
 
@@ -1604,10 +1253,13 @@ print_reply(const struct reply *r, const char *name, int batch)
 /* Raw commands and batches                                            */
 /* ------------------------------------------------------------------ */
 
+static int raw_request(struct conn *c, const struct buf *req, const char *name,
+                       int named, int batch);
+
 /* Turns one batch line into a request: a JSON object, or a name and
- * key=value words, where a JSON value may hold spaces. */
+ * key=value words, where a JSON value may hold spaces; *named says which. */
 static int
-line_request(struct buf *b, char *line, char *name, size_t size)
+line_request(struct buf *b, char *line, char *name, size_t size, int *named)
 {
 	char *words[256], *p = line;
 	struct json_scan sc;
@@ -1615,7 +1267,8 @@ line_request(struct buf *b, char *line, char *name, size_t size)
 
 	while (*p == ' ' || *p == '\t')
 		p++;
-	if (*p == '{') {
+	*named = *p != '{';
+	if (!*named) {
 		b->len = 0;
 		buf_str(b, p);
 		return check_request(p, strlen(p), name, size);
@@ -1636,7 +1289,7 @@ line_request(struct buf *b, char *line, char *name, size_t size)
 		while (*p == ' ' || *p == '\t')
 			p++;
 	}
-	bfmt(name, size, "%s", words[0]);
+	snprintf(name, size, "%s", words[0]);
 	return build_request(b, words, n);
 }
 
@@ -1673,7 +1326,7 @@ next_line(struct lines *l)
 		}
 		buf_need(&l->b, 65536 + 1);
 		/* The replies so far are shown before waiting for more input. */
-		if (out_flush(&out1) < 0)
+		if (fflush(stdout) < 0)
 			die(EX_IO, "write stdout:");
 		n = read(0, l->b.p + l->b.len, l->b.cap - l->b.len - 1);
 		if (n < 0 && errno != EINTR)
@@ -1701,26 +1354,20 @@ run_batch(struct conn *c)
 {
 	struct lines in = {0};
 	struct buf req = {0};
-	struct reply r;
 	char name[128], *p;
-	int s, status = 0;
+	int s, named, status = 0;
 
 	while ((p = next_line(&in))) {
 		p += strspn(p, " \t");
 		if (!*p || *p == '#')
 			continue;
-		if ((s = line_request(&req, p, name, sizeof name))) {
-			char why[sizeof errmsg];
-			strcpy(why, errmsg);
-			die(s, "stdin line %zu: %s", in.lineno, why);
-		}
-		if ((s = transact(c, req.p, req.len, &r, name)))
-			quit(s);
-		if (print_reply(&r, name, 1))
+		if ((s = line_request(&req, p, name, sizeof name, &named)))
+			die(s, "stdin line %zu: %s", in.lineno, errmsg);
+		if (raw_request(c, &req, name, named, 1))
 			status = EX_AGENT;
 	}
-	xfree(in.b.p);
-	xfree(req.p);
+	free(in.b.p);
+	free(req.p);
 	return status;
 }
 
@@ -1737,7 +1384,7 @@ need_session(void)
 {
 	int s;
 
-	if (!sess_up && (s = session_open(&sess, opt.addr)))
+	if (!sess_up && (s = session_open(&sess, opt.addr, opt.timeout)))
 		quit(s);
 	sess_up = 1;
 }
@@ -1749,30 +1396,46 @@ agent_error(const struct reply *r, const char *name)
 	char desc[400];
 
 	member_str(r->js, &r->tok[r->err], "desc", desc, sizeof desc);
-	if (find(desc, "has been disabled"))
+	if (strstr(desc, "has been disabled"))
 		return fail(EX_AGENT, "%s is disabled in the guest agent (by its "
 		            "configuration, or while frozen)", name);
 	return reply_error(r, name);
 }
 
-/* Sends a request and returns its reply, which may be an error. */
+/* Sends a request and returns its reply, which may be an error, waiting
+ * timeout ms for it. */
 static void
-call_any(const struct buf *req, const char *name, struct reply *r)
+call_any(const struct buf *req, const char *name, struct reply *r,
+         long long timeout)
 {
 	int s;
 
 	need_session();
-	if ((s = transact(&sess, req->p, req->len, r, name)))
+	if ((s = transact(&sess, req->p, req->len, r, name, timeout)))
 		quit(s);
 }
 
 /* Sends a request and returns its successful reply; an error ends qga. */
 static void
-call(const struct buf *req, const char *name, struct reply *r)
+call_for(const struct buf *req, const char *name, struct reply *r,
+         long long timeout)
 {
-	call_any(req, name, r);
+	call_any(req, name, r, timeout);
 	if (r->err >= 0)
 		quit(agent_error(r, name));
+}
+
+static void
+call(const struct buf *req, const char *name, struct reply *r)
+{
+	call_for(req, name, r, opt.timeout);
+}
+
+/* The reply timeout of a command whose default is dflt: -t overrides. */
+static long long
+timeout_or(long long dflt)
+{
+	return opt.timeout_set ? opt.timeout : dflt;
 }
 
 /* Requests are built as {"execute":NAME,"arguments":{...}}. */
@@ -1806,7 +1469,7 @@ req_int(struct buf *b, const char *key, long long v)
 {
 	char n[24];
 
-	bfmt(n, sizeof n, "%lld", v);
+	snprintf(n, sizeof n, "%lld", v);
 	req_key(b, key);
 	buf_str(b, n);
 }
@@ -1921,13 +1584,13 @@ table_print(struct table *t)
 			;
 		for (j = 0; j < t->ncol; j++) {
 			if (j < last)
-				ffmt(&out1, "%-*s  ", w[j], row[j]);
+				printf("%-*s  ", w[j], row[j]);
 			else if (j == last)
-				ffmt(&out1, "%s\n", row[j]);
-			xfree(row[j]);
+				printf("%s\n", row[j]);
+			free(row[j]);
 		}
 	}
-	xfree(t->cell);
+	free(t->cell);
 }
 
 /* Base64, as the agent's buf-b64, input-data and out-data use it. */
@@ -2010,20 +1673,192 @@ b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 }
 
 /* ------------------------------------------------------------------ */
+/* Built-in commands: options                                          */
+/* ------------------------------------------------------------------ */
+
+/* Long options without a letter: their values stay clear of letters. */
+enum {
+	O_QMP = 256, O_NOSYNC, O_MAXREPLY, O_NOWAIT, O_MERGE, O_HTTP, O_ALLOW,
+	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE
+};
+
+/* The options every command takes, before its name or after it. */
+#define GLOBAL_SHORTS "s:t:rpjh"
+static const struct option global_longs[] = {
+	{"socket", required_argument, NULL, 's'},
+	{"timeout", required_argument, NULL, 't'},
+	{"return", no_argument, NULL, 'r'},
+	{"pretty", no_argument, NULL, 'p'},
+	{"json", no_argument, NULL, 'j'},
+	{"qmp", no_argument, NULL, O_QMP},
+	{"no-sync", no_argument, NULL, O_NOSYNC},
+	{"max-reply", required_argument, NULL, O_MAXREPLY},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0}
+};
+
+/* A built-in command: fn runs it, or else query is sent (without
+ * arguments) and its return value shown with show. shorts and longs are
+ * its own options; json says that it can print the agent's reply (-j). */
+struct cmd {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *query;
+	void (*show)(const struct doc *);
+	const char *shorts;
+	const struct option *longs;
+	int json;
+	const char *usage, *help;
+};
+
+static const struct cmd *cur; /* the built-in command being run */
+
+static void
+cmd_usage(const struct cmd *c, FILE *f)
+{
+	fprintf(f, "usage: qga [OPTIONS] %s%s%s\n", c->name, *c->usage ? " " : "",
+	        c->usage);
+}
+
+/* Takes a global option; returns 0 if ch is not one. */
+static int
+global_opt(int ch, const char *arg)
+{
+	switch (ch) {
+	case 's':
+		opt.addr = arg;
+		break;
+	case 't':
+		if (parse_seconds(arg, &opt.timeout) < 0)
+			die(EX_USAGE, "bad timeout '%s': expected seconds", arg);
+		opt.timeout_set = 1;
+		break;
+	case 'r': opt.ret = 1; break;
+	case 'p': opt.pretty = 1; break;
+	case 'j': opt.json = 1; break;
+	case O_QMP: opt.qmp = 1; break;
+	case O_NOSYNC: opt.nosync = 1; break;
+	case O_MAXREPLY:
+		if (parse_size(arg, &opt.maxreply) < 0 || opt.maxreply < 64)
+			die(EX_USAGE, "bad --max-reply '%s': expected bytes "
+			    "(at least 64)", arg);
+		break;
+	default:
+		return 0;
+	}
+	return 1;
+}
+
+static int
+known_opt(const char *shorts, const struct option *lo, int ch)
+{
+	if (ch > 0 && ch < 256 && ch != ':' && ch != '+' && strchr(shorts, ch))
+		return 1;
+	for (; lo->name; lo++)
+		if (lo->val == ch)
+			return 1;
+	return 0;
+}
+
+/* Says what getopt_long refused (ch is '?' or ':') and ends qga with the
+ * usage line of the command, or of qga. A missing value can only be the
+ * last word's; a long option's error leaves optind just past its word. */
+static _Noreturn void
+badopt(int argc, char **argv, const char *shorts, const struct option *lo, int ch)
+{
+	const char *w = ch == ':' ? argv[argc - 1] : argv[optind - 1];
+	int islong = !strncmp(w, "--", 2) &&
+	             (ch == ':' || !optopt || known_opt(shorts, lo, optopt));
+	char what[64];
+
+	if (islong)
+		snprintf(what, sizeof what, "%.*s", (int)strcspn(w, "="), w);
+	else
+		snprintf(what, sizeof what, "-%c", optopt);
+	fflush(stdout);
+	fprintf(stderr, "qga: %s%s", cur ? cur->name : "", cur ? ": " : "");
+	fprintf(stderr, ch == ':' ? "option '%s' needs a value\n" : islong && optopt ?
+	        "option '%s' takes no value\n" : "unknown option '%s'\n", what);
+	if (cur)
+		cmd_usage(cur, stderr);
+	else
+		fputs("usage: qga [OPTIONS] COMMAND [ARG]...  (qga --help says more)\n",
+		      stderr);
+	leave(EX_USAGE);
+}
+
+/* Checks what the options ask for, once they are all read. */
+static void
+options_done(void)
+{
+	if (!opt.addr && !(opt.addr = getenv("QGA_SOCKET")))
+		opt.addr = "/tmp/qga.sock";
+	if (!cur || !(opt.ret || opt.pretty || opt.json))
+		return;
+	if (!cur->json) {
+		fprintf(stderr, "qga: %s: -r, -p and -j apply to the agent's JSON "
+		        "reply, which %s does not print\n", cur->name, cur->name);
+		cmd_usage(cur, stderr);
+		leave(EX_USAGE);
+	}
+	opt.json = 1; /* -r and -p show the reply, so they ask for it */
+}
+
+/* The next option of the command cur, whose name is argv[0]: one of its
+ * own, returned, or a global one, taken here, up to the first operand or
+ * "--". Returns -1 after the last; a bad option ends qga. */
+static int
+cmdopt(int argc, char **argv)
+{
+	static struct option lo[32];
+	static char so[64];
+	static const struct cmd *ready;
+	int ch, n = 0, k;
+
+	if (ready != cur) {
+		ready = cur;
+		snprintf(so, sizeof so, "+:%s" GLOBAL_SHORTS, cur->shorts ? cur->shorts : "");
+		for (k = 0; cur->longs && cur->longs[k].name; k++)
+			lo[n++] = cur->longs[k];
+		for (k = 0; global_longs[k].name; k++)
+			lo[n++] = global_longs[k];
+		memset(&lo[n], 0, sizeof lo[n]);
+		opterr = 0;
+		optind = 0;
+	}
+	while ((ch = getopt_long(argc, argv, so, lo, NULL)) != -1) {
+		if (ch == '?' || ch == ':')
+			badopt(argc, argv, so, lo, ch);
+		if (ch == 'h') {
+			cmd_usage(cur, stdout);
+			printf("\n%s", cur->help);
+			leave(0);
+		}
+		if (!global_opt(ch, optarg))
+			return ch;
+	}
+	options_done();
+	return -1;
+}
+
+/* For a command without options of its own: takes the global ones, then
+ * leaves argv as the command's name followed by its operands. */
+static void
+plain_operands(int *argc, char ***argv)
+{
+	cmdopt(*argc, *argv);
+	(*argv)[optind - 1] = (*argv)[0];
+	*argc -= optind - 1;
+	*argv += optind - 1;
+}
+
+/* ------------------------------------------------------------------ */
 /* Built-in commands: exec                                             */
 /* ------------------------------------------------------------------ */
 
 /* The most stdin -i sends: its base64 must stay under the agent's 64 MiB
  * token limit. */
 #define EXEC_INPUT_MAX 50331645
-
-static void
-print_status_json(const struct reply *r)
-{
-	const struct json_tok *v = &r->tok[r->ret];
-
-	print_json(r->js + v->start, v->end - v->start);
-}
 
 /* Writes what the program wrote, and returns its exit status. */
 static int
@@ -2040,7 +1875,7 @@ exec_finish(const struct doc *dp, const char *prog)
 			continue;
 		if (b64_decode(&data, d.js, &d.t[v]) < 0)
 			die(EX_PROTO, "%s: %s is not base64", prog, streams[i][0]);
-		out_flush(&out1);
+		fflush(stdout);
 		if (write_all(i + 1, data.p, data.len) < 0)
 			die(EX_IO, "write %s:", i ? "stderr" : "stdout");
 	}
@@ -2052,23 +1887,23 @@ exec_finish(const struct doc *dp, const char *prog)
 		code = 128 + (int)dint(&d, v, 0);
 	else
 		code = (int)dint(&d, dget(&d, 0, "exitcode"), 0);
-	xfree(data.p);
-	xfree(d.t);
+	free(data.p);
+	free(d.t);
 	return code;
 }
+
+static const struct option exec_longs[] = {
+	{"input", no_argument, NULL, 'i'},
+	{"env", required_argument, NULL, 'e'},
+	{"timeout", required_argument, NULL, 'T'},
+	{"no-wait", no_argument, NULL, O_NOWAIT},
+	{"merge", no_argument, NULL, O_MERGE},
+	{NULL, 0, NULL, 0}
+};
 
 static int
 cmd_exec(int argc, char **argv)
 {
-	static const struct lopt lo[] = {
-		{"input", 0, 'i'},
-		{"env", 1, 'e'},
-		{"timeout", 1, 'T'},
-		{"no-wait", 0, 'W'},
-		{"merge", 0, 'M'},
-		{"help", 0, 'h'},
-		{NULL, 0, 0}
-	};
 	struct buf req = {0}, env = {0}, in = {0};
 	struct timespec nap;
 	struct reply r;
@@ -2081,28 +1916,26 @@ cmd_exec(int argc, char **argv)
 	char name[64], desc[256];
 
 	exec_mode = 1;
-	oind = 0;
-	while ((ch = nextopt(argc, argv, "ie:T:h", lo)) != -1) {
+	while ((ch = cmdopt(argc, argv)) != -1) {
 		switch (ch) {
 		case 'i': input = 1; break;
 		case 'e':
-			if (!strchr(oarg, '=') || *oarg == '=')
-				die(EX_USAGE, "exec: -e wants NAME=VALUE, got '%s'", oarg);
+			if (!strchr(optarg, '=') || *optarg == '=')
+				die(EX_USAGE, "exec: -e wants NAME=VALUE, got '%s'", optarg);
 			buf_add(&env, ",", env.len > 0);
-			buf_jstr(&env, oarg, strlen(oarg));
-			path |= !strncmp(oarg, "PATH=", 5);
+			buf_jstr(&env, optarg, strlen(optarg));
+			path |= !strncmp(optarg, "PATH=", 5);
 			break;
 		case 'T':
-			if (parse_seconds(oarg, &wait) < 0)
-				die(EX_USAGE, "exec: bad -T '%s': expected seconds", oarg);
+			if (parse_seconds(optarg, &wait) < 0)
+				die(EX_USAGE, "exec: bad -T '%s': expected seconds", optarg);
 			break;
-		case 'W': nowait = 1; break;
-		case 'M': merge = 1; break;
-		default: return -1;
+		case O_NOWAIT: nowait = 1; break;
+		case O_MERGE: merge = 1; break;
 		}
 	}
-	argc -= oind;
-	argv += oind;
+	argc -= optind;
+	argv += optind;
 	if (argc < 1)
 		return -1;
 	prog = sh ? "/bin/sh" : argv[0];
@@ -2137,7 +1970,7 @@ cmd_exec(int argc, char **argv)
 		buf_add(&req, "\"", 1);
 		b64_encode(&req, (unsigned char *)in.p, in.len);
 		buf_add(&req, "\"", 1);
-		xfree(in.p);
+		free(in.p);
 	}
 	req_key(&req, "capture-output");
 	buf_str(&req, merge ? "\"merged\"" : "true");
@@ -2145,23 +1978,23 @@ cmd_exec(int argc, char **argv)
 	if (!is_json(req.p, req.len))
 		die(EX_USAGE, "exec: arguments are not valid UTF-8");
 
-	call_any(&req, "guest-exec", &r);
+	call_any(&req, "guest-exec", &r, opt.timeout);
 	if (r.err >= 0) {
-		if (merge && find(member_str(r.js, &r.tok[r.err], "desc", desc,
+		if (merge && strstr(member_str(r.js, &r.tok[r.err], "desc", desc,
 		                               sizeof desc), "capture-output"))
 			die(EX_AGENT, "exec --merge needs qemu-ga 8.1 or later");
 		quit(agent_error(&r, "guest-exec"));
 	}
 	doc_load(&d, &r);
 	pid = dint(&d, dget(&d, 0, "pid"), -1);
-	xfree(d.t);
+	free(d.t);
 	if (pid < 0)
 		die(EX_PROTO, "guest-exec: no pid in the reply");
 	if (nowait) {
-		ffmt(&out1, "%lld\n", pid);
+		printf("%lld\n", pid);
 		return 0;
 	}
-	bfmt(name, sizeof name, "guest-exec-status");
+	snprintf(name, sizeof name, "guest-exec-status");
 	req_begin(&req, name);
 	req_int(&req, "pid", pid);
 	req_end(&req);
@@ -2173,7 +2006,7 @@ cmd_exec(int argc, char **argv)
 		doc_load(&d, &r);
 		if (dtrue(&d, dget(&d, 0, "exited")))
 			break;
-		xfree(d.t);
+		free(d.t);
 		if (deadline >= 0 && now_ms() >= deadline) {
 			warn("%s still runs in the guest as pid %lld", prog, pid);
 			leave(124);
@@ -2185,8 +2018,8 @@ cmd_exec(int argc, char **argv)
 			delay = delay * 2 > 100000000 ? 100000000 : delay * 2;
 	}
 	i = exec_finish(&d, prog);
-	xfree(req.p);
-	xfree(env.p);
+	free(req.p);
+	free(env.p);
 	return i;
 }
 
@@ -2208,8 +2041,9 @@ cmd_exec_status(int argc, char **argv)
 	req_int(&req, "pid", pid);
 	req_end(&req);
 	call(&req, "guest-exec-status", &r);
-	print_status_json(&r);
-	xfree(req.p);
+	opt.ret = 1;
+	print_result(&r);
+	free(req.p);
 	return 0;
 }
 
@@ -2264,8 +2098,8 @@ file_open(const char *path, const char *mode)
 	req_str(&req, "path", path);
 	req_str(&req, "mode", mode);
 	req_end(&req);
-	call_any(&req, "guest-file-open", &r);
-	xfree(req.p);
+	call_any(&req, "guest-file-open", &r, opt.timeout);
+	free(req.p);
 	if (r.err >= 0)
 		quit(agent_error(&r, "guest-file-open"));
 	if (json_int(r.js, &r.tok[r.ret], &h) < 0)
@@ -2291,11 +2125,12 @@ file_close(int quiet)
 	req_int(&req, "handle", h);
 	req_end(&req);
 	if (quiet) {
-		if (!transact(&sess, req.p, req.len, &r, "guest-file-close"))
+		if (!transact(&sess, req.p, req.len, &r, "guest-file-close",
+		              opt.timeout))
 			return;
 	} else
 		call(&req, "guest-file-close", &r);
-	xfree(req.p);
+	free(req.p);
 }
 
 /* Shows bytes and rate on a terminal, for transfers worth watching. */
@@ -2309,7 +2144,7 @@ progress(const char *what, unsigned long long bytes, long long t0, int last)
 		tty = isatty(2);
 	if (!tty || (bytes < (16u << 20) && !last) || (last && ms < 1000))
 		return;
-	ffmt(&out2, "\rqga: %s: %llu MiB, %llu MiB/s   %s", what, bytes >> 20,
+	fprintf(stderr, "\rqga: %s: %llu MiB, %llu MiB/s   %s", what, bytes >> 20,
 	        ms > 0 ? (bytes >> 10) * 1000 / 1024 / (unsigned long long)ms : 0,
 	        last ? "\n" : "");
 }
@@ -2331,10 +2166,10 @@ file_read_to(const char *path, int fd, const char *fdname)
 	req_end(&req);
 	/* The next read is asked for before this one's data is decoded and
 	 * written, so that the agent reads while qga writes. */
-	if ((s = conn_write(&sess, req.p, req.len, deadline_in(opt.timeout))))
+	if ((s = conn_write(&sess, req.p, req.len, conn_deadline(&sess, opt.timeout))))
 		quit(s);
 	do {
-		if ((s = read_reply(&sess, &r, deadline_in(opt.timeout),
+		if ((s = read_reply(&sess, &r, conn_deadline(&sess, opt.timeout),
 		                    "reply to guest-file-read")))
 			quit(s);
 		if (r.err >= 0)
@@ -2345,7 +2180,8 @@ file_read_to(const char *path, int fd, const char *fdname)
 		    r.tok[v].type != JSON_STRING)
 			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
 		if (!eof && r.tok[v].end > r.tok[v].start && !interrupted &&
-		    (s = conn_write(&sess, req.p, req.len, deadline_in(opt.timeout))))
+		    (s = conn_write(&sess, req.p, req.len,
+		                    conn_deadline(&sess, opt.timeout))))
 			quit(s);
 		if (b64_decode(&data, r.js, &r.tok[v]) < 0)
 			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
@@ -2358,8 +2194,8 @@ file_read_to(const char *path, int fd, const char *fdname)
 	} while (!eof && data.len);
 	progress(path, total, t0, 1);
 	file_close(0);
-	xfree(req.p);
-	xfree(data.p);
+	free(req.p);
+	free(data.p);
 }
 
 static int
@@ -2371,30 +2207,30 @@ cmd_cat(int argc, char **argv)
 		return -1;
 	catch_signals();
 	for (i = 1; i < argc; i++) {
-		out_flush(&out1);
+		fflush(stdout);
 		file_read_to(argv[i], 1, "stdout");
 	}
 	return 0;
 }
 
 /* Creates local's temporary sibling, named in tmpname, with the mode a
- * new file gets. */
+ * new file gets (mkstemp makes it 0600). */
 static int
 create_temp(const char *local)
 {
-	unsigned v;
-	int fd, tries;
+	mode_t mask = umask(0);
+	int fd;
 
-	for (tries = 0; tries < 100; tries++) {
-		v = random_id();
-		if ((size_t)bfmt(tmpname, sizeof tmpname, "%s.qga-%u", local, v) >=
-		    sizeof tmpname)
-			die(EX_USAGE, "get: local name too long");
-		fd = open(tmpname, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-		if (fd >= 0 || errno != EEXIST)
-			return fd;
+	umask(mask);
+	if ((size_t)snprintf(tmpname, sizeof tmpname, "%s.qga-XXXXXX", local) >=
+	    sizeof tmpname)
+		die(EX_USAGE, "get: local name too long: %s", local);
+	if ((fd = mkostemp(tmpname, O_CLOEXEC)) >= 0 && fchmod(fd, 0666 & ~mask) < 0) {
+		close(fd);
+		unlink(tmpname);
+		return -1;
 	}
-	return -1;
+	return fd;
 }
 
 static int
@@ -2420,7 +2256,7 @@ cmd_get(int argc, char **argv)
 	if (stat(local, &st) == 0 && S_ISDIR(st.st_mode)) {
 		if (!*base)
 			die(EX_USAGE, "get: name the local file for '%s'", remote);
-		bfmt(path, sizeof path, "%s/%s", local, base);
+		snprintf(path, sizeof path, "%s/%s", local, base);
 		local = path;
 	}
 	if ((fd = create_temp(local)) < 0) {
@@ -2434,14 +2270,14 @@ cmd_get(int argc, char **argv)
 	return 0;
 }
 
+static const struct option put_longs[] = {
+	{"append", no_argument, NULL, 'a'},
+	{NULL, 0, NULL, 0}
+};
+
 static int
 cmd_put(int argc, char **argv)
 {
-	static const struct lopt lo[] = {
-		{"append", 0, 'a'},
-		{"help", 0, 'h'},
-		{NULL, 0, 0}
-	};
 	struct buf req = {0}, data = {0};
 	struct reply r;
 	struct doc d;
@@ -2452,14 +2288,10 @@ cmd_put(int argc, char **argv)
 	ssize_t n;
 	int ch, fd = 0, append = 0;
 
-	oind = 0;
-	while ((ch = nextopt(argc, argv, "ah", lo)) != -1) {
-		if (ch != 'a')
-			return -1;
-		append = 1;
-	}
-	argc -= oind;
-	argv += oind;
+	while ((ch = cmdopt(argc, argv)) != -1)
+		append = ch == 'a';
+	argc -= optind;
+	argv += optind;
 	if (argc < 1 || argc > 2)
 		return -1;
 	if (argc == 2)
@@ -2494,7 +2326,7 @@ cmd_put(int argc, char **argv)
 			call(&req, "guest-file-write", &r);
 			doc_load(&d, &r);
 			count = dint(&d, dget(&d, 0, "count"), -1);
-			xfree(d.t);
+			free(d.t);
 			if (count <= 0 || (size_t)count > data.len - off)
 				die(EX_PROTO, "%s: the agent wrote %lld of %zu bytes",
 				    remote, count, data.len - off);
@@ -2506,16 +2338,14 @@ cmd_put(int argc, char **argv)
 	}
 	progress(remote, total, t0, 1);
 	file_close(0);
-	xfree(req.p);
-	xfree(data.p);
+	free(req.p);
+	free(data.p);
 	return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* Built-in commands: information                                      */
 /* ------------------------------------------------------------------ */
-
-static int json_out; /* -j: the agent's reply as it came */
 
 /* Runs a command without arguments; with -j prints its reply and ends. */
 static void
@@ -2527,42 +2357,28 @@ simple_call(const char *name, struct reply *r, struct doc *d)
 	buf_str(&req, name);
 	buf_str(&req, "\"}");
 	call(&req, name, r);
-	xfree(req.p);
-	if (json_out) {
-		print_json(r->js, r->len);
+	free(req.p);
+	if (opt.json) {
+		print_result(r);
 		leave(0);
 	}
 	doc_load(d, r);
 }
 
-/* Formats Unix time as ISO 8601 UTC, without libc's time zone code. */
+/* Formats Unix time as ISO 8601 UTC, with nanoseconds unless nsec < 0. */
 static const char *
 iso_time(long long secs, long nsec)
 {
 	static char s[80];
-	long long days = secs / 86400, rem = secs % 86400, y, era, doe, yoe, doy, mp;
-	unsigned d, m;
+	time_t t = (time_t)secs;
+	struct tm tm;
+	int n;
 
-	if (rem < 0) {
-		rem += 86400;
-		days--;
-	}
-	days += 719468;
-	era = (days >= 0 ? days : days - 146096) / 146097;
-	doe = days - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	y = yoe + era * 400;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
-	m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
-	y += m <= 2;
-	if (nsec >= 0)
-		bfmt(s, sizeof s, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%09ldZ",
-		         y, m, d, rem / 3600, rem / 60 % 60, rem % 60, nsec);
-	else
-		bfmt(s, sizeof s, "%04lld-%02u-%02uT%02lld:%02lld:%02lldZ",
-		         y, m, d, rem / 3600, rem / 60 % 60, rem % 60);
+	if (!gmtime_r(&t, &tm))
+		return "-";
+	n = snprintf(s, sizeof s, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+	             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	snprintf(s + n, sizeof s - (size_t)n, nsec >= 0 ? ".%09ldZ" : "Z", nsec);
 	return s;
 }
 
@@ -2582,18 +2398,24 @@ human(long long v, char *s, size_t n)
 		u++;
 	}
 	if (u < 0)
-		bfmt(s, n, "%llu", x);
+		snprintf(s, n, "%llu", x);
 	else if (x < 10)
-		bfmt(s, n, "%llu.%llu%c", x, rem * 10 / 1024, units[u]);
+		snprintf(s, n, "%llu.%llu%c", x, rem * 10 / 1024, units[u]);
 	else
-		bfmt(s, n, "%llu%c", x, units[u]);
+		snprintf(s, n, "%llu%c", x, units[u]);
 	return s;
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static void
 show_info(const struct doc *d)
 {
-	char **names, *version, *tmp;
+	char **names, *version;
 	int cmds, i, k, n = 0, off = 0;
 
 	cmds = dget(d, 0, "supported_commands");
@@ -2603,23 +2425,21 @@ show_info(const struct doc *d)
 		int en = dtrue(d, dget(d, i, "enabled"));
 		int sr = dtrue(d, dget(d, i, "success-response"));
 		line = xrealloc(NULL, strlen(nm) + 64);
-		bfmt(line, strlen(nm) + 64, "%-34s %s%s", nm, en ? "enabled" : "disabled",
+		snprintf(line, strlen(nm) + 64, "%-34s %s%s", nm, en ? "enabled" : "disabled",
 		        sr ? "" : ", no reply on success");
 		off += !en;
 		names[n++] = line;
-		xfree(nm);
+		free(nm);
 	}
-	for (i = 1; i < n; i++) /* a few dozen names: insertion sort */
-		for (k = i; k > 0 && strcmp(names[k - 1], names[k]) > 0; k--)
-			tmp = names[k], names[k] = names[k - 1], names[k - 1] = tmp;
+	qsort(names, (size_t)n, sizeof *names, by_name);
 	version = dstr(d, dget(d, 0, "version"));
-	ffmt(&out1, "qemu-ga %s: %d commands, %d disabled\n", version, n, off);
+	printf("qemu-ga %s: %d commands, %d disabled\n", version, n, off);
 	for (i = 0; i < n; i++) {
-		ffmt(&out1, "%s\n", names[i]);
-		xfree(names[i]);
+		printf("%s\n", names[i]);
+		free(names[i]);
 	}
-	xfree(names);
-	xfree(version);
+	free(names);
+	free(version);
 }
 
 static void
@@ -2630,8 +2450,8 @@ show_osinfo(const struct doc *d)
 
 	for (k = 0, i = 1; (unsigned)k < d->t[0].size; k++, i = (int)d->t[i + 1].next) {
 		s = dstr(d, i + 1);
-		ffmt(&out1, "%.*s: %s\n", (int)(d->t[i].end - d->t[i].start), d->js + d->t[i].start, s);
-		xfree(s);
+		printf("%.*s: %s\n", (int)(d->t[i].end - d->t[i].start), d->js + d->t[i].start, s);
+		free(s);
 	}
 }
 
@@ -2640,8 +2460,8 @@ show_hostname(const struct doc *d)
 {
 	char *s;
 
-	ffmt(&out1, "%s\n", s = dstr(d, dget(d, 0, "host-name")));
-	xfree(s);
+	printf("%s\n", s = dstr(d, dget(d, 0, "host-name")));
+	free(s);
 }
 
 static void
@@ -2650,7 +2470,7 @@ show_time(const struct doc *d)
 	long long ns;
 
 	ns = dint(d, 0, 0);
-	ffmt(&out1, "%s\n", iso_time(ns / 1000000000, (long)(ns % 1000000000)));
+	printf("%s\n", iso_time(ns / 1000000000, (long)(ns % 1000000000)));
 }
 
 static void
@@ -2661,9 +2481,9 @@ show_timezone(const struct doc *d)
 
 	off = dint(d, dget(d, 0, "offset"), 0);
 	zone = dstr(d, dget(d, 0, "zone"));
-	ffmt(&out1, "%s%s%c%02lld%02lld\n", zone, *zone ? " " : "", off < 0 ? '-' : '+',
+	printf("%s%s%c%02lld%02lld\n", zone, *zone ? " " : "", off < 0 ? '-' : '+',
 	       (off < 0 ? -off : off) / 3600, (off < 0 ? -off : off) / 60 % 60);
-	xfree(zone);
+	free(zone);
 }
 
 static void
@@ -2680,8 +2500,8 @@ show_users(const struct doc *d)
 		v = dget(d, i, "login-time");
 		table_add(&t, user, *domain ? domain : "-",
 		          iso_time(v >= 0 ? num(d->js + d->t[v].start, NULL, 10, 1LL << 40) : 0, -1));
-		xfree(user);
-		xfree(domain);
+		free(user);
+		free(domain);
 	}
 	table_print(&t);
 }
@@ -2701,19 +2521,19 @@ show_ifconfig(const struct doc *d)
 		ips = dget(d, i, "ip-addresses");
 		each(d, ips, a, j) {
 			ip = dstr(d, dget(d, a, "ip-address"));
-			bfmt(pfx, sizeof pfx, "/%lld", dint(d, dget(d, a, "prefix"), 0));
+			snprintf(pfx, sizeof pfx, "/%lld", dint(d, dget(d, a, "prefix"), 0));
 			buf_str(&addrs, addrs.len ? " " : "");
 			buf_str(&addrs, ip);
 			buf_str(&addrs, pfx);
-			xfree(ip);
+			free(ip);
 		}
 		buf_add(&addrs, "", 1);
 		table_add(&t, name, *mac ? mac : "-", addrs.p);
-		xfree(name);
-		xfree(mac);
+		free(name);
+		free(mac);
 	}
 	table_print(&t);
-	xfree(addrs.p);
+	free(addrs.p);
 }
 
 static void
@@ -2734,14 +2554,14 @@ show_df(const struct doc *d)
 		used = dint(d, dget(d, i, "used-bytes"), -1);
 		total = dint(d, dget(d, i, "total-bytes"), -1);
 		if (used >= 0 && total > 0)
-			bfmt(pct, sizeof pct, "%lld%%", (used * 100 + total - 1) / total);
+			snprintf(pct, sizeof pct, "%lld%%", (used * 100 + total - 1) / total);
 		else
 			strcpy(pct, "-");
 		table_add(&t, mnt, type, *dev ? dev : "-", human(used, u, sizeof u),
 		          human(total, s, sizeof s), pct);
-		xfree(mnt);
-		xfree(type);
-		xfree(dev);
+		free(mnt);
+		free(type);
+		free(dev);
 	}
 	table_print(&t);
 }
@@ -2755,7 +2575,7 @@ show_vcpus(const struct doc *d)
 
 	table_add(&t, "CPU", "STATE", "CAN-OFFLINE");
 	each(d, 0, i, k) {
-		bfmt(id, sizeof id, "%lld", dint(d, dget(d, i, "logical-id"), -1));
+		snprintf(id, sizeof id, "%lld", dint(d, dget(d, i, "logical-id"), -1));
 		table_add(&t, id, dtrue(d, dget(d, i, "online")) ? "online" : "offline",
 		          dtrue(d, dget(d, i, "can-offline")) ? "yes" : "no");
 	}
@@ -2779,17 +2599,17 @@ show_disks(const struct doc *d)
 			dep = dstr(d, a);
 			buf_str(&deps, deps.len ? " " : "");
 			buf_str(&deps, dep);
-			xfree(dep);
+			free(dep);
 		}
 		if (!deps.len)
 			buf_str(&deps, "-");
 		buf_add(&deps, "", 1);
 		table_add(&t, name, dtrue(d, dget(d, i, "partition")) ? "partition" : "disk",
 		          deps.p);
-		xfree(name);
+		free(name);
 	}
 	table_print(&t);
-	xfree(deps.p);
+	free(deps.p);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2817,11 +2637,11 @@ send_noreply(struct conn *c, const char *req, size_t len, const char *name,
 
 	buf_add(&b, req, len);
 	buf_str(&b, "{\"execute\":\"guest-ping\"}");
-	s = conn_write(c, b.p, b.len, deadline_in(opt.timeout));
-	xfree(b.p);
+	s = conn_write(c, b.p, b.len, conn_deadline(c, opt.timeout));
+	free(b.p);
 	if (s)
 		return s;
-	s = read_reply(c, &r, deadline_in(POWER_WAIT), "reply");
+	s = read_reply(c, &r, conn_deadline(c, POWER_WAIT), "reply");
 	if (s == EX_IO || s == EX_TIMEOUT)
 		return 0;
 	if (s || r.err < 0)
@@ -2831,7 +2651,7 @@ send_noreply(struct conn *c, const char *req, size_t len, const char *name,
 	buf_add(refusal, "\n", 1);
 	agent_error(&r, name);
 	strcpy(why, errmsg);
-	read_reply(c, &r, deadline_in(opt.timeout), "reply to guest-ping");
+	read_reply(c, &r, conn_deadline(c, opt.timeout), "reply to guest-ping");
 	strcpy(errmsg, why);
 	return EX_AGENT;
 }
@@ -2850,14 +2670,12 @@ cmd_power(int argc, char **argv)
 	req_end(&req);
 	need_session();
 	s = send_noreply(&sess, req.p, req.len, "guest-shutdown", &refusal);
-	xfree(req.p);
-	xfree(refusal.p);
+	free(req.p);
+	free(refusal.p);
 	if (s)
 		quit(s);
 	return 0;
 }
-
-static int timeout_set; /* -t was given: long commands keep it */
 
 /* Freezing and trimming can take minutes. */
 #define LONG_TIMEOUT 300000
@@ -2875,13 +2693,11 @@ cmd_fsfreeze(int argc, char **argv)
 
 	if (argc < 2)
 		return -1;
-	if (!timeout_set)
-		opt.timeout = LONG_TIMEOUT;
 	if (!strcmp(argv[1], "status") && argc == 2) {
 		simple_call("guest-fsfreeze-status", &r, &d);
-		ffmt(&out1, "%s\n", s = dstr(&d, 0));
-		xfree(s);
-		xfree(d.t);
+		printf("%s\n", s = dstr(&d, 0));
+		free(s);
+		free(d.t);
 		return 0;
 	}
 	if (!strcmp(argv[1], "thaw") && argc == 2)
@@ -2900,15 +2716,15 @@ cmd_fsfreeze(int argc, char **argv)
 		buf_add(&req, "]", 1);
 	}
 	req_end(&req);
-	call(&req, name, &r);
-	xfree(req.p);
-	if (json_out) {
-		print_json(r.js, r.len);
+	call_for(&req, name, &r, timeout_or(LONG_TIMEOUT));
+	free(req.p);
+	if (opt.json) {
+		print_result(&r);
 		return 0;
 	}
 	if (json_int(r.js, &r.tok[r.ret], &n) < 0)
 		die(EX_PROTO, "%s: no count in the reply", name);
-	ffmt(&out1, "%s %lld filesystem%s\n", argv[1][0] == 'f' ? "froze" : "thawed",
+	printf("%s %lld filesystem%s\n", argv[1][0] == 'f' ? "froze" : "thawed",
 	       n, n == 1 ? "" : "s");
 	return 0;
 }
@@ -2928,16 +2744,14 @@ cmd_fstrim(int argc, char **argv)
 		return -1;
 	if (argc == 2 && ((min = num(argv[1], &end, 10, 1LL << 40)) < 0 || *end))
 		die(EX_USAGE, "fstrim: bad minimum '%s': expected bytes", argv[1]);
-	if (!timeout_set)
-		opt.timeout = LONG_TIMEOUT;
 	req_begin(&req, "guest-fstrim");
 	if (argc == 2)
 		req_int(&req, "minimum", min);
 	req_end(&req);
-	call(&req, "guest-fstrim", &r);
-	xfree(req.p);
-	if (json_out) {
-		print_json(r.js, r.len);
+	call_for(&req, "guest-fstrim", &r, timeout_or(LONG_TIMEOUT));
+	free(req.p);
+	if (opt.json) {
+		print_result(&r);
 		return 0;
 	}
 	doc_load(&d, &r);
@@ -2945,14 +2759,14 @@ cmd_fstrim(int argc, char **argv)
 	each(&d, paths, i, k) {
 		path = dstr(&d, dget(&d, i, "path"));
 		err = dstr(&d, dget(&d, i, "error"));
-		bfmt(n, sizeof n, "%lld bytes trimmed",
+		snprintf(n, sizeof n, "%lld bytes trimmed",
 		         dint(&d, dget(&d, i, "trimmed"), 0));
 		table_add(&t, path, *err ? err : n);
-		xfree(path);
-		xfree(err);
+		free(path);
+		free(err);
 	}
 	table_print(&t);
-	xfree(d.t);
+	free(d.t);
 	return 0;
 }
 
@@ -2967,7 +2781,7 @@ read_password(const char *user)
 	size_t len = 0;
 
 	if (tty) {
-		ffmt(&out2, "Password for %s: ", user);
+		fprintf(stderr, "Password for %s: ", user);
 		quiet = t;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		tcsetattr(0, TCSAFLUSH, &quiet);
@@ -2976,7 +2790,7 @@ read_password(const char *user)
 		len++;
 	if (tty) {
 		tcsetattr(0, TCSAFLUSH, &t);
-		ffmt(&out2, "\n");
+		fprintf(stderr, "\n");
 	}
 	pw[len] = 0;
 	if (len && pw[len - 1] == '\r')
@@ -2986,30 +2800,26 @@ read_password(const char *user)
 	return pw;
 }
 
+static const struct option passwd_longs[] = {
+	{"crypted", no_argument, NULL, 'c'},
+	{NULL, 0, NULL, 0}
+};
+
 static int
 cmd_passwd(int argc, char **argv)
 {
-	static const struct lopt lo[] = {
-		{"crypted", 0, 'c'},
-		{"help", 0, 'h'},
-		{NULL, 0, 0}
-	};
 	struct buf req = {0};
 	struct reply r;
 	char *pw;
 	int ch, crypted = 0;
 
-	oind = 0;
-	while ((ch = nextopt(argc, argv, "ch", lo)) != -1) {
-		if (ch != 'c')
-			return -1;
-		crypted = 1;
-	}
-	if (argc - oind != 1)
+	while ((ch = cmdopt(argc, argv)) != -1)
+		crypted = ch == 'c';
+	if (argc - optind != 1)
 		return -1;
-	pw = read_password(argv[oind]);
+	pw = read_password(argv[optind]);
 	req_begin(&req, "guest-set-user-password");
-	req_str(&req, "username", argv[oind]);
+	req_str(&req, "username", argv[optind]);
 	req_key(&req, "password");
 	buf_add(&req, "\"", 1);
 	b64_encode(&req, (unsigned char *)pw, strlen(pw));
@@ -3020,7 +2830,7 @@ cmd_passwd(int argc, char **argv)
 	memset(pw, 0, strlen(pw));
 	call(&req, "guest-set-user-password", &r);
 	memset(req.p, 0, req.len);
-	xfree(req.p);
+	free(req.p);
 	return 0;
 }
 
@@ -3041,18 +2851,18 @@ cmd_ssh_keys(int argc, char **argv)
 		req_str(&req, "username", argv[2]);
 		req_end(&req);
 		call(&req, "guest-ssh-get-authorized-keys", &r);
-		xfree(req.p);
-		if (json_out) {
-			print_json(r.js, r.len);
+		free(req.p);
+		if (opt.json) {
+			print_result(&r);
 			return 0;
 		}
 		doc_load(&d, &r);
 		keys = dget(&d, 0, "keys");
 		each(&d, keys, i, k) {
-			ffmt(&out1, "%s\n", key = dstr(&d, i));
-			xfree(key);
+			printf("%s\n", key = dstr(&d, i));
+			free(key);
 		}
-		xfree(d.t);
+		free(d.t);
 		return 0;
 	}
 	if (!strcmp(argv[1], "add"))
@@ -3087,42 +2897,40 @@ cmd_ssh_keys(int argc, char **argv)
 	if (!n)
 		die(EX_USAGE, "ssh-keys %s: no keys in %s", argv[1], file);
 	call(&req, name, &r);
-	xfree(req.p);
-	xfree(in.p);
+	free(req.p);
+	free(in.p);
 	return 0;
 }
 
 /* Waits for the agent: the socket may not exist yet, the agent may not be
  * up, a chardev may accept and stay silent. Each try is bounded by a
  * second (or what is left), so a late agent is found soon after it starts. */
+static const struct option wait_longs[] = {
+	{"timeout", required_argument, NULL, 'T'},
+	{NULL, 0, NULL, 0}
+};
+
 static int
 cmd_wait(int argc, char **argv)
 {
-	static const struct lopt lo[] = {
-		{"timeout", 1, 'T'},
-		{"help", 0, 'h'},
-		{NULL, 0, 0}
-	};
 	static const char ping[] = "{\"execute\":\"guest-ping\"}";
 	struct timespec nap = {0, 100000000};
-	long long total = 60000, deadline, left;
+	long long total = 60000, deadline, left, try;
 	struct reply r;
-	int ch, s;
+	int s;
 
-	oind = 0;
-	while ((ch = nextopt(argc, argv, "T:h", lo)) != -1) {
-		if (ch != 'T' || parse_seconds(oarg, &total) < 0)
-			return -1;
-	}
-	if (oind != argc)
+	while (cmdopt(argc, argv) != -1)
+		if (parse_seconds(optarg, &total) < 0)
+			die(EX_USAGE, "wait: bad -T '%s': expected seconds", optarg);
+	if (optind != argc)
 		return -1;
 	deadline = deadline_in(total);
 	for (;;) {
 		left = deadline < 0 ? 1000 : deadline - now_ms();
-		opt.timeout = left < 1000 ? (left > 0 ? left : 1) : 1000;
-		s = session_open(&sess, opt.addr);
+		try = left < 1000 ? (left > 0 ? left : 1) : 1000;
+		s = session_open(&sess, opt.addr, try);
 		if (!s)
-			s = transact(&sess, ping, sizeof ping - 1, &r, "guest-ping");
+			s = transact(&sess, ping, sizeof ping - 1, &r, "guest-ping", try);
 		conn_close(&sess);
 		if (!s)
 			return 0;
@@ -3187,19 +2995,18 @@ on_stop(int sig)
 	stopping = sig;
 }
 
-static void
+static PRINTF(1, 2) void
 note(const char *fmt, ...)
 {
+	char msg[sizeof errmsg];
 	va_list ap;
 
 	if (sv.quiet)
 		return;
 	va_start(ap, fmt);
-	out_str(&out2, "qga serve: ");
-	vffmt(&out2, fmt, ap);
-	out_c(&out2, '\n');
-	out_flush(&out2);
+	vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	fprintf(stderr, "qga serve: %s\n", msg);
 }
 
 /* Splits a comma-separated list of command names. */
@@ -3231,32 +3038,97 @@ listed(char **list, int n, const char *name)
 	return 0;
 }
 
+/* Binds a unix socket at path, replacing only a stale socket there. */
 static int
-serve_listen(const char *addr)
+listen_unix(const char *path)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	struct inaddr a;
+	int fd;
+
+	if (strlen(path) >= sizeof sun.sun_path)
+		die(EX_USAGE, "socket path too long: %s", path);
+	strcpy(sun.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die(EX_IO, "socket:");
+	/* A socket nobody answers on is stale; a live one is not ours. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0)
+		die(EX_USAGE, "%s: another server listens there", path);
+	if (errno == ECONNREFUSED)
+		unlink(path);
+	close(fd);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
+	    chmod(path, sv.mode) < 0)
+		die(EX_IO, "listen on %s:", path);
+	return fd;
+}
+
+/* Starts listening on fd, which serves HTTP or plain QGA clients. */
+static void
+add_listener(int fd, const char *addr, int http)
+{
+	if (listen(fd, 64) < 0)
+		die(EX_IO, "listen on %s:", addr);
+	if (sv.nl == 16)
+		die(EX_USAGE, "serve: at most 16 listening sockets");
+	sv.lfd[sv.nl] = fd;
+	sv.lhttp[sv.nl++] = http;
+}
+
+/* Listens on every address of HOST:PORT, and says where: with port 0 the
+ * system chooses the port. */
+static void
+listen_tcp(const char *addr, char *host, char *port, int http)
+{
+	struct addrinfo *res, *a;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} u;
+	socklen_t len;
+	char h[64];
+	int fd, one = 1, s, v6;
+	in_port_t chosen = 0;
+
+	if ((s = resolve(addr, host, port, 1, &res)))
+		quit(s);
+	for (a = res; a; a = a->ai_next) {
+		fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			die(EX_IO, "socket for %s:", addr);
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (a->ai_family == AF_INET6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+		/* Port 0 is chosen for the first address; the others take it.
+		 * Both kinds of address keep their port at the same place. */
+		if (chosen)
+			((struct sockaddr_in *)(void *)a->ai_addr)->sin_port = chosen;
+		len = sizeof u;
+		if (bind(fd, a->ai_addr, a->ai_addrlen) < 0 ||
+		    getsockname(fd, &u.sa, &len) < 0)
+			die(EX_IO, "listen on %s:", addr);
+		add_listener(fd, addr, http);
+		v6 = u.sa.sa_family == AF_INET6;
+		inet_ntop(u.sa.sa_family, v6 ? (void *)&u.in6.sin6_addr :
+		          (void *)&u.in.sin_addr, h, sizeof h);
+		note("listening on tcp:%s%s%s:%u%s", v6 ? "[" : "", h, v6 ? "]" : "",
+		     ntohs(u.in.sin_port), http ? " (HTTP)" : "");
+		chosen = u.in.sin_port;
+	}
+	freeaddrinfo(res);
+}
+
+/* Listens on unix:PATH or tcp:[HOST:]PORT. */
+static void
+serve_listen(const char *addr, int http)
+{
 	char spec[300], loopback[] = "127.0.0.1", *host, *port;
-	int fd, one = 1;
 
 	if (!strncmp(addr, "unix:", 5)) {
-		addr += 5;
-		if (strlen(addr) >= sizeof sun.sun_path)
-			die(EX_USAGE, "socket path too long: %s", addr);
-		strcpy(sun.sun_path, addr);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			die(EX_IO, "socket:");
-		/* A socket nobody answers on is stale; a live one is not ours. */
-		if (connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0)
-			die(EX_USAGE, "%s: another server listens there", addr);
-		if (errno == ECONNREFUSED)
-			unlink(addr);
-		close(fd);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
-		    chmod(addr, sv.mode) < 0)
-			die(EX_IO, "listen on %s:", addr);
+		add_listener(listen_unix(addr + 5), addr, http);
+		note("listening on %s%s", addr, http ? " (HTTP)" : "");
 	} else if (!strncmp(addr, "tcp:", 4) && strlen(addr) < sizeof spec + 4) {
 		strcpy(spec, addr + 4);
 		/* tcp:PORT listens on loopback only. */
@@ -3265,20 +3137,10 @@ serve_listen(const char *addr)
 			port = spec;
 		} else if (split_hostport(spec, &host, &port) < 0)
 			die(EX_USAGE, "bad address '%s': expected tcp:[HOST:]PORT", addr);
-		if (resolve(addr, host, port, &a, 1) < 0)
-			quit(EX_USAGE);
-		fd = socket(a.u.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			die(EX_IO, "socket:");
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-		if (bind(fd, &a.u.sa, a.len) < 0)
-			die(EX_IO, "listen on %s:", addr);
+		listen_tcp(addr, host, port, http);
 	} else
 		die(EX_USAGE, "bad listen address '%s': expected unix:PATH or "
 		    "tcp:[HOST:]PORT", addr);
-	if (listen(fd, 64) < 0)
-		die(EX_IO, "listen on %s:", addr);
-	return fd;
 }
 
 static void
@@ -3291,8 +3153,8 @@ client_close(int i, const char *why)
 	note("%s: %s", c->name, why);
 	close(c->fd);
 	c->fd = -1;
-	xfree(c->in.p);
-	xfree(c->out.p);
+	free(c->in.p);
+	free(c->out.p);
 	memset(&c->in, 0, sizeof c->in);
 	memset(&c->out, 0, sizeof c->out);
 }
@@ -3345,7 +3207,7 @@ enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep
 	it->req = xrealloc(NULL, len + 1);
 	memcpy(it->req, req, len);
 	it->len = len;
-	bfmt(it->name, sizeof it->name, "%s", name);
+	snprintf(it->name, sizeof it->name, "%s", name);
 }
 
 /* An error reply as the agent gives it, the request's id echoed. */
@@ -3402,7 +3264,7 @@ take_request(int i, const char *js, size_t len, int keep)
 		kind = ITEM_LOCAL;
 	} else if ((sv.nallow && !listed(sv.allow, sv.nallow, name)) ||
 	           listed(sv.deny, sv.ndeny, name)) {
-		bfmt(desc, sizeof desc, "Command %s has been disabled", name);
+		snprintf(desc, sizeof desc, "Command %s has been disabled", name);
 		error_reply(&b, "CommandNotFound", desc, id, idlen);
 		kind = ITEM_LOCAL;
 	} else if (!strcmp(name, "guest-sync") || !strcmp(name, "guest-sync-delimited")) {
@@ -3428,7 +3290,7 @@ take_request(int i, const char *js, size_t len, int keep)
 		enqueue(i, kind, b.p, b.len, name, keep);
 	else
 		enqueue(i, kind, js, len, name, keep);
-	xfree(b.p);
+	free(b.p);
 }
 
 static const char parse_error_ff[] = "{\"error\": {\"class\": \"GenericError\", "
@@ -3478,7 +3340,7 @@ http_reply(int i, int code, const char *body, size_t len, int keep)
 	for (k = 0; k < sizeof reasons / sizeof *reasons; k++)
 		if (num(reasons[k], NULL, 10, 999) == code)
 			reason = reasons[k];
-	bfmt(head, sizeof head, "HTTP/1.1 %s\r\nContent-Type: application/json"
+	snprintf(head, sizeof head, "HTTP/1.1 %s\r\nContent-Type: application/json"
 	         "\r\nContent-Length: %zu\r\n%s\r\n", reason, len,
 	         keep ? "" : "Connection: close\r\n");
 	buf_str(&c->out, head);
@@ -3502,15 +3364,15 @@ client_http(int i)
 	while (c->fd >= 0 && c->in.len) {
 		buf_need(&c->in, 1);
 		c->in.p[c->in.len] = 0;
-		if (!(end = find(c->in.p, "\r\n\r\n"))) {
+		if (!(end = strstr(c->in.p, "\r\n\r\n"))) {
 			if (c->in.len > 16384)
 				http_reply(i, 413, "", 0, 0);
 			return;
 		}
 		head = (size_t)(end - c->in.p) + 4;
 		*end = 0;
-		keep = !find(c->in.p, "HTTP/1.0");
-		for (line = find(c->in.p, "\r\n"); line; line = find(line, "\r\n")) {
+		keep = !strstr(c->in.p, "HTTP/1.0");
+		for (line = strstr(c->in.p, "\r\n"); line; line = strstr(line, "\r\n")) {
 			line += 2;
 			if (!(hv = strchr(line, ':')))
 				continue;
@@ -3542,7 +3404,7 @@ client_http(int i)
 				take_request(i, c->in.p + head, body, keep);
 		} else if (!strncmp(c->in.p, "GET /", 5) || !strncmp(c->in.p, "POST /", 6))
 			http_reply(i, 404, "", 0, keep);
-		else if (find(c->in.p, " HTTP/1."))
+		else if (strstr(c->in.p, " HTTP/1."))
 			http_reply(i, 405, "", 0, keep);
 		else
 			http_reply(i, 400, "", 0, 0);
@@ -3597,7 +3459,7 @@ client_accept(int lfd, int http)
 	sv.cl[i].http = http;
 	sv.cl[i].gen = ++gen;
 	json_scan_init(&sv.cl[i].sc, 0);
-	bfmt(sv.cl[i].name, sizeof sv.cl[i].name, "%s client %u",
+	snprintf(sv.cl[i].name, sizeof sv.cl[i].name, "%s client %u",
 	         http ? "HTTP" : "QGA", gen);
 	note("%s: connected", sv.cl[i].name);
 }
@@ -3613,7 +3475,7 @@ agent_ready(void)
 	if (now_ms() < sv.retry_at)
 		return 0;
 	conn_close(&sess);
-	if ((s = session_open(&sess, opt.addr))) {
+	if ((s = session_open(&sess, opt.addr, opt.timeout))) {
 		note("agent %s: %s", opt.addr, errmsg);
 		conn_close(&sess);
 		sv.backoff = sv.backoff ? (sv.backoff * 2 > 2000 ? 2000 : sv.backoff * 2) : 100;
@@ -3672,7 +3534,7 @@ run_item(void)
 		goto done;
 	}
 	if (!agent_ready()) {
-		bfmt(desc, sizeof desc, "the guest agent is unavailable: %s", errmsg);
+		snprintf(desc, sizeof desc, "the guest agent is unavailable: %s", errmsg);
 		error_reply(&b, "GenericError", desc, "", 0);
 		deliver(it, 503, b.p, b.len);
 		goto done;
@@ -3684,11 +3546,11 @@ run_item(void)
 			goto done;
 		}
 	} else if (it->kind == ITEM_HEALTH)
-		s = transact(&sess, ping, sizeof ping - 1, &r, "guest-ping");
+		s = transact(&sess, ping, sizeof ping - 1, &r, "guest-ping", opt.timeout);
 	else
-		s = transact(&sess, it->req, it->len, &r, it->name);
+		s = transact(&sess, it->req, it->len, &r, it->name, opt.timeout);
 	if (s) {
-		bfmt(desc, sizeof desc, "the guest agent failed: %s", errmsg);
+		snprintf(desc, sizeof desc, "the guest agent failed: %s", errmsg);
 		agent_lost();
 		error_reply(&b, "GenericError", desc, "", 0);
 		deliver(it, 503, b.p, b.len);
@@ -3699,25 +3561,25 @@ run_item(void)
 	buf_add(&b, "\n", 1);
 	deliver(it, code, b.p, b.len);
 done:
-	xfree(b.p);
-	xfree(it->req);
+	free(b.p);
+	free(it->req);
 }
+
+static const struct option serve_longs[] = {
+	{"listen", required_argument, NULL, 'l'},
+	{"http", required_argument, NULL, O_HTTP},
+	{"allow", required_argument, NULL, O_ALLOW},
+	{"deny", required_argument, NULL, O_DENY},
+	{"max-clients", required_argument, NULL, O_MAXCLIENTS},
+	{"max-request", required_argument, NULL, O_MAXREQUEST},
+	{"mode", required_argument, NULL, O_MODE},
+	{"quiet", no_argument, NULL, 'q'},
+	{NULL, 0, NULL, 0}
+};
 
 static int
 cmd_serve(int argc, char **argv)
 {
-	static const struct lopt lo[] = {
-		{"listen", 1, 'l'},
-		{"http", 1, 'H'},
-		{"allow", 1, 'a'},
-		{"deny", 1, 'd'},
-		{"max-clients", 1, 'm'},
-		{"max-request", 1, 'R'},
-		{"mode", 1, 'o'},
-		{"quiet", 0, 'q'},
-		{"help", 0, 'h'},
-		{NULL, 0, 0}
-	};
 	struct sigaction sa;
 	struct pollfd *pfd = NULL;
 	char *addrs[16];
@@ -3728,45 +3590,39 @@ cmd_serve(int argc, char **argv)
 	sv.max = 64;
 	sv.maxreq = 8 << 20;
 	sv.mode = 0600;
-	oind = 0;
-	while ((ch = nextopt(argc, argv, "l:qh", lo)) != -1) {
+	while ((ch = cmdopt(argc, argv)) != -1) {
 		switch (ch) {
-		case 'l': case 'H':
+		case 'l': case O_HTTP:
 			if (na == 16)
 				die(EX_USAGE, "serve: at most 16 listen addresses");
-			http[na] = ch == 'H';
-			addrs[na++] = oarg;
+			http[na] = ch == O_HTTP;
+			addrs[na++] = optarg;
 			break;
-		case 'a': sv.nallow = split_list(oarg, &sv.allow); break;
-		case 'd': sv.ndeny = split_list(oarg, &sv.deny); break;
-		case 'm':
-			v = num(oarg, &end, 10, 4096);
-			if (*end || v < 1 || v > 4096)
-				die(EX_USAGE, "serve: bad --max-clients '%s'", oarg);
+		case O_ALLOW: sv.nallow = split_list(optarg, &sv.allow); break;
+		case O_DENY: sv.ndeny = split_list(optarg, &sv.deny); break;
+		case O_MAXCLIENTS:
+			v = num(optarg, &end, 10, 4096);
+			if (*end || v < 1)
+				die(EX_USAGE, "serve: bad --max-clients '%s'", optarg);
 			sv.max = (int)v;
 			break;
-		case 'R':
-			if (parse_size(oarg, &sv.maxreq) < 0 || sv.maxreq < 64)
-				die(EX_USAGE, "serve: bad --max-request '%s'", oarg);
+		case O_MAXREQUEST:
+			if (parse_size(optarg, &sv.maxreq) < 0 || sv.maxreq < 64)
+				die(EX_USAGE, "serve: bad --max-request '%s'", optarg);
 			break;
-		case 'o':
-			v = num(oarg, &end, 8, 0777);
-			if (*end || v < 0 || v > 0777)
-				die(EX_USAGE, "serve: bad --mode '%s': expected octal", oarg);
+		case O_MODE:
+			v = num(optarg, &end, 8, 0777);
+			if (*end || v < 0)
+				die(EX_USAGE, "serve: bad --mode '%s': expected octal", optarg);
 			sv.mode = (mode_t)v;
 			break;
 		case 'q': sv.quiet = 1; break;
-		default: return -1;
 		}
 	}
-	if (oind != argc || !na)
+	if (optind != argc || !na)
 		return -1;
-	for (i = 0; i < na; i++) {
-		sv.lfd[i] = serve_listen(addrs[i]);
-		sv.lhttp[i] = http[i];
-		note("listening on %s%s", addrs[i], http[i] ? " (HTTP)" : "");
-	}
-	sv.nl = na;
+	for (i = 0; i < na; i++)
+		serve_listen(addrs[i], http[i]);
 	sv.cl = xrealloc(NULL, (size_t)sv.max * sizeof *sv.cl);
 	pfd = xrealloc(NULL, (size_t)(sv.max + na) * sizeof *pfd);
 	memset(&sa, 0, sizeof sa);
@@ -3804,8 +3660,8 @@ cmd_serve(int argc, char **argv)
 		struct buf b = {0};
 		error_reply(&b, "GenericError", "qga serve is stopping", "", 0);
 		deliver(&sv.q[sv.qhead], 503, b.p, b.len);
-		xfree(b.p);
-		xfree(sv.q[sv.qhead].req);
+		free(b.p);
+		free(sv.q[sv.qhead].req);
 	}
 	for (i = 0; i < sv.ncl; i++) {
 		client_flush(i);
@@ -3815,27 +3671,21 @@ cmd_serve(int argc, char **argv)
 		if (!strncmp(addrs[i], "unix:", 5))
 			unlink(addrs[i] + 5);
 	conn_close(&sess);
-	xfree(pfd);
+	free(pfd);
 	return 0;
 }
 
 /* ------------------------------------------------------------------ */
-/* Built-in commands: the table and help                               */
+/* Built-in commands: the table, help and completion                   */
 /* ------------------------------------------------------------------ */
 
 static int cmd_help(int, char **);
+static int cmd_completion(int, char **);
 static _Noreturn void usage(int status);
 
-/* A command runs fn, or else sends query (without arguments) and shows
- * its return value with show. */
-static const struct cmd {
-	const char *name;
-	int (*fn)(int, char **);
-	const char *query;
-	void (*show)(const struct doc *);
-	const char *usage, *help;
-} cmds[] = {
-	{"exec", cmd_exec, NULL, NULL, "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--] PROG [ARG]...",
+static const struct cmd cmds[] = {
+	{"exec", cmd_exec, NULL, NULL, "ie:T:", exec_longs, 0,
+	 "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--] PROG [ARG]...",
 	 "Runs PROG in the guest and writes its stdout and stderr here; qga exits\n"
 	 "with the program's status (128+N for signal N), or 255 when qga itself\n"
 	 "fails. -i sends stdin as the program's input (up to 50331645 bytes);\n"
@@ -3843,68 +3693,261 @@ static const struct cmd {
 	 "environment, so a PATH is added unless given); -T gives up waiting after\n"
 	 "SECS, saying the pid, with status 124; --no-wait prints the pid at once;\n"
 	 "--merge asks for stderr merged into stdout (qemu-ga 8.1 and later).\n"},
-	{"sh", cmd_exec, NULL, NULL, "[EXEC OPTIONS] 'COMMAND LINE' [ARG]...",
+	{"sh", cmd_exec, NULL, NULL, "ie:T:", exec_longs, 0,
+	 "[EXEC OPTIONS] 'COMMAND LINE' [ARG]...",
 	 "Runs /bin/sh -c 'COMMAND LINE' in the guest, as exec does.\n"},
-	{"exec-status", cmd_exec_status, NULL, NULL, "PID",
+	{"exec-status", cmd_exec_status, NULL, NULL, NULL, NULL, 1, "PID",
 	 "Prints the status of a program started with exec --no-wait, as JSON.\n"},
-	{"cat", cmd_cat, NULL, NULL, "REMOTE...", "Writes guest files to stdout.\n"},
-	{"get", cmd_get, NULL, NULL, "REMOTE [LOCAL|-]",
+	{"cat", cmd_cat, NULL, NULL, NULL, NULL, 0, "REMOTE...",
+	 "Writes guest files to stdout.\n"},
+	{"get", cmd_get, NULL, NULL, NULL, NULL, 0, "REMOTE [LOCAL|-]",
 	 "Copies a guest file here (to a temporary name, renamed when complete).\n"
 	 "LOCAL defaults to the remote file's name; a folder gets that name in it.\n"},
-	{"put", cmd_put, NULL, NULL, "[-a] [LOCAL|-] REMOTE",
+	{"put", cmd_put, NULL, NULL, "a", put_longs, 0, "[-a] [LOCAL|-] REMOTE",
 	 "Copies a file, or stdin, to the guest; -a appends.\n"},
-	{"ping", NULL, "guest-ping", NULL, "", "Exits 0 when the agent answers.\n"},
-	{"info", NULL, "guest-info", show_info, "", "The agent's version and commands, disabled ones marked.\n"},
-	{"osinfo", NULL, "guest-get-osinfo", show_osinfo, "", "The guest's operating system.\n"},
-	{"hostname", NULL, "guest-get-host-name", show_hostname, "", "The guest's host name.\n"},
-	{"time", NULL, "guest-get-time", show_time, "", "The guest's clock, in UTC.\n"},
-	{"timezone", NULL, "guest-get-timezone", show_timezone, "", "The guest's time zone and its offset.\n"},
-	{"users", NULL, "guest-get-users", show_users, "", "Users logged in to the guest.\n"},
-	{"ifconfig", NULL, "guest-network-get-interfaces", show_ifconfig, "", "Network interfaces: name, MAC, addresses.\n"},
-	{"df", NULL, "guest-get-fsinfo", show_df, "", "Mounted filesystems and their use.\n"},
-	{"vcpus", NULL, "guest-get-vcpus", show_vcpus, "", "Virtual CPUs and their state.\n"},
-	{"disks", NULL, "guest-get-disks", show_disks, "", "Disks and partitions.\n"},
-	{"shutdown", cmd_power, NULL, NULL, "", "Powers the guest off. guest-shutdown sends no reply on\n"
-	 "success: an error is waited for up to 3 s, and none means accepted.\n"},
-	{"reboot", cmd_power, NULL, NULL, "", "Reboots the guest, as shutdown does.\n"},
-	{"halt", cmd_power, NULL, NULL, "", "Halts the guest, as shutdown does.\n"},
-	{"fsfreeze", cmd_fsfreeze, NULL, NULL, "status | freeze [MOUNTPOINT]... | thaw",
-	 "Freezes or thaws the guest's filesystems (default timeout 300 s).\n"},
-	{"fstrim", cmd_fstrim, NULL, NULL, "[MINIMUM]",
-	 "Discards unused blocks in the guest (default timeout 300 s).\n"},
-	{"passwd", cmd_passwd, NULL, NULL, "[--crypted] USER",
+	{"ping", NULL, "guest-ping", NULL, NULL, NULL, 1, "",
+	 "Exits 0 when the agent answers.\n"},
+	{"info", NULL, "guest-info", show_info, NULL, NULL, 1, "",
+	 "The agent's version and commands, disabled ones marked.\n"},
+	{"osinfo", NULL, "guest-get-osinfo", show_osinfo, NULL, NULL, 1, "",
+	 "The guest's operating system.\n"},
+	{"hostname", NULL, "guest-get-host-name", show_hostname, NULL, NULL, 1, "",
+	 "The guest's host name.\n"},
+	{"time", NULL, "guest-get-time", show_time, NULL, NULL, 1, "",
+	 "The guest's clock, in UTC.\n"},
+	{"timezone", NULL, "guest-get-timezone", show_timezone, NULL, NULL, 1, "",
+	 "The guest's time zone and its offset.\n"},
+	{"users", NULL, "guest-get-users", show_users, NULL, NULL, 1, "",
+	 "Users logged in to the guest.\n"},
+	{"ifconfig", NULL, "guest-network-get-interfaces", show_ifconfig, NULL, NULL, 1, "",
+	 "Network interfaces: name, MAC, addresses.\n"},
+	{"df", NULL, "guest-get-fsinfo", show_df, NULL, NULL, 1, "",
+	 "Mounted filesystems and their use.\n"},
+	{"vcpus", NULL, "guest-get-vcpus", show_vcpus, NULL, NULL, 1, "",
+	 "Virtual CPUs and their state.\n"},
+	{"disks", NULL, "guest-get-disks", show_disks, NULL, NULL, 1, "",
+	 "Disks and partitions.\n"},
+	{"shutdown", cmd_power, NULL, NULL, NULL, NULL, 0, "",
+	 "Powers the guest off. guest-shutdown sends no reply on success: an\n"
+	 "error is waited for up to 3 s, and none means accepted.\n"},
+	{"reboot", cmd_power, NULL, NULL, NULL, NULL, 0, "",
+	 "Reboots the guest, as shutdown does.\n"},
+	{"halt", cmd_power, NULL, NULL, NULL, NULL, 0, "",
+	 "Halts the guest, as shutdown does.\n"},
+	{"fsfreeze", cmd_fsfreeze, NULL, NULL, NULL, NULL, 1,
+	 "status | freeze [MOUNTPOINT]... | thaw",
+	 "Freezes or thaws the guest's filesystems (their reply is waited for\n"
+	 "300 s unless -t is given).\n"},
+	{"fstrim", cmd_fstrim, NULL, NULL, NULL, NULL, 1, "[MINIMUM]",
+	 "Discards unused blocks in the guest (the reply is waited for 300 s\n"
+	 "unless -t is given).\n"},
+	{"passwd", cmd_passwd, NULL, NULL, "c", passwd_longs, 0, "[-c|--crypted] USER",
 	 "Sets USER's password, read from stdin (prompted for on a terminal).\n"},
-	{"ssh-keys", cmd_ssh_keys, NULL, NULL, "list USER | add USER [FILE|-] | remove USER [FILE|-]",
+	{"ssh-keys", cmd_ssh_keys, NULL, NULL, NULL, NULL, 1,
+	 "list USER | add USER [FILE|-] | remove USER [FILE|-]",
 	 "Lists, adds or removes USER's authorized ssh keys (one a line).\n"},
-	{"serve", cmd_serve, NULL, NULL, "--listen ADDR... [--http ADDR]... [--allow CMD,...] [--deny CMD,...] [--max-clients N] [--max-request BYTES] [--mode MODE] [-q]",
+	{"serve", cmd_serve, NULL, NULL, "l:q", serve_longs, 0,
+	 "--listen ADDR... [--http ADDR]... [--allow CMD,...] [--deny CMD,...] "
+	 "[--max-clients N] [--max-request BYTES] [--mode MODE] [-q]",
 	 "Shares the agent (-s) among many clients. --listen unix:PATH (mode 0600\n"
-	 "unless --mode) or tcp:[HOST:]PORT (loopback without HOST) takes plain\n"
-	 "QGA clients; --http ADDR\n"
-	 "answers POST / (a request as the body, the reply as the answer) and\n"
-	 "GET /health (200 when the agent answers a ping, else 503). Requests are\n"
-	 "queued and sent one at a time; each client gets its own replies, and its\n"
-	 "guest-sync and 0xFF are answered for it. --allow and --deny keep commands\n"
-	 "from the agent, answered as disabled. Defaults: 64 clients, 8M requests.\n"},
-	{"wait", cmd_wait, NULL, NULL, "[-T SECS]",
+	 "unless --mode) or tcp:[HOST:]PORT (loopback without HOST; port 0 lets\n"
+	 "the system choose, and the log says which) takes plain QGA clients;\n"
+	 "--http ADDR answers POST / (a request as the body, the reply as the\n"
+	 "answer) and GET /health (200 when the agent answers a ping, else 503).\n"
+	 "Requests are queued and sent one at a time; each client gets its own\n"
+	 "replies, and its guest-sync and 0xFF are answered for it. --allow and\n"
+	 "--deny keep commands from the agent, answered as disabled. Defaults:\n"
+	 "64 clients, 8M requests.\n"},
+	{"wait", cmd_wait, NULL, NULL, "T:", wait_longs, 0, "[-T SECS]",
 	 "Waits until the agent answers a ping (default 60 s): exits 0, or 4.\n"},
-	{"help", cmd_help, NULL, NULL, "[COMMAND]", "Says how to use qga, or one command.\n"},
+	{"completion", cmd_completion, NULL, NULL, NULL, NULL, 0, "bash | zsh",
+	 "Prints a completion script for bash or zsh, made from this very table\n"
+	 "of commands and options: source it, or install it where the shell\n"
+	 "looks for completions.\n"},
+	{"help", cmd_help, NULL, NULL, NULL, NULL, 0, "[COMMAND]",
+	 "Says how to use qga, or one command.\n"},
 };
+#define NCMDS (sizeof cmds / sizeof *cmds)
+
+/* The guest agent's commands as QEMU's schema names them (up to 10.0),
+ * for completion and for suggestions. */
+static const char *const schema_names[] = {
+	"guest-exec", "guest-exec-status", "guest-file-close", "guest-file-flush",
+	"guest-file-open", "guest-file-read", "guest-file-seek", "guest-file-write",
+	"guest-fsfreeze-freeze", "guest-fsfreeze-freeze-list",
+	"guest-fsfreeze-status", "guest-fsfreeze-thaw", "guest-fstrim",
+	"guest-get-cpustats", "guest-get-devices", "guest-get-disks",
+	"guest-get-diskstats", "guest-get-fsinfo", "guest-get-host-name",
+	"guest-get-load", "guest-get-memory-block-info", "guest-get-memory-blocks",
+	"guest-get-osinfo", "guest-get-time", "guest-get-timezone",
+	"guest-get-users", "guest-get-vcpus", "guest-info",
+	"guest-network-get-interfaces", "guest-network-get-route", "guest-ping",
+	"guest-set-memory-blocks", "guest-set-time", "guest-set-user-password",
+	"guest-set-vcpus", "guest-shutdown", "guest-ssh-add-authorized-keys",
+	"guest-ssh-get-authorized-keys", "guest-ssh-remove-authorized-keys",
+	"guest-suspend-disk", "guest-suspend-hybrid", "guest-suspend-ram",
+	"guest-sync", "guest-sync-delimited",
+};
+#define NSCHEMA (sizeof schema_names / sizeof *schema_names)
 
 static const struct cmd *
 find_cmd(const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < sizeof cmds / sizeof *cmds; i++)
+	for (i = 0; i < NCMDS; i++)
 		if (!strcmp(cmds[i].name, name))
 			return &cmds[i];
 	return NULL;
 }
 
-static void
-cmd_usage(const struct cmd *c, struct out *f)
+/* The optimal string alignment distance of a and b (an edit is a letter
+ * added, dropped, changed, or two swapped), or 9 when it is surely
+ * more than 2. One edit is a typo; two only in a long name. */
+static int
+distance(const char *a, const char *b)
 {
-	ffmt(f, "usage: qga [OPTIONS] %s %s\n\n%s", c->name, c->usage, c->help);
+	int d[3][64], n = (int)strlen(a), m = (int)strlen(b), i, j, v;
+
+	if (n > 62 || m > 62 || n - m > 2 || m - n > 2)
+		return 9;
+	for (j = 0; j <= m; j++)
+		d[0][j] = j;
+	for (i = 1; i <= n; i++) {
+		int *row = d[i % 3], *up = d[(i - 1) % 3], *up2 = d[(i + 1) % 3];
+		row[0] = i;
+		for (j = 1; j <= m; j++) {
+			v = up[j - 1] + (a[i - 1] != b[j - 1]);
+			if (up[j] + 1 < v)
+				v = up[j] + 1;
+			if (row[j - 1] + 1 < v)
+				v = row[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    up2[j - 2] + 1 < v)
+				v = up2[j - 2] + 1;
+			row[j] = v;
+		}
+	}
+	return d[n % 3][m];
+}
+
+/* Keeps cand in *best when it is closer to name than what *best holds. */
+static void
+closest(const char *name, const char *cand, const char **best, int *bd)
+{
+	int d = distance(name, cand);
+
+	if (d < *bd && (d == 1 || (d == 2 && strlen(name) >= 12))) {
+		*best = cand;
+		*bd = d;
+	}
+}
+
+static void
+suggest_builtin(const char *name)
+{
+	const char *best = NULL;
+	int bd = 9;
+	size_t i;
+
+	for (i = 0; i < NCMDS; i++)
+		closest(name, cmds[i].name, &best, &bd);
+	if (best)
+		fprintf(stderr, "qga: did you mean '%s'?\n", best);
+}
+
+/* Whether r is the error of a command that does not exist. */
+static int
+not_found(const struct reply *r)
+{
+	char desc[400];
+
+	return r->err >= 0 && strstr(member_str(r->js, &r->tok[r->err], "desc",
+	                                        desc, sizeof desc), "has not been found");
+}
+
+/* Says which command name is closest to the one nobody knows: a built-in,
+ * one of the schema's, or one the peer lists (guest-info, or QMP's
+ * query-commands, asked once). A bare name is also compared as guest-NAME. */
+static void
+suggest(struct conn *c, const char *name)
+{
+	static struct buf names;
+	static int asked;
+	const char *best = NULL, *q = c->qmp ? "query-commands" : "guest-info";
+	char gname[160], *n;
+	struct buf req = {0};
+	struct reply r;
+	struct doc d;
+	int bd = 9, list, i, k, j;
+	size_t w;
+
+	if (!asked) {
+		asked = 1;
+		buf_str(&req, "{\"execute\":\"");
+		buf_str(&req, q);
+		buf_str(&req, "\"}");
+		if (!transact(c, req.p, req.len, &r, q, opt.timeout) && r.ret >= 0) {
+			doc_load(&d, &r);
+			list = c->qmp ? 0 : dget(&d, 0, "supported_commands");
+			each(&d, list, i, k) {
+				n = dstr(&d, dget(&d, i, "name"));
+				buf_add(&names, n, strlen(n) + 1);
+				free(n);
+			}
+			free(d.t);
+		}
+		free(req.p);
+	}
+	snprintf(gname, sizeof gname, "guest-%.*s", (int)sizeof gname - 7, name);
+	for (j = 0; j < 2; j++) {
+		const char *nm = j ? gname : name;
+		if (j && !strncmp(name, "guest-", 6))
+			break;
+		for (w = 0; w < NCMDS; w++)
+			closest(nm, cmds[w].name, &best, &bd);
+		for (w = 0; w < NSCHEMA; w++)
+			closest(nm, schema_names[w], &best, &bd);
+		for (w = 0; w < names.len; w += strlen(names.p + w) + 1)
+			closest(nm, names.p + w, &best, &bd);
+	}
+	if (best)
+		fprintf(stderr, "qga: did you mean '%s'?\n", best);
+}
+
+/* Sends a raw request and prints its reply. A bare name the guest agent
+ * does not know is tried again as guest-NAME, the way Proxmox's `qm guest
+ * cmd` writes names; a name nobody knows gets a suggestion. */
+static int
+raw_request(struct conn *c, const struct buf *req, const char *name, int named,
+            int batch)
+{
+	struct buf first = {0}, again = {0};
+	char gname[160];
+	struct reply r;
+	int s;
+
+	if ((s = transact(c, req->p, req->len, &r, name, opt.timeout)))
+		quit(s);
+	if (not_found(&r) && named && !c->qmp && strncmp(name, "guest-", 6)) {
+		buf_add(&first, r.js, r.len);
+		/* The request starts {"execute":"NAME: guest- goes in front. */
+		buf_str(&again, "{\"execute\":\"guest-");
+		buf_add(&again, req->p + 12, req->len - 12);
+		snprintf(gname, sizeof gname, "guest-%.*s", (int)sizeof gname - 7, name);
+		if ((s = transact(c, again.p, again.len, &r, gname, opt.timeout)))
+			quit(s);
+		if (!not_found(&r))
+			name = gname;
+		else if ((s = reply_text(&r, first.p, first.len, c->name)))
+			quit(s);
+	}
+	s = print_reply(&r, name, batch);
+	if (not_found(&r))
+		suggest(c, name);
+	free(first.p);
+	free(again.p);
+	return s;
 }
 
 static int
@@ -3914,9 +3957,115 @@ cmd_help(int argc, char **argv)
 
 	if (argc == 1)
 		usage(0);
-	if (argc != 2 || !(c = find_cmd(argv[1])))
+	if (argc != 2)
 		return -1;
-	cmd_usage(c, &out1);
+	if (!(c = find_cmd(argv[1]))) {
+		fprintf(stderr, "qga: help: unknown command '%s'\n", argv[1]);
+		suggest_builtin(argv[1]);
+		leave(EX_USAGE);
+	}
+	cmd_usage(c, stdout);
+	printf("\n%s", c->help);
+	return 0;
+}
+
+/* Prints a command's options, long and short, separated by spaces. */
+static void
+print_opts(const struct cmd *c)
+{
+	const struct option *lo;
+	const char *p;
+	int k;
+
+	for (k = 0; k < 2; k++)
+		for (lo = k ? global_longs : c ? c->longs : NULL; lo && lo->name; lo++)
+			printf(" --%s", lo->name);
+	for (p = GLOBAL_SHORTS; *p; p++)
+		if (*p != ':')
+			printf(" -%c", *p);
+	for (p = c && c->shorts ? c->shorts : ""; *p; p++)
+		if (*p != ':')
+			printf(" -%c", *p);
+}
+
+static const char bash_head[] =
+"# bash completion for qga, made by `qga completion bash`.\n"
+"_qga() {\n"
+"\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} i cmd= opts\n"
+"\tfor ((i = 1; i < COMP_CWORD; i++)); do\n"
+"\t\tcase ${COMP_WORDS[i]} in\n"
+"\t\t-s|--socket|-t|--timeout|--max-reply) ((i++)) ;;\n"
+"\t\t--) break ;;\n"
+"\t\t-*) ;;\n"
+"\t\t*) cmd=${COMP_WORDS[i]}; break ;;\n"
+"\t\tesac\n"
+"\tdone\n"
+"\tcase $prev in\n"
+"\t-s|--socket)\n"
+"\t\tCOMPREPLY=($(compgen -W 'unix: tcp: vsock: serial:' -- \"$cur\") $(compgen -f -- \"$cur\"))\n"
+"\t\tcompopt -o nospace 2>/dev/null\n"
+"\t\treturn ;;\n"
+"\t-t|--timeout|--max-reply) return ;;\n"
+"\tesac\n"
+"\tcase $cmd in\n";
+
+static const char zsh_head[] =
+"#compdef qga\n"
+"# zsh completion for qga, made by `qga completion zsh`.\n"
+"_qga() {\n"
+"\tlocal i cmd= opts\n"
+"\tfor ((i = 2; i < CURRENT; i++)); do\n"
+"\t\tcase ${words[i]} in\n"
+"\t\t-s|--socket|-t|--timeout|--max-reply) ((i++)) ;;\n"
+"\t\t--) break ;;\n"
+"\t\t-*) ;;\n"
+"\t\t*) cmd=${words[i]}; break ;;\n"
+"\t\tesac\n"
+"\tdone\n"
+"\tcase ${words[CURRENT-1]} in\n"
+"\t-s|--socket) compadd -S '' unix: tcp: vsock: serial:; _files; return ;;\n"
+"\t-t|--timeout|--max-reply) return ;;\n"
+"\tesac\n"
+"\tcase $cmd in\n";
+
+/* Prints a completion script. The commands, their options and the
+ * guest agent's command names come from the tables above. */
+static int
+cmd_completion(int argc, char **argv)
+{
+	int bash;
+	size_t i;
+
+	if (argc != 2 || (strcmp(argv[1], "bash") && strcmp(argv[1], "zsh")))
+		return -1;
+	bash = argv[1][0] == 'b';
+	fputs(bash ? bash_head : zsh_head, stdout);
+	for (i = 0; i < NCMDS; i++) {
+		printf("\t%s) opts='", cmds[i].name);
+		print_opts(&cmds[i]);
+		printf("' ;;\n");
+	}
+	printf("\t*) opts='");
+	print_opts(NULL);
+	printf(" -V --version' ;;\n\tesac\n");
+	if (bash)
+		printf("\tif [[ $cur == -* ]]; then\n"
+		       "\t\tCOMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
+		       "\telif [[ -z $cmd ]]; then\n\t\tCOMPREPLY=($(compgen -W '");
+	else
+		printf("\tif [[ ${words[CURRENT]} == -* ]]; then\n"
+		       "\t\tcompadd -- ${=opts}\n"
+		       "\telif [[ -z $cmd ]]; then\n\t\tcompadd --");
+	for (i = 0; i < NCMDS; i++)
+		printf(" %s", cmds[i].name);
+	for (i = 0; i < NSCHEMA; i++)
+		printf(" %s", schema_names[i]);
+	if (bash)
+		printf("' -- \"$cur\"))\n\tfi\n}\ncomplete -o default -F _qga qga\n");
+	else
+		printf("\n\telse\n\t\t_files\n\tfi\n}\n"
+		       "if [[ $zsh_eval_context[-1] == loadautofunc ]]; then\n"
+		       "\t_qga \"$@\"\nelse\n\tcompdef _qga qga\nfi\n");
 	return 0;
 }
 
@@ -3932,7 +4081,9 @@ static const char usage_text[] =
 "\n"
 "Talks to a QEMU Guest Agent (or a QMP monitor). A raw command's reply is\n"
 "printed as it came; in KEY=VALUE, a value that parses as JSON is sent as\n"
-"JSON, anything else as a string.\n"
+"JSON, anything else as a string. A NAME the agent does not know is tried\n"
+"as guest-NAME. Options go before or after the command's name, up to its\n"
+"operands or --.\n"
 "\n"
 "options:\n"
 "  -s, --socket ADDR     unix:PATH, tcp:HOST:PORT, vsock:CID:PORT, serial:PATH\n"
@@ -3960,116 +4111,113 @@ static const char usage_text[] =
 static _Noreturn void
 usage(int status)
 {
-	struct out *f = status ? &out2 : &out1;
+	FILE *f = status ? stderr : stdout;
 	size_t i;
 
-	out_str(f, usage_text);
-	for (i = 0; i < sizeof cmds / sizeof *cmds; i++)
-		ffmt(f, "  %-12s %.*s\n", cmds[i].name,
+	fputs(usage_text, f);
+	for (i = 0; i < NCMDS; i++)
+		fprintf(f, "  %-12s %.*s\n", cmds[i].name,
 		        *cmds[i].usage ? (int)strlen(cmds[i].usage) :
 		        (int)strcspn(cmds[i].help, "\n"),
 		        *cmds[i].usage ? cmds[i].usage : cmds[i].help);
 	leave(status);
 }
 
+/* Runs the built-in command cur, whose name is argv[0]. */
+static _Noreturn void
+run_builtin(int argc, char **argv)
+{
+	struct reply r;
+	struct doc d;
+	int s = 0;
+
+	if (!cur->shorts)
+		plain_operands(&argc, &argv);
+	if (cur->query) {
+		if (argc != 1) {
+			cmd_usage(cur, stderr);
+			leave(EX_USAGE);
+		}
+		simple_call(cur->query, &r, &d);
+		if (cur->show)
+			cur->show(&d);
+		free(d.t);
+	} else if ((s = cur->fn(argc, argv)) < 0) {
+		cmd_usage(cur, stderr);
+		leave(EX_USAGE);
+	}
+	conn_close(&sess);
+	leave(s);
+}
+
+/* Takes the global options among a raw command's words, wherever they
+ * stand before "--"; leaves argv as the name and its operands. */
+static void
+raw_options(int *argc, char ***argv)
+{
+	int ch;
+
+	opterr = 0;
+	optind = 0;
+	while ((ch = getopt_long(*argc, *argv, ":" GLOBAL_SHORTS, global_longs,
+	                         NULL)) != -1) {
+		if (ch == '?' || ch == ':')
+			badopt(*argc, *argv, GLOBAL_SHORTS, global_longs, ch);
+		if (ch == 'h')
+			usage(0);
+		global_opt(ch, optarg);
+	}
+	options_done();
+	(*argv)[optind - 1] = (*argv)[0];
+	*argc -= optind - 1;
+	*argv += optind - 1;
+}
+
 int
 main(int argc, char **argv)
 {
-	static const struct lopt longopts[] = {
-		{"socket", 1, 's'},
-		{"timeout", 1, 't'},
-		{"return", 0, 'r'},
-		{"pretty", 0, 'p'},
-		{"json", 0, 'j'},
-		{"qmp", 0, 'Q'},
-		{"no-sync", 0, 'N'},
-		{"max-reply", 1, 'M'},
-		{"help", 0, 'h'},
-		{"version", 0, 'V'},
-		{NULL, 0, 0}
+	static const struct option longs[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"timeout", required_argument, NULL, 't'},
+		{"return", no_argument, NULL, 'r'},
+		{"pretty", no_argument, NULL, 'p'},
+		{"json", no_argument, NULL, 'j'},
+		{"qmp", no_argument, NULL, O_QMP},
+		{"no-sync", no_argument, NULL, O_NOSYNC},
+		{"max-reply", required_argument, NULL, O_MAXREPLY},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0}
 	};
-	const struct cmd *cmd;
-	struct doc d;
 	struct conn c;
 	struct buf req = {0};
-	struct reply r;
 	char name[128];
-	int ch, s, batch;
+	int ch, s, batch, named = 0;
 
-	while ((ch = nextopt(argc, argv, "s:t:rpjhV", longopts)) != -1) {
-		switch (ch) {
-		case 's':
-			opt.addr = oarg;
-			break;
-		case 't':
-			if (parse_seconds(oarg, &opt.timeout) < 0)
-				die(EX_USAGE, "bad timeout '%s': expected seconds", oarg);
-			timeout_set = 1;
-			break;
-		case 'j':
-			json_out = 1;
-			break;
-		case 'r':
-			opt.ret = 1;
-			break;
-		case 'p':
-			opt.pretty = 1;
-			break;
-		case 'Q':
-			opt.qmp = 1;
-			break;
-		case 'N':
-			opt.nosync = 1;
-			break;
-		case 'M':
-			if (parse_size(oarg, &opt.maxreply) < 0 || opt.maxreply < 64)
-				die(EX_USAGE, "bad --max-reply '%s': expected bytes "
-				    "(at least 64)", oarg);
-			break;
-		case 'h':
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+:" GLOBAL_SHORTS "V", longs, NULL)) != -1) {
+		if (ch == '?' || ch == ':')
+			badopt(argc, argv, GLOBAL_SHORTS "V", longs, ch);
+		if (ch == 'h')
 			usage(0);
-			break;
-		case 'V':
-			out_str(&out1, "qga " VERSION "\n");
+		if (ch == 'V') {
+			puts("qga " VERSION);
 			leave(0);
-		default:
-			usage(EX_USAGE);
 		}
+		global_opt(ch, optarg);
 	}
-	argc -= oind;
-	argv += oind;
-	if (!opt.addr && !(opt.addr = getenv("QGA_SOCKET")))
-		opt.addr = "/tmp/qga.sock";
+	argc -= optind;
+	argv += optind;
+	if (argc > 0 && (cur = find_cmd(argv[0])))
+		run_builtin(argc, argv);
+	if (argc > 0)
+		raw_options(&argc, &argv);
+	else
+		options_done();
 
 	batch = argc == 0 || (argc == 1 && !strcmp(argv[0], "-"));
 	if (argc == 0 && isatty(0))
 		usage(EX_USAGE);
-	if (!batch && (cmd = find_cmd(argv[0]))) {
-		if (argc > 1 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-			cmd_usage(cmd, &out1);
-			leave(0);
-		}
-		if (argc > 1 && (!strcmp(argv[1], "-j") || !strcmp(argv[1], "--json"))) {
-			json_out = 1;
-			argv[1] = argv[0];
-			argv++;
-			argc--;
-		}
-		if (cmd->query && argc == 1) {
-			simple_call(cmd->query, &r, &d);
-			if (cmd->show)
-				cmd->show(&d);
-			xfree(d.t);
-			s = 0;
-		} else if (cmd->query || (s = cmd->fn(argc, argv)) < 0) {
-			cmd_usage(cmd, &out2);
-			leave(exec_mode ? 255 : EX_USAGE);
-		}
-		if (out_flush(&out1) < 0)
-			die(EX_IO, "write stdout:");
-		conn_close(&sess);
-		leave(s);
-	}
 	if (!batch) {
 		if (argv[0][0] == '{') {
 			if (argc > 1)
@@ -4080,21 +4228,16 @@ main(int argc, char **argv)
 			buf_str(&req, argv[0]);
 		} else if ((s = build_request(&req, argv, argc)))
 			quit(s);
-		else
-			bfmt(name, sizeof name, "%s", argv[0]);
+		else {
+			snprintf(name, sizeof name, "%s", argv[0]);
+			named = 1;
+		}
 	}
 
-	if ((s = session_open(&c, opt.addr)))
+	if ((s = session_open(&c, opt.addr, opt.timeout)))
 		quit(s);
-	if (batch)
-		s = run_batch(&c);
-	else if ((s = transact(&c, req.p, req.len, &r, name)))
-		quit(s);
-	else
-		s = print_reply(&r, name, 0);
+	s = batch ? run_batch(&c) : raw_request(&c, &req, name, named, 0);
 	conn_close(&c);
-	xfree(req.p);
-	if (out_flush(&out1) < 0)
-		die(EX_IO, "write stdout:");
-	return s;
+	free(req.p);
+	leave(s);
 }

@@ -18,10 +18,12 @@
  *   big       answers commands with an endless string
  *   deep      answers commands nested 2000 deep
  *   qmp       greets like QMP and sends 5000 events before each reply
+ *   qmpnocap  greets like QMP and refuses qmp_capabilities
  *
  * usage: fakeagent SOCKET SCENARIO
  */
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +41,12 @@ static int
 is(const char *s)
 {
 	return !strcmp(scenario, s);
+}
+
+static int
+qmp(void)
+{
+	return is("qmp") || is("qmpnocap");
 }
 
 static void
@@ -65,12 +73,15 @@ outs(const char *s)
 	out(s, strlen(s));
 }
 
-static void
-outf(const char *fmt, long long v)
+static __attribute__((format(printf, 1, 2))) void
+outf(const char *fmt, ...)
 {
 	char line[256];
+	va_list ap;
 
-	snprintf(line, sizeof line, fmt, v);
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
 	outs(line);
 }
 
@@ -146,7 +157,7 @@ answer(const char *js, size_t len, int after_ff)
 	struct json_tok t[64];
 	long long id = 0;
 	int name, args, v;
-	const char *eol = is("qmp") ? "\r\n" : "\n";
+	const char *eol = qmp() ? "\r\n" : "\n";
 	char buf[65536];
 
 	json_init(&p);
@@ -158,7 +169,13 @@ answer(const char *js, size_t len, int after_ff)
 	if (args >= 0 && (v = json_get(js, t, args, "id")) >= 0)
 		json_int(js, &t[v], &id);
 
-	if (is("qmp")) {
+	if (qmp()) {
+		if (json_eq(js, &t[name], "qmp_capabilities") && is("qmpnocap")) {
+			outs("{\"error\": {\"class\": \"GenericError\", \"desc\": "
+			     "\"Capabilities negotiation is already complete, command "
+			     "ignored\"}}\r\n");
+			return 1;
+		}
 		if (json_eq(js, &t[name], "qmp_capabilities")) {
 			outs("{\"return\": {}}\r\n");
 			return 1;
@@ -173,7 +190,7 @@ answer(const char *js, size_t len, int after_ff)
 		}
 		for (v = 0; v < 5000; v++)
 			outf("{\"timestamp\": {\"seconds\": %lld, \"microseconds\": 1},"
-			     " \"event\": \"STOP\"}\r\n", v);
+			     " \"event\": \"STOP\"}\r\n", (long long)v);
 		outs("{\"return\": {\"events\": \"skipped\"}}\r\n");
 		return 1;
 	}
@@ -237,7 +254,7 @@ serve(void)
 	ssize_t n;
 	int r, after_ff = 0;
 
-	if (is("qmp"))
+	if (qmp())
 		outs("{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 0,"
 		     " \"major\": 9}, \"package\": \"fake\"}, \"capabilities\":"
 		     " [\"oob\"]}}\r\n");

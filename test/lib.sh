@@ -1,18 +1,25 @@
-# Helpers for the shell tests: sourced by test/run.
+# Helpers for the shell tests: sourced by test/run. MIT licence: see LICENSE.
 #
 # check NAME STATUS OUT ERR CMD [ARG]...
 #   runs CMD and wants its exit status, its whole stdout and its whole
 #   stderr to match STATUS, OUT and ERR (shell patterns: * and ? work).
 
-passed=0 failed=0
+passed=0 failed=0 skipped=0
+script=${script:-}
 
 ok() { passed=$((passed + 1)); }
 
 not_ok() {
 	failed=$((failed + 1))
-	echo "FAIL: $1" >&2
+	echo "FAIL: $script: $1" >&2
 	shift
 	for line in "$@"; do printf '  %s\n' "$line" >&2; done
+}
+
+# skip REASON: a test that cannot run here, said and counted.
+skip() {
+	skipped=$((skipped + 1))
+	echo "SKIP: $script: $*"
 }
 
 check() {
@@ -75,3 +82,29 @@ stop_all() {
 alive() {
 	eval "kill -0 \$PID_$1" 2>/dev/null
 }
+
+# port_of NAME [NTH]: the port the process started as NAME listens on,
+# as the kernel chose it (port 0): from socat -d -d's "listening on" line
+# or qga serve's, the NTH such line (default 1).
+port_of() {
+	_i=0
+	while :; do
+		_p=$(sed -n 's/.*listening on .*:\([0-9][0-9]*\)\( (HTTP)\)*$/\1/p' \
+			"$T/$1.stderr" 2>/dev/null | sed -n "${2:-1}p")
+		[ -n "$_p" ] && { echo "$_p"; return 0; }
+		_i=$((_i + 1))
+		[ $_i -gt 200 ] && { echo "timed out waiting for $1 to listen" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
+# relay NAME ADDR TARGET: a socat relay from TCP on loopback ADDR (127.0.0.1
+# or [::1]), on a port the kernel chooses, to the unix socket TARGET; sets
+# PORT to that port.
+relay() {
+	case $2 in \[*) _l=TCP6-LISTEN ;; *) _l=TCP4-LISTEN ;; esac
+	start "$1" socat -d -d "$_l:0,bind=$2,reuseaddr,fork" UNIX-CONNECT:"$3"
+	PORT=$(port_of "$1")
+}
+
+IN_NS=$PWD/test/in_ns

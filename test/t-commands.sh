@@ -45,13 +45,13 @@ check "exec: qga's own failure is 255" 255 '' "qga: connect $C/nope: No such fil
 check "exec disabled, said plainly" 255 '' \
 	'qga: guest-exec is disabled in the guest agent (by its configuration, or while frozen)' \
 	$QGA -s "$C/noexec.sock" exec -- /bin/true
-check "exec -i: too much stdin is refused before sending" 255 '' \
+check "exec -i: too much stdin is refused before sending" 2 '' \
 	'qga: exec -i: stdin is larger than the agent accepts (50331645 bytes)' \
 	sh -c "head -c 50331646 /dev/zero | $QGA -s '$C/nope' exec -i -- /bin/cat"
 $QGA sh 'head -c 16777217 /dev/zero' >"$C/trunc" 2>"$C/trunc.err"
 expect "exec: output truncated by the agent is written" test "$(wc -c <"$C/trunc")" = 16777216
 expect "exec: and warned about" grep -q "the agent truncated the program's stdout" "$C/trunc.err"
-check "exec without a program" 255 '' 'usage: qga*exec*' $QGA exec
+check "exec without a program is a usage error" 2 '' 'usage: qga*exec*' $QGA exec
 
 # Files: byte-exact for any size, the handle always closed.
 fds() { ls /proc/"$PID_cagent"/fd | wc -l; }
@@ -183,4 +183,6 @@ unset QGA_SOCKET
 
 check "help COMMAND" 0 'usage: qga \[OPTIONS\] get REMOTE \[LOCAL|-\]*' '' $QGA help get
 check "COMMAND --help" 0 'usage: qga \[OPTIONS\] put*' '' $QGA put --help
-check "help for nothing known" 2 '' 'usage: qga \[OPTIONS\] help*' $QGA help nope
+check "help for nothing known" 2 '' "qga: help: unknown command 'nope'" $QGA help nope
+check "help for a near miss" 2 '' "qga: help: unknown command 'hostnme'${nl}qga: did you mean 'hostname'?" \
+	$QGA help hostnme

@@ -21,7 +21,7 @@ done
 leave_stale() {
 	kill -STOP "$PID_serialagent"
 	printf '{"execute":"guest-get-host-name","id":"%s"}' "$1" |
-		socat -t0 - UNIX-CONNECT:"$R/serial.sock"
+		socat -t0 - UNIX-CONNECT:"$R/serial.sock" >/dev/null
 	sleep 0.1
 	kill -CONT "$PID_serialagent"
 	sleep 0.2

@@ -8,11 +8,12 @@ start_agent() {
 	wait_for "$P/agent.sock"
 }
 start_agent
-hport=$((20000 + ($$ + 7) % 20000))
 start proxy $QGA -s "$P/agent.sock" serve --listen unix:"$P/proxy.sock" \
-	--listen tcp:$((hport + 1)) --http tcp:127.0.0.1:$hport --deny guest-get-osinfo
+	--listen tcp:0 --http tcp:127.0.0.1:0 --deny guest-get-osinfo
 wait_for "$P/proxy.sock"
 S=$P/proxy.sock
+qport=$(port_of proxy 1)
+hport=$(port_of proxy 2)
 H=http://127.0.0.1:$hport
 nl='
 '
@@ -20,7 +21,9 @@ nl='
 check "serve: ping through the proxy" 0 '' '' $QGA -s "$S" ping
 check "serve: a raw command" 0 '{"return": {"host-name": "*"}, "id": 5}' '' \
 	$QGA -s "$S" '{"execute":"guest-get-host-name","id":5}'
-check "serve: over tcp:PORT, on loopback" 0 "$(hostname)" '' $QGA -s tcp:127.0.0.1:$((hport + 1)) hostname
+check "serve: over tcp:PORT, on loopback" 0 "$(hostname)" '' $QGA -s tcp:127.0.0.1:$qport hostname
+check "serve: the log names the port the system chose" 0 '' '' \
+	grep -q "^qga serve: listening on tcp:127.0.0.1:$qport\$" "$T/proxy.stderr"
 check "serve: a bad listen address" 2 '' \
 	"qga: bad listen address 'udp:1': expected unix:PATH or tcp:\[HOST:\]PORT" \
 	$QGA serve --listen udp:1
@@ -129,23 +132,27 @@ kill -TERM "$PID_proxy2"
 wait "$PID_proxy2"
 expect "serve: -q keeps it quiet" test ! -s "$T/proxy2.stderr"
 
-# Without /etc/hosts, localhost is still loopback: an empty one is
-# mounted over it in a namespace of the server's own.
+# Without /etc/hosts, localhost is still loopback (RFC 6761), both
+# addresses of it: an empty one is mounted over it in a namespace of the
+# server's own.
 : >"$P/nohosts"
-if unshare -m mount --bind "$P/nohosts" /etc/hosts 2>/dev/null; then
-	start proxy3 unshare -m sh -c "mount --bind '$P/nohosts' /etc/hosts &&
-		exec '$QGA' -s '$P/agent.sock' serve -q --listen tcp:localhost:$((hport + 2))"
-	i=0
-	until $QGA -s tcp:127.0.0.1:$((hport + 2)) -t 1 ping >/dev/null 2>&1 || [ $i -gt 40 ]; do
-		i=$((i + 1)); sleep 0.05
-	done
+if "$IN_NS" "$P/nohosts" "$NORESOLV" true 2>/dev/null; then
+	start proxy3 "$IN_NS" "$P/nohosts" "$NORESOLV" \
+		"$QGA" -s "$P/agent.sock" serve --listen tcp:localhost:0
+	p3=$(port_of proxy3)
 	check "serve: tcp:localhost with an empty /etc/hosts" 0 '{"return": {}}' '' \
-		$QGA -s tcp:127.0.0.1:$((hport + 2)) guest-ping
+		$QGA -s tcp:127.0.0.1:$p3 guest-ping
+	if grep -q '00000000000000000000000000000001 .* lo$' /proc/net/if_inet6 2>/dev/null; then
+		check "serve: and on ::1, the same port" 0 '{"return": {}}' '' \
+			$QGA -s "tcp:[::1]:$p3" guest-ping
+	else
+		skip "serve on ::1: no ::1 on lo"
+	fi
 	kill -TERM "$PID_proxy3"
 	wait "$PID_proxy3"
 	expect "serve: and it ended cleanly" test $? = 0
 else
-	echo "skipping the empty /etc/hosts test: no mount namespace here"
+	skip "the empty /etc/hosts test: no mount namespace here"
 fi
 
 # Commands that never reply on success do not wedge the queue.
