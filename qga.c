@@ -3728,7 +3728,7 @@ static const struct cmd cmds[] = {
 	{"disks", NULL, "guest-get-disks", show_disks, NULL, NULL, 1, "",
 	 "Disks and partitions.\n"},
 	{"shutdown", cmd_power, NULL, NULL, NULL, NULL, 0, "",
-	 "Powers the guest off. guest-shutdown sends no reply on success: an\n"
+	 "Powers the guest off.\nguest-shutdown sends no reply on success: an\n"
 	 "error is waited for up to 3 s, and none means accepted.\n"},
 	{"reboot", cmd_power, NULL, NULL, NULL, NULL, 0, "",
 	 "Reboots the guest, as shutdown does.\n"},
@@ -3969,16 +3969,27 @@ cmd_help(int argc, char **argv)
 	return 0;
 }
 
-/* Prints a command's options, long and short, separated by spaces. */
+static int
+long_named(const struct option *lo, const char *name)
+{
+	for (; lo->name; lo++)
+		if (!strcmp(lo->name, name))
+			return 1;
+	return 0;
+}
+
+/* Prints a command's options, long and short, separated by spaces; its
+ * own long option wins over a global one of the same name. */
 static void
 print_opts(const struct cmd *c)
 {
 	const struct option *lo;
 	const char *p;
-	int k;
 
-	for (k = 0; k < 2; k++)
-		for (lo = k ? global_longs : c ? c->longs : NULL; lo && lo->name; lo++)
+	for (lo = c ? c->longs : NULL; lo && lo->name; lo++)
+		printf(" --%s", lo->name);
+	for (lo = global_longs; lo->name; lo++)
+		if (!c || !c->longs || !long_named(c->longs, lo->name))
 			printf(" --%s", lo->name);
 	for (p = GLOBAL_SHORTS; *p; p++)
 		if (*p != ':')

@@ -67,6 +67,11 @@ check "fake QMP: 5000 events before the reply" 0 '{"events": "skipped"}' '' \
 check "fake QMP: --qmp" 0 '{"return": {"events": "skipped"}}' '' \
 	$QGA -s "$S" --qmp query-status
 
+fake qmpnocap
+check "fake QMP: a refused negotiation says QEMU's words, once" 5 '' \
+	"qga: $S: QMP negotiation failed: qmp_capabilities: GenericError: Capabilities negotiation is already complete, command ignored" \
+	$QGA -s "$S" query-status
+
 fake refused
 kill -9 "$PID_fake_refused"
 wait "$PID_fake_refused" 2>/dev/null
