@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # qga in a FROM-scratch image: the static binary and nothing else.
 #   docker build -t qga .
 #   docker run --rm -v /run/qga:/run/qga qga -s /run/qga/qga.sock ping

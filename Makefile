@@ -1,5 +1,6 @@
+# SPDX-License-Identifier: MIT
 # qga: see README. POSIX make; `make` builds a static, stripped binary,
-# with musl-gcc when it is installed. MIT licence: see LICENSE.
+# with musl-gcc when it is installed.
 .POSIX:
 
 PREFIX = /usr/local

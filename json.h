@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* json.h: a strict JSON tokenizer with caller-owned tokens.
  *
  * Two calls do the work: json_init() and json_parse(). Tokens hold byte

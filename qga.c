@@ -1,4 +1,5 @@
-/* qga: a client for the QEMU Guest Agent and QEMU's QMP monitor. MIT licence: see LICENSE.
+/* SPDX-License-Identifier: MIT */
+/* qga: a client for the QEMU Guest Agent and QEMU's QMP monitor.
  *
  * One connection, resynchronised the way QEMU documents (0xFF, then
  * guest-sync-delimited with a fresh id), then requests and their replies.
@@ -55,7 +56,7 @@ static volatile sig_atomic_t interrupted; /* by this signal */
 /* Formats a message once, into a buffer of its own, so that the failure
  * before it may be one of its arguments. A message ending in ':' gets the
  * system error appended, as in sbase's eprintf. */
-static void
+static PRINTF(3, 0) void
 vformat(char *out, size_t size, const char *fmt, va_list ap)
 {
 	int saved = errno;

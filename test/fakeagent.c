@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fakeagent: a guest agent that misbehaves on purpose, for what the real
  * one never does. It listens on a unix socket and serves one connection
  * at a time in the way the scenario names:

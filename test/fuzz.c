@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A libFuzzer target for json.c: the stream framer that reads replies off
  * the wire, and the strict parser and helpers run on what it frames, as
  * qga does. Built with -fsanitize=fuzzer it is a fuzzer; linked with

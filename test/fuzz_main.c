@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Replays files, or every file of folders, through the fuzz target. */
 #include <dirent.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for json.c, and the JSONTestSuite corpus when a folder of it
  * is named: every y_ file must parse, every n_ file must fail, every i_
  * file must merely come back. */

@@ -1,4 +1,5 @@
-# Helpers for the shell tests: sourced by test/run. MIT licence: see LICENSE.
+# SPDX-License-Identifier: MIT
+# Helpers for the shell tests: sourced by test/run.
 #
 # check NAME STATUS OUT ERR CMD [ARG]...
 #   runs CMD and wants its exit status, its whole stdout and its whole

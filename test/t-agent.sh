@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # qga against the real guest agent, listening on a unix socket.
 A=$T/agent
 mkdir -p "$A/state"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The built-in commands, against the real agent wherever it can serve, and
 # against the fake agent for what must not happen to this machine.
 C=$T/cmds

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Names resolved as the system resolves them: /etc/hosts, then DNS as
 # /etc/resolv.conf says, against a real DNS server (dnsmasq) on a loopback
 # address. Both files are mounted over the real ones in a mount namespace

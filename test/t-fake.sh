@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # qga against an agent that misbehaves in ways the real one does not.
 F=$T/fake
 mkdir -p "$F"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The container image: built without a daemon, checked with skopeo, and
 # run the way a runtime would, from its unpacked root, next to an agent.
 case $QGA in *-asan) return 0 ;; esac

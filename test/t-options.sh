@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Options where people put them: the global ones before or after the
 # command's name, up to its operands or --; bad ones named, with the usage
 # line of the command they were given to. Against the real agent.

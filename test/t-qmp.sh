@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # qga against QEMU's QMP monitor: a greeting, capabilities, CRLF, events.
 Q=$T/qmp
 mkdir -p "$Q"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # qga in an empty root: nothing but the binary and the agent's socket, as
 # in an initramfs or a rescue shell. No libc, no /etc, no /dev.
 case $QGA in *-asan) return 0 ;; esac

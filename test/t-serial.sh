@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # qga over serial lines, where stale replies outlive the client that asked:
 # the agent on one end of a pty, as on a virtio-serial or isa-serial port.
 R=$T/serial

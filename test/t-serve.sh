@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # qga serve: one real agent shared by many clients.
 P=$T/serve
 mkdir -p "$P/state" "$P/out"

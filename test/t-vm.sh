@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # qga against a real VM: the agent inside a guest, over virtio-serial,
 # where there is no disconnect and shutdown really powers off. Run once,
 # with the plain binary: it boots a kernel under emulation.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* jsonbench: json.c against cJSON on the same reply: a guest-exec-status
  * with 16 MiB of output (22 MiB of JSON). Each tokenizes it, finds
  * out-data and has its string decoded into memory of its own (json.c

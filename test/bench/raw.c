@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* raw: the least a client can do against the agent, as a yardstick for
  * make bench. Blocking I/O, no resync, replies taken as lines; file data
  * is neither encoded nor decoded beyond what the agent needs.

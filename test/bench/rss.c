@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* rss: runs a command and prints its peak resident set (VmHWM) in KiB,
  * read from /proc as the command exits, stopped there by ptrace. A
  * child's ru_maxrss would also count what the parent held before exec,
