@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,29 @@ static char errmsg[512];
 static int exec_mode;                     /* our failures exit 255, as ssh's */
 static volatile sig_atomic_t interrupted; /* by this signal */
 
+static void
+on_signal(int sig)
+{
+	interrupted = sig;
+}
+
+/* SIGINT, SIGTERM and SIGHUP interrupt the wait under way, which then ends
+ * through leave(), so that nothing is left in flight to harm the agent. A
+ * closed stdout is a write error, not a death by SIGPIPE. */
+static void
+catch_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
 /* Formats a message once, into a buffer of its own, so that the failure
  * before it may be one of its arguments. A message ending in ':' gets the
  * system error appended, as in sbase's eprintf. */
@@ -68,6 +92,7 @@ vformat(char *out, size_t size, const char *fmt, va_list ap)
 	if (n && buf[n - 1] == ':')
 		snprintf(buf + n, sizeof buf - n, " %s", strerror(saved));
 	snprintf(out, size, "%s", buf);
+	errno = saved;
 }
 
 /* Records a failure and returns its exit status. */
@@ -105,11 +130,13 @@ warn(const char *fmt, ...)
 }
 
 static void (*on_leave)(void); /* undoes what a command left in the guest */
+static void session_end(void);
 
 static _Noreturn void die(int status, const char *fmt, ...) PRINTF(2, 3);
 
-/* Every exit goes through here: the hook, then standard output, whose
- * failure to be written is a failure of the command. */
+/* Every exit goes through here: the hook, the session closed without
+ * harm to the agent, then standard output, whose failure to be written is
+ * a failure of the command. */
 static _Noreturn void
 leave(int status)
 {
@@ -118,6 +145,7 @@ leave(int status)
 	on_leave = NULL;
 	if (hook)
 		hook();
+	session_end();
 	if ((fflush(stdout) == EOF || ferror(stdout)) && !status) {
 		clearerr(stdout);
 		die(EX_IO, "write stdout:");
@@ -313,15 +341,23 @@ ms_left(long long deadline)
 struct buf {
 	char *p;
 	size_t len, cap;
+	int fixed;  /* p is not malloc's: it is copied when it must grow */
 };
 
 static void
 buf_need(struct buf *b, size_t n)
 {
+	char *p;
+
 	if (b->cap - b->len >= n)
 		return;
 	b->cap = b->cap * 2 > b->len + n ? b->cap * 2 : b->len + n + 256;
-	b->p = xrealloc(b->p, b->cap);
+	if (b->fixed) {
+		p = memcpy(xrealloc(NULL, b->cap), b->p, b->len);
+		b->p = p;
+		b->fixed = 0;
+	} else
+		b->p = xrealloc(b->p, b->cap);
 }
 
 static void
@@ -400,6 +436,7 @@ struct vsock_addr {
 #endif
 
 struct conn {
+	int up;                /* opened, and not yet closed */
 	int fd;
 	char name[300];        /* the address, as messages show it */
 	struct buf in;         /* bytes received and not yet consumed */
@@ -409,9 +446,15 @@ struct conn {
 	int dirty;             /* a timeout left replies in flight: resync */
 	int fresh;             /* nothing received yet: a greeting may come */
 	int sock;              /* a socket, which blocks; else it is polled */
+	int partial;           /* a request was cut short: its rest never comes */
+	int owed;              /* requests sent whose replies are not read */
 	long long rcvto, sndto; /* the socket's timeouts, in ms; -1: not set */
 	long long timeout;     /* for connecting and resynchronising */
 	long long tmo;         /* the timeout of the wait under way, for messages */
+	/* The first 64 KiB received go here: a short exchange then needs
+	 * no allocation at all, which a whole process's ping feels. Last,
+	 * so that resetting the rest does not touch its pages. */
+	char first[65536];
 };
 
 /* The deadline of a wait of timeout ms on c, which its messages name. */
@@ -437,56 +480,30 @@ set_raw(int fd, const char *path)
 	return 0;
 }
 
-/* Waits for a non-blocking connect() on fd to finish. */
-static int
-connect_wait(int fd, const char *name, long long deadline)
-{
-	struct pollfd pfd = {fd, POLLOUT, 0};
-	socklen_t len = sizeof(int);
-	int r, err = 0;
+static int conn_wait(struct conn *c, int out, long long deadline, const char *what);
 
-	while ((r = poll(&pfd, 1, ms_left(deadline))) < 0 && errno == EINTR)
-		;
-	if (r == 0)
-		return fail(EX_TIMEOUT, "connect %s: timed out", name);
-	if (r < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		return fail(EX_IO, "connect %s:", name);
-	if (err) {
-		errno = err;
-		return fail(EX_IO, "connect %s:", name);
-	}
-	return 0;
-}
-
+/* Connects c to sa. The socket blocks from the start (see conn_wait): its
+ * send timeout, the time left, bounds connect() too, which then says
+ * EINPROGRESS (TCP) or EAGAIN (a unix socket's full backlog). */
 static int
 connect_sa(struct conn *c, int family, const void *sa, socklen_t salen,
            long long deadline)
 {
-	struct timespec nap = {0, 10000000};
 	int r;
 
-	c->fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	c->fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0)
 		return fail(EX_IO, "socket for %s:", c->name);
-	for (;;) {
-		r = connect(c->fd, sa, salen) == 0 ? 0 : errno != EINPROGRESS ? -1 :
-		    connect_wait(c->fd, c->name, deadline);
-		if (r == 0) {
-			/* Connected, the socket now blocks: see conn_wait. */
-			c->sock = 1;
-			c->rcvto = c->sndto = -1;
-			ioctl(c->fd, FIONBIO, &(int){0});
-			return 0;
-		}
-		if (r > 0)
-			return r;
-		/* A unix socket whose backlog is full says EAGAIN: retry. */
-		if (errno != EAGAIN || family != AF_UNIX)
-			break;
-		if (deadline >= 0 && now_ms() >= deadline)
-			return fail(EX_TIMEOUT, "connect %s: timed out", c->name);
-		nanosleep(&nap, NULL);
-	}
+	c->sock = 1;
+	c->rcvto = c->sndto = -1;
+	if ((r = conn_wait(c, 1, deadline, "connection")))
+		return r;
+	if (connect(c->fd, sa, salen) == 0)
+		return 0;
+	if (errno == EINPROGRESS || errno == EAGAIN)
+		return fail(EX_TIMEOUT, "connect %s: timed out", c->name);
+	if (errno == EINTR && interrupted)
+		return fail(EX_IO, "%s: interrupted", c->name);
 	return fail(EX_IO, "connect %s:", c->name);
 }
 
@@ -619,8 +636,11 @@ conn_open(struct conn *c, const char *addr, long long timeout)
 	long long deadline;
 	char spec[300];
 	struct stat st;
+	int r;
 
-	memset(c, 0, sizeof *c);
+	memset(c, 0, offsetof(struct conn, first));
+	c->in = (struct buf){c->first, 0, sizeof c->first, 1};
+	c->up = 1;
 	c->fd = -1;
 	c->timeout = timeout;
 	deadline = conn_deadline(c, timeout);
@@ -640,22 +660,56 @@ conn_open(struct conn *c, const char *addr, long long timeout)
 	}
 	if (!*addr)
 		return fail(EX_USAGE, "empty address");
-	/* A missing path is tried as a socket, for the error to say so. */
-	if (stat(addr, &st) < 0 || S_ISSOCK(st.st_mode))
-		return open_unix(c, addr, deadline);
-	if (S_ISCHR(st.st_mode))
+	/* A bare path is a socket, or else a character device: connecting
+	 * first spares the usual case a stat. */
+	if (!(r = open_unix(c, addr, deadline)) || errno != ECONNREFUSED)
+		return r;
+	close(c->fd);
+	c->fd = -1;
+	c->sock = 0;
+	if (stat(addr, &st) == 0 && S_ISCHR(st.st_mode))
 		return open_serial(c, addr);
-	return fail(EX_USAGE, "%s: not a socket or character device", addr);
+	if (stat(addr, &st) == 0 && !S_ISSOCK(st.st_mode))
+		return fail(EX_USAGE, "%s: not a socket or character device", addr);
+	return r;
+}
+
+/* Closes c's descriptor without harming the agent, whatever was left in
+ * flight. qemu-ga exits when a client's socket is closed with reply bytes
+ * unread in it: the kernel then reports ECONNRESET to the agent. So when a
+ * reply is owed, the read side is shut down first, after which a reply
+ * still to come fails to be sent (EPIPE, which the agent survives, as
+ * tested on 7.2 and 10.0), and what has already arrived is read and
+ * dropped: the socket closes empty. A request cut short is ended with
+ * 0xFF, which resets the agent's parser for the next client. */
+static void
+conn_shut(struct conn *c)
+{
+	char sink[16384];
+
+	if (!c->up)
+		return;
+	c->up = 0;
+	if (c->fd >= 0 && c->sock && (c->owed || c->partial)) {
+		ioctl(c->fd, FIONBIO, &(int){1});
+		if (c->partial)
+			(void)!write(c->fd, "\xff", 1);
+		shutdown(c->fd, SHUT_RD);
+		while (read(c->fd, sink, sizeof sink) > 0)
+			;
+	}
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
 }
 
 static void
 conn_close(struct conn *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	free(c->in.p);
-	c->in.p = NULL;
+	conn_shut(c);
+	if (!c->in.fixed)
+		free(c->in.p);
+	c->in = (struct buf){0};
 }
 
 /* ------------------------------------------------------------------ */
@@ -718,23 +772,25 @@ conn_wait(struct conn *c, int out, long long deadline, const char *what)
 static int
 conn_write(struct conn *c, const char *p, size_t n, long long deadline)
 {
+	size_t total = n;
 	ssize_t w;
-	int r;
+	int r = 0;
 
-	while (n) {
+	while (n && !r) {
 		if (c->sock && (r = conn_wait(c, 1, deadline, "room to send")))
-			return r;
+			break;
 		w = write(c->fd, p, n);
 		if (w > 0) {
 			p += w;
 			n -= (size_t)w;
-		} else if (w < 0 && errno == EAGAIN && !c->sock) {
-			if ((r = wait_fd(c, POLLOUT, deadline, "room to send")))
-				return r;
-		} else if (w < 0 && errno != EINTR && errno != EAGAIN)
-			return fail(EX_IO, "send to %s:", c->name);
+		} else if (w < 0 && errno == EAGAIN && !c->sock)
+			r = wait_fd(c, POLLOUT, deadline, "room to send");
+		else if (w < 0 && errno != EINTR && errno != EAGAIN)
+			r = fail(EX_IO, "send to %s:", c->name);
 	}
-	return 0;
+	c->partial = n && n < total;
+	c->owed += !r;
+	return r;
 }
 
 /* Drops the bytes before c->off, keeping the scanner's offsets. */
@@ -898,14 +954,20 @@ reply_error(const struct reply *r, const char *name)
 /* Resynchronisation and QMP                                           */
 /* ------------------------------------------------------------------ */
 
+/* An id for the sync that no other client's sync has: the clock's
+ * nanoseconds mixed with where this process's stack lies, which address
+ * space randomisation moves (the vDSO's clock costs no system call). */
 static unsigned
 random_id(void)
 {
-	unsigned v;
+	struct timespec ts;
+	uint64_t v;
 
-	if (getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v)
-		v = (unsigned)now_ms() ^ (unsigned)getpid() << 16;
-	return (v & 0x7fffffff) | 1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	v = ((uint64_t)ts.tv_sec * 1000000000 + (uint64_t)ts.tv_nsec) ^
+	    (uint64_t)(uintptr_t)&ts;
+	v *= 0x9e3779b97f4a7c15u;
+	return ((unsigned)(v >> 33) & 0x7fffffff) | 1;
 }
 
 /* Reads the next reply that is not a QMP event or greeting. */
@@ -928,8 +990,10 @@ read_reply(struct conn *c, struct reply *r, long long deadline,
 		if ((s = reply_parse(c, r, c->sc.start, c->sc.pos)))
 			return s;
 		conn_consume(c);
-		if (r->ret >= 0 || r->err >= 0)
+		if (r->ret >= 0 || r->err >= 0) {
+			c->owed -= c->owed > 0;
 			return 0;
+		}
 		if (json_get(r->js, r->tok, 0, "event") < 0 &&
 		    json_get(r->js, r->tok, 0, "QMP") < 0)
 			return fail(EX_PROTO, "%s: reply without return or error: "
@@ -1029,6 +1093,7 @@ resync(struct conn *c)
 		    r.ret >= 0 && !json_int(r.js, &r.tok[r.ret], &v) && v == id) {
 			conn_consume(c);
 			c->dirty = 0;
+			c->owed = 0;
 			return 0;
 		}
 		conn_consume(c);
@@ -1038,6 +1103,7 @@ resync(struct conn *c)
 		if ((s = read_reply(c, &r, deadline, "QMP's reply to the sync")))
 			return s;
 	} while (r.id < 0 || json_int(r.js, &r.tok[r.id], &v) || v != id);
+	c->owed = 0;
 	return qmp_negotiate(c, deadline);
 }
 
@@ -1330,6 +1396,8 @@ next_line(struct lines *l)
 		if (fflush(stdout) < 0)
 			die(EX_IO, "write stdout:");
 		n = read(0, l->b.p + l->b.len, l->b.cap - l->b.len - 1);
+		if (interrupted)
+			die(EX_IO, "stdin line %zu: interrupted", l->lineno + 1);
 		if (n < 0 && errno != EINTR)
 			die(EX_IO, "read stdin:");
 		l->eof = n == 0;
@@ -1378,16 +1446,23 @@ run_batch(struct conn *c)
 
 /* The session the built-in commands share, opened on first use. */
 static struct conn sess;
-static int sess_up;
 
 static void
 need_session(void)
 {
 	int s;
 
-	if (!sess_up && (s = session_open(&sess, opt.addr, opt.timeout)))
+	if (!sess.up && (s = session_open(&sess, opt.addr, opt.timeout)))
 		quit(s);
-	sess_up = 1;
+}
+
+/* At exit, the memory and the descriptor go with the process, unless a
+ * reply is still owed. */
+static void
+session_end(void)
+{
+	if (sess.owed || sess.partial)
+		conn_shut(&sess);
 }
 
 /* Records an error reply, saying plainly when the command is disabled. */
@@ -2015,6 +2090,10 @@ cmd_exec(int argc, char **argv)
 		nap.tv_sec = 0;
 		nap.tv_nsec = (long)delay;
 		nanosleep(&nap, NULL);
+		if (interrupted) {
+			warn("%s still runs in the guest as pid %lld", prog, pid);
+			leave(128 + interrupted);
+		}
 		if (++polls > 50)
 			delay = delay * 2 > 100000000 ? 100000000 : delay * 2;
 	}
@@ -2061,31 +2140,12 @@ static char tmpname[4096];          /* a partial download, removed on exit */
 static void file_close(int quiet);
 
 static void
-on_signal(int sig)
-{
-	interrupted = sig;
-}
-
-static void
 cleanup(void)
 {
 	if (tmpname[0])
 		unlink(tmpname);
 	sess.dirty = 1;
 	file_close(1);
-}
-
-/* SIGINT and SIGTERM interrupt a transfer, which then cleans up. */
-static void
-catch_signals(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	on_leave = cleanup;
 }
 
 static long long
@@ -2118,7 +2178,7 @@ file_close(int quiet)
 	struct reply r;
 	long long h = open_handle;
 
-	if (h < 0 || !sess_up)
+	if (h < 0 || !sess.up)
 		return;
 	open_handle = -1;
 	interrupted = 0;
@@ -2206,7 +2266,7 @@ cmd_cat(int argc, char **argv)
 
 	if (argc < 2)
 		return -1;
-	catch_signals();
+	on_leave = cleanup;
 	for (i = 1; i < argc; i++) {
 		fflush(stdout);
 		file_read_to(argv[i], 1, "stdout");
@@ -2249,7 +2309,7 @@ cmd_get(int argc, char **argv)
 	local = argc == 3 ? argv[2] : base;
 	if (!*local)
 		die(EX_USAGE, "get: name the local file for '%s'", remote);
-	catch_signals();
+	on_leave = cleanup;
 	if (!strcmp(local, "-")) {
 		file_read_to(remote, 1, "stdout");
 		return 0;
@@ -2300,7 +2360,7 @@ cmd_put(int argc, char **argv)
 	remote = argv[0];
 	if (strcmp(local, "-") && (fd = open(local, O_RDONLY | O_CLOEXEC)) < 0)
 		die(EX_IO, "open %s:", local);
-	catch_signals();
+	on_leave = cleanup;
 	file_open(remote, append ? "a" : "w");
 	buf_need(&data, CHUNK);
 	for (;;) {
@@ -2352,18 +2412,17 @@ cmd_put(int argc, char **argv)
 static void
 simple_call(const char *name, struct reply *r, struct doc *d)
 {
-	struct buf req = {0};
+	char text[128];
+	struct buf req = {text, 0, sizeof text, 1};
 
-	buf_str(&req, "{\"execute\":\"");
-	buf_str(&req, name);
-	buf_str(&req, "\"}");
+	req.len = (size_t)snprintf(text, sizeof text, "{\"execute\":\"%s\"}", name);
 	call(&req, name, r);
-	free(req.p);
 	if (opt.json) {
 		print_result(r);
 		leave(0);
 	}
-	doc_load(d, r);
+	if (d)
+		doc_load(d, r);
 }
 
 /* Formats Unix time as ISO 8601 UTC, with nanoseconds unless nsec < 0. */
@@ -4150,15 +4209,15 @@ run_builtin(int argc, char **argv)
 			cmd_usage(cur, stderr);
 			leave(EX_USAGE);
 		}
-		simple_call(cur->query, &r, &d);
-		if (cur->show)
+		simple_call(cur->query, &r, cur->show ? &d : NULL);
+		if (cur->show) {
 			cur->show(&d);
-		free(d.t);
+			free(d.t);
+		}
 	} else if ((s = cur->fn(argc, argv)) < 0) {
 		cmd_usage(cur, stderr);
 		leave(EX_USAGE);
 	}
-	conn_close(&sess);
 	leave(s);
 }
 
@@ -4201,11 +4260,11 @@ main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0}
 	};
-	struct conn c;
 	struct buf req = {0};
 	char name[128];
 	int ch, s, batch, named = 0;
 
+	catch_signals();
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "+:" GLOBAL_SHORTS "V", longs, NULL)) != -1) {
 		if (ch == '?' || ch == ':')
@@ -4246,10 +4305,8 @@ main(int argc, char **argv)
 		}
 	}
 
-	if ((s = session_open(&c, opt.addr, opt.timeout)))
-		quit(s);
-	s = batch ? run_batch(&c) : raw_request(&c, &req, name, named, 0);
-	conn_close(&c);
+	need_session();
+	s = batch ? run_batch(&sess) : raw_request(&sess, &req, name, named, 0);
 	free(req.p);
 	leave(s);
 }
