@@ -210,7 +210,7 @@ write_all(int fd, const char *p, size_t n)
 	ssize_t w;
 
 	while (n) {
-		if ((w = write(fd, p, n)) < 0 && errno == EINTR)
+		if ((w = write(fd, p, n)) < 0 && errno == EINTR && !interrupted)
 			continue;
 		if (w < 0)
 			return -1;

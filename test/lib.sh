@@ -79,9 +79,13 @@ stop_all() {
 	PIDS=
 }
 
-# alive NAME: whether the process started as NAME still runs.
+# alive NAME: whether the process started as NAME still runs. A child
+# that exited stays a zombie until it is waited for, which kill -0 cannot
+# tell from a live one: its state in /proc can.
 alive() {
-	eval "kill -0 \$PID_$1" 2>/dev/null
+	eval "_p=\$PID_$1"
+	[ -n "$_p" ] && kill -0 "$_p" 2>/dev/null &&
+		[ "$(sed 's/.*) //' "/proc/$_p/stat" 2>/dev/null | cut -c1)" != Z ]
 }
 
 # port_of NAME [NTH]: the port the process started as NAME listens on,
