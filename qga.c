@@ -1049,6 +1049,41 @@ is_greeting(struct conn *c)
 	       json_get(r.js, r.tok, 0, "QMP") >= 0;
 }
 
+/* For an agent that refuses guest-sync-delimited: guest-sync with a fresh
+ * id, everything before the reply returning it skipped. When that is
+ * refused too, no sync at all, which is said once. */
+static int
+sync_plain(struct conn *c, long long deadline)
+{
+	static int said;
+	unsigned id = random_id();
+	struct reply r;
+	char req[128];
+	long long v;
+	int n, s;
+
+	n = snprintf(req, sizeof req, "{\"execute\":\"guest-sync\","
+	             "\"arguments\":{\"id\":%u},\"id\":%u}", id, id);
+	if ((s = conn_write(c, req, (size_t)n, deadline)))
+		return s;
+	for (;;) {
+		if ((s = read_reply(c, &r, deadline, "reply to guest-sync")))
+			return s;
+		if (r.ret >= 0 && !json_int(r.js, &r.tok[r.ret], &v) && v == id)
+			break;
+		if (r.err >= 0 && r.id >= 0 && !json_int(r.js, &r.tok[r.id], &v) &&
+		    v == id) {
+			if (!said++)
+				warn("%s: the agent refuses guest-sync-delimited and "
+				     "guest-sync: going on without a resync", c->name);
+			break;
+		}
+	}
+	c->dirty = 0;
+	c->owed = 0;
+	return 0;
+}
+
 /* Brings the channel to a known state. For the guest agent: 0xFF, then
  * guest-sync-delimited with a fresh id; everything up to a 0xFF followed
  * by the reply carrying that id is somebody else's. A QMP monitor shows
@@ -1089,12 +1124,21 @@ resync(struct conn *c)
 			conn_consume(c);
 			break;
 		}
-		if (expect && !reply_parse(c, &r, c->sc.start, c->sc.pos) &&
-		    r.ret >= 0 && !json_int(r.js, &r.tok[r.ret], &v) && v == id) {
-			conn_consume(c);
-			c->dirty = 0;
-			c->owed = 0;
-			return 0;
+		if (!reply_parse(c, &r, c->sc.start, c->sc.pos)) {
+			if (expect && r.ret >= 0 && !json_int(r.js, &r.tok[r.ret], &v) &&
+			    v == id) {
+				conn_consume(c);
+				c->dirty = 0;
+				c->owed = 0;
+				return 0;
+			}
+			/* Our request's own id on an error: the agent refuses
+			 * guest-sync-delimited (its allow or block list). */
+			if (r.err >= 0 && r.id >= 0 && !json_int(r.js, &r.tok[r.id], &v) &&
+			    v == id) {
+				conn_consume(c);
+				return sync_plain(c, deadline);
+			}
 		}
 		conn_consume(c);
 		expect = 0;
@@ -1775,7 +1819,9 @@ static const struct option global_longs[] = {
 
 /* A built-in command: fn runs it, or else query is sent (without
  * arguments) and its return value shown with show. shorts and longs are
- * its own options; json says that it can print the agent's reply (-j). */
+ * its own options; json says that it can print the agent's reply (-j);
+ * uses names the agent's commands it sends (the query, when it is NULL),
+ * which serve's --allow and --deny take its name for. */
 struct cmd {
 	const char *name;
 	int (*fn)(int, char **);
@@ -1784,7 +1830,7 @@ struct cmd {
 	const char *shorts;
 	const struct option *longs;
 	int json;
-	const char *usage, *help;
+	const char *usage, *help, *uses;
 };
 
 static const struct cmd *cur; /* the built-in command being run */
@@ -2484,9 +2530,10 @@ show_info(const struct doc *d)
 		char *nm = dstr(d, dget(d, i, "name")), *line;
 		int en = dtrue(d, dget(d, i, "enabled"));
 		int sr = dtrue(d, dget(d, i, "success-response"));
+		int de = dtrue(d, dget(d, i, "denied"));
 		line = xrealloc(NULL, strlen(nm) + 64);
-		snprintf(line, strlen(nm) + 64, "%-34s %s%s", nm, en ? "enabled" : "disabled",
-		        sr ? "" : ", no reply on success");
+		snprintf(line, strlen(nm) + 64, "%-34s %s%s", nm, de ? "denied by the proxy" :
+		         en ? "enabled" : "disabled", sr ? "" : ", no reply on success");
 		off += !en;
 		names[n++] = line;
 		free(nm);
@@ -3069,24 +3116,51 @@ note(const char *fmt, ...)
 	fprintf(stderr, "qga serve: %s\n", msg);
 }
 
-/* Splits a comma-separated list of command names. */
-static int
-split_list(char *s, char ***list)
-{
-	int n = 0;
-	char *p;
+static const struct cmd *find_cmd(const char *name);
 
-	while (*s) {
+static void
+add_name(char ***list, int *n, const char *name, size_t len)
+{
+	char *s = memcpy(xrealloc(NULL, len + 1), name, len);
+
+	s[len] = 0;
+	*list = xrealloc(*list, (size_t)(*n + 1) * sizeof **list);
+	(*list)[(*n)++] = s;
+}
+
+/* Adds the comma-separated command names of --allow or --deny (opt) to
+ * list. A built-in command's name stands for the agent's commands it
+ * sends, so that --deny exec keeps guest-exec out; any other name must be
+ * one the agent or QMP could have. */
+static void
+add_names(const char *opt_name, char *s, char ***list, int *n)
+{
+	const struct cmd *c;
+	const char *u;
+	char *p;
+	size_t k;
+
+	for (; *s; s = p) {
 		p = s + strcspn(s, ",");
 		if (*p)
 			*p++ = 0;
-		if (*s) {
-			*list = xrealloc(*list, (size_t)(n + 1) * sizeof **list);
-			(*list)[n++] = s;
-		}
-		s = p;
+		if (!*s)
+			continue;
+		if ((c = find_cmd(s))) {
+			if (!(u = c->uses ? c->uses : c->query))
+				die(EX_USAGE, "serve: %s %s: that command sends nothing to "
+				    "the agent", opt_name, s);
+			for (; *u; u += k + !!u[k]) {
+				k = strcspn(u, ",");
+				add_name(list, n, u, k);
+			}
+		} else if (strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-_") != strlen(s) ||
+		           *s < 'a' || *s > 'z')
+			die(EX_USAGE, "serve: %s '%s': neither a built-in command nor "
+			    "the name of an agent or QMP command", opt_name, s);
+		else
+			add_name(list, n, s, strlen(s));
 	}
-	return n;
 }
 
 static int
@@ -3098,16 +3172,91 @@ listed(char **list, int n, const char *name)
 	return 0;
 }
 
+static int
+denied(const char *name)
+{
+	return (sv.nallow && !listed(sv.allow, sv.nallow, name)) ||
+	       listed(sv.deny, sv.ndeny, name);
+}
+
+/* Says which names of --allow and --deny the agent does not know, once,
+ * when it first comes up: a name mistyped there protects nothing. */
+static void
+check_names(void)
+{
+	static int done;
+	const char *q = sess.qmp ? "query-commands" : "guest-info";
+	char req[64], *n;
+	struct buf known = {0};
+	struct reply r;
+	struct doc d;
+	int i, k, list, j;
+
+	if (done || (!sv.nallow && !sv.ndeny))
+		return;
+	done = 1;
+	snprintf(req, sizeof req, "{\"execute\":\"%s\"}", q);
+	if (transact(&sess, req, strlen(req), &r, q, opt.timeout) || r.ret < 0)
+		return;
+	doc_load(&d, &r);
+	list = sess.qmp ? 0 : dget(&d, 0, "supported_commands");
+	each(&d, list, i, k) {
+		n = dstr(&d, dget(&d, i, "name"));
+		buf_add(&known, ",", 1);
+		buf_str(&known, n);
+		free(n);
+	}
+	buf_add(&known, ",", 2);
+	for (j = 0; j < sv.nallow + sv.ndeny; j++) {
+		n = j < sv.nallow ? sv.allow[j] : sv.deny[j - sv.nallow];
+		snprintf(req, sizeof req, ",%s,", n);
+		if (!strstr(known.p, req))
+			note("warning: %s %s: the agent has no such command",
+			     j < sv.nallow ? "--allow" : "--deny", n);
+	}
+	free(known.p);
+	free(d.t);
+}
+
+/* Marks in the agent's guest-info reply the commands the proxy refuses:
+ * "enabled": false, and "denied": true beside it. */
+static void
+mark_denied(struct buf *b, const struct reply *r)
+{
+	struct doc d;
+	size_t from = 0, at;
+	int list, i, k, v;
+	char *n;
+
+	doc_load(&d, r);
+	list = dget(&d, 0, "supported_commands");
+	each(&d, list, i, k) {
+		n = dstr(&d, dget(&d, i, "name"));
+		if (denied(n) && (v = dget(&d, i, "enabled")) >= 0) {
+			at = (size_t)(d.js - r->js) + d.t[v].start;
+			buf_add(b, r->js + from, at - from);
+			buf_str(b, "false, \"denied\": true");
+			from = (size_t)(d.js - r->js) + d.t[v].end;
+		}
+		free(n);
+	}
+	buf_add(b, r->js + from, r->len - from);
+	free(d.t);
+}
+
 /* Binds a unix socket at path, replacing only a stale socket there. */
 static int
 listen_unix(const char *path)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat st;
 	int fd;
 
 	if (strlen(path) >= sizeof sun.sun_path)
 		die(EX_USAGE, "socket path too long: %s", path);
 	strcpy(sun.sun_path, path);
+	if (lstat(path, &st) == 0 && !S_ISSOCK(st.st_mode))
+		die(EX_USAGE, "listen on %s: it exists and is not a socket", path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		die(EX_IO, "socket:");
@@ -3322,14 +3471,9 @@ take_request(int i, const char *js, size_t len, int keep)
 		            "Expecting the request to be an object with 'execute'",
 		            id, idlen);
 		kind = ITEM_LOCAL;
-	} else if ((sv.nallow && !listed(sv.allow, sv.nallow, name)) ||
-	           listed(sv.deny, sv.ndeny, name)) {
-		snprintf(desc, sizeof desc, "Command %s has been disabled", name);
-		error_reply(&b, "CommandNotFound", desc, id, idlen);
-		kind = ITEM_LOCAL;
 	} else if (!strcmp(name, "guest-sync") || !strcmp(name, "guest-sync-delimited")) {
 		/* Every client syncs with the proxy, which is always in sync
-		 * with the agent. */
+		 * with the agent, whatever --allow and --deny say. */
 		args = json_get(js, t, 0, "arguments");
 		v = args >= 0 ? json_get(js, t, args, "id") : -1;
 		if (v < 0 || json_int(js, &t[v], &sid) < 0) {
@@ -3343,6 +3487,11 @@ take_request(int i, const char *js, size_t len, int keep)
 			}
 			buf_str(&b, "}\n");
 		}
+		kind = ITEM_LOCAL;
+	} else if (denied(name)) {
+		snprintf(desc, sizeof desc, "Command %s has been refused by the proxy "
+		         "(qga serve --allow/--deny)", name);
+		error_reply(&b, "CommandNotFound", desc, id, idlen);
 		kind = ITEM_LOCAL;
 	} else if (!strcmp(name, "guest-shutdown") || !strncmp(name, "guest-suspend-", 14))
 		kind = ITEM_NOREPLY;
@@ -3545,6 +3694,7 @@ agent_ready(void)
 	note("agent %s: connected", opt.addr);
 	sv.agent_up = 1;
 	sv.backoff = 0;
+	check_names();
 	return 1;
 }
 
@@ -3617,7 +3767,10 @@ run_item(void)
 		goto done;
 	}
 	code = r.err >= 0 && it->kind == ITEM_HEALTH ? 503 : 200;
-	buf_add(&b, r.js, r.len);
+	if (r.ret >= 0 && !strcmp(it->name, "guest-info") && (sv.nallow || sv.ndeny))
+		mark_denied(&b, &r);
+	else
+		buf_add(&b, r.js, r.len);
 	buf_add(&b, "\n", 1);
 	deliver(it, code, b.p, b.len);
 done:
@@ -3658,8 +3811,8 @@ cmd_serve(int argc, char **argv)
 			http[na] = ch == O_HTTP;
 			addrs[na++] = optarg;
 			break;
-		case O_ALLOW: sv.nallow = split_list(optarg, &sv.allow); break;
-		case O_DENY: sv.ndeny = split_list(optarg, &sv.deny); break;
+		case O_ALLOW: add_names("--allow", optarg, &sv.allow, &sv.nallow); break;
+		case O_DENY: add_names("--deny", optarg, &sv.deny, &sv.ndeny); break;
 		case O_MAXCLIENTS:
 			v = num(optarg, &end, 10, 4096);
 			if (*end || v < 1)
@@ -3752,60 +3905,69 @@ static const struct cmd cmds[] = {
 	 "-e adds an environment variable (the agent then replaces the whole\n"
 	 "environment, so a PATH is added unless given); -T gives up waiting after\n"
 	 "SECS, saying the pid, with status 124; --no-wait prints the pid at once;\n"
-	 "--merge asks for stderr merged into stdout (qemu-ga 8.1 and later).\n"},
+	 "--merge asks for stderr merged into stdout (qemu-ga 8.1 and later).\n",
+	 "guest-exec,guest-exec-status"},
 	{"sh", cmd_exec, NULL, NULL, "ie:T:", exec_longs, 0,
 	 "[EXEC OPTIONS] 'COMMAND LINE' [ARG]...",
-	 "Runs /bin/sh -c 'COMMAND LINE' in the guest, as exec does.\n"},
+	 "Runs /bin/sh -c 'COMMAND LINE' in the guest, as exec does.\n",
+	 "guest-exec,guest-exec-status"},
 	{"exec-status", cmd_exec_status, NULL, NULL, NULL, NULL, 1, "PID",
-	 "Prints the status of a program started with exec --no-wait, as JSON.\n"},
+	 "Prints the status of a program started with exec --no-wait, as JSON.\n",
+	 "guest-exec-status"},
 	{"cat", cmd_cat, NULL, NULL, NULL, NULL, 0, "REMOTE...",
-	 "Writes guest files to stdout.\n"},
+	 "Writes guest files to stdout.\n", "guest-file-open,guest-file-read,guest-file-close"},
 	{"get", cmd_get, NULL, NULL, NULL, NULL, 0, "REMOTE [LOCAL|-]",
 	 "Copies a guest file here (to a temporary name, renamed when complete).\n"
-	 "LOCAL defaults to the remote file's name; a folder gets that name in it.\n"},
+	 "LOCAL defaults to the remote file's name; a folder gets that name in it.\n",
+	 "guest-file-open,guest-file-read,guest-file-close"},
 	{"put", cmd_put, NULL, NULL, "a", put_longs, 0, "[-a] [LOCAL|-] REMOTE",
-	 "Copies a file, or stdin, to the guest; -a appends.\n"},
+	 "Copies a file, or stdin, to the guest; -a appends.\n",
+	 "guest-file-open,guest-file-write,guest-file-close"},
 	{"ping", NULL, "guest-ping", NULL, NULL, NULL, 1, "",
-	 "Exits 0 when the agent answers.\n"},
+	 "Exits 0 when the agent answers.\n", NULL},
 	{"info", NULL, "guest-info", show_info, NULL, NULL, 1, "",
-	 "The agent's version and commands, disabled ones marked.\n"},
+	 "The agent's version and commands, disabled ones marked.\n", NULL},
 	{"osinfo", NULL, "guest-get-osinfo", show_osinfo, NULL, NULL, 1, "",
-	 "The guest's operating system.\n"},
+	 "The guest's operating system.\n", NULL},
 	{"hostname", NULL, "guest-get-host-name", show_hostname, NULL, NULL, 1, "",
-	 "The guest's host name.\n"},
+	 "The guest's host name.\n", NULL},
 	{"time", NULL, "guest-get-time", show_time, NULL, NULL, 1, "",
-	 "The guest's clock, in UTC.\n"},
+	 "The guest's clock, in UTC.\n", NULL},
 	{"timezone", NULL, "guest-get-timezone", show_timezone, NULL, NULL, 1, "",
-	 "The guest's time zone and its offset.\n"},
+	 "The guest's time zone and its offset.\n", NULL},
 	{"users", NULL, "guest-get-users", show_users, NULL, NULL, 1, "",
-	 "Users logged in to the guest.\n"},
+	 "Users logged in to the guest.\n", NULL},
 	{"ifconfig", NULL, "guest-network-get-interfaces", show_ifconfig, NULL, NULL, 1, "",
-	 "Network interfaces: name, MAC, addresses.\n"},
+	 "Network interfaces: name, MAC, addresses.\n", NULL},
 	{"df", NULL, "guest-get-fsinfo", show_df, NULL, NULL, 1, "",
-	 "Mounted filesystems and their use.\n"},
+	 "Mounted filesystems and their use.\n", NULL},
 	{"vcpus", NULL, "guest-get-vcpus", show_vcpus, NULL, NULL, 1, "",
-	 "Virtual CPUs and their state.\n"},
+	 "Virtual CPUs and their state.\n", NULL},
 	{"disks", NULL, "guest-get-disks", show_disks, NULL, NULL, 1, "",
-	 "Disks and partitions.\n"},
+	 "Disks and partitions.\n", NULL},
 	{"shutdown", cmd_power, NULL, NULL, NULL, NULL, 0, "",
 	 "Powers the guest off.\nguest-shutdown sends no reply on success: an\n"
-	 "error is waited for up to 3 s, and none means accepted.\n"},
+	 "error is waited for up to 3 s, and none means accepted.\n", "guest-shutdown"},
 	{"reboot", cmd_power, NULL, NULL, NULL, NULL, 0, "",
-	 "Reboots the guest, as shutdown does.\n"},
+	 "Reboots the guest, as shutdown does.\n", "guest-shutdown"},
 	{"halt", cmd_power, NULL, NULL, NULL, NULL, 0, "",
-	 "Halts the guest, as shutdown does.\n"},
+	 "Halts the guest, as shutdown does.\n", "guest-shutdown"},
 	{"fsfreeze", cmd_fsfreeze, NULL, NULL, NULL, NULL, 1,
 	 "status | freeze [MOUNTPOINT]... | thaw",
 	 "Freezes or thaws the guest's filesystems (their reply is waited for\n"
-	 "300 s unless -t is given).\n"},
+	 "300 s unless -t is given).\n", "guest-fsfreeze-status,guest-fsfreeze-freeze,"
+	 "guest-fsfreeze-freeze-list,guest-fsfreeze-thaw"},
 	{"fstrim", cmd_fstrim, NULL, NULL, NULL, NULL, 1, "[MINIMUM]",
 	 "Discards unused blocks in the guest (the reply is waited for 300 s\n"
-	 "unless -t is given).\n"},
+	 "unless -t is given).\n", "guest-fstrim"},
 	{"passwd", cmd_passwd, NULL, NULL, "c", passwd_longs, 0, "[-c|--crypted] USER",
-	 "Sets USER's password, read from stdin (prompted for on a terminal).\n"},
+	 "Sets USER's password, read from stdin (prompted for on a terminal).\n",
+	 "guest-set-user-password"},
 	{"ssh-keys", cmd_ssh_keys, NULL, NULL, NULL, NULL, 1,
 	 "list USER | add USER [FILE|-] | remove USER [FILE|-]",
-	 "Lists, adds or removes USER's authorized ssh keys (one a line).\n"},
+	 "Lists, adds or removes USER's authorized ssh keys (one a line).\n",
+	 "guest-ssh-get-authorized-keys,guest-ssh-add-authorized-keys,"
+	 "guest-ssh-remove-authorized-keys"},
 	{"serve", cmd_serve, NULL, NULL, "l:q", serve_longs, 0,
 	 "--listen ADDR... [--http ADDR]... [--allow CMD,...] [--deny CMD,...] "
 	 "[--max-clients N] [--max-request BYTES] [--mode MODE] [-q]",
@@ -3817,15 +3979,16 @@ static const struct cmd cmds[] = {
 	 "Requests are queued and sent one at a time; each client gets its own\n"
 	 "replies, and its guest-sync and 0xFF are answered for it. --allow and\n"
 	 "--deny keep commands from the agent, answered as disabled. Defaults:\n"
-	 "64 clients, 8M requests.\n"},
+	 "64 clients, 8M requests.\n", NULL},
 	{"wait", cmd_wait, NULL, NULL, "T:", wait_longs, 0, "[-T SECS]",
-	 "Waits until the agent answers a ping (default 60 s): exits 0, or 4.\n"},
+	 "Waits until the agent answers a ping (default 60 s): exits 0, or 4.\n",
+	 "guest-ping"},
 	{"completion", cmd_completion, NULL, NULL, NULL, NULL, 0, "bash | zsh",
 	 "Prints a completion script for bash or zsh, made from this very table\n"
 	 "of commands and options: source it, or install it where the shell\n"
-	 "looks for completions.\n"},
+	 "looks for completions.\n", NULL},
 	{"help", cmd_help, NULL, NULL, NULL, NULL, 0, "[COMMAND]",
-	 "Says how to use qga, or one command.\n"},
+	 "Says how to use qga, or one command.\n", NULL},
 };
 #define NCMDS (sizeof cmds / sizeof *cmds)
 

@@ -33,9 +33,13 @@ head -c 5000000 /dev/urandom >"$P/file"
 $QGA -s "$S" put "$P/file" "$P/file.remote" && $QGA -s "$S" get "$P/file.remote" "$P/file.got"
 expect "serve: put and get 5 MB through the proxy" cmp -s "$P/file" "$P/file.got"
 check "serve: the socket is mode 0600" 0 '600' '' stat -c %a "$S"
-check "serve: a denied command" 1 '' \
-	'qga: guest-get-osinfo: CommandNotFound: Command guest-get-osinfo has been disabled' \
+check "serve: a denied command is refused by the proxy, as it says" 1 '' \
+	'qga: guest-get-osinfo: CommandNotFound: Command guest-get-osinfo has been refused by the proxy (qga serve --allow/--deny)' \
 	$QGA -s "$S" guest-get-osinfo
+check "serve: info through the proxy marks it denied" 0 \
+	'*guest-get-osinfo *denied by the proxy*guest-get-time *enabled*' '' $QGA -s "$S" info
+check "serve: and -j shows the agent's reply, marked" 0 \
+	'*{"enabled": false, "denied": true, "name": "guest-get-osinfo"*' '' $QGA -s "$S" -j info
 
 # 50 clients at once, 200 requests each, each request with its own id:
 # every client must get exactly its own replies, in order.
@@ -119,12 +123,12 @@ expect "serve: SIGTERM ends it cleanly" test $? = 0
 expect "serve: and removes its socket" test ! -e "$P/proxy.sock"
 expect "serve: one log line per client" grep -q 'QGA client 1: connected' "$T/proxy.stderr"
 start proxy2 $QGA -s "$P/agent.sock" serve -q --listen unix:"$P/proxy2.sock" \
-	--allow guest-ping,guest-sync-delimited
+	--allow guest-ping
 wait_for "$P/proxy2.sock"
-check "serve: --allow lets a listed command through" 0 '{"return": {}}' '' \
+check "serve: --allow lets a listed command through, the sync too" 0 '{"return": {}}' '' \
 	$QGA -s "$P/proxy2.sock" guest-ping
 check "serve: --allow keeps others out" 1 '' \
-	'qga: guest-get-host-name: CommandNotFound: Command guest-get-host-name has been disabled' \
+	'qga: guest-get-host-name: CommandNotFound: Command guest-get-host-name has been refused by the proxy (qga serve --allow/--deny)' \
 	$QGA -s "$P/proxy2.sock" guest-get-host-name
 check "serve: a live socket is refused" 2 '' \
 	"qga: $P/proxy2.sock: another server listens there" \
@@ -132,6 +136,43 @@ check "serve: a live socket is refused" 2 '' \
 kill -TERM "$PID_proxy2"
 wait "$PID_proxy2"
 expect "serve: -q keeps it quiet" test ! -s "$T/proxy2.stderr"
+
+# Built-in names in --allow and --deny stand for the agent's commands.
+start proxy4 $QGA -s "$P/agent.sock" serve --listen unix:"$P/proxy4.sock" \
+	--deny exec,guest-nope
+wait_for "$P/proxy4.sock"
+check "serve: --deny exec keeps exec out" 255 '' \
+	'qga: guest-exec: CommandNotFound: Command guest-exec has been refused by the proxy (qga serve --allow/--deny)' \
+	$QGA -s "$P/proxy4.sock" exec -- /bin/echo no
+check "serve: and sh" 255 '' "qga: guest-exec: CommandNotFound: *refused by the proxy*" \
+	$QGA -s "$P/proxy4.sock" sh 'echo no'
+check "serve: and the raw guest-exec-status" 1 '' "qga: guest-exec-status: CommandNotFound: *refused by the proxy*" \
+	$QGA -s "$P/proxy4.sock" guest-exec-status pid=1
+check "serve: the rest goes through" 0 "$(hostname)" '' $QGA -s "$P/proxy4.sock" hostname
+expect "serve: a listed name the agent does not know is warned of" \
+	grep -q '^qga serve: warning: --deny guest-nope: the agent has no such command$' "$T/proxy4.stderr"
+kill -TERM "$PID_proxy4"
+wait "$PID_proxy4"
+start proxy5 $QGA -s "$P/agent.sock" serve -q --listen unix:"$P/proxy5.sock" --allow hostname
+wait_for "$P/proxy5.sock"
+check "serve: --allow hostname, and qga hostname works through it" 0 "$(hostname)" '' \
+	$QGA -s "$P/proxy5.sock" hostname
+check "serve: while ping is kept out" 1 '' "qga: guest-ping: *refused by the proxy*" \
+	$QGA -s "$P/proxy5.sock" ping
+kill -TERM "$PID_proxy5"
+wait "$PID_proxy5"
+check "serve: a name that is no command is refused at start" 2 '' \
+	"qga: serve: --deny 'Guest Exec': neither a built-in command nor the name of an agent or QMP command" \
+	$QGA -s "$P/agent.sock" serve --listen unix:"$P/never.sock" --deny 'Guest Exec'
+check "serve: a built-in that sends nothing" 2 '' \
+	"qga: serve: --allow help: that command sends nothing to the agent" \
+	$QGA -s "$P/agent.sock" serve --listen unix:"$P/never.sock" --allow help
+expect "serve: and nothing listened" test ! -e "$P/never.sock"
+echo 'my notes' >"$P/notes.txt"
+check "serve: --listen on a regular file refuses" 2 '' \
+	"qga: listen on $P/notes.txt: it exists and is not a socket" \
+	$QGA -s "$P/agent.sock" serve --listen unix:"$P/notes.txt"
+check "serve: and the file survives" 0 'my notes' '' cat "$P/notes.txt"
 
 # Without /etc/hosts, localhost is still loopback (RFC 6761), both
 # addresses of it: an empty one is mounted over it in a namespace of the
