@@ -229,9 +229,10 @@ static struct {
 	long long timeout;   /* milliseconds; 0: none */
 	size_t maxreply;
 	int timeout_set;     /* -t was given: it overrides every default */
+	int addr_default;    /* neither -s nor QGA_SOCKET said where */
 	int qmp, nosync, ret, pretty, json;
 } opt = {
-	NULL, 10000, 80 << 20, 0, 0, 0, 0, 0, 0
+	NULL, 10000, 80 << 20, 0, 0, 0, 0, 0, 0, 0
 };
 
 /* Parses the whole number at s in base, at most max, leaving *end after
@@ -1107,8 +1108,15 @@ resync(struct conn *c)
 		return s;
 	for (;;) {
 		if ((s = conn_next(c, deadline, "reply to guest-sync-delimited",
-		                   &got)))
+		                   &got))) {
+			/* Silence from the start: say what it usually means. */
+			if (s == EX_TIMEOUT && c->fresh && !interrupted)
+				return fail(s, "no answer from a guest agent at %s within "
+				            "%s: is qemu-guest-agent running in the guest?%s",
+				            c->name, seconds(c->tmo), c->sock ? " another "
+				            "client (libvirtd, qga serve) may hold this socket" : "");
 			return s;
+		}
 		if (got == JSON_SCAN_GARBAGE) {
 			c->sc.pos++;
 			conn_consume(c);
@@ -1496,8 +1504,12 @@ need_session(void)
 {
 	int s;
 
-	if (!sess.up && (s = session_open(&sess, opt.addr, opt.timeout)))
+	if (!sess.up && (s = session_open(&sess, opt.addr, opt.timeout))) {
+		if (opt.addr_default && s == EX_IO)
+			fail(s, "%s (the default address: give the agent's with -s ADDR "
+			     "or QGA_SOCKET)", errmsg);
 		quit(s);
+	}
 }
 
 /* At exit, the memory and the descriptor go with the process, unless a
@@ -1531,6 +1543,9 @@ call_any(const struct buf *req, const char *name, struct reply *r,
 	int s;
 
 	need_session();
+	if (sess.qmp && !strncmp(name, "guest-", 6))
+		die(EX_USAGE, "%s is a QMP monitor, not a guest agent: %s is the "
+		    "guest agent's", sess.name, name);
 	if ((s = transact(&sess, req->p, req->len, r, name, timeout)))
 		quit(s);
 }
@@ -1913,8 +1928,10 @@ badopt(int argc, char **argv, const char *shorts, const struct option *lo, int c
 static void
 options_done(void)
 {
-	if (!opt.addr && !(opt.addr = getenv("QGA_SOCKET")))
+	if (!opt.addr && !(opt.addr = getenv("QGA_SOCKET"))) {
 		opt.addr = "/tmp/qga.sock";
+		opt.addr_default = 1;
+	}
 	if (!cur || !(opt.ret || opt.pretty || opt.json))
 		return;
 	if (!cur->json) {
@@ -1981,6 +1998,8 @@ plain_operands(int *argc, char ***argv)
 /* The most stdin -i sends: its base64 must stay under the agent's 64 MiB
  * token limit. */
 #define EXEC_INPUT_MAX 50331645
+/* The most output of a stream the agent keeps. */
+#define EXEC_OUTPUT_MAX (16 << 20)
 
 /* Writes what the program wrote, and returns its exit status. */
 static int
@@ -1990,7 +2009,7 @@ exec_finish(const struct doc *dp, const char *prog)
 		{"out-data", "out-truncated"}, {"err-data", "err-truncated"}};
 	struct buf data = {0};
 	struct doc d = *dp;
-	int i, v, code;
+	int i, v, code, cut[2] = {0, 0};
 
 	for (i = 0; i < 2; i++) {
 		if ((v = dget(&d, 0, streams[i][0])) < 0)
@@ -2000,9 +2019,12 @@ exec_finish(const struct doc *dp, const char *prog)
 		fflush(stdout);
 		if (write_all(i + 1, data.p, data.len) < 0)
 			die(EX_IO, "write %s:", i ? "stderr" : "stdout");
+		/* Some agents (10.0.2 among them) cut a stream at exactly
+		 * 16 MiB and say nothing: that size is taken as cut. */
+		cut[i] = data.len == EXEC_OUTPUT_MAX;
 	}
 	for (i = 0; i < 2; i++)
-		if (dtrue(&d, dget(&d, 0, streams[i][1])))
+		if (cut[i] || dtrue(&d, dget(&d, 0, streams[i][1])))
 			warn("%s: the agent truncated the program's %s", prog,
 			     i ? "stderr" : "stdout");
 	if ((v = dget(&d, 0, "signal")) >= 0)
@@ -2105,7 +2127,13 @@ cmd_exec(int argc, char **argv)
 		if (merge && strstr(member_str(r.js, &r.tok[r.err], "desc", desc,
 		                               sizeof desc), "capture-output"))
 			die(EX_AGENT, "exec --merge needs qemu-ga 8.1 or later");
-		quit(agent_error(&r, "guest-exec"));
+		agent_error(&r, "guest-exec");
+		member_str(r.js, &r.tok[r.err], "desc", desc, sizeof desc);
+		/* As ssh and docker do: 127 when there is no such program,
+		 * 126 when it cannot be run. */
+		say();
+		leave(strstr(desc, "No such file") ? 127 : strstr(desc, "Permission denied") ||
+		      strstr(desc, "Exec format error") ? 126 : 255);
 	}
 	doc_load(&d, &r);
 	pid = dint(&d, dget(&d, 0, "pid"), -1);
@@ -2877,34 +2905,71 @@ cmd_fstrim(int argc, char **argv)
 	return 0;
 }
 
-/* Reads a password: without echo from a terminal, else stdin's first line. */
-static char *
-read_password(const char *user)
+/* Reads a line into pw, without echo from a terminal after prompt. */
+static size_t
+read_line(char *pw, size_t size, int tty, const char *prompt, const char *user)
 {
-	static char pw[1024];
 	struct termios t, quiet;
-	int tty = isatty(0) && tcgetattr(0, &t) == 0;
-	ssize_t n;
 	size_t len = 0;
 
-	if (tty) {
-		fprintf(stderr, "Password for %s: ", user);
+	if (tty && tcgetattr(0, &t) == 0) {
+		fprintf(stderr, "%s %s: ", prompt, user);
 		quiet = t;
 		quiet.c_lflag &= ~(tcflag_t)ECHO;
 		tcsetattr(0, TCSAFLUSH, &quiet);
 	}
-	while (len < sizeof pw - 1 && (n = read(0, pw + len, 1)) == 1 && pw[len] != '\n')
+	while (len < size - 1 && read(0, pw + len, 1) == 1 && pw[len] != '\n')
 		len++;
 	if (tty) {
 		tcsetattr(0, TCSAFLUSH, &t);
-		fprintf(stderr, "\n");
+		fputs("\n", stderr);
 	}
 	pw[len] = 0;
 	if (len && pw[len - 1] == '\r')
 		pw[--len] = 0;
-	if (!len)
+	return len;
+}
+
+/* Reads a password: stdin's first line, or on a terminal twice, without
+ * echo, for a typo not to set a password nobody knows. */
+static char *
+read_password(const char *user)
+{
+	static char pw[1024], again[1024];
+	int tty = isatty(0);
+
+	if (!read_line(pw, sizeof pw, tty, "Password for", user))
 		die(EX_USAGE, "passwd: no password given on stdin");
+	if (tty) {
+		read_line(again, sizeof again, tty, "Again, for", user);
+		if (strcmp(pw, again))
+			die(EX_USAGE, "passwd: the two passwords differ: nothing was set");
+		memset(again, 0, sizeof again);
+	}
 	return pw;
+}
+
+/* Whether the agent lists name among its enabled commands. */
+static int
+enabled(const char *name)
+{
+	static const char info[] = "{\"execute\":\"guest-info\"}";
+	struct buf req = {(char *)info, sizeof info - 1, sizeof info, 1};
+	struct reply r;
+	struct doc d;
+	int list, i, k, on = 0;
+	char *n;
+
+	call(&req, "guest-info", &r);
+	doc_load(&d, &r);
+	list = dget(&d, 0, "supported_commands");
+	each(&d, list, i, k) {
+		n = dstr(&d, dget(&d, i, "name"));
+		on |= !strcmp(n, name) && dtrue(&d, dget(&d, i, "enabled"));
+		free(n);
+	}
+	free(d.t);
+	return on;
 }
 
 static const struct option passwd_longs[] = {
@@ -2924,6 +2989,10 @@ cmd_passwd(int argc, char **argv)
 		crypted = ch == 'c';
 	if (argc - optind != 1)
 		return -1;
+	/* Nobody is asked for a password the agent would not take. */
+	if (!enabled("guest-set-user-password"))
+		die(EX_AGENT, "guest-set-user-password is disabled in the guest agent "
+		    "(by its configuration, or while frozen)");
 	pw = read_password(argv[optind]);
 	req_begin(&req, "guest-set-user-password");
 	req_str(&req, "username", argv[optind]);

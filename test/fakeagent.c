@@ -142,6 +142,10 @@ privileged(const char *js, const struct json_tok *t, int name, int args)
 		else
 			outs("{\"error\": {\"class\": \"GenericError\", \"desc\": "
 			     "\"unexpected keys\"}}\n");
+	} else if (json_eq(js, &t[name], "guest-info")) {
+		outs("{\"return\": {\"version\": \"fake\", \"supported_commands\": ["
+		     "{\"enabled\": true, \"name\": \"guest-set-user-password\", "
+		     "\"success-response\": true}]}}\n");
 	} else if (json_eq(js, &t[name], "guest-ssh-get-authorized-keys")) {
 		outs("{\"return\": {\"keys\": [\"ssh-ed25519 AAAA a@b\", "
 		     "\"ssh-rsa BBBB c@d\"]}}\n");

@@ -36,11 +36,14 @@ expect "exec --no-wait prints the pid" test "$pid" -gt 0
 sleep 0.2
 check "exec-status PID" 0 '{"exitcode": 0, "out-data": "bGF0ZXIK", *"exited": true}' '' \
 	$QGA exec-status "$pid"
-check "exec: no such program" 255 '' \
+check "exec: no such program is 127, as in a shell" 127 '' \
 	"qga: guest-exec: GenericError: Guest agent command failed, error was 'Failed to execute child process *'" \
 	$QGA exec -- /no/such/program
 check "exec --merge on qemu-ga 7.2" 255 '' 'qga: exec --merge needs qemu-ga 8.1 or later' \
 	$QGA exec --merge -- /bin/true
+check "exec: a file that cannot be run is 126" 126 '' \
+	"qga: guest-exec: GenericError: *Permission denied*" sh -c \
+	"echo echo hi >'$C/plain' && chmod 644 '$C/plain' && exec $QGA exec -- '$C/plain'"
 check "exec: qga's own failure is 255" 255 '' "qga: connect $C/nope: No such file or directory" \
 	$QGA -s "$C/nope" exec -- /bin/true
 check "exec disabled, said plainly" 255 '' \
@@ -131,6 +134,10 @@ check "fstrim, blocked" 1 '' \
 check "passwd, blocked" 1 '' \
 	"qga: guest-set-user-password is disabled in the guest agent (by its configuration, or while frozen)" \
 	sh -c "echo pw | $QGA passwd nobody"
+script -qec "$QGA passwd nobody; echo status \$?" /dev/null </dev/null | tr -d '\r' >"$C/tty.out"
+check "passwd, blocked: refused before any prompt" 0 \
+	"qga: guest-set-user-password is disabled in the guest agent (by its configuration, or while frozen)${nl}status 1" '' \
+	cat "$C/tty.out"
 check "ssh-keys add, blocked" 1 '' \
 	"qga: guest-ssh-add-authorized-keys is disabled in the guest agent (by its configuration, or while frozen)" \
 	sh -c "echo 'ssh-ed25519 AAAA a@b' | $QGA ssh-keys add nobody"
@@ -157,9 +164,14 @@ check "fake: fsfreeze status" 0 'frozen' '' $QGA fsfreeze status
 check "fake: fsfreeze thaw" 0 'thawed 2 filesystems' '' $QGA fsfreeze thaw
 check "fake: fstrim" 0 "/      1024 bytes trimmed${nl}/boot  Operation not supported" '' $QGA fstrim 4096
 check "fake: passwd from stdin" 0 '' '' sh -c "echo s3cret | $QGA passwd alice"
-(sleep 0.5; printf 's3cret\r') | script -qec "$QGA passwd alice; echo status \$?" /dev/null |
-	tr -d '\r' >"$C/tty.out"
-check "fake: passwd prompts on a terminal, without echo" 0 "Password for alice: ${nl}status 0" '' \
+(sleep 0.5; printf 's3cret\r'; sleep 0.3; printf 's3cret\r') |
+	script -qec "$QGA passwd alice; echo status \$?" /dev/null | tr -d '\r' >"$C/tty.out"
+check "fake: passwd prompts twice on a terminal, without echo" 0 \
+	"Password for alice: ${nl}Again, for alice: ${nl}status 0" '' cat "$C/tty.out"
+(sleep 0.5; printf 's3cret\r'; sleep 0.3; printf 's3cre\r') |
+	script -qec "$QGA passwd alice; echo status \$?" /dev/null | tr -d '\r' >"$C/tty.out"
+check "fake: passwd, two passwords that differ set nothing" 0 \
+	"Password for alice: ${nl}Again, for alice: ${nl}qga: passwd: the two passwords differ: nothing was set${nl}status 2" '' \
 	cat "$C/tty.out"
 check "fake: passwd, another password" 1 '' \
 	'qga: guest-set-user-password: GenericError: unexpected user or password' \

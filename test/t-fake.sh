@@ -27,7 +27,7 @@ check "fake: stale bytes and wrong ids before the sync" 0 '{"return": {}}' '' \
 fake stall
 t0=$(date +%s%N)
 check "fake: a stalled agent times out" 4 '' \
-	"qga: $S: no reply to guest-sync-delimited within 0.500 s" $QGA -s "$S" -t 0.5 guest-ping
+	"qga: no answer from a guest agent at $S within 0.500 s: is qemu-guest-agent running in the guest? another client (libvirtd, qga serve) may hold this socket" $QGA -s "$S" -t 0.5 guest-ping
 t1=$(date +%s%N)
 expect "fake: the timeout is kept (within a second)" test $(((t1 - t0) / 1000000)) -lt 1500
 check "fake: --no-sync times out on the command" 4 '' \

@@ -57,7 +57,7 @@ check "a bare character device is serial" 0 '{"return": {"host-name": "*"}}' '' 
 start silent socat PTY,link="$R/c",rawer PTY,link="$R/d",rawer
 wait_for "$R/d"
 check "no agent on the line: a timeout" 4 '' \
-	"qga: serial:$R/d: no reply to guest-sync-delimited within 0.300 s" \
+	"qga: no answer from a guest agent at serial:$R/d within 0.300 s: is qemu-guest-agent running in the guest?" \
 	$QGA -s serial:"$R/d" -t 0.3 guest-ping
 expect "the serial agents survived" alive serialagent
 expect "the pty agent survived" alive ptyagent
