@@ -1807,6 +1807,41 @@ b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 	return 0;
 }
 
+/* Whether the agent lists name among its enabled commands; guest-info
+ * is asked once. */
+static int
+enabled(const char *name)
+{
+	static const char info[] = "{\"execute\":\"guest-info\"}";
+	static struct buf names;
+	struct buf req = {(char *)info, sizeof info - 1, sizeof info, 1};
+	struct reply r;
+	struct doc d;
+	int list, i, k;
+	char *n, key[160];
+
+	if (!names.len) {
+		buf_add(&names, ",", 1);
+		call_any(&req, "guest-info", &r, opt.timeout);
+		if (r.ret >= 0) {
+			doc_load(&d, &r);
+			list = dget(&d, 0, "supported_commands");
+			each(&d, list, i, k) {
+				n = dstr(&d, dget(&d, i, "name"));
+				if (dtrue(&d, dget(&d, i, "enabled"))) {
+					buf_str(&names, n);
+					buf_add(&names, ",", 1);
+				}
+				free(n);
+			}
+			free(d.t);
+		}
+		buf_add(&names, "", 1);
+	}
+	snprintf(key, sizeof key, ",%s,", name);
+	return strstr(names.p, key) != NULL;
+}
+
 /* ------------------------------------------------------------------ */
 /* Built-in commands: options                                          */
 /* ------------------------------------------------------------------ */
@@ -1814,7 +1849,7 @@ b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 /* Long options without a letter: their values stay clear of letters. */
 enum {
 	O_QMP = 256, O_NOSYNC, O_MAXREPLY, O_NOWAIT, O_MERGE, O_HTTP, O_ALLOW,
-	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE
+	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE
 };
 
 /* The options every command takes, before its name or after it. */
@@ -2213,13 +2248,22 @@ static long long open_handle = -1;  /* a guest file to close on exit */
 static char tmpname[4096];          /* a partial download, removed on exit */
 static void file_close(int quiet);
 
+static char remote_tmp[4096];    /* a partial upload, removed on exit */
+static int guest_sh(const char *script, const char *const *args);
+
+/* Undoes what a file command left: the local temporary file, the guest's
+ * open handle, the guest's temporary file. */
 static void
 cleanup(void)
 {
+	const char *args[2] = {remote_tmp, NULL};
+
 	if (tmpname[0])
 		unlink(tmpname);
 	sess.dirty = 1;
 	file_close(1);
+	if (remote_tmp[0])
+		guest_sh("rm -f -- \"$1\"", args);
 }
 
 static long long
@@ -2405,37 +2449,66 @@ cmd_get(int argc, char **argv)
 	return 0;
 }
 
-static const struct option put_longs[] = {
-	{"append", no_argument, NULL, 'a'},
-	{NULL, 0, NULL, 0}
-};
-
+/* Runs /bin/sh -c script with args in the guest and waits for it: its
+ * exit status, or -1 when it could not be run. Failures are not reported:
+ * the caller says what they mean. */
 static int
-cmd_put(int argc, char **argv)
+guest_sh(const char *script, const char *const *args)
 {
-	struct buf req = {0}, data = {0};
+	struct timespec nap = {0, 2000000};
+	struct buf req = {0};
 	struct reply r;
 	struct doc d;
-	const char *local = "-", *remote;
+	long long pid;
+	int code = -1;
+
+	req_begin(&req, "guest-exec");
+	req_str(&req, "path", "/bin/sh");
+	req_key(&req, "arg");
+	buf_str(&req, "[\"-c\",");
+	buf_jstr(&req, script, strlen(script));
+	buf_str(&req, ",\"sh\"");
+	for (; *args; args++) {
+		buf_add(&req, ",", 1);
+		buf_jstr(&req, *args, strlen(*args));
+	}
+	buf_str(&req, "]}}");
+	if (transact(&sess, req.p, req.len, &r, "guest-exec", opt.timeout) || r.ret < 0)
+		goto done;
+	doc_load(&d, &r);
+	pid = dint(&d, dget(&d, 0, "pid"), -1);
+	free(d.t);
+	req_begin(&req, "guest-exec-status");
+	req_int(&req, "pid", pid);
+	req_end(&req);
+	while (!transact(&sess, req.p, req.len, &r, "guest-exec-status", opt.timeout) &&
+	       r.ret >= 0) {
+		doc_load(&d, &r);
+		if (dtrue(&d, dget(&d, 0, "exited")))
+			code = dget(&d, 0, "signal") >= 0 ? -1 :
+			       (int)dint(&d, dget(&d, 0, "exitcode"), -1);
+		free(d.t);
+		if (code >= 0 || interrupted)
+			break;
+		nanosleep(&nap, NULL);
+	}
+done:
+	free(req.p);
+	return code;
+}
+
+/* Sends fd's bytes to the open guest file; returns how many. */
+static unsigned long long
+put_data(int fd, const char *local, const char *remote)
+{
+	struct buf req = {0}, data = {0};
 	unsigned long long total = 0;
 	long long t0 = now_ms(), count;
+	struct reply r;
+	struct doc d;
 	size_t off;
 	ssize_t n;
-	int ch, fd = 0, append = 0;
 
-	while ((ch = cmdopt(argc, argv)) != -1)
-		append = ch == 'a';
-	argc -= optind;
-	argv += optind;
-	if (argc < 1 || argc > 2)
-		return -1;
-	if (argc == 2)
-		local = *argv++;
-	remote = argv[0];
-	if (strcmp(local, "-") && (fd = open(local, O_RDONLY | O_CLOEXEC)) < 0)
-		die(EX_IO, "open %s:", local);
-	on_leave = cleanup;
-	file_open(remote, append ? "a" : "w");
 	buf_need(&data, CHUNK);
 	for (;;) {
 		for (data.len = 0; data.len < CHUNK; data.len += (size_t)n) {
@@ -2472,9 +2545,134 @@ cmd_put(int argc, char **argv)
 			break;
 	}
 	progress(remote, total, t0, 1);
-	file_close(0);
 	free(req.p);
 	free(data.p);
+	return total;
+}
+
+/* The size of the open guest file, from a seek to its end. */
+static long long
+guest_size(void)
+{
+	struct buf req = {0};
+	struct reply r;
+	long long pos;
+	int v;
+
+	req_begin(&req, "guest-file-seek");
+	req_int(&req, "handle", open_handle);
+	req_int(&req, "offset", 0);
+	req_str(&req, "whence", "end");
+	req_end(&req);
+	call(&req, "guest-file-seek", &r);
+	free(req.p);
+	v = json_get(r.js, r.tok, r.ret, "position");
+	return v >= 0 && !json_int(r.js, &r.tok[v], &pos) ? pos : -1;
+}
+
+static const struct option put_longs[] = {
+	{"append", no_argument, NULL, 'a'},
+	{"inplace", no_argument, NULL, O_INPLACE},
+	{"mode", required_argument, NULL, 'm'},
+	{NULL, 0, NULL, 0}
+};
+
+/* put writes a temporary file beside the target, named for what it is,
+ * checks its size, gives it its mode and renames it over the target with
+ * guest-exec, so that the target is the old file or the new one, never
+ * part of either. Without guest-exec (or with --inplace, or -a) it writes
+ * in place, and says so. */
+static int
+cmd_put(int argc, char **argv)
+{
+	static const char finish[] =
+		"m=$1; if [ -e \"$3\" ]; then m=$(stat -c %a -- \"$3\" 2>/dev/null || "
+		"echo \"$1\"); chown \"$(stat -c %u:%g -- \"$3\")\" \"$2\" 2>/dev/null; fi; "
+		"chmod \"$m\" \"$2\" && mv -f -- \"$2\" \"$3\"";
+	const char *local, *remote, *base, *args[4];
+	char prefix[4080], mstr[24];
+	unsigned long long total;
+	long long mode = -1, size;
+	int ch, fd = 0, append = 0, inplace = 0, exec, isnew = 0;
+	struct stat st;
+	char *end;
+
+	while ((ch = cmdopt(argc, argv)) != -1) {
+		if (ch == 'a')
+			append = 1;
+		else if (ch == O_INPLACE)
+			inplace = 1;
+		else if ((mode = num(optarg, &end, 8, 07777)) < 0 || *end)
+			die(EX_USAGE, "put: bad --mode '%s': expected octal", optarg);
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc != 2)
+		die(EX_USAGE, "put: name the local file, or - for stdin, and the "
+		    "guest file: qga put LOCAL|- REMOTE");
+	local = argv[0];
+	remote = argv[1];
+	if (!strcmp(local, "-") && isatty(0))
+		die(EX_USAGE, "put: stdin is a terminal: pipe the data in, or name a file");
+	if (strcmp(local, "-") && ((fd = open(local, O_RDONLY | O_CLOEXEC)) < 0 ||
+	                           fstat(fd, &st) < 0))
+		die(EX_IO, "open %s:", local);
+	if (mode < 0)
+		mode = fd ? st.st_mode & 0777 : 0644;
+	snprintf(mstr, sizeof mstr, "%llo", (unsigned long long)mode);
+	on_leave = cleanup;
+	exec = enabled("guest-exec") && enabled("guest-exec-status");
+	if (!append && !inplace && !exec)
+		warn("put: guest-exec is disabled in the guest agent: writing %s in "
+		     "place, not atomically", remote);
+	if (!append && (inplace || !exec)) {
+		/* Whether the file is new, for its mode. */
+		struct buf req = {0};
+		struct reply r;
+		req_begin(&req, "guest-file-open");
+		req_str(&req, "path", remote);
+		req_str(&req, "mode", "r");
+		req_end(&req);
+		call_any(&req, "guest-file-open", &r, opt.timeout);
+		if (!(isnew = r.err >= 0) && json_int(r.js, &r.tok[r.ret], &open_handle) == 0)
+			file_close(0);
+		free(req.p);
+	}
+	if (!append && !inplace && exec) {
+		/* A leftover of an earlier put that was killed goes first. */
+		base = strrchr(remote, '/') ? strrchr(remote, '/') + 1 : remote;
+		if ((size_t)snprintf(prefix, sizeof prefix, "%.*s.%s.qga-put-",
+		                     (int)(base - remote), remote, base) >= sizeof prefix - 16)
+			die(EX_USAGE, "put: guest path too long: %s", remote);
+		args[0] = prefix;
+		args[1] = NULL;
+		guest_sh("rm -f -- \"$1\"????????", args);
+		snprintf(remote_tmp, sizeof remote_tmp, "%s%08x", prefix, random_id());
+	}
+	file_open(*remote_tmp ? remote_tmp : remote, append ? "a" : "w");
+	total = put_data(fd, local, remote);
+	size = guest_size();
+	if (append ? size < (long long)total : size != (long long)total)
+		die(EX_PROTO, "put: %s holds %lld bytes after %llu were written", remote,
+		    size, total);
+	file_close(0);
+	if (*remote_tmp) {
+		args[0] = mstr;
+		args[1] = remote_tmp;
+		args[2] = remote;
+		args[3] = NULL;
+		if (guest_sh(finish, args))
+			die(EX_AGENT, "put: %s could not be put in place: it is unchanged",
+			    remote);
+		remote_tmp[0] = 0;
+	} else if (isnew && exec) {
+		args[0] = mstr;
+		args[1] = remote;
+		args[2] = NULL;
+		guest_sh("chmod \"$1\" \"$2\"", args);
+	} else if (isnew)
+		warn("put: %s is new, and the agent made it world-writable (0666): "
+		     "guest-exec, which would set its mode, is disabled", remote);
 	return 0;
 }
 
@@ -2949,28 +3147,6 @@ read_password(const char *user)
 	return pw;
 }
 
-/* Whether the agent lists name among its enabled commands. */
-static int
-enabled(const char *name)
-{
-	static const char info[] = "{\"execute\":\"guest-info\"}";
-	struct buf req = {(char *)info, sizeof info - 1, sizeof info, 1};
-	struct reply r;
-	struct doc d;
-	int list, i, k, on = 0;
-	char *n;
-
-	call(&req, "guest-info", &r);
-	doc_load(&d, &r);
-	list = dget(&d, 0, "supported_commands");
-	each(&d, list, i, k) {
-		n = dstr(&d, dget(&d, i, "name"));
-		on |= !strcmp(n, name) && dtrue(&d, dget(&d, i, "enabled"));
-		free(n);
-	}
-	free(d.t);
-	return on;
-}
 
 static const struct option passwd_longs[] = {
 	{"crypted", no_argument, NULL, 'c'},
@@ -3968,13 +4144,9 @@ static _Noreturn void usage(int status);
 static const struct cmd cmds[] = {
 	{"exec", cmd_exec, NULL, NULL, "ie:T:", exec_longs, 0,
 	 "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--] PROG [ARG]...",
-	 "Runs PROG in the guest and writes its stdout and stderr here; qga exits\n"
-	 "with the program's status (128+N for signal N), or 255 when qga itself\n"
-	 "fails. -i sends stdin as the program's input (up to 50331645 bytes);\n"
-	 "-e adds an environment variable (the agent then replaces the whole\n"
-	 "environment, so a PATH is added unless given); -T gives up waiting after\n"
-	 "SECS, saying the pid, with status 124; --no-wait prints the pid at once;\n"
-	 "--merge asks for stderr merged into stdout (qemu-ga 8.1 and later).\n",
+	 "Runs PROG in the guest, its output here, its status as qga's (128+N\n"
+	 "for signal N; 255 when qga fails). -i: stdin as its input; -e: a\n"
+	 "variable; -T: give up after SECS (124); --no-wait: print the pid.\n",
 	 "guest-exec,guest-exec-status"},
 	{"sh", cmd_exec, NULL, NULL, "ie:T:", exec_longs, 0,
 	 "[EXEC OPTIONS] 'COMMAND LINE' [ARG]...",
@@ -3986,11 +4158,12 @@ static const struct cmd cmds[] = {
 	{"cat", cmd_cat, NULL, NULL, NULL, NULL, 0, "REMOTE...",
 	 "Writes guest files to stdout.\n", "guest-file-open,guest-file-read,guest-file-close"},
 	{"get", cmd_get, NULL, NULL, NULL, NULL, 0, "REMOTE [LOCAL|-]",
-	 "Copies a guest file here (to a temporary name, renamed when complete).\n"
-	 "LOCAL defaults to the remote file's name; a folder gets that name in it.\n",
+	 "Copies a guest file here, atomically; LOCAL defaults to its name.\n",
 	 "guest-file-open,guest-file-read,guest-file-close"},
-	{"put", cmd_put, NULL, NULL, "a", put_longs, 0, "[-a] [LOCAL|-] REMOTE",
-	 "Copies a file, or stdin, to the guest; -a appends.\n",
+	{"put", cmd_put, NULL, NULL, "am:", put_longs, 0,
+	 "[-a] [--inplace] [-m MODE] LOCAL|- REMOTE",
+	 "Copies a file, or stdin (-), to the guest, atomically where guest-exec\n"
+	 "allows (else, or with --inplace, in place); -m: a new file's mode.\n",
 	 "guest-file-open,guest-file-write,guest-file-close"},
 	{"ping", NULL, "guest-ping", NULL, NULL, NULL, 1, "",
 	 "Exits 0 when the agent answers.\n", NULL},
@@ -4040,22 +4213,14 @@ static const struct cmd cmds[] = {
 	{"serve", cmd_serve, NULL, NULL, "l:q", serve_longs, 0,
 	 "--listen ADDR... [--http ADDR]... [--allow CMD,...] [--deny CMD,...] "
 	 "[--max-clients N] [--max-request BYTES] [--mode MODE] [-q]",
-	 "Shares the agent (-s) among many clients. --listen unix:PATH (mode 0600\n"
-	 "unless --mode) or tcp:[HOST:]PORT (loopback without HOST; port 0 lets\n"
-	 "the system choose, and the log says which) takes plain QGA clients;\n"
-	 "--http ADDR answers POST / (a request as the body, the reply as the\n"
-	 "answer) and GET /health (200 when the agent answers a ping, else 503).\n"
-	 "Requests are queued and sent one at a time; each client gets its own\n"
-	 "replies, and its guest-sync and 0xFF are answered for it. --allow and\n"
-	 "--deny keep commands from the agent, answered as disabled. Defaults:\n"
-	 "64 clients, 8M requests.\n", NULL},
+	 "Shares the agent (-s) among clients: --listen unix:PATH or\n"
+	 "tcp:[HOST:]PORT for QGA, --http ADDR for POST / and GET /health.\n"
+	 "--allow and --deny take command names, a built-in's for its own.\n", NULL},
 	{"wait", cmd_wait, NULL, NULL, "T:", wait_longs, 0, "[-T SECS]",
 	 "Waits until the agent answers a ping (default 60 s): exits 0, or 4.\n",
 	 "guest-ping"},
 	{"completion", cmd_completion, NULL, NULL, NULL, NULL, 0, "bash | zsh",
-	 "Prints a completion script for bash or zsh, made from this very table\n"
-	 "of commands and options: source it, or install it where the shell\n"
-	 "looks for completions.\n", NULL},
+	 "Prints a completion script for bash or zsh.\n", NULL},
 	{"help", cmd_help, NULL, NULL, NULL, NULL, 0, "[COMMAND]",
 	 "Says how to use qga, or one command.\n", NULL},
 };

@@ -72,7 +72,7 @@ expect "put and get 100 MiB + 1 (checksums)" \
 rm -f "$C/big.got"
 $QGA cat "$C/files/r1" "$C/files/r12345" >"$C/cat.out"
 expect "cat several files" sh -c "cat '$C/files/r1' '$C/files/r12345' | cmp -s - '$C/cat.out'"
-printf 'one\n' | $QGA put "$C/files/log"
+printf 'one\n' | $QGA put - "$C/files/log"
 printf 'two\n' | $QGA put -a - "$C/files/log"
 check "put from stdin, then -a appends" 0 "one${nl}two" '' $QGA cat "$C/files/log"
 check "get - writes to stdout" 0 "one${nl}two" '' $QGA get "$C/files/log" -
