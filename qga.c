@@ -1892,6 +1892,19 @@ cmd_usage(const struct cmd *c, FILE *f)
 	        c->usage);
 }
 
+/* The usage line, the help, and the agent's commands the command sends
+ * (which serve's --allow and --deny take its name for). */
+static void
+cmd_help_text(const struct cmd *c)
+{
+	const char *u = c->uses ? c->uses : c->query;
+
+	cmd_usage(c, stdout);
+	printf("\n%s", c->help);
+	if (u)
+		printf("It sends %s.\n", u);
+}
+
 /* Takes a global option; returns 0 if ch is not one. */
 static int
 global_opt(int ch, const char *arg)
@@ -2004,8 +2017,7 @@ cmdopt(int argc, char **argv)
 		if (ch == '?' || ch == ':')
 			badopt(argc, argv, so, lo, ch);
 		if (ch == 'h') {
-			cmd_usage(cur, stdout);
-			printf("\n%s", cur->help);
+			cmd_help_text(cur);
 			leave(0);
 		}
 		if (!global_opt(ch, optarg))
@@ -4227,23 +4239,23 @@ static const struct cmd cmds[] = {
 #define NCMDS (sizeof cmds / sizeof *cmds)
 
 /* The guest agent's commands as QEMU's schema names them (up to 10.0),
- * for completion and for suggestions. */
+ * each after "guest-", for completion and for suggestions. */
 static const char *const schema_names[] = {
-	"guest-exec", "guest-exec-status", "guest-file-close", "guest-file-flush",
-	"guest-file-open", "guest-file-read", "guest-file-seek", "guest-file-write",
-	"guest-fsfreeze-freeze", "guest-fsfreeze-freeze-list",
-	"guest-fsfreeze-status", "guest-fsfreeze-thaw", "guest-fstrim",
-	"guest-get-cpustats", "guest-get-devices", "guest-get-disks",
-	"guest-get-diskstats", "guest-get-fsinfo", "guest-get-host-name",
-	"guest-get-load", "guest-get-memory-block-info", "guest-get-memory-blocks",
-	"guest-get-osinfo", "guest-get-time", "guest-get-timezone",
-	"guest-get-users", "guest-get-vcpus", "guest-info",
-	"guest-network-get-interfaces", "guest-network-get-route", "guest-ping",
-	"guest-set-memory-blocks", "guest-set-time", "guest-set-user-password",
-	"guest-set-vcpus", "guest-shutdown", "guest-ssh-add-authorized-keys",
-	"guest-ssh-get-authorized-keys", "guest-ssh-remove-authorized-keys",
-	"guest-suspend-disk", "guest-suspend-hybrid", "guest-suspend-ram",
-	"guest-sync", "guest-sync-delimited",
+	"exec", "exec-status", "file-close", "file-flush",
+	"file-open", "file-read", "file-seek", "file-write",
+	"fsfreeze-freeze", "fsfreeze-freeze-list",
+	"fsfreeze-status", "fsfreeze-thaw", "fstrim",
+	"get-cpustats", "get-devices", "get-disks",
+	"get-diskstats", "get-fsinfo", "get-host-name",
+	"get-load", "get-memory-block-info", "get-memory-blocks",
+	"get-osinfo", "get-time", "get-timezone",
+	"get-users", "get-vcpus", "info",
+	"network-get-interfaces", "network-get-route", "ping",
+	"set-memory-blocks", "set-time", "set-user-password",
+	"set-vcpus", "shutdown", "ssh-add-authorized-keys",
+	"ssh-get-authorized-keys", "ssh-remove-authorized-keys",
+	"suspend-disk", "suspend-hybrid", "suspend-ram",
+	"sync", "sync-delimited",
 };
 #define NSCHEMA (sizeof schema_names / sizeof *schema_names)
 
@@ -4332,7 +4344,7 @@ suggest(struct conn *c, const char *name)
 	static struct buf names;
 	static int asked;
 	const char *best = NULL, *q = c->qmp ? "query-commands" : "guest-info";
-	char gname[160], *n;
+	char gname[160], *n, cand[NSCHEMA][40];
 	struct buf req = {0};
 	struct reply r;
 	struct doc d;
@@ -4363,8 +4375,10 @@ suggest(struct conn *c, const char *name)
 			break;
 		for (w = 0; w < NCMDS; w++)
 			closest(nm, cmds[w].name, &best, &bd);
-		for (w = 0; w < NSCHEMA; w++)
-			closest(nm, schema_names[w], &best, &bd);
+		for (w = 0; w < NSCHEMA; w++) {
+			snprintf(cand[w], sizeof cand[w], "guest-%s", schema_names[w]);
+			closest(nm, cand[w], &best, &bd);
+		}
 		for (w = 0; w < names.len; w += strlen(names.p + w) + 1)
 			closest(nm, names.p + w, &best, &bd);
 	}
@@ -4421,8 +4435,7 @@ cmd_help(int argc, char **argv)
 		suggest_builtin(argv[1]);
 		leave(EX_USAGE);
 	}
-	cmd_usage(c, stdout);
-	printf("\n%s", c->help);
+	cmd_help_text(c);
 	return 0;
 }
 
@@ -4456,42 +4469,20 @@ print_opts(const struct cmd *c)
 			printf(" -%c", *p);
 }
 
-static const char bash_head[] =
-"# bash completion for qga, made by `qga completion bash`.\n"
+/* The start of both scripts: bash's words and index, or zsh's. */
+static const char comp_head[] =
 "_qga() {\n"
-"\tlocal cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} i cmd= opts\n"
-"\tfor ((i = 1; i < COMP_CWORD; i++)); do\n"
-"\t\tcase ${COMP_WORDS[i]} in\n"
+"\tlocal i cmd= opts%1$s\n"
+"\tfor ((i = %2$s; i < %3$s; i++)); do\n"
+"\t\tcase ${%4$s[i]} in\n"
 "\t\t-s|--socket|-t|--timeout|--max-reply) ((i++)) ;;\n"
 "\t\t--) break ;;\n"
 "\t\t-*) ;;\n"
-"\t\t*) cmd=${COMP_WORDS[i]}; break ;;\n"
+"\t\t*) cmd=${%4$s[i]}; break ;;\n"
 "\t\tesac\n"
 "\tdone\n"
-"\tcase $prev in\n"
-"\t-s|--socket)\n"
-"\t\tCOMPREPLY=($(compgen -W 'unix: tcp: vsock: serial:' -- \"$cur\") $(compgen -f -- \"$cur\"))\n"
-"\t\tcompopt -o nospace 2>/dev/null\n"
-"\t\treturn ;;\n"
-"\t-t|--timeout|--max-reply) return ;;\n"
-"\tesac\n"
-"\tcase $cmd in\n";
-
-static const char zsh_head[] =
-"#compdef qga\n"
-"# zsh completion for qga, made by `qga completion zsh`.\n"
-"_qga() {\n"
-"\tlocal i cmd= opts\n"
-"\tfor ((i = 2; i < CURRENT; i++)); do\n"
-"\t\tcase ${words[i]} in\n"
-"\t\t-s|--socket|-t|--timeout|--max-reply) ((i++)) ;;\n"
-"\t\t--) break ;;\n"
-"\t\t-*) ;;\n"
-"\t\t*) cmd=${words[i]}; break ;;\n"
-"\t\tesac\n"
-"\tdone\n"
-"\tcase ${words[CURRENT-1]} in\n"
-"\t-s|--socket) compadd -S '' unix: tcp: vsock: serial:; _files; return ;;\n"
+"\tcase ${%4$s[%3$s-1]} in\n"
+"\t-s|--socket) %5$s; return ;;\n"
 "\t-t|--timeout|--max-reply) return ;;\n"
 "\tesac\n"
 "\tcase $cmd in\n";
@@ -4507,7 +4498,15 @@ cmd_completion(int argc, char **argv)
 	if (argc != 2 || (strcmp(argv[1], "bash") && strcmp(argv[1], "zsh")))
 		return -1;
 	bash = argv[1][0] == 'b';
-	fputs(bash ? bash_head : zsh_head, stdout);
+	printf("%s", bash ? "# bash completion for qga: qga completion bash\n" :
+	       "#compdef qga\n# zsh completion for qga: qga completion zsh\n");
+	if (bash)
+		printf(comp_head, " cur=${COMP_WORDS[COMP_CWORD]}", "1", "COMP_CWORD",
+		       "COMP_WORDS", "COMPREPLY=($(compgen -W 'unix: tcp: vsock: serial:' -- "
+		       "\"$cur\") $(compgen -f -- \"$cur\")); compopt -o nospace 2>/dev/null");
+	else
+		printf(comp_head, "", "2", "CURRENT", "words",
+		       "compadd -S '' unix: tcp: vsock: serial:; _files");
 	for (i = 0; i < NCMDS; i++) {
 		printf("\t%s) opts='", cmds[i].name);
 		print_opts(&cmds[i]);
@@ -4527,7 +4526,7 @@ cmd_completion(int argc, char **argv)
 	for (i = 0; i < NCMDS; i++)
 		printf(" %s", cmds[i].name);
 	for (i = 0; i < NSCHEMA; i++)
-		printf(" %s", schema_names[i]);
+		printf(" guest-%s", schema_names[i]);
 	if (bash)
 		printf("' -- \"$cur\"))\n\tfi\n}\ncomplete -o default -F _qga qga\n");
 	else
