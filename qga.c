@@ -4660,6 +4660,13 @@ main(int argc, char **argv)
 	char name[128];
 	int ch, s, batch, named = 0;
 
+	/* Replies are written in large blocks: a batch's thousands of lines
+	 * would otherwise cost a write each kilobyte. Everything that must be
+	 * seen early (a batch's replies before it reads more, exec's output,
+	 * a message) flushes first. */
+	static char out[1 << 16];
+
+	setvbuf(stdout, out, _IOFBF, sizeof out);
 	catch_signals();
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "+:" GLOBAL_SHORTS "V", longs, NULL)) != -1) {
