@@ -185,6 +185,16 @@ excerpt(const char *s, size_t n)
 	return out;
 }
 
+/* Copies s into out, cut to fit. */
+static void
+copy(char *out, size_t size, const char *s)
+{
+	size_t n = strnlen(s, size - 1);
+
+	memcpy(out, s, n);
+	out[n] = 0;
+}
+
 static void *
 xrealloc(void *p, size_t n)
 {
@@ -1190,7 +1200,9 @@ transact(struct conn *c, const char *req, size_t len, struct reply *r,
 	if (c->dirty && (s = resync(c)))
 		return s;
 	deadline = conn_deadline(c, timeout);
-	snprintf(what, sizeof what, "reply to %s", name);
+	/* Per request in a batch, so not through printf. */
+	memcpy(what, "reply to ", 9);
+	copy(what + 9, sizeof what - 9, name);
 	if ((s = conn_write(c, req, len, deadline)))
 		return s;
 	return read_reply(c, r, deadline, what);
@@ -1408,7 +1420,7 @@ line_request(struct buf *b, char *line, char *name, size_t size, int *named)
 		while (*p == ' ' || *p == '\t')
 			p++;
 	}
-	snprintf(name, size, "%s", words[0]);
+	copy(name, size, words[0]);
 	return build_request(b, words, n);
 }
 
@@ -4703,7 +4715,7 @@ main(int argc, char **argv)
 		} else if ((s = build_request(&req, argv, argc)))
 			quit(s);
 		else {
-			snprintf(name, sizeof name, "%s", argv[0]);
+			copy(name, sizeof name, argv[0]);
 			named = 1;
 		}
 	}
