@@ -2184,7 +2184,7 @@ cmd_exec(int argc, char **argv)
 	if (r.err >= 0) {
 		if (merge && strstr(member_str(r.js, &r.tok[r.err], "desc", desc,
 		                               sizeof desc), "capture-output"))
-			die(EX_AGENT, "exec --merge needs qemu-ga 8.1 or later");
+			die(EX_AGENT, "exec --merge needs qemu-ga 8.0 or later");
 		agent_error(&r, "guest-exec");
 		member_str(r.js, &r.tok[r.err], "desc", desc, sizeof desc);
 		/* As ssh and docker do: 127 when there is no such program,

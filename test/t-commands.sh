@@ -4,9 +4,9 @@
 C=$T/cmds
 mkdir -p "$C/state" "$C/state2" "$C/files"
 rm -f "$C/qga.sock" "$C/noexec.sock"
-start cagent qemu-ga --method=unix-listen --path="$C/qga.sock" \
+start cagent "$QEMU_GA" --method=unix-listen --path="$C/qga.sock" \
 	--statedir="$C/state" --logfile="$C/qga.log" --block-rpcs="$BLOCK"
-start noexec qemu-ga --method=unix-listen --path="$C/noexec.sock" \
+start noexec "$QEMU_GA" --method=unix-listen --path="$C/noexec.sock" \
 	--statedir="$C/state2" --logfile="$C/qga2.log" --block-rpcs="$BLOCK,guest-exec"
 wait_for "$C/qga.sock"
 wait_for "$C/noexec.sock"
@@ -37,10 +37,14 @@ sleep 0.2
 check "exec-status PID" 0 '{"exitcode": 0, "out-data": "bGF0ZXIK", *"exited": true}' '' \
 	$QGA exec-status "$pid"
 check "exec: no such program is 127, as in a shell" 127 '' \
-	"qga: guest-exec: GenericError: Guest agent command failed, error was 'Failed to execute child process *'" \
+	"qga: guest-exec: GenericError: *Failed to execute child process *No such file or directory*" \
 	$QGA exec -- /no/such/program
-check "exec --merge on qemu-ga 7.2" 255 '' 'qga: exec --merge needs qemu-ga 8.1 or later' \
-	$QGA exec --merge -- /bin/true
+case $ver in
+7.*)	check "exec --merge on qemu-ga 7.2" 255 '' 'qga: exec --merge needs qemu-ga 8.0 or later' \
+		$QGA exec --merge -- /bin/true ;;
+*)	check "exec --merge: stderr in stdout, in order" 0 "a${nl}b${nl}c" '' \
+		$QGA exec --merge -- /bin/sh -c 'echo a; echo b >&2; echo c' ;;
+esac
 check "exec: a file that cannot be run is 126" 126 '' \
 	"qga: guest-exec: GenericError: *Permission denied*" sh -c \
 	"echo echo hi >'$C/plain' && chmod 644 '$C/plain' && exec $QGA exec -- '$C/plain'"

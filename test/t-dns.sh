@@ -10,7 +10,7 @@ if ! "$IN_NS" /etc/hosts /etc/resolv.conf true 2>/dev/null; then
 	skip "the DNS tests: no mount namespace here"
 	return 0
 fi
-start dnsagent qemu-ga --method=unix-listen --path="$N/qga.sock" \
+start dnsagent "$QEMU_GA" --method=unix-listen --path="$N/qga.sock" \
 	--statedir="$N" --logfile="$N/qga.log" --block-rpcs="$BLOCK"
 # vm.test is only in DNS; hosted.test is in both, where DNS points at an
 # address nothing listens on; the rest of .test does not exist.

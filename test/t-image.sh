@@ -25,7 +25,7 @@ echo "image: qga-oci.tar is $(wc -c <qga-oci.tar) bytes; its layer, compressed, 
 # Run it as a runtime would: its root unpacked, the agent's socket shared.
 mkdir -p "$O/root" "$O/state"
 tar -xzmf "$O/layout/blobs/sha256/$layer" -C "$O/root"
-start imageagent qemu-ga --method=unix-listen --path="$O/root/qga.sock" \
+start imageagent "$QEMU_GA" --method=unix-listen --path="$O/root/qga.sock" \
 	--statedir="$O/state" --logfile="$O/qga.log" --block-rpcs="$BLOCK"
 wait_for "$O/root/qga.sock"
 check "image: the entrypoint talks to the agent" 0 "$(hostname)" '' \

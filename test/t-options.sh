@@ -5,7 +5,7 @@
 O=$T/options
 mkdir -p "$O"
 rm -f "$O/qga.sock"
-start oagent qemu-ga --method=unix-listen --path="$O/qga.sock" \
+start oagent "$QEMU_GA" --method=unix-listen --path="$O/qga.sock" \
 	--statedir="$O" --logfile="$O/qga.log" --block-rpcs="$BLOCK"
 wait_for "$O/qga.sock"
 S=$O/qga.sock

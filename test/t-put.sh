@@ -6,9 +6,9 @@ U=$T/put
 rm -rf "$U/files"
 mkdir -p "$U/a" "$U/b" "$U/files"
 rm -f "$U"/*.sock
-start putagent qemu-ga --method=unix-listen --path="$U/a.sock" --statedir="$U/a" \
+start putagent "$QEMU_GA" --method=unix-listen --path="$U/a.sock" --statedir="$U/a" \
 	--logfile="$U/a.log" --block-rpcs="$BLOCK"
-start putnoexec qemu-ga --method=unix-listen --path="$U/b.sock" --statedir="$U/b" \
+start putnoexec "$QEMU_GA" --method=unix-listen --path="$U/b.sock" --statedir="$U/b" \
 	--logfile="$U/b.log" --block-rpcs="$BLOCK,guest-exec"
 wait_for "$U/a.sock"
 wait_for "$U/b.sock"
@@ -65,7 +65,7 @@ for sig in INT TERM HUP INT TERM HUP KILL KILL KILL; do
 	# exits, and is started again. That is the agent's flaw, not put's.
 	if [ "$sig" = KILL ] && ! alive putagent; then
 		rm -f "$S"
-		start putagent qemu-ga --method=unix-listen --path="$S" --statedir="$U/a" \
+		start putagent "$QEMU_GA" --method=unix-listen --path="$S" --statedir="$U/a" \
 			--logfile="$U/a.log" --block-rpcs="$BLOCK"
 		wait_for "$S"
 	fi
@@ -87,7 +87,7 @@ expect "put: after SIGINT and SIGTERM no temporary file, after SIGKILL only one 
 	test "$left" = 0
 alive putagent || {
 	rm -f "$S"
-	start putagent qemu-ga --method=unix-listen --path="$S" --statedir="$U/a" \
+	start putagent "$QEMU_GA" --method=unix-listen --path="$S" --statedir="$U/a" \
 		--logfile="$U/a.log" --block-rpcs="$BLOCK"
 	wait_for "$S"
 }

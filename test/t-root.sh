@@ -7,9 +7,10 @@ if [ "$(id -u)" != 0 ]; then
 	return 0
 fi
 E=$T/empty
+rm -rf "$E"
 mkdir -p "$E/root" "$E/state"
 cp "$QGA" "$E/root/qga"
-start rootagent qemu-ga --method=unix-listen --path="$E/root/qga.sock" \
+start rootagent "$QEMU_GA" --method=unix-listen --path="$E/root/qga.sock" \
 	--statedir="$E/state" --logfile="$E/qga.log" --block-rpcs="$BLOCK"
 wait_for "$E/root/qga.sock"
 expect "root: qga is static (no program interpreter)" sh -c "! readelf -l '$QGA' | grep -q INTERP"

@@ -8,7 +8,7 @@ mkdir -p "$R/state" "$R/state2"
 # replies in the pty for the next client.
 start ptyrig socat -t0 PTY,link="$R/tty",rawer,wait-slave UNIX-LISTEN:"$R/serial.sock",fork
 wait_for "$R/tty"
-start serialagent qemu-ga --method=isa-serial --path="$R/tty" \
+start serialagent "$QEMU_GA" --method=isa-serial --path="$R/tty" \
 	--statedir="$R/state" --logfile="$R/qga.log" --block-rpcs="$BLOCK"
 wait_for "$R/serial.sock"
 S=unix:$R/serial.sock
@@ -42,7 +42,7 @@ check "a batch after stale replies" 0 '{"return": {}}
 # A serial device opened directly: two ptys joined, the agent on one.
 start ptypair socat PTY,link="$R/a",rawer,wait-slave PTY,link="$R/b",rawer
 wait_for "$R/a"
-start ptyagent qemu-ga --method=isa-serial --path="$R/a" \
+start ptyagent "$QEMU_GA" --method=isa-serial --path="$R/a" \
 	--statedir="$R/state2" --logfile="$R/qga2.log" --block-rpcs="$BLOCK"
 wait_for "$R/b"
 i=0

@@ -4,7 +4,7 @@ P=$T/serve
 mkdir -p "$P/state" "$P/out"
 rm -f "$P/agent.sock"
 start_agent() {
-	start sagent qemu-ga --method=unix-listen --path="$P/agent.sock" \
+	start sagent "$QEMU_GA" --method=unix-listen --path="$P/agent.sock" \
 		--statedir="$P/state" --logfile="$P/qga.log" --block-rpcs="$BLOCK"
 	wait_for "$P/agent.sock"
 }
