@@ -9,6 +9,7 @@ if ! make -s image >"$T/image.log" 2>&1; then
 fi
 ok
 O=$T/oci
+rm -rf "$O"
 mkdir -p "$O/layout"
 skopeo inspect --config oci-archive:qga-oci.tar:qga >"$O/config.json"
 skopeo inspect oci-archive:qga-oci.tar:qga >"$O/image.json"
