@@ -2767,6 +2767,15 @@ by_name(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int
+by_number(const void *a, const void *b)
+{
+	long long x = num(*(char *const *)a, NULL, 10, 1LL << 40);
+	long long y = num(*(char *const *)b, NULL, 10, 1LL << 40);
+
+	return (x > y) - (x < y);
+}
+
 static void
 show_info(const struct doc *d)
 {
@@ -2849,6 +2858,10 @@ show_users(const struct doc *d)
 	int i, k, v;
 	char *user, *domain;
 
+	if (!d->t[0].size) {
+		puts("nobody is logged in");
+		return;
+	}
 	table_add(&t, "USER", "DOMAIN", "LOGIN (UTC)");
 	each(d, 0, i, k) {
 		user = dstr(d, dget(d, i, "user"));
@@ -2908,7 +2921,10 @@ show_df(const struct doc *d)
 		dev = dstr(d, disks >= 0 && d->t[disks].size ?
 		          dget(d, disks + 1, "dev") : dget(d, i, "name"));
 		used = dint(d, dget(d, i, "used-bytes"), -1);
-		total = dint(d, dget(d, i, "total-bytes"), -1);
+		/* What df(1) shows; total-bytes is what an unprivileged user
+		 * may use (10.0 sends both). */
+		total = dint(d, dget(d, i, "total-bytes-privileged"),
+		             dint(d, dget(d, i, "total-bytes"), -1));
 		if (used >= 0 && total > 0)
 			snprintf(pct, sizeof pct, "%lld%%", (used * 100 + total - 1) / total);
 		else
@@ -2935,6 +2951,8 @@ show_vcpus(const struct doc *d)
 		table_add(&t, id, dtrue(d, dget(d, i, "online")) ? "online" : "offline",
 		          dtrue(d, dget(d, i, "can-offline")) ? "yes" : "no");
 	}
+	/* The agent lists them in no set order: by id, the heading first. */
+	qsort(t.cell + 3, (size_t)(t.n / 3 - 1), 3 * sizeof *t.cell, by_number);
 	table_print(&t);
 }
 

@@ -117,12 +117,30 @@ check "info" 0 'qemu-ga *: * commands, * disabled*guest-exec *enabled*guest-shut
 check "osinfo" 0 "*id: $(. /etc/os-release; echo "$ID")*" '' $QGA osinfo
 check "time" 0 "$(date -u +%Y-%m-%d)T*Z" '' $QGA time
 check "timezone" 0 '*[+-][0-9][0-9][0-9][0-9]' '' $QGA timezone
-check "users" 0 'USER  DOMAIN  LOGIN (UTC)*' '' $QGA users
+if [ "$($QGA -r guest-get-users)" = '[]' ]; then
+	check "users: nobody, said so" 0 'nobody is logged in' '' $QGA users
+else
+	check "users" 0 'USER  DOMAIN  LOGIN (UTC)*' '' $QGA users
+fi
 check "ifconfig shows lo" 0 '*lo *00:00:00:00:00:00  127.0.0.1/8*' '' $QGA ifconfig
 check "df shows /" 0 'Mounted on  Type *Device *Used *Size *Use%*/ *' '' $QGA df
 ncpu=$(ls -d /sys/devices/system/cpu/cpu[0-9]* | wc -l)
 check "vcpus" 0 'CPU  STATE *CAN-OFFLINE*' '' $QGA vcpus
 expect "vcpus lists every cpu" test "$($QGA vcpus | grep -c online)" = "$ncpu"
+$QGA vcpus | awk 'NR > 1 { print $1 }' >"$C/ids"
+expect "vcpus: sorted by id" sh -c "sort -n '$C/ids' | cmp -s - '$C/ids'"
+# df's Size is df(1)'s: total-bytes-privileged where the agent sends it
+# (10.0), what root may use; total-bytes (7.2) is an unprivileged user's.
+size=$($QGA -j df | tr '{' '\n' | grep '"mountpoint": "/"[,}]' | awk '{
+	p = match($0, /"total-bytes-privileged": [0-9]+/) ? substr($0, RSTART + 26, RLENGTH - 26) : ""
+	t = match($0, /"total-bytes": [0-9]+/) ? substr($0, RSTART + 15, RLENGTH - 15) : ""
+	x = p != "" ? p : t; u = 0; r = 0
+	while (x >= 1024 && u < 6) { r = x % 1024; x = int(x / 1024); u++ }
+	s = substr("KMGTPE", u, 1)
+	if (u == 0) print x; else if (x < 10) printf "%d.%d%s\n", x, int(r * 10 / 1024), s; else print x s
+}')
+check "df: Size from what the agent says df(1) shows ($size)" 0 "* $size *" '' \
+	sh -c "$QGA df | awk '\$1 == \"/\"'"
 check "disks" 0 'NAME*TYPE*DEPENDS ON*' '' $QGA disks
 check "-j prints the reply as it came" 0 '{"return": \[*\]}' '' $QGA -j vcpus
 
