@@ -2648,7 +2648,7 @@ cmd_put(int argc, char **argv)
 	if (!append && !inplace && !exec)
 		warn("put: guest-exec is disabled in the guest agent: writing %s in "
 		     "place, not atomically", remote);
-	if (!append && (inplace || !exec)) {
+	if (append || inplace || !exec) {
 		/* Whether the file is new, for its mode. */
 		struct buf req = {0};
 		struct reply r;

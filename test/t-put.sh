@@ -44,6 +44,9 @@ check "put: an existing file keeps its mode" 0 '604 local' '' \
 echo more | $QGA -s "$S" put -a - "$U/files/kept"
 check "put: -a appends, and keeps the mode" 0 "604 local${nl}more" '' \
 	sh -c "stat -c %a '$U/files/kept' | tr '\n' ' '; cat '$U/files/kept'"
+echo first | $QGA -s "$S" put -a - "$U/files/appended"
+check "put: -a that makes a new file gives it a new file's mode" 0 '644' '' \
+	stat -c %a "$U/files/appended"
 check "put: no temporary file is left" 0 '' '' leftovers
 
 # Without guest-exec: in place, said; a new file's mode, warned of.
