@@ -1818,39 +1818,55 @@ b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 	return 0;
 }
 
-/* Whether the agent lists name among its enabled commands; guest-info
- * is asked once. */
+/* The peer's commands as ",a,!b,...,", a disabled one marked with "!":
+ * guest-info's, or QMP's query-commands, asked once in a process. */
 static int
-enabled(const char *name)
+peer_commands(struct conn *c, const char **list)
 {
-	static const char info[] = "{\"execute\":\"guest-info\"}";
 	static struct buf names;
-	struct buf req = {(char *)info, sizeof info - 1, sizeof info, 1};
+	const char *q = c->qmp ? "query-commands" : "guest-info";
 	struct reply r;
 	struct doc d;
-	int list, i, k;
-	char *n, key[160];
+	char req[40], *n;
+	int s, l, i, k;
 
 	if (!names.len) {
+		snprintf(req, sizeof req, "{\"execute\":\"%s\"}", q);
+		if ((s = transact(c, req, strlen(req), &r, q, opt.timeout)))
+			return s;
 		buf_add(&names, ",", 1);
-		call_any(&req, "guest-info", &r, opt.timeout);
 		if (r.ret >= 0) {
 			doc_load(&d, &r);
-			list = dget(&d, 0, "supported_commands");
-			each(&d, list, i, k) {
+			l = c->qmp ? 0 : dget(&d, 0, "supported_commands");
+			each(&d, l, i, k) {
 				n = dstr(&d, dget(&d, i, "name"));
-				if (dtrue(&d, dget(&d, i, "enabled"))) {
-					buf_str(&names, n);
-					buf_add(&names, ",", 1);
-				}
+				if (!c->qmp && !dtrue(&d, dget(&d, i, "enabled")))
+					buf_add(&names, "!", 1);
+				buf_str(&names, n);
+				buf_add(&names, ",", 1);
 				free(n);
 			}
 			free(d.t);
 		}
 		buf_add(&names, "", 1);
 	}
+	*list = names.p;
+	return 0;
+}
+
+/* Whether the agent lists name among its enabled commands. */
+static int
+enabled(const char *name)
+{
+	const char *list;
+	char key[160];
+	int s;
+
+	need_session();
+	if ((s = peer_commands(&sess, &list)))
+		quit(s);
 	snprintf(key, sizeof key, ",%s,", name);
-	return strstr(names.p, key) != NULL;
+	return strstr(list, key) != NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -3471,37 +3487,21 @@ static void
 check_names(void)
 {
 	static int done;
-	const char *q = sess.qmp ? "query-commands" : "guest-info";
-	char req[64], *n;
-	struct buf known = {0};
-	struct reply r;
-	struct doc d;
-	int i, k, list, j;
+	const char *list, *n;
+	char on[160], off[160];
+	int j;
 
-	if (done || (!sv.nallow && !sv.ndeny))
+	if (done || (!sv.nallow && !sv.ndeny) || peer_commands(&sess, &list))
 		return;
 	done = 1;
-	snprintf(req, sizeof req, "{\"execute\":\"%s\"}", q);
-	if (transact(&sess, req, strlen(req), &r, q, opt.timeout) || r.ret < 0)
-		return;
-	doc_load(&d, &r);
-	list = sess.qmp ? 0 : dget(&d, 0, "supported_commands");
-	each(&d, list, i, k) {
-		n = dstr(&d, dget(&d, i, "name"));
-		buf_add(&known, ",", 1);
-		buf_str(&known, n);
-		free(n);
-	}
-	buf_add(&known, ",", 2);
 	for (j = 0; j < sv.nallow + sv.ndeny; j++) {
 		n = j < sv.nallow ? sv.allow[j] : sv.deny[j - sv.nallow];
-		snprintf(req, sizeof req, ",%s,", n);
-		if (!strstr(known.p, req))
+		snprintf(on, sizeof on, ",%s,", n);
+		snprintf(off, sizeof off, ",!%s,", n);
+		if (!strstr(list, on) && !strstr(list, off))
 			note("warning: %s %s: the agent has no such command",
 			     j < sv.nallow ? "--allow" : "--deny", n);
 	}
-	free(known.p);
-	free(d.t);
 }
 
 /* Marks in the agent's guest-info reply the commands the proxy refuses:
@@ -4329,14 +4329,20 @@ distance(const char *a, const char *b)
 	return d[n % 3][m];
 }
 
-/* Keeps cand in *best when it is closer to name than what *best holds. */
+/* Keeps cand[0..len) in best when it is closer to name than best. */
 static void
-closest(const char *name, const char *cand, const char **best, int *bd)
+closest(const char *name, const char *cand, size_t len, char *best, int *bd)
 {
-	int d = distance(name, cand);
+	char c[64];
+	int d;
 
+	if (len >= sizeof c)
+		return;
+	memcpy(c, cand, len);
+	c[len] = 0;
+	d = distance(name, c);
 	if (d < *bd && (d == 1 || (d == 2 && strlen(name) >= 12))) {
-		*best = cand;
+		strcpy(best, c);
 		*bd = d;
 	}
 }
@@ -4344,13 +4350,13 @@ closest(const char *name, const char *cand, const char **best, int *bd)
 static void
 suggest_builtin(const char *name)
 {
-	const char *best = NULL;
+	char best[64] = "";
 	int bd = 9;
 	size_t i;
 
 	for (i = 0; i < NCMDS; i++)
-		closest(name, cmds[i].name, &best, &bd);
-	if (best)
+		closest(name, cmds[i].name, strlen(cmds[i].name), best, &bd);
+	if (*best)
 		fprintf(stderr, "qga: did you mean '%s'?\n", best);
 }
 
@@ -4370,48 +4376,27 @@ not_found(const struct reply *r)
 static void
 suggest(struct conn *c, const char *name)
 {
-	static struct buf names;
-	static int asked;
-	const char *best = NULL, *q = c->qmp ? "query-commands" : "guest-info";
-	char gname[160], *n, cand[NSCHEMA][40];
-	struct buf req = {0};
-	struct reply r;
-	struct doc d;
-	int bd = 9, list, i, k, j;
+	const char *list = ",", *p, *e;
+	char gname[160], best[64] = "", cand[64];
+	int bd = 9, j;
 	size_t w;
 
-	if (!asked) {
-		asked = 1;
-		buf_str(&req, "{\"execute\":\"");
-		buf_str(&req, q);
-		buf_str(&req, "\"}");
-		if (!transact(c, req.p, req.len, &r, q, opt.timeout) && r.ret >= 0) {
-			doc_load(&d, &r);
-			list = c->qmp ? 0 : dget(&d, 0, "supported_commands");
-			each(&d, list, i, k) {
-				n = dstr(&d, dget(&d, i, "name"));
-				buf_add(&names, n, strlen(n) + 1);
-				free(n);
-			}
-			free(d.t);
-		}
-		free(req.p);
-	}
+	peer_commands(c, &list);
 	snprintf(gname, sizeof gname, "guest-%.*s", (int)sizeof gname - 7, name);
 	for (j = 0; j < 2; j++) {
 		const char *nm = j ? gname : name;
 		if (j && !strncmp(name, "guest-", 6))
 			break;
 		for (w = 0; w < NCMDS; w++)
-			closest(nm, cmds[w].name, &best, &bd);
+			closest(nm, cmds[w].name, strlen(cmds[w].name), best, &bd);
 		for (w = 0; w < NSCHEMA; w++) {
-			snprintf(cand[w], sizeof cand[w], "guest-%s", schema_names[w]);
-			closest(nm, cand[w], &best, &bd);
+			snprintf(cand, sizeof cand, "guest-%s", schema_names[w]);
+			closest(nm, cand, strlen(cand), best, &bd);
 		}
-		for (w = 0; w < names.len; w += strlen(names.p + w) + 1)
-			closest(nm, names.p + w, &best, &bd);
+		for (p = list + 1; (e = strchr(p, ',')); p = e + 1)
+			closest(nm, p + (*p == '!'), (size_t)(e - p - (*p == '!')), best, &bd);
 	}
-	if (best)
+	if (*best)
 		fprintf(stderr, "qga: did you mean '%s'?\n", best);
 }
 
