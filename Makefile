@@ -6,7 +6,7 @@
 PREFIX = /usr/local
 BINDIR = $(PREFIX)/bin
 MANPREFIX = $(PREFIX)/share/man
-CFLAGS = -Os
+CFLAGS = -Oz
 WARN = -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wwrite-strings
 HOSTCC = cc
@@ -15,7 +15,7 @@ HOSTCC = cc
 # file between the code and the data that follows it.
 TIGHT = -fno-pie -no-pie -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
 	-fno-unwind-tables -Wl,--gc-sections -Wl,--build-id=none -Wl,-z,norelro \
-	-Wl,-z,noseparate-code -Wl,-z,common-page-size=64
+	-Wl,-z,noseparate-code -Wl,-z,common-page-size=64 -fno-jump-tables -malign-data=abi
 SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 TESTBIN = test/json_test test/json_test_swar test/fuzz_replay test/fakeagent

@@ -1532,16 +1532,46 @@ session_end(void)
 		conn_shut(&sess);
 }
 
-/* Records an error reply, saying plainly when the command is disabled. */
+/* The agent's commands that older agents lack, and the version (QEMU's
+ * schema's "since") that has them; NULL: Windows guests only. */
+static const char *const newer[] = {
+	"guest-get-cpustats", "7.1", "guest-get-diskstats", "7.1",
+	"guest-network-get-route", "9.1", "guest-get-load", "10.0",
+	"guest-get-devices", NULL,
+};
+#define NNEWER (sizeof newer / sizeof *newer)
+
+/* Why an agent may lack name, or NULL when qga knows no reason. */
+static const char *
+missing_why(const char *name)
+{
+	static char why[64];
+	size_t i;
+
+	for (i = 0; i < NNEWER; i += 2)
+		if (!strcmp(newer[i], name)) {
+			if (!newer[i + 1])
+				return "Windows guests only";
+			snprintf(why, sizeof why, "qemu-ga %s on", newer[i + 1]);
+			return why;
+		}
+	return NULL;
+}
+
+/* Records an error reply, saying plainly when the command is disabled or
+ * is one an older agent lacks. */
 static int
 agent_error(const struct reply *r, const char *name)
 {
 	char desc[400];
+	const char *why;
 
 	member_str(r->js, &r->tok[r->err], "desc", desc, sizeof desc);
 	if (strstr(desc, "has been disabled"))
 		return fail(EX_AGENT, "%s is disabled in the guest agent (by its "
 		            "configuration, or while frozen)", name);
+	if (strstr(desc, "has not been found") && (why = missing_why(name)))
+		return fail(EX_AGENT, "%s is not in this guest agent (%s)", name, why);
 	return reply_error(r, name);
 }
 
@@ -1674,6 +1704,38 @@ dstr(const struct doc *d, int i)
 	return s;
 }
 
+/* The text of token i: a string unescaped, a number or literal as it came,
+ * "-" for a member the agent left out. */
+static char *
+dtext(const struct doc *d, int i)
+{
+	size_t n;
+	char *s;
+
+	if (i < 0 || d->t[i].type == JSON_STRING)
+		return i < 0 ? xstrdup("-") : dstr(d, i);
+	n = d->t[i].end - d->t[i].start;
+	s = xrealloc(NULL, n + 1);
+	memcpy(s, d->js + d->t[i].start, n);
+	s[n] = 0;
+	return s;
+}
+
+/* The member at path in object obj: "a/b" is member b of member a. */
+static int
+dpath(const struct doc *d, int obj, const char *path)
+{
+	char key[32];
+	size_t n;
+
+	while (path[n = strcspn(path, "/")]) {
+		copy(key, n + 1 < sizeof key ? n + 1 : sizeof key, path);
+		obj = dget(d, obj, key);
+		path += n + 1;
+	}
+	return dget(d, obj, path);
+}
+
 static long long
 dint(const struct doc *d, int i, long long dflt)
 {
@@ -1700,25 +1762,31 @@ struct table {
 };
 
 static void
+table_cell(struct table *t, const char *s)
+{
+	if (t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 16 * t->ncol;
+		t->cell = xrealloc(t->cell, (size_t)t->cap * sizeof *t->cell);
+	}
+	t->cell[t->n++] = xstrdup(s);
+}
+
+static void
 table_add(struct table *t, ...)
 {
 	va_list ap;
 	int i;
 
-	if (t->n + t->ncol > t->cap) {
-		t->cap = t->cap ? 2 * t->cap : 16 * t->ncol;
-		t->cell = xrealloc(t->cell, (size_t)t->cap * sizeof *t->cell);
-	}
 	va_start(ap, t);
 	for (i = 0; i < t->ncol; i++)
-		t->cell[t->n++] = xstrdup(va_arg(ap, char *));
+		table_cell(t, va_arg(ap, char *));
 	va_end(ap);
 }
 
 static void
 table_print(struct table *t)
 {
-	int w[8] = {0}, i, j, last, len;
+	int w[12] = {0}, i, j, last, len;
 	char **row;
 
 	for (i = 0; i < t->n; i++)
@@ -1854,6 +1922,33 @@ peer_commands(struct conn *c, const char **list)
 	return 0;
 }
 
+/* Waits up to total ms for a ping's answer: 0, or a failure's status. */
+static int
+wait_agent(long long total)
+{
+	static const char ping[] = "{\"execute\":\"guest-ping\"}";
+	struct timespec nap = {0, 100000000};
+	long long deadline = deadline_in(total), left, try;
+	struct reply r;
+	int s;
+
+	for (;;) {
+		left = deadline < 0 ? 1000 : deadline - now_ms();
+		try = left < 1000 ? (left > 0 ? left : 1) : 1000;
+		s = session_open(&sess, opt.addr, try);
+		if (!s)
+			s = transact(&sess, ping, sizeof ping - 1, &r, "guest-ping", try);
+		conn_close(&sess);
+		if (!s || s == EX_USAGE)
+			return s;
+		if (deadline >= 0 && now_ms() >= deadline)
+			return fail(EX_TIMEOUT, "%s: no agent answered within %s", opt.addr,
+			            seconds(total));
+		if (s != EX_TIMEOUT)
+			nanosleep(&nap, NULL);
+	}
+}
+
 /* Whether the agent lists name among its enabled commands. */
 static int
 enabled(const char *name)
@@ -1880,7 +1975,7 @@ enum {
 };
 
 /* The options every command takes, before its name or after it. */
-#define GLOBAL_SHORTS "s:t:rpjh"
+#define GLOBAL_SHORTS "s:t:rpjhV"
 static const struct option global_longs[] = {
 	{"socket", required_argument, NULL, 's'},
 	{"timeout", required_argument, NULL, 't'},
@@ -1891,23 +1986,23 @@ static const struct option global_longs[] = {
 	{"no-sync", no_argument, NULL, O_NOSYNC},
 	{"max-reply", required_argument, NULL, O_MAXREPLY},
 	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0}
 };
 
-/* A built-in command: fn runs it, or else query is sent (without
- * arguments) and its return value shown with show. shorts and longs are
- * its own options; json says that it can print the agent's reply (-j);
- * uses names the agent's commands it sends (the query, when it is NULL),
- * which serve's --allow and --deny take its name for. */
+/* A built-in command: fn runs it, or else the command uses names is sent
+ * (without arguments) and its return value shown with show. shorts and
+ * longs are its own options; uses names the agent's commands it sends,
+ * which serve's --allow and --deny take its name for; json says that it
+ * can print the agent's reply (-j). */
 struct cmd {
 	const char *name;
 	int (*fn)(int, char **);
-	const char *query;
 	void (*show)(const struct doc *);
 	const char *shorts;
 	const struct option *longs;
-	int json;
 	const char *usage, *help, *uses;
+	char json;
 };
 
 static const struct cmd *cur; /* the built-in command being run */
@@ -1924,7 +2019,7 @@ cmd_usage(const struct cmd *c, FILE *f)
 static void
 cmd_help_text(const struct cmd *c)
 {
-	const char *u = c->uses ? c->uses : c->query;
+	const char *u = c->uses;
 
 	cmd_usage(c, stdout);
 	printf("\n%s", c->help);
@@ -1950,6 +2045,9 @@ global_opt(int ch, const char *arg)
 	case 'j': opt.json = 1; break;
 	case O_QMP: opt.qmp = 1; break;
 	case O_NOSYNC: opt.nosync = 1; break;
+	case 'V':
+		puts("qga " VERSION);
+		leave(0);
 	case O_MAXREPLY:
 		if (parse_size(arg, &opt.maxreply) < 0 || opt.maxreply < 64)
 			die(EX_USAGE, "bad --max-reply '%s': expected bytes "
@@ -2753,27 +2851,38 @@ iso_time(long long secs, long nsec)
 	return s;
 }
 
-/* Sizes as df -h shows them: 17G, 9.5M, 512. */
+/* Sizes as df -h shows them, rounded up: 17G, 9.5M, 512. */
 static const char *
 human(long long v, char *s, size_t n)
 {
 	static const char units[] = "KMGTPE";
-	unsigned long long x = (unsigned long long)v, rem = 0;
+	unsigned long long x = (unsigned long long)v, d = 1, q, r;
 	int u = -1;
 
 	if (v < 0)
 		return "-";
-	while (x >= 1024 && u < 5) {
-		rem = x % 1024;
-		x /= 1024;
+	while (x / d >= 1024 && u < 5) {
+		d *= 1024;
 		u++;
 	}
-	if (u < 0)
-		snprintf(s, n, "%llu", x);
-	else if (x < 10)
-		snprintf(s, n, "%llu.%llu%c", x, rem * 10 / 1024, units[u]);
+	q = x / d;
+	r = x % d;
+	if (u >= 0 && q < 10) {
+		/* Tenths, rounded up through 1/1024ths to stay in range. */
+		q = q * 10 + ((r + d / 1024 - 1) / (d / 1024) * 10 + 1023) / 1024;
+		if (q < 100) {
+			snprintf(s, n, "%llu.%llu%c", q / 10, q % 10, units[u]);
+			return s;
+		}
+		q /= 10;
+	} else
+		q += r > 0;
+	if (q == 1024 && u < 5)
+		snprintf(s, n, "1.0%c", units[u + 1]);
+	else if (u < 0)
+		snprintf(s, n, "%llu", q);
 	else
-		snprintf(s, n, "%llu%c", x, units[u]);
+		snprintf(s, n, "%llu%c", q, units[u]);
 	return s;
 }
 
@@ -2790,6 +2899,17 @@ by_number(const void *a, const void *b)
 	long long y = num(*(char *const *)b, NULL, 10, 1LL << 40);
 
 	return (x > y) - (x < y);
+}
+
+static int
+listed_in(const struct doc *d, int cmds, const char *name)
+{
+	int i, k, v;
+
+	each(d, cmds, i, k)
+		if ((v = dget(d, i, "name")) >= 0 && json_eq(d->js, &d->t[v], name))
+			return 1;
+	return 0;
 }
 
 static void
@@ -2819,6 +2939,9 @@ show_info(const struct doc *d)
 		printf("%s\n", names[i]);
 		free(names[i]);
 	}
+	for (i = 0; i < (int)NNEWER; i += 2)
+		if (!listed_in(d, cmds, newer[i]))
+			printf("%-34s not in this agent (%s)\n", newer[i], missing_why(newer[i]));
 	free(names);
 	free(version);
 }
@@ -2868,30 +2991,6 @@ show_timezone(const struct doc *d)
 }
 
 static void
-show_users(const struct doc *d)
-{
-	struct table t = {NULL, 3, 0, 0};
-	int i, k, v;
-	char *user, *domain;
-
-	if (!d->t[0].size) {
-		puts("nobody is logged in");
-		return;
-	}
-	table_add(&t, "USER", "DOMAIN", "LOGIN (UTC)");
-	each(d, 0, i, k) {
-		user = dstr(d, dget(d, i, "user"));
-		domain = dstr(d, dget(d, i, "domain"));
-		v = dget(d, i, "login-time");
-		table_add(&t, user, *domain ? domain : "-",
-		          iso_time(v >= 0 ? num(d->js + d->t[v].start, NULL, 10, 1LL << 40) : 0, -1));
-		free(user);
-		free(domain);
-	}
-	table_print(&t);
-}
-
-static void
 show_ifconfig(const struct doc *d)
 {
 	struct table t = {NULL, 3, 0, 0};
@@ -2921,15 +3020,106 @@ show_ifconfig(const struct doc *d)
 	free(addrs.p);
 }
 
+/* Whether ip is loopback or link-local, which ip leaves out unless -a. */
+static int
+local_ip(const char *ip)
+{
+	unsigned char b[16];
+	static const unsigned char lo6[16] = {[15] = 1};
+
+	if (inet_pton(AF_INET, ip, b) == 1)
+		return b[0] == 127 || (b[0] == 169 && b[1] == 254);
+	if (inet_pton(AF_INET6, ip, b) == 1)
+		return !memcmp(b, lo6, 16) || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80);
+	return !strncmp(ip, "fe80:", 5); /* a Windows address ends in %ZONE */
+}
+
+/* Counts the addresses of the interfaces named iface (all for NULL) of
+ * family fam ("ipv4", "ipv6" or NULL), printing them unless quiet. */
+static int
+print_ips(const struct doc *d, const char *iface, const char *fam, int all,
+          int quiet)
+{
+	int i, k, a, j, n = 0, v;
+	char *ip;
+
+	each(d, 0, i, k) {
+		v = dget(d, i, "name");
+		if (iface && (v < 0 || !json_eq(d->js, &d->t[v], iface)))
+			continue;
+		each(d, dget(d, i, "ip-addresses"), a, j) {
+			v = dget(d, a, "ip-address-type");
+			if (fam && (v < 0 || !json_eq(d->js, &d->t[v], fam)))
+				continue;
+			ip = dstr(d, dget(d, a, "ip-address"));
+			if (*ip && (all || !local_ip(ip)) && ++n && !quiet)
+				printf("%s\n", ip);
+			free(ip);
+		}
+	}
+	return n;
+}
+
+static const struct option ip_longs[] = {
+	{"all", no_argument, NULL, 'a'},
+	{"wait", required_argument, NULL, 'w'},
+	{NULL, 0, NULL, 0}
+};
+
+/* The guest's addresses, one a line; with --wait, until there is one. */
+static int
+cmd_ip(int argc, char **argv)
+{
+	static const char req[] = "{\"execute\":\"guest-network-get-interfaces\"}";
+	struct timespec nap = {1, 0};
+	struct buf b = {(char *)req, sizeof req - 1, sizeof req, 1};
+	long long wait = -1, deadline;
+	const char *fam = NULL;
+	struct reply r;
+	struct doc d;
+	int ch, n, s, all = 0;
+
+	while ((ch = cmdopt(argc, argv)) != -1) {
+		if (ch == '4' || ch == '6')
+			fam = ch == '4' ? "ipv4" : "ipv6";
+		else if (ch == 'a')
+			all = 1;
+		else if (parse_seconds(optarg, &wait) < 0)
+			die(EX_USAGE, "ip: bad --wait '%s': expected seconds", optarg);
+	}
+	if (argc - optind > 1)
+		return -1;
+	deadline = deadline_in(wait);
+	if (wait > 0 && (s = wait_agent(wait)))
+		quit(s);
+	for (;;) {
+		call(&b, "guest-network-get-interfaces", &r);
+		doc_load(&d, &r);
+		n = print_ips(&d, argv[optind], fam, all, opt.json);
+		free(d.t);
+		if (n || wait <= 0 || now_ms() >= deadline)
+			break;
+		nanosleep(&nap, NULL);
+	}
+	if (!n && wait > 0)
+		die(EX_TIMEOUT, "ip: no address within %s", seconds(wait));
+	if (opt.json)
+		print_result(&r);
+	return !n;
+}
+
+/* What df(1) shows: Size is the whole filesystem (total-bytes-privileged,
+ * 9.1 on), Avail what an unprivileged user may still use (total-bytes is
+ * that plus Used) and Use% Used of Used plus Avail, rounded up. */
 static void
 show_df(const struct doc *d)
 {
-	struct table t = {NULL, 6, 0, 0};
-	long long used, total;
+	struct table t = {NULL, 7, 0, 0};
+	long long used, total, size;
 	int i, k, disks;
-	char *mnt, *type, *dev, u[24], s[24], pct[24];
+	char *mnt, *type, *dev, u[24], s[24], a[24], pct[24];
 
-	table_add(&t, "Mounted on", "Type", "Device", "Used", "Size", "Use%");
+	table_add(&t, "Mounted on", "Type", "Device", "Size", "Used", "Avail", "Use%");
 	each(d, 0, i, k) {
 		mnt = dstr(d, dget(d, i, "mountpoint"));
 		type = dstr(d, dget(d, i, "type"));
@@ -2937,16 +3127,15 @@ show_df(const struct doc *d)
 		dev = dstr(d, disks >= 0 && d->t[disks].size ?
 		          dget(d, disks + 1, "dev") : dget(d, i, "name"));
 		used = dint(d, dget(d, i, "used-bytes"), -1);
-		/* What df(1) shows; total-bytes is what an unprivileged user
-		 * may use (10.0 sends both). */
-		total = dint(d, dget(d, i, "total-bytes-privileged"),
-		             dint(d, dget(d, i, "total-bytes"), -1));
+		total = dint(d, dget(d, i, "total-bytes"), -1);
+		size = dint(d, dget(d, i, "total-bytes-privileged"), total);
 		if (used >= 0 && total > 0)
 			snprintf(pct, sizeof pct, "%lld%%", (used * 100 + total - 1) / total);
 		else
 			strcpy(pct, "-");
-		table_add(&t, mnt, type, *dev ? dev : "-", human(used, u, sizeof u),
-		          human(total, s, sizeof s), pct);
+		table_add(&t, mnt, type, *dev ? dev : "-", human(size, s, sizeof s),
+		          human(used, u, sizeof u),
+		          human(used >= 0 && total >= used ? total - used : -1, a, sizeof a), pct);
 		free(mnt);
 		free(type);
 		free(dev);
@@ -2954,33 +3143,17 @@ show_df(const struct doc *d)
 	table_print(&t);
 }
 
-static void
-show_vcpus(const struct doc *d)
-{
-	struct table t = {NULL, 3, 0, 0};
-	int i, k;
-	char id[24];
-
-	table_add(&t, "CPU", "STATE", "CAN-OFFLINE");
-	each(d, 0, i, k) {
-		snprintf(id, sizeof id, "%lld", dint(d, dget(d, i, "logical-id"), -1));
-		table_add(&t, id, dtrue(d, dget(d, i, "online")) ? "online" : "offline",
-		          dtrue(d, dget(d, i, "can-offline")) ? "yes" : "no");
-	}
-	/* The agent lists them in no set order: by id, the heading first. */
-	qsort(t.cell + 3, (size_t)(t.n / 3 - 1), 3 * sizeof *t.cell, by_number);
-	table_print(&t);
-}
-
+/* Disks with the serial that maps a guest disk to a host drive. */
 static void
 show_disks(const struct doc *d)
 {
-	struct table t = {NULL, 3, 0, 0};
+	static const char *const keys[] = {"address/bus-type", "address/serial", "alias"};
+	struct table t = {NULL, 6, 0, 0};
 	struct buf deps = {0};
 	int i, k, a, j, dv;
-	char *name, *dep;
+	char *name, *dep, *more[3];
 
-	table_add(&t, "NAME", "TYPE", "DEPENDS ON");
+	table_add(&t, "NAME", "TYPE", "BUS", "SERIAL", "ALIAS", "DEPENDS ON");
 	each(d, 0, i, k) {
 		name = dstr(d, dget(d, i, "name"));
 		deps.len = 0;
@@ -2994,12 +3167,193 @@ show_disks(const struct doc *d)
 		if (!deps.len)
 			buf_str(&deps, "-");
 		buf_add(&deps, "", 1);
+		for (j = 0; j < 3; j++)
+			more[j] = dtext(d, dpath(d, i, keys[j]));
 		table_add(&t, name, dtrue(d, dget(d, i, "partition")) ? "partition" : "disk",
-		          deps.p);
+		          more[0], more[1], more[2], deps.p);
+		for (j = 0; j < 3; j++)
+			free(more[j]);
 		free(name);
 	}
 	table_print(&t);
 	free(deps.p);
+}
+
+/* A column of a table made of an array of objects: its heading, the
+ * member it shows (see dpath) and how: as it came (0), yes or no ('y'),
+ * in hexadecimal ('x'), as the date of a time in nanoseconds ('t'), as
+ * the time of one in seconds ('T'). */
+struct col {
+	const char *head, *key;
+	char how;
+};
+
+/* Prints the table, its rows sorted by their first cell's number when
+ * sort is set (some lists come in no set order). */
+static void
+show_cols(const struct doc *d, const struct col *c, int ncol, int sort)
+{
+	struct table t = {NULL, ncol, 0, 0};
+	int i, j, k, v;
+	char *s, x[32];
+
+	for (j = 0; j < ncol; j++)
+		table_cell(&t, c[j].head);
+	each(d, 0, i, k) {
+		for (j = 0; j < ncol; j++) {
+			v = dpath(d, i, c[j].key);
+			s = NULL;
+			if (v < 0 || !c[j].how)
+				s = dtext(d, v);
+			else if (c[j].how == 'y')
+				strcpy(x, dtrue(d, v) ? "yes" : "no");
+			else if (c[j].how == 'x')
+				snprintf(x, sizeof x, "%04llx", dint(d, v, 0));
+			else if (c[j].how == 't')
+				copy(x, 11, iso_time(dint(d, v, 0) / 1000000000, -1));
+			else
+				copy(x, sizeof x, iso_time(num(d->js + d->t[v].start, NULL,
+				                               10, 1LL << 40), -1));
+			table_cell(&t, s ? s : x);
+			free(s);
+		}
+	}
+	if (sort)
+		qsort(t.cell + ncol, (size_t)(t.n / ncol - 1), (size_t)ncol * sizeof *t.cell,
+		      by_number);
+	table_print(&t);
+}
+
+static void
+show_users(const struct doc *d)
+{
+	static const struct col c[] = {
+		{"USER", "user", 0}, {"DOMAIN", "domain", 0}, {"LOGIN (UTC)", "login-time", 'T'}};
+
+	if (!d->t[0].size)
+		puts("nobody is logged in");
+	else
+		show_cols(d, c, 3, 0);
+}
+
+static void
+show_vcpus(const struct doc *d)
+{
+	static const struct col c[] = {
+		{"CPU", "logical-id", 0}, {"ONLINE", "online", 'y'},
+		{"CAN-OFFLINE", "can-offline", 'y'}};
+
+	show_cols(d, c, 3, 1);
+}
+
+static void
+show_cpustats(const struct doc *d)
+{
+	static const struct col c[] = {
+		{"CPU", "cpu", 0}, {"USER", "user", 0}, {"NICE", "nice", 0},
+		{"SYSTEM", "system", 0}, {"IDLE", "idle", 0}, {"IOWAIT", "iowait", 0},
+		{"IRQ", "irq", 0}, {"SOFTIRQ", "softirq", 0}, {"STEAL", "steal", 0}};
+
+	show_cols(d, c, 9, 0);
+}
+
+static void
+show_diskstats(const struct doc *d)
+{
+	static const struct col c[] = {
+		{"NAME", "name", 0}, {"READS", "stats/read-ios", 0},
+		{"SECTORS-READ", "stats/read-sectors", 0}, {"WRITES", "stats/write-ios", 0},
+		{"SECTORS-WRITTEN", "stats/write-sectors", 0},
+		{"IN-FLIGHT", "stats/ios-pgr", 0}, {"IO-MS", "stats/total-ticks", 0}};
+
+	show_cols(d, c, 7, 0);
+}
+
+static void
+show_devices(const struct doc *d)
+{
+	static const struct col c[] = {
+		{"DRIVER", "driver-name", 0}, {"VERSION", "driver-version", 0},
+		{"DATE", "driver-date", 't'}, {"VENDOR", "id/vendor-id", 'x'},
+		{"DEVICE", "id/device-id", 'x'}};
+
+	show_cols(d, c, 5, 0);
+}
+
+/* A load average as uptime(1) shows it, rounded to hundredths from the
+ * agent's decimal text (which has no exponent: the kernel's load is a
+ * multiple of 1/2048). */
+static void
+show_load(const struct doc *d)
+{
+	static const char *const keys[] = {"load1m", "load5m", "load15m"};
+	long long h;
+	char *s, *p;
+	int i;
+
+	printf("load average:");
+	for (i = 0; i < 3; i++) {
+		s = dtext(d, dget(d, 0, keys[i]));
+		if ((h = num(s, &p, 10, 1LL << 40)) >= 0 && *p == '.' &&
+		    p[1] >= '0' && p[1] <= '9') {
+			h = h * 100 + (p[1] - '0') * 10;
+			if (p[2] >= '0' && p[2] <= '9')
+				h += p[2] - '0' + (p[3] >= '5' && p[3] <= '9');
+		} else if (h >= 0)
+			h *= 100;
+		if (h < 0)
+			printf(" -");
+		else
+			printf(" %lld.%02lld", h / 100, h % 100);
+		fputs(i < 2 ? "," : "\n", stdout);
+		free(s);
+	}
+}
+
+/* Routes as ip(8) shows them: the kernel's local and unreachable entries
+ * and IPv6 multicast are left out. */
+static void
+show_routes(const struct doc *d)
+{
+	struct table t = {NULL, 4, 0, 0};
+	unsigned char mask[4];
+	char *dst, *gw, *pfx, *dev, *met, where[80];
+	int i, k, bits, b, v6, skip;
+
+	table_add(&t, "DESTINATION", "GATEWAY", "IFACE", "METRIC");
+	each(d, 0, i, k) {
+		v6 = dint(d, dget(d, i, "version"), 4) == 6;
+		dst = dtext(d, dget(d, i, "flags"));
+		/* RTF_LOCAL and RTF_REJECT, in a number over 2^63. */
+		skip = (strtoull(dst, NULL, 10) & 0x80000200) != 0;
+		free(dst);
+		dst = dtext(d, dget(d, i, "destination"));
+		if (skip || (v6 && !strncmp(dst, "ff", 2))) {
+			free(dst);
+			continue;
+		}
+		gw = dtext(d, dget(d, i, v6 ? "nexthop" : "gateway"));
+		pfx = dtext(d, dget(d, i, v6 ? "desprefixlen" : "mask"));
+		if (!v6 && inet_pton(AF_INET, pfx, mask) == 1)
+			for (bits = b = 0; b < 32; b++)
+				bits += mask[b / 8] >> (7 - b % 8) & 1;
+		else
+			bits = (int)num(pfx, NULL, 10, 128);
+		if (bits)
+			snprintf(where, sizeof where, "%s/%d", dst, bits);
+		else
+			strcpy(where, "default");
+		dev = dtext(d, dget(d, i, "iface"));
+		met = dtext(d, dget(d, i, "metric"));
+		table_add(&t, where, strcmp(gw, "0.0.0.0") && strcmp(gw, "::") ? gw : "-",
+		          dev, met);
+		free(dst);
+		free(gw);
+		free(pfx);
+		free(dev);
+		free(met);
+	}
+	table_print(&t);
 }
 
 /* ------------------------------------------------------------------ */
@@ -3046,24 +3400,76 @@ send_noreply(struct conn *c, const char *req, size_t len, const char *name,
 	return EX_AGENT;
 }
 
+/* shutdown, reboot, halt and suspend: none replies on success. */
 static int
 cmd_power(int argc, char **argv)
 {
 	const char *mode = !strcmp(argv[0], "shutdown") ? "powerdown" : argv[0];
 	struct buf req = {0}, refusal = {0};
+	char name[32];
 	int s;
 
-	if (argc != 1)
+	if (argc != 1 + (*mode == 's'))
 		return -1;
-	req_begin(&req, "guest-shutdown");
-	req_str(&req, "mode", mode);
+	if (*mode == 's') {
+		if (strcmp(argv[1], "ram") && strcmp(argv[1], "disk") && strcmp(argv[1], "hybrid"))
+			return -1;
+		snprintf(name, sizeof name, "guest-suspend-%s", argv[1]);
+		req_begin(&req, name);
+	} else {
+		strcpy(name, "guest-shutdown");
+		req_begin(&req, name);
+		req_str(&req, "mode", mode);
+	}
 	req_end(&req);
 	need_session();
-	s = send_noreply(&sess, req.p, req.len, "guest-shutdown", &refusal);
+	s = send_noreply(&sess, req.p, req.len, name, &refusal);
 	free(req.p);
 	free(refusal.p);
 	if (s)
 		quit(s);
+	return 0;
+}
+
+static const struct option settime_longs[] = {
+	{"now", no_argument, NULL, 'n'},
+	{NULL, 0, NULL, 0}
+};
+
+/* Sets the guest's clock to this machine's (--now), to SECONDS since the
+ * epoch, or with neither to the guest's own hardware clock. */
+static int
+cmd_set_time(int argc, char **argv)
+{
+	struct buf req = {0};
+	struct reply r;
+	struct timespec ts;
+	long long ns = -1, k;
+	char *p;
+
+	while (cmdopt(argc, argv) != -1) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ns = (long long)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	}
+	if (argc - optind > (ns < 0))
+		return -1;
+	if (optind < argc) {
+		if ((ns = num(argv[optind], &p, 10, 1LL << 33)) < 0)
+			die(EX_USAGE, "set-time: bad time '%s': expected seconds since 1970",
+			    argv[optind]);
+		ns *= 1000000000;
+		for (k = 100000000, p += *p == '.'; *p >= '0' && *p <= '9'; p++, k /= 10)
+			ns += k * (*p - '0');
+		if (*p)
+			die(EX_USAGE, "set-time: bad time '%s': expected seconds since 1970",
+			    argv[optind]);
+	}
+	req_begin(&req, "guest-set-time");
+	if (ns >= 0)
+		req_int(&req, "time", ns);
+	req_end(&req);
+	call(&req, "guest-set-time", &r);
+	free(req.p);
 	return 0;
 }
 
@@ -3322,10 +3728,7 @@ static const struct option wait_longs[] = {
 static int
 cmd_wait(int argc, char **argv)
 {
-	static const char ping[] = "{\"execute\":\"guest-ping\"}";
-	struct timespec nap = {0, 100000000};
-	long long total = 60000, deadline, left, try;
-	struct reply r;
+	long long total = 60000;
 	int s;
 
 	while (cmdopt(argc, argv) != -1)
@@ -3333,24 +3736,9 @@ cmd_wait(int argc, char **argv)
 			die(EX_USAGE, "wait: bad -T '%s': expected seconds", optarg);
 	if (optind != argc)
 		return -1;
-	deadline = deadline_in(total);
-	for (;;) {
-		left = deadline < 0 ? 1000 : deadline - now_ms();
-		try = left < 1000 ? (left > 0 ? left : 1) : 1000;
-		s = session_open(&sess, opt.addr, try);
-		if (!s)
-			s = transact(&sess, ping, sizeof ping - 1, &r, "guest-ping", try);
-		conn_close(&sess);
-		if (!s)
-			return 0;
-		if (s == EX_USAGE)
-			quit(s);
-		if (deadline >= 0 && now_ms() >= deadline)
-			die(EX_TIMEOUT, "%s: no agent answered within %s", opt.addr,
-			    seconds(total));
-		if (s != EX_TIMEOUT)
-			nanosleep(&nap, NULL);
-	}
+	if ((s = wait_agent(total)))
+		quit(s);
+	return 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -3449,7 +3837,7 @@ add_names(const char *opt_name, char *s, char ***list, int *n)
 		if (!*s)
 			continue;
 		if ((c = find_cmd(s))) {
-			if (!(u = c->uses ? c->uses : c->query))
+			if (!(u = c->uses))
 				die(EX_USAGE, "serve: %s %s: that command sends nothing to "
 				    "the agent", opt_name, s);
 			for (; *u; u += k + !!u[k]) {
@@ -4183,87 +4571,164 @@ static int cmd_completion(int, char **);
 static _Noreturn void usage(int status);
 
 static const struct cmd cmds[] = {
-	{"exec", cmd_exec, NULL, NULL, "ie:T:", exec_longs, 0,
+	{"exec", cmd_exec, NULL, "ie:T:", exec_longs,
 	 "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--] PROG [ARG]...",
 	 "Runs PROG in the guest, its output here, its status as qga's (128+N\n"
 	 "for signal N; 255 when qga fails). -i: stdin as its input; -e: a\n"
 	 "variable; -T: give up after SECS (124); --no-wait: print the pid.\n",
-	 "guest-exec,guest-exec-status"},
-	{"sh", cmd_exec, NULL, NULL, "ie:T:", exec_longs, 0,
+	 "guest-exec,guest-exec-status", 0},
+	{"sh", cmd_exec, NULL, "ie:T:", exec_longs,
 	 "[EXEC OPTIONS] 'COMMAND LINE' [ARG]...",
 	 "Runs /bin/sh -c 'COMMAND LINE' in the guest, as exec does.\n",
-	 "guest-exec,guest-exec-status"},
-	{"exec-status", cmd_exec_status, NULL, NULL, NULL, NULL, 1, "PID",
+	 "guest-exec,guest-exec-status", 0},
+	{"exec-status", cmd_exec_status, NULL, NULL, NULL,
+	 "PID",
 	 "Prints the status of a program started with exec --no-wait, as JSON.\n",
-	 "guest-exec-status"},
-	{"cat", cmd_cat, NULL, NULL, NULL, NULL, 0, "REMOTE...",
-	 "Writes guest files to stdout.\n", "guest-file-open,guest-file-read,guest-file-close"},
-	{"get", cmd_get, NULL, NULL, NULL, NULL, 0, "REMOTE [LOCAL|-]",
+	 "guest-exec-status", 1},
+	{"cat", cmd_cat, NULL, NULL, NULL,
+	 "REMOTE...",
+	 "Writes guest files to stdout.\n",
+	 "guest-file-open,guest-file-read,guest-file-close", 0},
+	{"get", cmd_get, NULL, NULL, NULL,
+	 "REMOTE [LOCAL|-]",
 	 "Copies a guest file here, atomically; LOCAL defaults to its name.\n",
-	 "guest-file-open,guest-file-read,guest-file-close"},
-	{"put", cmd_put, NULL, NULL, "am:", put_longs, 0,
+	 "guest-file-open,guest-file-read,guest-file-close", 0},
+	{"put", cmd_put, NULL, "am:", put_longs,
 	 "[-a] [--inplace] [-m MODE] LOCAL|- REMOTE",
 	 "Copies a file, or stdin (-), to the guest, atomically where guest-exec\n"
 	 "allows (else, or with --inplace, in place); -m: a new file's mode.\n",
-	 "guest-file-open,guest-file-write,guest-file-close"},
-	{"ping", NULL, "guest-ping", NULL, NULL, NULL, 1, "",
-	 "Exits 0 when the agent answers.\n", NULL},
-	{"info", NULL, "guest-info", show_info, NULL, NULL, 1, "",
-	 "The agent's version and commands, disabled ones marked.\n", NULL},
-	{"osinfo", NULL, "guest-get-osinfo", show_osinfo, NULL, NULL, 1, "",
-	 "The guest's operating system.\n", NULL},
-	{"hostname", NULL, "guest-get-host-name", show_hostname, NULL, NULL, 1, "",
-	 "The guest's host name.\n", NULL},
-	{"time", NULL, "guest-get-time", show_time, NULL, NULL, 1, "",
-	 "The guest's clock, in UTC.\n", NULL},
-	{"timezone", NULL, "guest-get-timezone", show_timezone, NULL, NULL, 1, "",
-	 "The guest's time zone and its offset.\n", NULL},
-	{"users", NULL, "guest-get-users", show_users, NULL, NULL, 1, "",
-	 "Users logged in to the guest.\n", NULL},
-	{"ifconfig", NULL, "guest-network-get-interfaces", show_ifconfig, NULL, NULL, 1, "",
-	 "Network interfaces: name, MAC, addresses.\n", NULL},
-	{"df", NULL, "guest-get-fsinfo", show_df, NULL, NULL, 1, "",
-	 "Mounted filesystems and their use.\n", NULL},
-	{"vcpus", NULL, "guest-get-vcpus", show_vcpus, NULL, NULL, 1, "",
-	 "Virtual CPUs and their state.\n", NULL},
-	{"disks", NULL, "guest-get-disks", show_disks, NULL, NULL, 1, "",
-	 "Disks and partitions.\n", NULL},
-	{"shutdown", cmd_power, NULL, NULL, NULL, NULL, 0, "",
+	 "guest-file-open,guest-file-write,guest-file-close", 0},
+	{"ping", NULL, NULL, NULL, NULL,
+	 "",
+	 "Exits 0 when the agent answers.\n",
+	 "guest-ping", 1},
+	{"info", NULL, show_info, NULL, NULL,
+	 "",
+	 "The agent's version and commands, disabled ones marked.\n",
+	 "guest-info", 1},
+	{"osinfo", NULL, show_osinfo, NULL, NULL,
+	 "",
+	 "The guest's operating system.\n",
+	 "guest-get-osinfo", 1},
+	{"hostname", NULL, show_hostname, NULL, NULL,
+	 "",
+	 "The guest's host name.\n",
+	 "guest-get-host-name", 1},
+	{"time", NULL, show_time, NULL, NULL,
+	 "",
+	 "The guest's clock, in UTC.\n",
+	 "guest-get-time", 1},
+	{"timezone", NULL, show_timezone, NULL, NULL,
+	 "",
+	 "The guest's time zone and its offset.\n",
+	 "guest-get-timezone", 1},
+	{"users", NULL, show_users, NULL, NULL,
+	 "",
+	 "Users logged in to the guest.\n",
+	 "guest-get-users", 1},
+	{"ifconfig", NULL, show_ifconfig, NULL, NULL,
+	 "",
+	 "Network interfaces: name, MAC, addresses.\n",
+	 "guest-network-get-interfaces", 1},
+	{"ip", cmd_ip, NULL, "46aw:", ip_longs,
+	 "[-4|-6] [-a] [--wait SECS] [IFACE]",
+	 "The guest's addresses, one a line, loopback and link-local left out\n"
+	 "unless -a; exits 1 when there is none. --wait: until one appears.\n",
+	 "guest-network-get-interfaces", 1},
+	{"df", NULL, show_df, NULL, NULL,
+	 "",
+	 "Mounted filesystems and their use.\n",
+	 "guest-get-fsinfo", 1},
+	{"vcpus", NULL, show_vcpus, NULL, NULL,
+	 "",
+	 "Virtual CPUs and their state.\n",
+	 "guest-get-vcpus", 1},
+	{"disks", NULL, show_disks, NULL, NULL,
+	 "",
+	 "Disks and partitions, with bus, serial and alias.\n",
+	 "guest-get-disks", 1},
+	{"routes", NULL, show_routes, NULL, NULL,
+	 "",
+	 "The guest's routing table (qemu-ga 9.1 on).\n",
+	 "guest-network-get-route", 1},
+	{"load", NULL, show_load, NULL, NULL,
+	 "",
+	 "The guest's load average (qemu-ga 10.0 on).\n",
+	 "guest-get-load", 1},
+	{"cpustats", NULL, show_cpustats, NULL, NULL,
+	 "",
+	 "Time each CPU spent in each state since boot, in ms.\n",
+	 "guest-get-cpustats", 1},
+	{"diskstats", NULL, show_diskstats, NULL, NULL,
+	 "",
+	 "I/O counts of each disk since boot.\n",
+	 "guest-get-diskstats", 1},
+	{"devices", NULL, show_devices, NULL, NULL,
+	 "",
+	 "Device drivers of a Windows guest: version, date, PCI ids.\n",
+	 "guest-get-devices", 1},
+	{"shutdown", cmd_power, NULL, NULL, NULL,
+	 "",
 	 "Powers the guest off.\nguest-shutdown sends no reply on success: an\n"
-	 "error is waited for up to 3 s, and none means accepted.\n", "guest-shutdown"},
-	{"reboot", cmd_power, NULL, NULL, NULL, NULL, 0, "",
-	 "Reboots the guest, as shutdown does.\n", "guest-shutdown"},
-	{"halt", cmd_power, NULL, NULL, NULL, NULL, 0, "",
-	 "Halts the guest, as shutdown does.\n", "guest-shutdown"},
-	{"fsfreeze", cmd_fsfreeze, NULL, NULL, NULL, NULL, 1,
+	 "error is waited for up to 3 s, and none means accepted.\n",
+	 "guest-shutdown", 0},
+	{"reboot", cmd_power, NULL, NULL, NULL,
+	 "",
+	 "Reboots the guest, as shutdown does.\n",
+	 "guest-shutdown", 0},
+	{"suspend", cmd_power, NULL, NULL, NULL,
+	 "ram | disk | hybrid",
+	 "Suspends the guest, as shutdown does. ram and hybrid need a QEMU that\n"
+	 "can wake the guest (QMP query-current-machine: wakeup-suspend-support).\n",
+	 "guest-suspend-ram,guest-suspend-disk,guest-suspend-hybrid", 0},
+	{"set-time", cmd_set_time, NULL, "", settime_longs,
+	 "[--now | SECONDS]",
+	 "Sets the guest's clock: to this machine's, to SECONDS since 1970, or\n"
+	 "with neither from the guest's hardware clock (after a resume).\n",
+	 "guest-set-time", 0},
+	{"halt", cmd_power, NULL, NULL, NULL,
+	 "",
+	 "Halts the guest, as shutdown does.\n",
+	 "guest-shutdown", 0},
+	{"fsfreeze", cmd_fsfreeze, NULL, NULL, NULL,
 	 "status | freeze [MOUNTPOINT]... | thaw",
 	 "Freezes or thaws the guest's filesystems (their reply is waited for\n"
-	 "300 s unless -t is given).\n", "guest-fsfreeze-status,guest-fsfreeze-freeze,"
-	 "guest-fsfreeze-freeze-list,guest-fsfreeze-thaw"},
-	{"fstrim", cmd_fstrim, NULL, NULL, NULL, NULL, 1, "[MINIMUM]",
+	 "300 s unless -t is given).\n",
+	 "guest-fsfreeze-status,guest-fsfreeze-freeze,"
+	 "guest-fsfreeze-freeze-list,guest-fsfreeze-thaw", 1},
+	{"fstrim", cmd_fstrim, NULL, NULL, NULL,
+	 "[MINIMUM]",
 	 "Discards unused blocks in the guest (the reply is waited for 300 s\n"
-	 "unless -t is given).\n", "guest-fstrim"},
-	{"passwd", cmd_passwd, NULL, NULL, "c", passwd_longs, 0, "[-c|--crypted] USER",
+	 "unless -t is given).\n",
+	 "guest-fstrim", 1},
+	{"passwd", cmd_passwd, NULL, "c", passwd_longs,
+	 "[-c|--crypted] USER",
 	 "Sets USER's password, read from stdin (prompted for on a terminal).\n",
-	 "guest-set-user-password"},
-	{"ssh-keys", cmd_ssh_keys, NULL, NULL, NULL, NULL, 1,
+	 "guest-set-user-password", 0},
+	{"ssh-keys", cmd_ssh_keys, NULL, NULL, NULL,
 	 "list USER | add USER [FILE|-] | remove USER [FILE|-]",
 	 "Lists, adds or removes USER's authorized ssh keys (one a line).\n",
 	 "guest-ssh-get-authorized-keys,guest-ssh-add-authorized-keys,"
-	 "guest-ssh-remove-authorized-keys"},
-	{"serve", cmd_serve, NULL, NULL, "l:q", serve_longs, 0,
+	 "guest-ssh-remove-authorized-keys", 1},
+	{"serve", cmd_serve, NULL, "l:q", serve_longs,
 	 "--listen ADDR... [--http ADDR]... [--allow CMD,...] [--deny CMD,...] "
 	 "[--max-clients N] [--max-request BYTES] [--mode MODE] [-q]",
 	 "Shares the agent (-s) among clients: --listen unix:PATH or\n"
 	 "tcp:[HOST:]PORT for QGA, --http ADDR for POST / and GET /health.\n"
-	 "--allow and --deny take command names, a built-in's for its own.\n", NULL},
-	{"wait", cmd_wait, NULL, NULL, "T:", wait_longs, 0, "[-T SECS]",
+	 "--allow and --deny take command names, a built-in's for its own.\n",
+	 NULL, 0},
+	{"wait", cmd_wait, NULL, "T:", wait_longs,
+	 "[-T SECS]",
 	 "Waits until the agent answers a ping (default 60 s): exits 0, or 4.\n",
-	 "guest-ping"},
-	{"completion", cmd_completion, NULL, NULL, NULL, NULL, 0, "bash | zsh",
-	 "Prints a completion script for bash or zsh.\n", NULL},
-	{"help", cmd_help, NULL, NULL, NULL, NULL, 0, "[COMMAND]",
-	 "Says how to use qga, or one command.\n", NULL},
+	 "guest-ping", 0},
+	{"completion", cmd_completion, NULL, NULL, NULL,
+	 "bash | zsh",
+	 "Prints a completion script for bash or zsh.\n",
+	 NULL, 0},
+	{"help", cmd_help, NULL, NULL, NULL,
+	 "[COMMAND]",
+	 "Says how to use qga, or one command.\n",
+	 NULL, 0},
 };
 #define NCMDS (sizeof cmds / sizeof *cmds)
 
@@ -4614,12 +5079,12 @@ run_builtin(int argc, char **argv)
 
 	if (!cur->shorts)
 		plain_operands(&argc, &argv);
-	if (cur->query) {
+	if (!cur->fn) {
 		if (argc != 1) {
 			cmd_usage(cur, stderr);
 			leave(EX_USAGE);
 		}
-		simple_call(cur->query, &r, cur->show ? &d : NULL);
+		simple_call(cur->uses, &r, cur->show ? &d : NULL);
 		if (cur->show) {
 			cur->show(&d);
 			free(d.t);
@@ -4657,19 +5122,7 @@ raw_options(int *argc, char ***argv)
 int
 main(int argc, char **argv)
 {
-	static const struct option longs[] = {
-		{"socket", required_argument, NULL, 's'},
-		{"timeout", required_argument, NULL, 't'},
-		{"return", no_argument, NULL, 'r'},
-		{"pretty", no_argument, NULL, 'p'},
-		{"json", no_argument, NULL, 'j'},
-		{"qmp", no_argument, NULL, O_QMP},
-		{"no-sync", no_argument, NULL, O_NOSYNC},
-		{"max-reply", required_argument, NULL, O_MAXREPLY},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0}
-	};
+
 	struct buf req = {0};
 	char name[128];
 	int ch, s, batch, named = 0;
@@ -4683,15 +5136,12 @@ main(int argc, char **argv)
 	setvbuf(stdout, out, _IOFBF, sizeof out);
 	catch_signals();
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+:" GLOBAL_SHORTS "V", longs, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+:" GLOBAL_SHORTS, global_longs,
+	                         NULL)) != -1) {
 		if (ch == '?' || ch == ':')
-			badopt(argc, argv, GLOBAL_SHORTS "V", longs, ch);
+			badopt(argc, argv, GLOBAL_SHORTS, global_longs, ch);
 		if (ch == 'h')
 			usage(0);
-		if (ch == 'V') {
-			puts("qga " VERSION);
-			leave(0);
-		}
 		global_opt(ch, optarg);
 	}
 	argc -= optind;
