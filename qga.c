@@ -1949,6 +1949,41 @@ wait_agent(long long total)
 	}
 }
 
+/* Whether the guest runs Windows (guest-get-osinfo's id), asked once and
+ * only by what needs to know. */
+static int
+guest_windows(void)
+{
+	static const char req[] = "{\"execute\":\"guest-get-osinfo\"}";
+	static int win = -1;
+	struct buf b = {(char *)req, sizeof req - 1, sizeof req, 1};
+	struct reply r;
+	struct doc d;
+	int v;
+
+	if (win < 0) {
+		call_any(&b, "guest-get-osinfo", &r, opt.timeout);
+		win = 0;
+		if (r.err < 0) {
+			doc_load(&d, &r);
+			win = (v = dget(&d, 0, "id")) >= 0 && json_eq(d.js, &d.t[v], "mswindows");
+			free(d.t);
+		}
+	}
+	return win;
+}
+
+/* The last part of a guest path: after a backslash too on Windows. */
+static const char *
+guest_base(const char *path)
+{
+	const char *b = strrchr(path, '/');
+
+	if (strchr(path, '\\') && guest_windows() && (!b || strrchr(path, '\\') > b))
+		b = strrchr(path, '\\');
+	return b ? b + 1 : path;
+}
+
 /* Whether the agent lists name among its enabled commands. */
 static int
 enabled(const char *name)
@@ -1971,7 +2006,7 @@ enabled(const char *name)
 /* Long options without a letter: their values stay clear of letters. */
 enum {
 	O_QMP = 256, O_NOSYNC, O_MAXREPLY, O_NOWAIT, O_MERGE, O_HTTP, O_ALLOW,
-	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE
+	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE, O_PS
 };
 
 /* The options every command takes, before its name or after it. */
@@ -2173,6 +2208,38 @@ plain_operands(int *argc, char ***argv)
 /* The most output of a stream the agent keeps. */
 #define EXEC_OUTPUT_MAX (16 << 20)
 
+/* Windows' NTSTATUS codes of a crash that people meet most, 0xC000xxxx. */
+static const unsigned short nt_codes[] = {
+	0x0005, 0x001d, 0x0094, 0x00fd, 0x013a, 0x0135, 0x0374, 0x0409};
+static const char nt_names[] =
+	"ACCESS_VIOLATION\0ILLEGAL_INSTRUCTION\0INTEGER_DIVIDE_BY_ZERO\0"
+	"STACK_OVERFLOW\0CONTROL_C_EXIT\0DLL_NOT_FOUND\0HEAP_CORRUPTION\0"
+	"STACK_BUFFER_OVERRUN";
+
+/* The program's status as qga's: a POSIX signal N is 128+N; a Windows
+ * guest's "signal" is the NTSTATUS that ended the program and its exit
+ * code 32 bits wide. A status outside 0-255 is said in full, and qga
+ * exits with its low byte, or 1 where that would read as success. */
+static int
+exit_code(const struct doc *d, const char *prog)
+{
+	unsigned long st;
+	const char *name = nt_names;
+	int v, i;
+
+	if ((v = dget(d, 0, "signal")) >= 0 && (st = (unsigned long)dint(d, v, 0)) - 1 < 127)
+		return 128 + (int)st;
+	st = (unsigned long)dint(d, v >= 0 ? v : dget(d, 0, "exitcode"), 0) & 0xffffffff;
+	if (v >= 0) {
+		for (i = 0; i < 8 && (st >> 16 != 0xc000 || (st & 0xffff) != nt_codes[i]); i++)
+			name += strlen(name) + 1;
+		warn("%s ended with status 0x%08lX%s%s", prog, st, i < 8 ? " STATUS_" : "",
+		     i < 8 ? name : "");
+	} else if (st > 255)
+		warn("%s exited with status %lu", prog, st);
+	return st < 256 ? (int)st : st & 255 ? (int)(st & 255) : 1;
+}
+
 /* Writes what the program wrote, and returns its exit status. */
 static int
 exec_finish(const struct doc *dp, const char *prog)
@@ -2199,10 +2266,7 @@ exec_finish(const struct doc *dp, const char *prog)
 		if (cut[i] || dtrue(&d, dget(&d, 0, streams[i][1])))
 			warn("%s: the agent truncated the program's %s", prog,
 			     i ? "stderr" : "stdout");
-	if ((v = dget(&d, 0, "signal")) >= 0)
-		code = 128 + (int)dint(&d, v, 0);
-	else
-		code = (int)dint(&d, dget(&d, 0, "exitcode"), 0);
+	code = exit_code(&d, prog);
 	free(data.p);
 	free(d.t);
 	return code;
@@ -2214,8 +2278,41 @@ static const struct option exec_longs[] = {
 	{"timeout", required_argument, NULL, 'T'},
 	{"no-wait", no_argument, NULL, O_NOWAIT},
 	{"merge", no_argument, NULL, O_MERGE},
+	{"ps", no_argument, NULL, O_PS},
 	{NULL, 0, NULL, 0}
 };
+
+/* Appends the UTF-8 text s as base64 of UTF-16LE, as PowerShell's
+ * -EncodedCommand takes a script: no quoting can go wrong in it. */
+static void
+buf_ps(struct buf *b, const char *s)
+{
+	struct buf u = {0};
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned long c;
+	char w[4];
+	int n;
+
+	while (*p) {
+		n = *p < 0x80 ? 0 : *p < 0xe0 ? 1 : *p < 0xf0 ? 2 : 3;
+		for (c = *p++ & (0x7fu >> n); n-- && *p; p++)
+			c = c << 6 | (*p & 0x3f);
+		if (c > 0xffff) {
+			c -= 0x10000;
+			w[0] = (char)(c >> 10 & 0xff);
+			w[1] = (char)(0xd8 | c >> 18);
+			buf_add(&u, w, 2);
+			c = 0xdc00 | (c & 0x3ff);
+		}
+		w[0] = (char)(c & 0xff);
+		w[1] = (char)(c >> 8);
+		buf_add(&u, w, 2);
+	}
+	buf_add(b, "\"", 1);
+	b64_encode(b, (unsigned char *)u.p, u.len);
+	buf_add(b, "\"", 1);
+	free(u.p);
+}
 
 static int
 cmd_exec(int argc, char **argv)
@@ -2226,7 +2323,7 @@ cmd_exec(int argc, char **argv)
 	struct doc d;
 	long long pid, wait = 0, deadline, delay = 200000;
 	int polls = 0;
-	int ch, i, input = 0, nowait = 0, merge = 0, path = 0;
+	int ch, i, input = 0, nowait = 0, merge = 0, path = 0, root = 0, ps = 0, win = 0;
 	int sh = !strcmp(argv[0], "sh");
 	const char *prog;
 	char name[64], desc[256];
@@ -2240,7 +2337,8 @@ cmd_exec(int argc, char **argv)
 				die(EX_USAGE, "exec: -e wants NAME=VALUE, got '%s'", optarg);
 			buf_add(&env, ",", env.len > 0);
 			buf_jstr(&env, optarg, strlen(optarg));
-			path |= !strncmp(optarg, "PATH=", 5);
+			path |= !strncasecmp(optarg, "PATH=", 5);
+			root |= !strncasecmp(optarg, "SystemRoot=", 11);
 			break;
 		case 'T':
 			if (parse_seconds(optarg, &wait) < 0)
@@ -2248,31 +2346,59 @@ cmd_exec(int argc, char **argv)
 			break;
 		case O_NOWAIT: nowait = 1; break;
 		case O_MERGE: merge = 1; break;
+		case O_PS: ps = sh; break;
 		}
 	}
 	argc -= optind;
 	argv += optind;
 	if (argc < 1)
 		return -1;
-	prog = sh ? "/bin/sh" : argv[0];
+	if (sh || env.len)
+		win = guest_windows();
+	if ((win || ps) && sh && argc > 1)
+		die(EX_USAGE, "sh: ARGs need /bin/sh: put them in the line");
+	if (win && sh && !ps && strchr(argv[0], '"'))
+		die(EX_USAGE, "sh: the agent escapes a double quote as \\\" for cmd.exe, "
+		    "which keeps the backslash: use --ps");
+	prog = !sh ? argv[0] : ps ? (win ? "powershell.exe" : "pwsh") :
+	       win ? "cmd.exe" : "/bin/sh";
 	req_begin(&req, "guest-exec");
 	req_str(&req, "path", prog);
 	req_key(&req, "arg");
-	/* sh gets -c 'COMMAND LINE', then $0 and the positional ARGs. */
-	buf_str(&req, sh ? "[\"-c\"" : "[");
-	for (i = !sh; i < argc; i++) {
-		buf_add(&req, ",", sh || i > 1);
-		buf_jstr(&req, argv[i], strlen(argv[i]));
-		if (sh && i == 0 && argc > 1)
-			buf_str(&req, ",\"sh\"");
+	if (ps) {
+		buf_str(&req, "[\"-NoProfile\",\"-NonInteractive\",\"-EncodedCommand\",");
+		buf_ps(&req, argv[0]);
+	} else if (sh && win) {
+		/* cmd /s takes the line as it is, between the quotes the agent
+		 * puts around it; cmd itself merges stderr into stdout. */
+		buf_str(&req, "[\"/s\",\"/c\",");
+		buf_jstr(&req, argv[0], strlen(argv[0]));
+		if (merge) {
+			req.len--;
+			buf_str(&req, " 2>&1\"");
+		}
+		merge = 0;
+	} else {
+		/* sh gets -c 'COMMAND LINE', then $0 and the positional ARGs. */
+		buf_str(&req, sh ? "[\"-c\"" : "[");
+		for (i = !sh; i < argc; i++) {
+			buf_add(&req, ",", sh || i > 1);
+			buf_jstr(&req, argv[i], strlen(argv[i]));
+			if (sh && i == 0 && argc > 1)
+				buf_str(&req, ",\"sh\"");
+		}
 	}
 	buf_add(&req, "]", 1);
 	if (env.len) {
+		/* The agent's env replaces the whole environment. */
 		req_key(&req, "env");
 		buf_add(&req, "[", 1);
+		if (!root && win)
+			buf_str(&req, "\"SystemRoot=C:\\\\Windows\",");
 		if (!path)
-			buf_str(&req, "\"PATH=/usr/local/sbin:/usr/local/bin:"
-			        "/usr/sbin:/usr/bin:/sbin:/bin\",");
+			buf_str(&req, win ? "\"PATH=C:\\\\Windows\\\\system32;C:\\\\Windows;"
+			        "C:\\\\Windows\\\\System32\\\\WindowsPowerShell\\\\v1.0\","
+			        : "\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",");
 		buf_add(&req, env.p, env.len);
 		buf_add(&req, "]", 1);
 	}
@@ -2298,7 +2424,9 @@ cmd_exec(int argc, char **argv)
 	if (r.err >= 0) {
 		if (merge && strstr(member_str(r.js, &r.tok[r.err], "desc", desc,
 		                               sizeof desc), "capture-output"))
-			die(EX_AGENT, "exec --merge needs qemu-ga 8.0 or later");
+			die(EX_AGENT, guest_windows() ? "exec --merge: a Windows guest has no "
+			    "merged output (sh --merge merges through cmd.exe)" :
+			    "exec --merge needs qemu-ga 8.0 or later");
 		agent_error(&r, "guest-exec");
 		member_str(r.js, &r.tok[r.err], "desc", desc, sizeof desc);
 		/* As ssh and docker do: 127 when there is no such program,
@@ -2349,11 +2477,13 @@ cmd_exec(int argc, char **argv)
 	return i;
 }
 
+/* The end of a program started with exec --no-wait, as exec shows it. */
 static int
 cmd_exec_status(int argc, char **argv)
 {
 	struct buf req = {0};
 	struct reply r;
+	struct doc d;
 	long long pid;
 	char *end;
 
@@ -2366,11 +2496,26 @@ cmd_exec_status(int argc, char **argv)
 	req_begin(&req, "guest-exec-status");
 	req_int(&req, "pid", pid);
 	req_end(&req);
-	call(&req, "guest-exec-status", &r);
-	opt.ret = 1;
-	print_result(&r);
+	call_any(&req, "guest-exec-status", &r, opt.timeout);
 	free(req.p);
-	return 0;
+	/* The agent's words for it vary: 7.2 "Invalid parameter 'pid'",
+	 * 10.0 "PID ld does not exist". */
+	if (r.err >= 0 && !strcmp(member_str(r.js, &r.tok[r.err], "class", (char[16]){0}, 16),
+	                         "GenericError"))
+		die(EX_AGENT, "exec-status: no program of pid %lld in the guest agent "
+		    "(not started by it, or its end already read)", pid);
+	if (r.err >= 0)
+		quit(agent_error(&r, "guest-exec-status"));
+	if (opt.json) {
+		print_result(&r);
+		return 0;
+	}
+	doc_load(&d, &r);
+	if (!dtrue(&d, dget(&d, 0, "exited"))) {
+		warn("pid %lld still runs in the guest", pid);
+		leave(124);
+	}
+	return exec_finish(&d, argv[1]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -2386,21 +2531,23 @@ static char tmpname[4096];          /* a partial download, removed on exit */
 static void file_close(int quiet);
 
 static char remote_tmp[4096];    /* a partial upload, removed on exit */
-static int guest_sh(const char *script, const char *const *args);
+static int guest_run(const char *const *argv);
+static int win;                  /* put: the guest runs Windows */
 
 /* Undoes what a file command left: the local temporary file, the guest's
  * open handle, the guest's temporary file. */
 static void
 cleanup(void)
 {
-	const char *args[2] = {remote_tmp, NULL};
+	const char *rm[] = {"/bin/sh", "-c", "rm -f -- \"$1\"", "sh", remote_tmp, NULL};
+	const char *del[] = {"cmd.exe", "/c", "del", "/q", remote_tmp, NULL};
 
 	if (tmpname[0])
 		unlink(tmpname);
 	sess.dirty = 1;
 	file_close(1);
 	if (remote_tmp[0])
-		guest_sh("rm -f -- \"$1\"", args);
+		guest_run(win ? del : rm);
 }
 
 static long long
@@ -2560,7 +2707,7 @@ cmd_get(int argc, char **argv)
 	if (argc < 2 || argc > 3)
 		return -1;
 	remote = argv[1];
-	base = strrchr(remote, '/') ? strrchr(remote, '/') + 1 : remote;
+	base = guest_base(remote);
 	local = argc == 3 ? argv[2] : base;
 	if (!*local)
 		die(EX_USAGE, "get: name the local file for '%s'", remote);
@@ -2586,11 +2733,11 @@ cmd_get(int argc, char **argv)
 	return 0;
 }
 
-/* Runs /bin/sh -c script with args in the guest and waits for it: its
- * exit status, or -1 when it could not be run. Failures are not reported:
- * the caller says what they mean. */
+/* Runs argv[0] with the arguments after it in the guest and waits for it:
+ * its exit status, or -1 when it could not be run. Failures are not
+ * reported: the caller says what they mean. */
 static int
-guest_sh(const char *script, const char *const *args)
+guest_run(const char *const *argv)
 {
 	struct timespec nap = {0, 2000000};
 	struct buf req = {0};
@@ -2600,14 +2747,12 @@ guest_sh(const char *script, const char *const *args)
 	int code = -1;
 
 	req_begin(&req, "guest-exec");
-	req_str(&req, "path", "/bin/sh");
+	req_str(&req, "path", *argv);
 	req_key(&req, "arg");
-	buf_str(&req, "[\"-c\",");
-	buf_jstr(&req, script, strlen(script));
-	buf_str(&req, ",\"sh\"");
-	for (; *args; args++) {
-		buf_add(&req, ",", 1);
-		buf_jstr(&req, *args, strlen(*args));
+	buf_add(&req, "[", 1);
+	while (*++argv) {
+		buf_jstr(&req, *argv, strlen(*argv));
+		buf_add(&req, ",", argv[1] != NULL);
 	}
 	buf_str(&req, "]}}");
 	if (transact(&sess, req.p, req.len, &r, "guest-exec", opt.timeout) || r.ret < 0)
@@ -2726,8 +2871,9 @@ cmd_put(int argc, char **argv)
 		"m=$1; if [ -e \"$3\" ]; then m=$(stat -c %a -- \"$3\" 2>/dev/null || "
 		"echo \"$1\"); chown \"$(stat -c %u:%g -- \"$3\")\" \"$2\" 2>/dev/null; fi; "
 		"chmod \"$m\" \"$2\" && mv -f -- \"$2\" \"$3\"";
-	const char *local, *remote, *base, *args[4];
-	char prefix[4080], mstr[24];
+	const char *local, *remote, *base;
+	const char *run[8] = {"/bin/sh", "-c", "rm -f -- \"$1\"????????", "sh"};
+	char prefix[4080], mstr[24], pat[4096];
 	unsigned long long total;
 	long long mode = -1, size;
 	int ch, fd = 0, append = 0, inplace = 0, exec, isnew = 0;
@@ -2777,13 +2923,14 @@ cmd_put(int argc, char **argv)
 	}
 	if (!append && !inplace && exec) {
 		/* A leftover of an earlier put that was killed goes first. */
-		base = strrchr(remote, '/') ? strrchr(remote, '/') + 1 : remote;
+		base = guest_base(remote);
+		win = guest_windows();
 		if ((size_t)snprintf(prefix, sizeof prefix, "%.*s.%s.qga-put-",
 		                     (int)(base - remote), remote, base) >= sizeof prefix - 16)
 			die(EX_USAGE, "put: guest path too long: %s", remote);
-		args[0] = prefix;
-		args[1] = NULL;
-		guest_sh("rm -f -- \"$1\"????????", args);
+		snprintf(pat, sizeof pat, "%s????????", prefix);
+		run[4] = prefix;
+		guest_run(win ? (const char *[]){"cmd.exe", "/c", "del", "/q", pat, NULL} : run);
 		snprintf(remote_tmp, sizeof remote_tmp, "%s%08x", prefix, random_id());
 	}
 	file_open(*remote_tmp ? remote_tmp : remote, append ? "a" : "w");
@@ -2794,19 +2941,20 @@ cmd_put(int argc, char **argv)
 		    size, total);
 	file_close(0);
 	if (*remote_tmp) {
-		args[0] = mstr;
-		args[1] = remote_tmp;
-		args[2] = remote;
-		args[3] = NULL;
-		if (guest_sh(finish, args))
+		run[2] = finish;
+		run[4] = mstr;
+		run[5] = remote_tmp;
+		run[6] = remote;
+		if (guest_run(win ? (const char *[]){"cmd.exe", "/c", "move", "/y", remote_tmp,
+		                                     remote, NULL} : run))
 			die(EX_AGENT, "put: %s could not be put in place: it is unchanged",
 			    remote);
 		remote_tmp[0] = 0;
 	} else if (isnew && exec) {
-		args[0] = mstr;
-		args[1] = remote;
-		args[2] = NULL;
-		guest_sh("chmod \"$1\" \"$2\"", args);
+		run[2] = "chmod \"$1\" \"$2\"";
+		run[4] = mstr;
+		run[5] = remote;
+		guest_run(run);
 	} else if (isnew)
 		warn("put: %s is new, and the agent made it world-writable (0666): "
 		     "guest-exec, which would set its mode, is disabled", remote);
@@ -3522,6 +3670,8 @@ cmd_fsfreeze(int argc, char **argv)
 		die(EX_PROTO, "%s: no count in the reply", name);
 	printf("%s %lld filesystem%s\n", argv[1][0] == 'f' ? "froze" : "thawed",
 	       n, n == 1 ? "" : "s");
+	if (argv[1][0] == 'f' && guest_windows())
+		warn("fsfreeze: Windows (VSS) thaws by itself after about 10 s");
 	return 0;
 }
 
@@ -3533,7 +3683,7 @@ cmd_fstrim(int argc, char **argv)
 	struct doc d;
 	long long min = 0;
 	char *end, *path, *err, n[32];
-	int i, k, paths;
+	int i, k, v, paths;
 	struct table t = {NULL, 2, 0, 0};
 
 	if (argc > 2)
@@ -3555,8 +3705,11 @@ cmd_fstrim(int argc, char **argv)
 	each(&d, paths, i, k) {
 		path = dstr(&d, dget(&d, i, "path"));
 		err = dstr(&d, dget(&d, i, "error"));
-		snprintf(n, sizeof n, "%lld bytes trimmed",
-		         dint(&d, dget(&d, i, "trimmed"), 0));
+		/* A Windows guest's trim says no count. */
+		if ((v = dget(&d, i, "trimmed")) < 0)
+			strcpy(n, "trimmed");
+		else
+			snprintf(n, sizeof n, "%lld bytes trimmed", dint(&d, v, 0));
 		table_add(&t, path, *err ? err : n);
 		free(path);
 		free(err);
@@ -3655,9 +3808,9 @@ cmd_ssh_keys(int argc, char **argv)
 	struct buf req = {0}, in = {0};
 	struct reply r;
 	struct doc d;
-	const char *name, *file;
-	char *line, *next, *key;
-	int i, k, n = 0, fd = 0, keys;
+	const char *name, *file, *user;
+	char *line, *next, *key, desc[400];
+	int i, k, n = 0, fd = 0, keys, reset;
 
 	if (argc < 3)
 		return -1;
@@ -3665,8 +3818,14 @@ cmd_ssh_keys(int argc, char **argv)
 		req_begin(&req, "guest-ssh-get-authorized-keys");
 		req_str(&req, "username", argv[2]);
 		req_end(&req);
-		call(&req, "guest-ssh-get-authorized-keys", &r);
+		call_any(&req, "guest-ssh-get-authorized-keys", &r, opt.timeout);
 		free(req.p);
+		/* A user without the file has no keys. */
+		if (r.err >= 0 && strstr(member_str(r.js, &r.tok[r.err], "desc", desc,
+		                                    sizeof desc), "No such file"))
+			return 0;
+		if (r.err >= 0)
+			quit(agent_error(&r, "guest-ssh-get-authorized-keys"));
 		if (opt.json) {
 			print_result(&r);
 			return 0;
@@ -3686,16 +3845,20 @@ cmd_ssh_keys(int argc, char **argv)
 		name = "guest-ssh-remove-authorized-keys";
 	else
 		return -1;
-	if (argc > 4)
+	reset = *argv[1] == 'a' && argc > 3 && !strcmp(argv[2], "--reset");
+	if (argc > 4 + reset)
 		return -1;
-	file = argc == 4 ? argv[3] : "-";
+	user = argv[2 + reset];
+	file = argc == 4 + reset ? argv[3 + reset] : "-";
 	if (strcmp(file, "-") && (fd = open(file, O_RDONLY | O_CLOEXEC)) < 0)
 		die(EX_IO, "open %s:", file);
 	if (read_all(fd, &in, 1 << 20) < 0)
 		die(EX_IO, "read %s: too large or unreadable", file);
 	buf_add(&in, "", 1);
 	req_begin(&req, name);
-	req_str(&req, "username", argv[2]);
+	req_str(&req, "username", user);
+	if (reset)
+		buf_str(&req, ",\"reset\":true");
 	req_key(&req, "keys");
 	buf_add(&req, "[", 1);
 	for (line = in.p; line; line = next) {
@@ -4578,12 +4741,14 @@ static const struct cmd cmds[] = {
 	 "variable; -T: give up after SECS (124); --no-wait: print the pid.\n",
 	 "guest-exec,guest-exec-status", 0},
 	{"sh", cmd_exec, NULL, "ie:T:", exec_longs,
-	 "[EXEC OPTIONS] 'COMMAND LINE' [ARG]...",
-	 "Runs /bin/sh -c 'COMMAND LINE' in the guest, as exec does.\n",
+	 "[EXEC OPTIONS] [--ps] 'COMMAND LINE' [ARG]...",
+	 "Runs /bin/sh -c 'COMMAND LINE' in the guest (cmd.exe /s /c on Windows),\n"
+	 "as exec does; --ps: a PowerShell script (powershell.exe, or pwsh).\n",
 	 "guest-exec,guest-exec-status", 0},
 	{"exec-status", cmd_exec_status, NULL, NULL, NULL,
 	 "PID",
-	 "Prints the status of a program started with exec --no-wait, as JSON.\n",
+	 "Ends as exec would a program started with exec --no-wait: its output,\n"
+	 "its status; 124 while it runs.\n",
 	 "guest-exec-status", 1},
 	{"cat", cmd_cat, NULL, NULL, NULL,
 	 "REMOTE...",
@@ -4706,8 +4871,9 @@ static const struct cmd cmds[] = {
 	 "Sets USER's password, read from stdin (prompted for on a terminal).\n",
 	 "guest-set-user-password", 0},
 	{"ssh-keys", cmd_ssh_keys, NULL, NULL, NULL,
-	 "list USER | add USER [FILE|-] | remove USER [FILE|-]",
-	 "Lists, adds or removes USER's authorized ssh keys (one a line).\n",
+	 "list USER | add [--reset] USER [FILE|-] | remove USER [FILE|-]",
+	 "Lists, adds or removes USER's authorized ssh keys (one a line);\n"
+	 "--reset replaces them all.\n",
 	 "guest-ssh-get-authorized-keys,guest-ssh-add-authorized-keys,"
 	 "guest-ssh-remove-authorized-keys", 1},
 	{"serve", cmd_serve, NULL, "l:q", serve_longs,

@@ -20,6 +20,9 @@
  *   deep      answers commands nested 2000 deep
  *   qmp       greets like QMP and sends 5000 events before each reply
  *   qmpnocap  greets like QMP and refuses qmp_capabilities
+ *   windows   a replay of a Windows guest's reply shapes, as QEMU's schema
+ *             and qga/commands-win32.c document them (no Windows agent
+ *             runs here); each request is appended to SOCKET.log
  *
  * usage: fakeagent SOCKET SCENARIO
  */
@@ -37,6 +40,7 @@
 
 static const char *scenario;
 static int cfd;
+static FILE *reqlog;
 
 static int
 is(const char *s)
@@ -154,6 +158,79 @@ privileged(const char *js, const struct json_tok *t, int name, int args)
 	return 1;
 }
 
+/* What a Windows guest answers, in the documented shapes. guest-exec's
+ * pid tells what its status will be: the command line decides it. */
+static void
+windows(const char *js, size_t len, const struct json_tok *t, int name, int args)
+{
+	static long long written;
+	long long pid = 0;
+	int v;
+
+	fprintf(reqlog, "%.*s\n", (int)len, js);
+	fflush(reqlog);
+	if (json_eq(js, &t[name], "guest-get-osinfo"))
+		outs("{\"return\": {\"name\": \"Microsoft Windows\", \"kernel-release\": "
+		     "\"20348\", \"version\": \"Microsoft Windows Server 2022\", "
+		     "\"variant\": \"server\", \"pretty-name\": \"Windows Server 2022 "
+		     "Standard\", \"version-id\": \"2022\", \"variant-id\": \"server\", "
+		     "\"kernel-version\": \"10.0\", \"machine\": \"x86_64\", "
+		     "\"id\": \"mswindows\"}}\n");
+	else if (json_eq(js, &t[name], "guest-exec")) {
+		if (arg_is(js, t, args, "capture-output", "merged")) {
+			outs("{\"error\": {\"class\": \"GenericError\", \"desc\": "
+			     "\"Parameter 'capture-output' does not accept value "
+			     "'merged'\"}}\n");
+			return;
+		}
+		pid = strstr(js, "exit 256") ? 1002 : strstr(js, "crash") ? 1003 :
+		      strstr(js, "unsigned") ? 1004 : 1001;
+		outf("{\"return\": {\"pid\": %lld}}\n", pid);
+	} else if (json_eq(js, &t[name], "guest-exec-status")) {
+		v = args >= 0 ? json_get(js, t, args, "pid") : -1;
+		if (v >= 0)
+			json_int(js, &t[v], &pid);
+		/* An exit code is 32 bits wide; an NTSTATUS of 0xC0000000 and up
+		 * comes as the signal, a gint: negative. */
+		outs(pid == 1002 ? "{\"return\": {\"exitcode\": 256, \"exited\": true}}\n" :
+		     pid == 1003 ? "{\"return\": {\"signal\": -1073741819, \"exited\": true}}\n" :
+		     pid == 1004 ? "{\"return\": {\"signal\": 3221225477, \"exited\": true}}\n" :
+		     "{\"return\": {\"exitcode\": 0, \"out-data\": \"aGkNCg==\", "
+		     "\"out-truncated\": false, \"exited\": true}}\n");
+	} else if (json_eq(js, &t[name], "guest-fstrim"))
+		outs("{\"return\": {\"paths\": [{\"path\": \"C:\\\\\"}, {\"path\": "
+		     "\"D:\\\\\", \"error\": \"The volume does not support trim\"}]}}\n");
+	else if (json_eq(js, &t[name], "guest-fsfreeze-freeze"))
+		outs("{\"return\": 1}\n");
+	else if (json_eq(js, &t[name], "guest-get-devices"))
+		outs("{\"return\": [{\"driver-date\": 1581465600000000000, \"driver-name\": "
+		     "\"VirtIO Ethernet Adapter\", \"id\": {\"device-id\": 4096, \"type\": "
+		     "\"pci\", \"vendor-id\": 6900}, \"driver-version\": "
+		     "\"100.85.104.20800\"}]}\n");
+	else if (json_eq(js, &t[name], "guest-get-users"))
+		outs("{\"return\": [{\"user\": \"Administrator\", \"domain\": \"WIN-QGA\", "
+		     "\"login-time\": 1700000000.25}]}\n");
+	else if (json_eq(js, &t[name], "guest-info"))
+		outs("{\"return\": {\"version\": \"10.0.0\", \"supported_commands\": ["
+		     "{\"enabled\": true, \"name\": \"guest-exec\", \"success-response\": true},"
+		     "{\"enabled\": true, \"name\": \"guest-exec-status\", "
+		     "\"success-response\": true}]}}\n");
+	else if (json_eq(js, &t[name], "guest-file-open"))
+		written = 0, outs("{\"return\": 1000}\n");
+	else if (json_eq(js, &t[name], "guest-file-read"))
+		outs("{\"return\": {\"count\": 6, \"buf-b64\": \"aGVsbG8K\", \"eof\": true}}\n");
+	else if (json_eq(js, &t[name], "guest-file-write")) {
+		v = args >= 0 ? json_get(js, t, args, "buf-b64") : -1;
+		pid = v >= 0 ? (long long)(t[v].end - t[v].start) / 4 * 3 -
+		      (js[t[v].end - 1] == '=') - (js[t[v].end - 2] == '=') : 0;
+		written += pid;
+		outf("{\"return\": {\"count\": %lld, \"eof\": false}}\n", pid);
+	} else if (json_eq(js, &t[name], "guest-file-seek"))
+		outf("{\"return\": {\"position\": %lld, \"eof\": false}}\n", written);
+	else
+		outs("{\"return\": {}}\n");
+}
+
 /* Answers one request; returns 0 to end the connection. */
 static int
 answer(const char *js, size_t len, int after_ff)
@@ -221,6 +298,10 @@ answer(const char *js, size_t len, int after_ff)
 	}
 	if (is("ok") || is("poweroff"))
 		return privileged(js, t, name, args);
+	if (is("windows")) {
+		windows(js, len, t, name, args);
+		return 1;
+	}
 	if (is("garbage")) {
 		outs("this is not JSON\n");
 	} else if (is("invalid")) {
@@ -294,6 +375,14 @@ main(int argc, char **argv)
 		return 2;
 	}
 	scenario = argv[2];
+	if (is("windows")) {
+		char log[sizeof sun.sun_path + 8];
+		snprintf(log, sizeof log, "%s.log", argv[1]);
+		if (!(reqlog = fopen(log, "w"))) {
+			perror(log);
+			return 1;
+		}
+	}
 	signal(SIGPIPE, SIG_IGN);
 	strcpy(sun.sun_path, argv[1]);
 	unlink(argv[1]);
