@@ -1721,21 +1721,6 @@ dtext(const struct doc *d, int i)
 	return s;
 }
 
-/* The member at path in object obj: "a/b" is member b of member a. */
-static int
-dpath(const struct doc *d, int obj, const char *path)
-{
-	char key[32];
-	size_t n;
-
-	while (path[n = strcspn(path, "/")]) {
-		copy(key, n + 1 < sizeof key ? n + 1 : sizeof key, path);
-		obj = dget(d, obj, key);
-		path += n + 1;
-	}
-	return dget(d, obj, path);
-}
-
 static long long
 dint(const struct doc *d, int i, long long dflt)
 {
@@ -2027,16 +2012,18 @@ static const struct option global_longs[] = {
 
 /* A built-in command: fn runs it, or else the command uses names is sent
  * (without arguments) and its return value shown with show. shorts and
- * longs are its own options; uses names the agent's commands it sends,
- * which serve's --allow and --deny take its name for; json says that it
- * can print the agent's reply (-j). */
+ * longs are its own options; text is its usage (after the name), a
+ * newline and its help; uses names the agent's commands it sends, which
+ * serve's --allow and --deny take its name for; json says that it can
+ * print the agent's reply (-j), and 2 that what it shows is the reply's
+ * value as indented JSON. */
 struct cmd {
 	const char *name;
 	int (*fn)(int, char **);
 	void (*show)(const struct doc *);
 	const char *shorts;
 	const struct option *longs;
-	const char *usage, *help, *uses;
+	const char *text, *uses;
 	char json;
 };
 
@@ -2045,8 +2032,8 @@ static const struct cmd *cur; /* the built-in command being run */
 static void
 cmd_usage(const struct cmd *c, FILE *f)
 {
-	fprintf(f, "usage: qga [OPTIONS] %s%s%s\n", c->name, *c->usage ? " " : "",
-	        c->usage);
+	fprintf(f, "usage: qga [OPTIONS] %s%s%.*s\n", c->name, *c->text != '\n' ? " " : "",
+	        (int)strcspn(c->text, "\n"), c->text);
 }
 
 /* The usage line, the help, and the agent's commands the command sends
@@ -2057,7 +2044,7 @@ cmd_help_text(const struct cmd *c)
 	const char *u = c->uses;
 
 	cmd_usage(c, stdout);
-	printf("\n%s", c->help);
+	printf("\n%s", strchr(c->text, '\n') + 1);
 	if (u)
 		printf("It sends %s.\n", u);
 }
@@ -3295,7 +3282,7 @@ show_df(const struct doc *d)
 static void
 show_disks(const struct doc *d)
 {
-	static const char *const keys[] = {"address/bus-type", "address/serial", "alias"};
+	static const char *const keys[] = {"bus-type", "serial", "alias"};
 	struct table t = {NULL, 6, 0, 0};
 	struct buf deps = {0};
 	int i, k, a, j, dv;
@@ -3316,7 +3303,7 @@ show_disks(const struct doc *d)
 			buf_str(&deps, "-");
 		buf_add(&deps, "", 1);
 		for (j = 0; j < 3; j++)
-			more[j] = dtext(d, dpath(d, i, keys[j]));
+			more[j] = dtext(d, dget(d, j < 2 ? dget(d, i, "address") : i, keys[j]));
 		table_add(&t, name, dtrue(d, dget(d, i, "partition")) ? "partition" : "disk",
 		          more[0], more[1], more[2], deps.p);
 		for (j = 0; j < 3; j++)
@@ -3328,9 +3315,8 @@ show_disks(const struct doc *d)
 }
 
 /* A column of a table made of an array of objects: its heading, the
- * member it shows (see dpath) and how: as it came (0), yes or no ('y'),
- * in hexadecimal ('x'), as the date of a time in nanoseconds ('t'), as
- * the time of one in seconds ('T'). */
+ * member it shows and how: as it came (0), yes or no ('y'),
+ * as a time in seconds ('T'). */
 struct col {
 	const char *head, *key;
 	char how;
@@ -3349,16 +3335,12 @@ show_cols(const struct doc *d, const struct col *c, int ncol, int sort)
 		table_cell(&t, c[j].head);
 	each(d, 0, i, k) {
 		for (j = 0; j < ncol; j++) {
-			v = dpath(d, i, c[j].key);
+			v = dget(d, i, c[j].key);
 			s = NULL;
 			if (v < 0 || !c[j].how)
 				s = dtext(d, v);
 			else if (c[j].how == 'y')
 				strcpy(x, dtrue(d, v) ? "yes" : "no");
-			else if (c[j].how == 'x')
-				snprintf(x, sizeof x, "%04llx", dint(d, v, 0));
-			else if (c[j].how == 't')
-				copy(x, 11, iso_time(dint(d, v, 0) / 1000000000, -1));
 			else
 				copy(x, sizeof x, iso_time(num(d->js + d->t[v].start, NULL,
 				                               10, 1LL << 40), -1));
@@ -3392,40 +3374,6 @@ show_vcpus(const struct doc *d)
 		{"CAN-OFFLINE", "can-offline", 'y'}};
 
 	show_cols(d, c, 3, 1);
-}
-
-static void
-show_cpustats(const struct doc *d)
-{
-	static const struct col c[] = {
-		{"CPU", "cpu", 0}, {"USER", "user", 0}, {"NICE", "nice", 0},
-		{"SYSTEM", "system", 0}, {"IDLE", "idle", 0}, {"IOWAIT", "iowait", 0},
-		{"IRQ", "irq", 0}, {"SOFTIRQ", "softirq", 0}, {"STEAL", "steal", 0}};
-
-	show_cols(d, c, 9, 0);
-}
-
-static void
-show_diskstats(const struct doc *d)
-{
-	static const struct col c[] = {
-		{"NAME", "name", 0}, {"READS", "stats/read-ios", 0},
-		{"SECTORS-READ", "stats/read-sectors", 0}, {"WRITES", "stats/write-ios", 0},
-		{"SECTORS-WRITTEN", "stats/write-sectors", 0},
-		{"IN-FLIGHT", "stats/ios-pgr", 0}, {"IO-MS", "stats/total-ticks", 0}};
-
-	show_cols(d, c, 7, 0);
-}
-
-static void
-show_devices(const struct doc *d)
-{
-	static const struct col c[] = {
-		{"DRIVER", "driver-name", 0}, {"VERSION", "driver-version", 0},
-		{"DATE", "driver-date", 't'}, {"VENDOR", "id/vendor-id", 'x'},
-		{"DEVICE", "id/device-id", 'x'}};
-
-	show_cols(d, c, 5, 0);
 }
 
 /* A load average as uptime(1) shows it, rounded to hundredths from the
@@ -4735,164 +4683,164 @@ static _Noreturn void usage(int status);
 
 static const struct cmd cmds[] = {
 	{"exec", cmd_exec, NULL, "ie:T:", exec_longs,
-	 "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--] PROG [ARG]...",
+	 "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--] PROG [ARG]...\n"
 	 "Runs PROG in the guest, its output here, its status as qga's (128+N\n"
 	 "for signal N; 255 when qga fails). -i: stdin as its input; -e: a\n"
 	 "variable; -T: give up after SECS (124); --no-wait: print the pid.\n",
 	 "guest-exec,guest-exec-status", 0},
 	{"sh", cmd_exec, NULL, "ie:T:", exec_longs,
-	 "[EXEC OPTIONS] [--ps] 'COMMAND LINE' [ARG]...",
+	 "[EXEC OPTIONS] [--ps] 'COMMAND LINE' [ARG]...\n"
 	 "Runs /bin/sh -c 'COMMAND LINE' in the guest (cmd.exe /s /c on Windows),\n"
 	 "as exec does; --ps: a PowerShell script (powershell.exe, or pwsh).\n",
 	 "guest-exec,guest-exec-status", 0},
 	{"exec-status", cmd_exec_status, NULL, NULL, NULL,
-	 "PID",
+	 "PID\n"
 	 "Ends as exec would a program started with exec --no-wait: its output,\n"
 	 "its status; 124 while it runs.\n",
 	 "guest-exec-status", 1},
 	{"cat", cmd_cat, NULL, NULL, NULL,
-	 "REMOTE...",
+	 "REMOTE...\n"
 	 "Writes guest files to stdout.\n",
 	 "guest-file-open,guest-file-read,guest-file-close", 0},
 	{"get", cmd_get, NULL, NULL, NULL,
-	 "REMOTE [LOCAL|-]",
+	 "REMOTE [LOCAL|-]\n"
 	 "Copies a guest file here, atomically; LOCAL defaults to its name.\n",
 	 "guest-file-open,guest-file-read,guest-file-close", 0},
 	{"put", cmd_put, NULL, "am:", put_longs,
-	 "[-a] [--inplace] [-m MODE] LOCAL|- REMOTE",
+	 "[-a] [--inplace] [-m MODE] LOCAL|- REMOTE\n"
 	 "Copies a file, or stdin (-), to the guest, atomically where guest-exec\n"
 	 "allows (else, or with --inplace, in place); -m: a new file's mode.\n",
 	 "guest-file-open,guest-file-write,guest-file-close", 0},
 	{"ping", NULL, NULL, NULL, NULL,
-	 "",
+	 "\n"
 	 "Exits 0 when the agent answers.\n",
 	 "guest-ping", 1},
 	{"info", NULL, show_info, NULL, NULL,
-	 "",
+	 "\n"
 	 "The agent's version and commands, disabled ones marked.\n",
 	 "guest-info", 1},
 	{"osinfo", NULL, show_osinfo, NULL, NULL,
-	 "",
+	 "\n"
 	 "The guest's operating system.\n",
 	 "guest-get-osinfo", 1},
 	{"hostname", NULL, show_hostname, NULL, NULL,
-	 "",
+	 "\n"
 	 "The guest's host name.\n",
 	 "guest-get-host-name", 1},
 	{"time", NULL, show_time, NULL, NULL,
-	 "",
+	 "\n"
 	 "The guest's clock, in UTC.\n",
 	 "guest-get-time", 1},
 	{"timezone", NULL, show_timezone, NULL, NULL,
-	 "",
+	 "\n"
 	 "The guest's time zone and its offset.\n",
 	 "guest-get-timezone", 1},
 	{"users", NULL, show_users, NULL, NULL,
-	 "",
+	 "\n"
 	 "Users logged in to the guest.\n",
 	 "guest-get-users", 1},
 	{"ifconfig", NULL, show_ifconfig, NULL, NULL,
-	 "",
+	 "\n"
 	 "Network interfaces: name, MAC, addresses.\n",
 	 "guest-network-get-interfaces", 1},
 	{"ip", cmd_ip, NULL, "46aw:", ip_longs,
-	 "[-4|-6] [-a] [--wait SECS] [IFACE]",
+	 "[-4|-6] [-a] [--wait SECS] [IFACE]\n"
 	 "The guest's addresses, one a line, loopback and link-local left out\n"
 	 "unless -a; exits 1 when there is none. --wait: until one appears.\n",
 	 "guest-network-get-interfaces", 1},
 	{"df", NULL, show_df, NULL, NULL,
-	 "",
+	 "\n"
 	 "Mounted filesystems and their use.\n",
 	 "guest-get-fsinfo", 1},
 	{"vcpus", NULL, show_vcpus, NULL, NULL,
-	 "",
+	 "\n"
 	 "Virtual CPUs and their state.\n",
 	 "guest-get-vcpus", 1},
 	{"disks", NULL, show_disks, NULL, NULL,
-	 "",
+	 "\n"
 	 "Disks and partitions, with bus, serial and alias.\n",
 	 "guest-get-disks", 1},
 	{"routes", NULL, show_routes, NULL, NULL,
-	 "",
+	 "\n"
 	 "The guest's routing table (qemu-ga 9.1 on).\n",
 	 "guest-network-get-route", 1},
 	{"load", NULL, show_load, NULL, NULL,
-	 "",
+	 "\n"
 	 "The guest's load average (qemu-ga 10.0 on).\n",
 	 "guest-get-load", 1},
-	{"cpustats", NULL, show_cpustats, NULL, NULL,
-	 "",
+	{"cpustats", NULL, NULL, NULL, NULL,
+	 "\n"
 	 "Time each CPU spent in each state since boot, in ms.\n",
-	 "guest-get-cpustats", 1},
-	{"diskstats", NULL, show_diskstats, NULL, NULL,
-	 "",
+	 "guest-get-cpustats", 2},
+	{"diskstats", NULL, NULL, NULL, NULL,
+	 "\n"
 	 "I/O counts of each disk since boot.\n",
-	 "guest-get-diskstats", 1},
-	{"devices", NULL, show_devices, NULL, NULL,
-	 "",
+	 "guest-get-diskstats", 2},
+	{"devices", NULL, NULL, NULL, NULL,
+	 "\n"
 	 "Device drivers of a Windows guest: version, date, PCI ids.\n",
-	 "guest-get-devices", 1},
+	 "guest-get-devices", 2},
 	{"shutdown", cmd_power, NULL, NULL, NULL,
-	 "",
+	 "\n"
 	 "Powers the guest off.\nguest-shutdown sends no reply on success: an\n"
 	 "error is waited for up to 3 s, and none means accepted.\n",
 	 "guest-shutdown", 0},
 	{"reboot", cmd_power, NULL, NULL, NULL,
-	 "",
+	 "\n"
 	 "Reboots the guest, as shutdown does.\n",
 	 "guest-shutdown", 0},
 	{"suspend", cmd_power, NULL, NULL, NULL,
-	 "ram | disk | hybrid",
+	 "ram | disk | hybrid\n"
 	 "Suspends the guest, as shutdown does. ram and hybrid need a QEMU that\n"
 	 "can wake the guest (QMP query-current-machine: wakeup-suspend-support).\n",
 	 "guest-suspend-ram,guest-suspend-disk,guest-suspend-hybrid", 0},
 	{"set-time", cmd_set_time, NULL, "", settime_longs,
-	 "[--now | SECONDS]",
+	 "[--now | SECONDS]\n"
 	 "Sets the guest's clock: to this machine's, to SECONDS since 1970, or\n"
 	 "with neither from the guest's hardware clock (after a resume).\n",
 	 "guest-set-time", 0},
 	{"halt", cmd_power, NULL, NULL, NULL,
-	 "",
+	 "\n"
 	 "Halts the guest, as shutdown does.\n",
 	 "guest-shutdown", 0},
 	{"fsfreeze", cmd_fsfreeze, NULL, NULL, NULL,
-	 "status | freeze [MOUNTPOINT]... | thaw",
+	 "status | freeze [MOUNTPOINT]... | thaw\n"
 	 "Freezes or thaws the guest's filesystems (their reply is waited for\n"
 	 "300 s unless -t is given).\n",
 	 "guest-fsfreeze-status,guest-fsfreeze-freeze,"
 	 "guest-fsfreeze-freeze-list,guest-fsfreeze-thaw", 1},
 	{"fstrim", cmd_fstrim, NULL, NULL, NULL,
-	 "[MINIMUM]",
+	 "[MINIMUM]\n"
 	 "Discards unused blocks in the guest (the reply is waited for 300 s\n"
 	 "unless -t is given).\n",
 	 "guest-fstrim", 1},
 	{"passwd", cmd_passwd, NULL, "c", passwd_longs,
-	 "[-c|--crypted] USER",
+	 "[-c|--crypted] USER\n"
 	 "Sets USER's password, read from stdin (prompted for on a terminal).\n",
 	 "guest-set-user-password", 0},
 	{"ssh-keys", cmd_ssh_keys, NULL, NULL, NULL,
-	 "list USER | add [--reset] USER [FILE|-] | remove USER [FILE|-]",
+	 "list USER | add [--reset] USER [FILE|-] | remove USER [FILE|-]\n"
 	 "Lists, adds or removes USER's authorized ssh keys (one a line);\n"
 	 "--reset replaces them all.\n",
 	 "guest-ssh-get-authorized-keys,guest-ssh-add-authorized-keys,"
 	 "guest-ssh-remove-authorized-keys", 1},
 	{"serve", cmd_serve, NULL, "l:q", serve_longs,
 	 "--listen ADDR... [--http ADDR]... [--allow CMD,...] [--deny CMD,...] "
-	 "[--max-clients N] [--max-request BYTES] [--mode MODE] [-q]",
+	 "[--max-clients N] [--max-request BYTES] [--mode MODE] [-q]\n"
 	 "Shares the agent (-s) among clients: --listen unix:PATH or\n"
 	 "tcp:[HOST:]PORT for QGA, --http ADDR for POST / and GET /health.\n"
 	 "--allow and --deny take command names, a built-in's for its own.\n",
 	 NULL, 0},
 	{"wait", cmd_wait, NULL, "T:", wait_longs,
-	 "[-T SECS]",
+	 "[-T SECS]\n"
 	 "Waits until the agent answers a ping (default 60 s): exits 0, or 4.\n",
 	 "guest-ping", 0},
 	{"completion", cmd_completion, NULL, NULL, NULL,
-	 "bash | zsh",
+	 "bash | zsh\n"
 	 "Prints a completion script for bash or zsh.\n",
 	 NULL, 0},
 	{"help", cmd_help, NULL, NULL, NULL,
-	 "[COMMAND]",
+	 "[COMMAND]\n"
 	 "Says how to use qga, or one command.\n",
 	 NULL, 0},
 };
@@ -5159,7 +5107,7 @@ cmd_completion(int argc, char **argv)
 	}
 	printf("\t*) opts='");
 	print_opts(NULL);
-	printf(" -V --version' ;;\n\tesac\n");
+	printf("' ;;\n\tesac\n");
 	if (bash)
 		printf("\tif [[ $cur == -* ]]; then\n"
 		       "\t\tCOMPREPLY=($(compgen -W \"$opts\" -- \"$cur\"))\n"
@@ -5191,32 +5139,25 @@ static const char usage_text[] =
 "       qga [OPTIONS] '{\"execute\": ...}'\n"
 "       qga [OPTIONS] [-]            (a batch: one request per line of stdin)\n"
 "\n"
-"Talks to a QEMU Guest Agent (or a QMP monitor). A raw command's reply is\n"
-"printed as it came; in KEY=VALUE, a value that parses as JSON is sent as\n"
-"JSON, anything else as a string. A NAME the agent does not know is tried\n"
-"as guest-NAME. Options go before or after the command's name, up to its\n"
-"operands or --.\n"
+"A reply is printed as it came. A VALUE is sent as JSON if it parses, else\n"
+"as a string; a NAME the agent lacks is tried as guest-NAME.\n"
 "\n"
-"options:\n"
+"options: (before or after the command's name)\n"
 "  -s, --socket ADDR     unix:PATH, tcp:HOST:PORT, vsock:CID:PORT, serial:PATH\n"
-"                        or a bare path (default: $QGA_SOCKET, else\n"
-"                        /tmp/qga.sock)\n"
-"  -t, --timeout SECS    bound on connecting and on each reply; fractions\n"
-"                        allowed, 0 for none (default 10)\n"
+"                        or a path (default: $QGA_SOCKET, else /tmp/qga.sock)\n"
+"  -t, --timeout SECS    bound on connecting and on each reply (default 10)\n"
 "  -r, --return          print only the reply's return value\n"
 "  -p, --pretty          indent what is printed\n"
-"  -j, --json            built-in commands print the agent's reply as it came\n"
-"      --qmp             the peer is a QMP monitor (else detected by its\n"
-"                        greeting)\n"
+"  -j, --json            built-in commands print the agent's reply\n"
+"      --qmp             the peer is a QMP monitor (else told by its greeting)\n"
 "      --no-sync         skip the 0xFF + guest-sync-delimited resync\n"
 "      --max-reply BYTES largest reply accepted, K/M/G allowed (default 80M)\n"
 "  -h, --help            this text\n"
 "  -V, --version         the version\n"
 "\n"
 "exit status: 0 success; 1 the agent answered with an error; 2 usage;\n"
-"3 connection or I/O failure; 4 timeout; 5 protocol error. exec and sh exit\n"
-"with the guest program's status, or 255 when qga fails. fsfreeze and\n"
-"fstrim wait 300 s for their reply unless -t is given.\n"
+"3 connection or I/O failure; 4 timeout; 5 protocol error. exec and sh:\n"
+"the program's status, 255 when qga fails.\n"
 "\n"
 "commands (qga help COMMAND says more):\n";
 
@@ -5229,9 +5170,8 @@ usage(int status)
 	fputs(usage_text, f);
 	for (i = 0; i < NCMDS; i++)
 		fprintf(f, "  %-12s %.*s\n", cmds[i].name,
-		        *cmds[i].usage ? (int)strlen(cmds[i].usage) :
-		        (int)strcspn(cmds[i].help, "\n"),
-		        *cmds[i].usage ? cmds[i].usage : cmds[i].help);
+		        (int)strcspn(cmds[i].text + (*cmds[i].text == '\n'), "\n"),
+		        cmds[i].text + (*cmds[i].text == '\n'));
 	leave(status);
 }
 
@@ -5250,6 +5190,8 @@ run_builtin(int argc, char **argv)
 			cmd_usage(cur, stderr);
 			leave(EX_USAGE);
 		}
+		if (cur->json == 2 && !opt.json)
+			opt.ret = opt.pretty = opt.json = 1;
 		simple_call(cur->uses, &r, cur->show ? &d : NULL);
 		if (cur->show) {
 			cur->show(&d);
