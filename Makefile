@@ -30,6 +30,15 @@ qga: qga.c json.c json.h
 	esac; \
 	echo "$$cc $(CFLAGS) ... -static -s -o $@"; \
 	$$cc $(CFLAGS) $(WARN) $(TIGHT) -static -s $(LDFLAGS) -o $@ qga.c json.c
+	@# The section headers go too (as ld 2.41's -z nosectionheader does): the
+	@# kernel loads a program by its segments alone. The file ends where the
+	@# last segment does, and the ELF header says there are no sections.
+	@end=0; for seg in $$(readelf -lW $@ | awk '$$1 == "LOAD" { print $$2 "+" $$5 }'); do \
+		e=$$(($$seg)); [ $$e -gt $$end ] && end=$$e; done; \
+	dd if=$@ of=$@.tmp bs=$$end count=1 2>/dev/null && \
+	printf '\000\000\000\000\000\000\000\000' | dd of=$@.tmp bs=1 seek=40 conv=notrunc 2>/dev/null && \
+	printf '\000\000\000\000' | dd of=$@.tmp bs=1 seek=60 conv=notrunc 2>/dev/null && \
+	chmod 755 $@.tmp && mv -f $@.tmp $@
 
 # The same program under AddressSanitizer and UBSan, for the test suite.
 qga-asan: qga.c json.c json.h

@@ -577,7 +577,7 @@ resolve(const char *spec, const char *host, const char *port, int passive,
 	hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
 	if (!(e = getaddrinfo(host, port, &hints, res)))
 		return 0;
-	if (!strcasecmp(host, "localhost")) {
+	if (!strncasecmp(host, "localhost", 10)) {
 		hints.ai_flags = AI_NUMERICSERV;
 		if (!getaddrinfo(NULL, port, &hints, res))
 			return 0;
@@ -1285,7 +1285,7 @@ check_request(const char *s, size_t n, char *name, size_t size)
 static void
 indent(int depth)
 {
-	putchar('\n');
+	putc('\n', stdout);
 	while (depth-- > 0)
 		fwrite("  ", 1, 2, stdout);
 }
@@ -1312,27 +1312,27 @@ print_pretty(const char *s, size_t n)
 			for (j = i + 1; j < n && strchr(" \t\r\n", s[j]); j++)
 				;
 			if (s[j] == (c == '{' ? '}' : ']')) {
-				putchar(c);
-				putchar(s[j]);
+				putc(c, stdout);
+				putc(s[j], stdout);
 				i = j;
 				break;
 			}
-			putchar(c);
+			putc(c, stdout);
 			indent(++depth);
 			break;
 		case '}': case ']':
 			indent(--depth);
-			putchar(c);
+			putc(c, stdout);
 			break;
 		case ',':
-			putchar(',');
+			putc(',', stdout);
 			indent(depth);
 			break;
 		case ':':
 			fwrite(": ", 1, 2, stdout);
 			break;
 		default:
-			putchar(c);
+			putc(c, stdout);
 		}
 	}
 }
@@ -1344,7 +1344,7 @@ print_json(const char *s, size_t n)
 		print_pretty(s, n);
 	else
 		fwrite(s, 1, n, stdout);
-	putchar('\n');
+	putc('\n', stdout);
 }
 
 /* Prints the reply, or with -r its return value. */
@@ -1558,6 +1558,13 @@ missing_why(const char *name)
 	return NULL;
 }
 
+static int
+disabled(const char *name)
+{
+	return fail(EX_AGENT, "%s is disabled in the guest agent (by its "
+	            "configuration, or while frozen)", name);
+}
+
 /* Records an error reply, saying plainly when the command is disabled or
  * is one an older agent lacks. */
 static int
@@ -1568,8 +1575,7 @@ agent_error(const struct reply *r, const char *name)
 
 	member_str(r->js, &r->tok[r->err], "desc", desc, sizeof desc);
 	if (strstr(desc, "has been disabled"))
-		return fail(EX_AGENT, "%s is disabled in the guest agent (by its "
-		            "configuration, or while frozen)", name);
+		return disabled(name);
 	if (strstr(desc, "has not been found") && (why = missing_why(name)))
 		return fail(EX_AGENT, "%s is not in this guest agent (%s)", name, why);
 	return reply_error(r, name);
@@ -3401,7 +3407,7 @@ show_load(const struct doc *d)
 			printf(" -");
 		else
 			printf(" %lld.%02lld", h / 100, h % 100);
-		fputs(i < 2 ? "," : "\n", stdout);
+		putc(i < 2 ? ',' : '\n', stdout);
 		free(s);
 	}
 }
@@ -3684,7 +3690,7 @@ read_line(char *pw, size_t size, int tty, const char *prompt, const char *user)
 		len++;
 	if (tty) {
 		tcsetattr(0, TCSAFLUSH, &t);
-		fputs("\n", stderr);
+		putc('\n', stderr);
 	}
 	pw[len] = 0;
 	if (len && pw[len - 1] == '\r')
@@ -3731,8 +3737,7 @@ cmd_passwd(int argc, char **argv)
 		return -1;
 	/* Nobody is asked for a password the agent would not take. */
 	if (!enabled("guest-set-user-password"))
-		die(EX_AGENT, "guest-set-user-password is disabled in the guest agent "
-		    "(by its configuration, or while frozen)");
+		quit(disabled("guest-set-user-password"));
 	pw = read_password(argv[optind]);
 	req_begin(&req, "guest-set-user-password");
 	req_str(&req, "username", argv[optind]);
