@@ -1574,10 +1574,13 @@ agent_error(const struct reply *r, const char *name)
 	const char *why;
 
 	member_str(r->js, &r->tok[r->err], "desc", desc, sizeof desc);
+	why = missing_why(name);
+	/* Agents before 10.0 list what the guest's system lacks as disabled. */
+	if (why && (strstr(desc, "has not been found") ||
+	            (*why == 'W' && strstr(desc, "has been disabled"))))
+		return fail(EX_AGENT, "%s is not in this guest agent (%s)", name, why);
 	if (strstr(desc, "has been disabled"))
 		return disabled(name);
-	if (strstr(desc, "has not been found") && (why = missing_why(name)))
-		return fail(EX_AGENT, "%s is not in this guest agent (%s)", name, why);
 	return reply_error(r, name);
 }
 

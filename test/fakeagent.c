@@ -141,7 +141,11 @@ privileged(const char *js, const struct json_tok *t, int name, int args)
 	} else if (json_eq(js, &t[name], "guest-ssh-add-authorized-keys") ||
 	           json_eq(js, &t[name], "guest-ssh-remove-authorized-keys")) {
 		v = args >= 0 ? json_get(js, t, args, "keys") : -1;
-		if (v >= 0 && t[v].size == 2 && json_eq(js, &t[v + 1], "ssh-ed25519 AAAA a@b"))
+		if (arg_is(js, t, args, "username", "bob") &&
+		    ((min = json_get(js, t, args, "reset")) < 0 || t[min].type != JSON_TRUE))
+			outs("{\"error\": {\"class\": \"GenericError\", \"desc\": "
+			     "\"reset expected\"}}\n");
+		else if (v >= 0 && t[v].size == 2 && json_eq(js, &t[v + 1], "ssh-ed25519 AAAA a@b"))
 			outs("{\"return\": {}}\n");
 		else
 			outs("{\"error\": {\"class\": \"GenericError\", \"desc\": "

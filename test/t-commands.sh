@@ -34,8 +34,18 @@ check "exec -T: the program outlives the wait" 124 '' \
 pid=$($QGA exec --no-wait -- /bin/echo later)
 expect "exec --no-wait prints the pid" test "$pid" -gt 0
 sleep 0.2
-check "exec-status PID" 0 '{"exitcode": 0, "out-data": "bGF0ZXIK", *"exited": true}' '' \
+check "exec-status PID: the output and status, as exec" 0 'later' '' $QGA exec-status "$pid"
+check "exec-status: a pid whose end was read, one plain message" 255 '' \
+	"qga: exec-status: no program of pid $pid in the guest agent (not started by it, or its end already read)" \
 	$QGA exec-status "$pid"
+pid=$($QGA exec --no-wait -- /bin/sh -c 'echo out; echo err >&2; exit 3')
+sleep 0.3
+check "exec-status: stdout, stderr and the exit code" 3 'out' 'err' $QGA exec-status "$pid"
+pid=$($QGA exec --no-wait -- /bin/sleep 2)
+check "exec-status: still running is 124" 124 '' "qga: pid $pid still runs in the guest" \
+	$QGA exec-status "$pid"
+check "exec-status -j: the agent's JSON" 0 '{"return": {"exited": false}}' '' \
+	$QGA exec-status -j "$pid"
 check "exec: no such program is 127, as in a shell" 127 '' \
 	"qga: guest-exec: GenericError: *Failed to execute child process *No such file or directory*" \
 	$QGA exec -- /no/such/program
@@ -123,25 +133,73 @@ else
 	check "users" 0 'USER  DOMAIN  LOGIN (UTC)*' '' $QGA users
 fi
 check "ifconfig shows lo" 0 '*lo *00:00:00:00:00:00  127.0.0.1/8*' '' $QGA ifconfig
-check "df shows /" 0 'Mounted on  Type *Device *Used *Size *Use%*/ *' '' $QGA df
+check "df shows /" 0 'Mounted on  Type *Device *Size *Used *Avail *Use%*/ *' '' $QGA df
 ncpu=$(ls -d /sys/devices/system/cpu/cpu[0-9]* | wc -l)
-check "vcpus" 0 'CPU  STATE *CAN-OFFLINE*' '' $QGA vcpus
-expect "vcpus lists every cpu" test "$($QGA vcpus | grep -c online)" = "$ncpu"
+check "vcpus" 0 'CPU  ONLINE  CAN-OFFLINE*' '' $QGA vcpus
+expect "vcpus lists every cpu" test "$($QGA vcpus | awk '$2 == "yes"' | wc -l)" = "$ncpu"
 $QGA vcpus | awk 'NR > 1 { print $1 }' >"$C/ids"
 expect "vcpus: sorted by id" sh -c "sort -n '$C/ids' | cmp -s - '$C/ids'"
-# df's Size is df(1)'s: total-bytes-privileged where the agent sends it
-# (10.0), what root may use; total-bytes (7.2) is an unprivileged user's.
-size=$($QGA -j df | tr '{' '\n' | grep '"mountpoint": "/"[,}]' | awk '{
-	p = match($0, /"total-bytes-privileged": [0-9]+/) ? substr($0, RSTART + 26, RLENGTH - 26) : ""
-	t = match($0, /"total-bytes": [0-9]+/) ? substr($0, RSTART + 15, RLENGTH - 15) : ""
-	x = p != "" ? p : t; u = 0; r = 0
-	while (x >= 1024 && u < 6) { r = x % 1024; x = int(x / 1024); u++ }
-	s = substr("KMGTPE", u, 1)
-	if (u == 0) print x; else if (x < 10) printf "%d.%d%s\n", x, int(r * 10 / 1024), s; else print x s
-}')
-check "df: Size from what the agent says df(1) shows ($size)" 0 "* $size *" '' \
-	sh -c "$QGA df | awk '\$1 == \"/\"'"
-check "disks" 0 'NAME*TYPE*DEPENDS ON*' '' $QGA disks
+# The agent runs on this machine: its / is df's. Used, Avail and Use% are
+# df -h's, rounded up as it rounds; Size too where the agent sends
+# total-bytes-privileged (9.1 on), else only the unprivileged total.
+want=$(df -h / | awk 'NR == 2 { print $2, $3, $4, $5 }')
+got=$($QGA df | awk '$1 == "/" { print $4, $5, $6, $7 }')
+case $ver in
+7.*)	expect "df: Used, Avail and Use% as df -h shows them ($want)" \
+		test "${got#* }" = "${want#* }" ;;
+*)	expect "df: Size, Used, Avail and Use% as df -h shows them ($want)" \
+		test "$got" = "$want" ;;
+esac
+check "disks: bus, serial and alias" 0 'NAME*TYPE*BUS*SERIAL*ALIAS*DEPENDS ON*' '' $QGA disks
+
+# ip: what people script after a boot.
+ips=$(ip -o addr show scope global | awk '{ sub("/.*", "", $4); print $4 }' | sort)
+check "ip: the global addresses, one a line" 0 "$ips" '' sh -c "$QGA ip | sort"
+check "ip -4: IPv4 only" 0 "$(echo "$ips" | grep -v :)" '' $QGA ip -4
+check "ip -a lo: loopback when asked" 0 "127.0.0.1${nl}::1" '' $QGA ip -a lo
+check "ip lo: loopback left out, exit 1" 1 '' '' $QGA ip lo
+check "ip --wait: an address that never comes costs the wait, exit 4" 4 '' \
+	'qga: ip: no address within 1.500 s' $QGA ip --wait 1.5 nosuch
+check "ip --wait: an address there is answers at once" 0 "$(echo "$ips" | grep -v :)" '' \
+	$QGA ip -4 --wait 30
+rm -f "$C/late-ip.sock"
+mkdir -p "$C/state3"
+start late sh -c 'sleep 1; exec "$@"' sh "$QEMU_GA" --method=unix-listen \
+	--path="$C/late-ip.sock" --statedir="$C/state3" --logfile="$C/late.log" --block-rpcs="$BLOCK"
+check "ip --wait: waits for the agent to come up" 0 '127.0.0.1' '' \
+	$QGA -s "$C/late-ip.sock" ip -4 -a --wait 20 lo
+kill "$PID_late" 2>/dev/null
+check "ip -j: the agent's reply" 0 '{"return": \[*"ip-addresses"*\]}' '' $QGA ip -j
+
+# The commands that came after 7.2, and what an older agent says.
+case $ver in
+7.*)	check "load on 7.2: when it came" 1 '' \
+		'qga: guest-get-load is not in this guest agent (qemu-ga 10.0 on)' $QGA load
+	check "routes on 7.2: when it came" 1 '' \
+		'qga: guest-network-get-route is not in this guest agent (qemu-ga 9.1 on)' $QGA routes
+	check "info: the newer commands this agent lacks" 0 \
+		"*guest-network-get-route*not in this agent (qemu-ga 9.1 on)${nl}guest-get-load*not in this agent (qemu-ga 10.0 on)" \
+		'' $QGA info ;;
+*)	check "load" 0 'load average: [0-9]*.[0-9][0-9], [0-9]*.[0-9][0-9], [0-9]*.[0-9][0-9]' '' $QGA load
+	check "load -j" 0 '{"return": {*"load1m": *}}' '' $QGA load -j
+	gw=$(ip -4 route show default | awk '{ print $3; exit }')
+	check "routes: the default route as ip shows it" 0 "DESTINATION*${nl}default *$gw *" '' $QGA routes
+	check "routes: no local entries" 1 '' '' sh -c "$QGA routes | grep '/128 '" ;;
+esac
+check "cpustats: the return value, indented" 0 '\[*"cpu": 0,*' '' $QGA cpustats
+check "diskstats -j: the reply as it came" 0 '{"return": \[*"stats": {*' '' $QGA diskstats -j
+check "devices: Windows only, said so" 1 '' \
+	'qga: guest-get-devices is not in this guest agent (Windows guests only)' $QGA devices
+check "set-time: refused by the blocked agent, nothing else" 1 '' \
+	'qga: guest-set-time is disabled in the guest agent (by its configuration, or while frozen)' \
+	$QGA set-time --now
+check "set-time: a bad time" 2 '' "qga: set-time: bad time '12x': expected seconds since 1970" \
+	$QGA set-time 12x
+check "suspend: refused by the blocked agent" 1 '' \
+	'qga: guest-suspend-ram is disabled in the guest agent (by its configuration, or while frozen)' \
+	$QGA suspend ram
+check "suspend: a bad mode" 2 '' 'usage: qga \[OPTIONS\] suspend ram | disk | hybrid' $QGA suspend sleep
+check "ssh-keys list: no authorized_keys, no keys" 0 '' '' $QGA ssh-keys list nobody
 check "-j prints the reply as it came" 0 '{"return": \[*\]}' '' $QGA -j vcpus
 
 # Power, freeze, trim and credentials: refused by the real agent here,
@@ -201,6 +259,9 @@ check "fake: passwd, another password" 1 '' \
 printf '# keys\nssh-ed25519 AAAA a@b\n\nssh-rsa BBBB c@d\n' >"$C/keys"
 check "fake: ssh-keys add FILE" 0 '' '' $QGA ssh-keys add alice "$C/keys"
 check "fake: ssh-keys remove -" 0 '' '' sh -c "$QGA ssh-keys remove alice - <'$C/keys'"
+check "fake: ssh-keys add --reset sends reset" 0 '' '' $QGA ssh-keys add --reset bob "$C/keys"
+check "fake: ssh-keys add without --reset does not" 1 '' \
+	'qga: guest-ssh-add-authorized-keys: GenericError: reset expected' $QGA ssh-keys add bob "$C/keys"
 check "fake: ssh-keys list" 0 "ssh-ed25519 AAAA a@b${nl}ssh-rsa BBBB c@d" '' $QGA ssh-keys list alice
 
 # wait: for a socket that is not there yet, an agent not up, silence.
