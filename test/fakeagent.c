@@ -211,6 +211,11 @@ windows(const char *js, size_t len, const struct json_tok *t, int name, int args
 		     "\"VirtIO Ethernet Adapter\", \"id\": {\"device-id\": 4096, \"type\": "
 		     "\"pci\", \"vendor-id\": 6900}, \"driver-version\": "
 		     "\"100.85.104.20800\"}]}\n");
+	else if (json_eq(js, &t[name], "guest-get-disks"))
+		outs("{\"return\": [{\"name\": \"\\\\\\\\.\\\\PhysicalDrive0\", \"partition\": false, "
+		     "\"address\": {\"serial\": \"QM00001\", \"bus-type\": \"sata\", \"bus\": 0, "
+		     "\"unit\": 0, \"pci-controller\": {\"bus\": 0, \"slot\": 31, \"domain\": 0, "
+		     "\"function\": 2}, \"target\": 0}}]}\n");
 	else if (json_eq(js, &t[name], "guest-get-users"))
 		outs("{\"return\": [{\"user\": \"Administrator\", \"domain\": \"WIN-QGA\", "
 		     "\"login-time\": 1700000000.25}]}\n");

@@ -58,7 +58,10 @@ export QGA_SOCKET=$S
 nl='
 '
 
+gaver=$(cat $I/agent-version)
+echo "VM: the guest runs qemu-ga $gaver"
 check "vm: ping" 0 '' '' $QGA ping
+check "vm: the guest's agent is the one built in" 0 "qemu-ga $gaver: *" '' $QGA info
 check "vm: info" 0 'qemu-ga *: * commands, * disabled*guest-exec *enabled*guest-shutdown *enabled, no reply*' '' \
 	$QGA info
 check "vm: osinfo" 0 '*kernel-release: *-cloud-amd64*id: qgavm' '' $QGA osinfo
@@ -97,6 +100,32 @@ check "vm: a frozen agent refuses exec" 255 '' \
 	$QGA exec -- /bin/touch /mnt/x
 check "vm: fsfreeze thaw" 0 'thawed 1 filesystem' '' $QGA fsfreeze thaw
 check "vm: fsfreeze status, thawed" 0 'thawed' '' $QGA fsfreeze status
+
+# The newer commands, where the guest can carry them out.
+case $gaver in
+10.*)	check "vm: load" 0 'load average: *' '' $QGA load ;;
+esac
+check "vm: df: the ext4 disk" 0 '*/mnt *ext4 */dev/vda *1[0-9]M *' '' $QGA df
+check "vm: disks: virtio" 0 '*/dev/vda *disk *virtio *' '' $QGA disks
+check "vm: ip: no address on a guest without a network" 1 '' '' $QGA ip
+check "vm: set-time from the guest's hardware clock" 0 '' '' $QGA set-time
+check "vm: set-time --now" 0 '' '' $QGA set-time --now
+t=$($QGA time | cut -c1-16)
+expect "vm: the guest's clock is this machine's" test "$t" = "$(date -u +%Y-%m-%dT%H:%M)" -o \
+	"$t" = "$(date -u -d '1 minute ago' +%Y-%m-%dT%H:%M)"
+# suspend ram: QEMU can wake this machine type (QMP says so); the guest
+# sleeps, QMP's system_wakeup wakes it, and the agent answers again.
+if [ "$($QGA -s "$V/qmp.sock" -r query-current-machine)" = '{"wakeup-suspend-support": true}' ]; then
+	check "vm: suspend ram" 0 '' '' $QGA suspend ram
+	i=0
+	until [ "$($QGA -s "$V/qmp.sock" -r query-status | grep -o '"status": "[a-z]*"')" = \
+		'"status": "suspended"' ] || [ $i -ge 50 ]; do i=$((i + 1)); sleep 0.1; done
+	expect "vm: QMP says the guest is suspended" test $i -lt 50
+	check "vm: QMP wakes it" 0 '{}' '' $QGA -s "$V/qmp.sock" -r system_wakeup
+	check "vm: the agent answers after the resume" 0 '' '' $QGA wait -T 30
+else
+	skip "vm: suspend: this QEMU cannot wake the guest (wakeup-suspend-support false)"
+fi
 
 # shutdown: QMP reports the guest's SHUTDOWN and QEMU exits.
 (printf '{"execute":"qmp_capabilities"}\n'; sleep 30) |

@@ -68,6 +68,9 @@ check "windows devices: the return value, indented" 0 '\[
   {
     "driver-date": 1581465600000000000,
     "driver-name": "VirtIO Ethernet Adapter",*' '' $QGA -s "$S" devices
+check "windows disks: the serial that maps a disk to the host's" 0 \
+	"NAME *TYPE  BUS   SERIAL   ALIAS  DEPENDS ON${nl}*PhysicalDrive0  disk  sata  QM00001  -      -" \
+	'' $QGA -s "$S" disks
 check "windows users: the domain and the login time" 0 "USER           DOMAIN   LOGIN (UTC)
 Administrator  WIN-QGA  2023-11-14T22:13:20Z" '' $QGA -s "$S" users
 n=$(grep -c guest-get-osinfo "$LOG")
