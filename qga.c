@@ -2528,7 +2528,7 @@ static void file_close(int quiet);
 
 static char remote_tmp[4096];    /* a partial upload, removed on exit */
 static int guest_run(const char *const *argv);
-static int win;                  /* put: the guest runs Windows */
+static int put_win;              /* put: the guest runs Windows */
 
 /* Undoes what a file command left: the local temporary file, the guest's
  * open handle, the guest's temporary file. */
@@ -2543,7 +2543,7 @@ cleanup(void)
 	sess.dirty = 1;
 	file_close(1);
 	if (remote_tmp[0])
-		guest_run(win ? del : rm);
+		guest_run(put_win ? del : rm);
 }
 
 static long long
@@ -2920,13 +2920,13 @@ cmd_put(int argc, char **argv)
 	if (!append && !inplace && exec) {
 		/* A leftover of an earlier put that was killed goes first. */
 		base = guest_base(remote);
-		win = guest_windows();
+		put_win = guest_windows();
 		if ((size_t)snprintf(prefix, sizeof prefix, "%.*s.%s.qga-put-",
 		                     (int)(base - remote), remote, base) >= sizeof prefix - 16)
 			die(EX_USAGE, "put: guest path too long: %s", remote);
 		snprintf(pat, sizeof pat, "%s????????", prefix);
 		run[4] = prefix;
-		guest_run(win ? (const char *[]){"cmd.exe", "/c", "del", "/q", pat, NULL} : run);
+		guest_run(put_win ? (const char *[]){"cmd.exe", "/c", "del", "/q", pat, NULL} : run);
 		snprintf(remote_tmp, sizeof remote_tmp, "%s%08x", prefix, random_id());
 	}
 	file_open(*remote_tmp ? remote_tmp : remote, append ? "a" : "w");
@@ -2941,7 +2941,7 @@ cmd_put(int argc, char **argv)
 		run[4] = mstr;
 		run[5] = remote_tmp;
 		run[6] = remote;
-		if (guest_run(win ? (const char *[]){"cmd.exe", "/c", "move", "/y", remote_tmp,
+		if (guest_run(put_win ? (const char *[]){"cmd.exe", "/c", "move", "/y", remote_tmp,
 		                                     remote, NULL} : run))
 			die(EX_AGENT, "put: %s could not be put in place: it is unchanged",
 			    remote);
