@@ -26,11 +26,14 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "json.h"
+
+extern char **environ;
 
 #define VERSION "0.2"
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))
@@ -2000,7 +2003,7 @@ enabled(const char *name)
 /* Long options without a letter: their values stay clear of letters. */
 enum {
 	O_QMP = 256, O_NOSYNC, O_MAXREPLY, O_NOWAIT, O_MERGE, O_HTTP, O_ALLOW,
-	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE, O_PS
+	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE, O_PS, O_RUN, O_MAX
 };
 
 /* The options every command takes, before its name or after it. */
@@ -3574,56 +3577,187 @@ cmd_set_time(int argc, char **argv)
 	return 0;
 }
 
-/* Freezing and trimming can take minutes. */
-#define LONG_TIMEOUT 300000
+/* The reply timeouts of what takes long, as Proxmox's agent client has
+ * them (-t overrides them): a freeze first syncs every filesystem. */
+#define FREEZE_TIMEOUT 3600000
+#define THAW_TIMEOUT 180000
+#define TRIM_TIMEOUT 600000
+
+/* Sends guest-fsfreeze-freeze, -freeze-list (the n mountpoints) or -thaw
+ * and returns the count of filesystems in its reply. */
+static long long
+freeze_call(const char *name, char **mounts, int n)
+{
+	struct buf req = {0};
+	struct reply r;
+	long long count;
+	int i;
+
+	req_begin(&req, name);
+	for (i = 0; i < n; i++) {
+		if (!i)
+			req_key(&req, "mountpoints");
+		buf_add(&req, i ? "," : "[", 1);
+		buf_jstr(&req, mounts[i], strlen(mounts[i]));
+		buf_add(&req, "]", i == n - 1);
+	}
+	req_end(&req);
+	call_for(&req, name, &r, timeout_or(name[15] == 't' ? THAW_TIMEOUT : FREEZE_TIMEOUT));
+	free(req.p);
+	if (opt.json) {
+		print_result(&r);
+		return 0;
+	}
+	if (json_int(r.js, &r.tok[r.ret], &count) < 0)
+		die(EX_PROTO, "%s: no count in the reply", name);
+	return count;
+}
+
+/* Thaws the guest, reconnecting for up to a minute when the connection
+ * broke. */
+static void
+thaw_always(void)
+{
+	static const char req[] = "{\"execute\":\"guest-fsfreeze-thaw\"}";
+	struct timespec nap = {1, 0};
+	long long until = now_ms() + 60000, n;
+	struct reply r;
+	int s;
+
+	for (;;) {
+		interrupted = 0;
+		if (!(s = session_open(&sess, opt.addr, opt.timeout)))
+			s = transact(&sess, req, sizeof req - 1, &r, "guest-fsfreeze-thaw",
+			             timeout_or(THAW_TIMEOUT));
+		if (!s && r.err >= 0)
+			s = agent_error(&r, "guest-fsfreeze-thaw");
+		else if (!s) {
+			n = json_int(r.js, &r.tok[r.ret], &n) ? -1 : n;
+			fprintf(stderr, "qga: fsfreeze --run: thawed %lld filesystem%s\n", n,
+			        n == 1 ? "" : "s");
+			return;
+		}
+		conn_close(&sess);
+		if (s == EX_AGENT || now_ms() >= until)
+			die(s, "fsfreeze --run: the guest may still be frozen (qga fsfreeze "
+			    "thaw): %s", errmsg);
+		nanosleep(&nap, NULL);
+	}
+}
+
+/* Freezes the guest, runs argv here, and thaws the guest whatever happens:
+ * the program fails, qga gets SIGINT, SIGTERM or SIGHUP (passed on to the
+ * program), the connection breaks, max ms pass (the program gets SIGTERM).
+ * The channel is let go while the program runs, so that it can ask the
+ * agent itself: QGA_SOCKET names it. The program's status is qga's. */
+static int
+freeze_run(char **argv, long long max)
+{
+	static char socket_var[4096];
+	struct timespec nap = {0, 10000000};
+	struct sigaction sa = {0}, was;
+	long long deadline = deadline_in(max), n;
+	int status = 0, sig = 0, late = 0, i;
+	char **env;
+	pid_t pid;
+
+	if (guest_windows() && max > 10000)
+		warn("fsfreeze --run: Windows (VSS) thaws by itself after about 10 s, "
+		     "before --max %s", seconds(max));
+	n = freeze_call("guest-fsfreeze-freeze", NULL, 0);
+	fprintf(stderr, "qga: fsfreeze --run: froze %lld filesystem%s\n", n, n == 1 ? "" : "s");
+	conn_close(&sess);
+	for (i = 0; environ[i]; i++)
+		;
+	env = xrealloc(NULL, (size_t)(i + 2) * sizeof *env);
+	env[0] = socket_var;
+	snprintf(socket_var, sizeof socket_var, "QGA_SOCKET=%s", opt.addr);
+	for (i = n = 0; environ[i]; i++)
+		if (strncmp(environ[i], "QGA_SOCKET=", 11))
+			env[++n] = environ[i];
+	env[n + 1] = NULL;
+	environ = env;
+	fflush(stdout);
+	/* vfork: the child only execs (fork would link in what threads need).
+	 * It gets SIGPIPE's default, which exec keeps. */
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGPIPE, &sa, &was);
+	if ((pid = vfork()) == 0) {
+		execvp(argv[0], argv);
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	sigaction(SIGPIPE, &was, NULL);
+	while (pid > 0 && waitpid(pid, &status, WNOHANG) == 0) {
+		if ((sig = interrupted) || (late = deadline >= 0 && now_ms() >= deadline)) {
+			if (late)
+				warn("fsfreeze --run: %s still runs after --max %s: thawing",
+				     argv[0], seconds(max));
+			kill(pid, sig ? sig : SIGTERM);
+			break;
+		}
+		nanosleep(&nap, NULL);
+	}
+	if (pid < 0)
+		warn("fsfreeze --run: fork:");
+	thaw_always();
+	if (pid < 0)
+		return 255;
+	if (sig || late)
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	if (WIFEXITED(status) && WEXITSTATUS(status) >= 126 && !sig && !late)
+		warn("fsfreeze --run: %s exited %d (%s, or its own status)", argv[0],
+		     WEXITSTATUS(status), WEXITSTATUS(status) == 127 ? "not found" : "not runnable");
+	return sig ? 128 + sig : late ? 124 : WIFEXITED(status) ? WEXITSTATUS(status) :
+	       128 + WTERMSIG(status);
+}
+
+static const struct option fsfreeze_longs[] = {
+	{"run", no_argument, NULL, O_RUN},
+	{"max", required_argument, NULL, O_MAX},
+	{NULL, 0, NULL, 0}
+};
 
 static int
 cmd_fsfreeze(int argc, char **argv)
 {
-	struct buf req = {0};
 	struct reply r;
 	struct doc d;
-	const char *name;
-	long long n;
-	int i;
+	long long n, max = 60000;
+	int ch, run = 0;
 	char *s;
 
-	if (argc < 2)
+	while ((ch = cmdopt(argc, argv)) != -1) {
+		if (ch == O_RUN)
+			run = 1;
+		else if (parse_seconds(optarg, &max) < 0 || !max)
+			die(EX_USAGE, "fsfreeze: bad --max '%s': expected seconds", optarg);
+	}
+	argc -= optind;
+	argv += optind;
+	if (run)
+		return argc ? freeze_run(argv, max) : -1;
+	if (argc < 1 || max != 60000)
 		return -1;
-	if (!strcmp(argv[1], "status") && argc == 2) {
+	if (!strcmp(argv[0], "status") && argc == 1) {
 		simple_call("guest-fsfreeze-status", &r, &d);
 		printf("%s\n", s = dstr(&d, 0));
 		free(s);
 		free(d.t);
 		return 0;
 	}
-	if (!strcmp(argv[1], "thaw") && argc == 2)
-		name = "guest-fsfreeze-thaw";
-	else if (!strcmp(argv[1], "freeze"))
-		name = argc > 2 ? "guest-fsfreeze-freeze-list" : "guest-fsfreeze-freeze";
+	if (!strcmp(argv[0], "thaw") && argc == 1)
+		n = freeze_call("guest-fsfreeze-thaw", NULL, 0);
+	else if (!strcmp(argv[0], "freeze"))
+		n = freeze_call(argc > 1 ? "guest-fsfreeze-freeze-list" : "guest-fsfreeze-freeze",
+		                argv + 1, argc - 1);
 	else
 		return -1;
-	req_begin(&req, name);
-	if (argc > 2) {
-		req_key(&req, "mountpoints");
-		for (i = 2; i < argc; i++) {
-			buf_add(&req, i == 2 ? "[" : ",", 1);
-			buf_jstr(&req, argv[i], strlen(argv[i]));
-		}
-		buf_add(&req, "]", 1);
-	}
-	req_end(&req);
-	call_for(&req, name, &r, timeout_or(LONG_TIMEOUT));
-	free(req.p);
-	if (opt.json) {
-		print_result(&r);
+	if (opt.json)
 		return 0;
-	}
-	if (json_int(r.js, &r.tok[r.ret], &n) < 0)
-		die(EX_PROTO, "%s: no count in the reply", name);
-	printf("%s %lld filesystem%s\n", argv[1][0] == 'f' ? "froze" : "thawed",
+	printf("%s %lld filesystem%s\n", argv[0][0] == 'f' ? "froze" : "thawed",
 	       n, n == 1 ? "" : "s");
-	if (argv[1][0] == 'f' && guest_windows())
+	if (argv[0][0] == 'f' && guest_windows())
 		warn("fsfreeze: Windows (VSS) thaws by itself after about 10 s");
 	return 0;
 }
@@ -3647,7 +3781,7 @@ cmd_fstrim(int argc, char **argv)
 	if (argc == 2)
 		req_int(&req, "minimum", min);
 	req_end(&req);
-	call_for(&req, "guest-fstrim", &r, timeout_or(LONG_TIMEOUT));
+	call_for(&req, "guest-fstrim", &r, timeout_or(TRIM_TIMEOUT));
 	free(req.p);
 	if (opt.json) {
 		print_result(&r);
@@ -4807,15 +4941,16 @@ static const struct cmd cmds[] = {
 	 "\n"
 	 "Halts the guest, as shutdown does.\n",
 	 "guest-shutdown", 0},
-	{"fsfreeze", cmd_fsfreeze, NULL, NULL, NULL,
-	 "status | freeze [MOUNTPOINT]... | thaw\n"
-	 "Freezes or thaws the guest's filesystems (their reply is waited for\n"
-	 "300 s unless -t is given).\n",
+	{"fsfreeze", cmd_fsfreeze, NULL, "", fsfreeze_longs,
+	 "status | freeze [MOUNTPOINT]... | thaw | --run [--max SECS] CMD [ARG]...\n"
+	 "Freezes or thaws the guest's filesystems (freeze waits 3600 s for its\n"
+	 "reply, thaw 180 s, unless -t is given). --run: freezes, runs CMD here,\n"
+	 "and thaws whatever happens, at the latest after --max (default 60 s).\n",
 	 "guest-fsfreeze-status,guest-fsfreeze-freeze,"
 	 "guest-fsfreeze-freeze-list,guest-fsfreeze-thaw", 1},
 	{"fstrim", cmd_fstrim, NULL, NULL, NULL,
 	 "[MINIMUM]\n"
-	 "Discards unused blocks in the guest (the reply is waited for 300 s\n"
+	 "Discards unused blocks in the guest (the reply is waited for 600 s\n"
 	 "unless -t is given).\n",
 	 "guest-fstrim", 1},
 	{"passwd", cmd_passwd, NULL, "c", passwd_longs,
@@ -5149,7 +5284,8 @@ static const char usage_text[] =
 "options: (before or after the command's name)\n"
 "  -s, --socket ADDR     unix:PATH, tcp:HOST:PORT, vsock:CID:PORT, serial:PATH\n"
 "                        or a path (default: $QGA_SOCKET, else /tmp/qga.sock)\n"
-"  -t, --timeout SECS    bound on connecting and on each reply (default 10)\n"
+"  -t, --timeout SECS    bound on connecting and on each reply (default 10;\n"
+"                        fsfreeze freeze 3600, thaw 180, fstrim 600)\n"
 "  -r, --return          print only the reply's return value\n"
 "  -p, --pretty          indent what is printed\n"
 "  -j, --json            built-in commands print the agent's reply\n"

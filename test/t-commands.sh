@@ -242,6 +242,20 @@ check "fake: fsfreeze freeze" 0 'froze 2 filesystems' '' $QGA fsfreeze freeze
 check "fake: fsfreeze freeze MOUNTPOINT" 0 'froze 1 filesystem' '' $QGA fsfreeze freeze /mnt
 check "fake: fsfreeze status" 0 'frozen' '' $QGA fsfreeze status
 check "fake: fsfreeze thaw" 0 'thawed 2 filesystems' '' $QGA fsfreeze thaw
+froze='qga: fsfreeze --run: froze 2 filesystems'
+thawed='qga: fsfreeze --run: thawed 2 filesystems'
+check "fake: fsfreeze --run: CMD's output and status, thawed after" 3 "in $QGA_SOCKET" \
+	"$froze${nl}$thawed" $QGA fsfreeze --run sh -c 'echo in $QGA_SOCKET; exit 3'
+check "fake: fsfreeze --run: a CMD not found still thaws" 127 '' \
+	"$froze${nl}$thawed${nl}qga: fsfreeze --run: no-such-cmd exited 127 (not found, or its own status)" \
+	$QGA fsfreeze --run no-such-cmd
+check "fake: fsfreeze --run --max: thaws on time" 124 '' \
+	"$froze${nl}qga: fsfreeze --run: sleep still runs after --max 0.300 s: thawing${nl}$thawed" \
+	$QGA fsfreeze --run --max 0.3 sleep 10
+check "fake: fsfreeze --run: SIGTERM thaws, 143" 143 '' "$froze${nl}$thawed" \
+	sh -c "$QGA fsfreeze --run sleep 10 & sleep 0.5; kill -TERM \$!; wait \$!"
+check "fake: fsfreeze --max without --run" 2 '' 'usage: qga \[OPTIONS\] fsfreeze *' \
+	$QGA fsfreeze --max 3 thaw
 check "fake: fstrim" 0 "/      1024 bytes trimmed${nl}/boot  Operation not supported" '' $QGA fstrim 4096
 check "fake: passwd from stdin" 0 '' '' sh -c "echo s3cret | $QGA passwd alice"
 (sleep 0.5; printf 's3cret\r'; sleep 0.3; printf 's3cret\r') |

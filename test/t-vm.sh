@@ -100,6 +100,27 @@ check "vm: a frozen agent refuses exec" 255 '' \
 	$QGA exec -- /bin/touch /mnt/x
 check "vm: fsfreeze thaw" 0 'thawed 1 filesystem' '' $QGA fsfreeze thaw
 check "vm: fsfreeze status, thawed" 0 'thawed' '' $QGA fsfreeze status
+# fsfreeze --run: frozen while CMD runs (it asks the agent itself, through
+# the QGA_SOCKET qga gives it), thawed after, whatever ends CMD.
+check "vm: fsfreeze --run: CMD sees the guest frozen, its status is qga's" 7 'frozen' \
+	'qga: fsfreeze --run: froze 1 filesystem*qga: fsfreeze --run: thawed 1 filesystem' \
+	env -u QGA_SOCKET $QGA -s "$S" fsfreeze --run sh -c "$QGA fsfreeze status; exit 7"
+check "vm: thawed after --run" 0 'thawed' '' $QGA fsfreeze status
+$QGA fsfreeze --run sleep 60 >"$V/run.out" 2>&1 &
+runpid=$!
+i=0
+until [ "$($QGA fsfreeze status 2>/dev/null)" = frozen ] || [ $i -ge 100 ]; do i=$((i + 1)); sleep 0.1; done
+expect "vm: fsfreeze --run: frozen while CMD runs" test $i -lt 100
+kill -TERM $runpid
+wait $runpid
+expect "vm: fsfreeze --run killed by SIGTERM: 143" test $? = 143
+check "vm: thawed after SIGTERM mid-CMD" 0 'thawed' '' $QGA fsfreeze status
+t0=$(date +%s)
+check "vm: fsfreeze --run --max: thawed on time, 124" 124 '' \
+	'qga: fsfreeze --run: froze 1 filesystem*still runs after --max 2 s: thawing*thawed 1 filesystem' \
+	$QGA fsfreeze --run --max 2 sleep 60
+expect "vm: --max 2 took less than 20 s" test $(($(date +%s) - t0)) -lt 20
+check "vm: thawed after --max" 0 'thawed' '' $QGA fsfreeze status
 
 # The newer commands, where the guest can carry them out.
 case $gaver in
