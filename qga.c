@@ -2239,34 +2239,80 @@ exit_code(const struct doc *d, const char *prog)
 	return st < 256 ? (int)st : st & 255 ? (int)(st & 255) : 1;
 }
 
-/* Writes what the program wrote, and returns its exit status. */
+/* Appends ,"key":value to a JSON object being built. */
+static void
+json_member(struct buf *b, const char *key, const char *val)
+{
+	buf_add(b, ",", 1);
+	buf_jstr(b, key, strlen(key));
+	buf_add(b, ":", 1);
+	buf_str(b, val);
+}
+
+/* Writes what the program wrote, and returns its exit status. With -j,
+ * prints instead one object with the keys of Proxmox's `qm guest exec`
+ * (out-data and err-data as text, or base64 in out-data-b64 and
+ * err-data-b64 when not UTF-8) and returns 0. */
 static int
 exec_finish(const struct doc *dp, const char *prog)
 {
-	static const char *const streams[2][2] = {
-		{"out-data", "out-truncated"}, {"err-data", "err-truncated"}};
-	struct buf data = {0};
+	static const char *const streams[2][3] = {
+		{"out-data", "out-truncated", "out-data-b64"},
+		{"err-data", "err-truncated", "err-data-b64"}};
+	struct buf data = {0}, js = {0}, text = {0};
 	struct doc d = *dp;
 	int i, v, code, cut[2] = {0, 0};
+	char n[24];
 
+	buf_str(&js, "{\"exited\":true");
 	for (i = 0; i < 2; i++) {
 		if ((v = dget(&d, 0, streams[i][0])) < 0)
 			continue;
 		if (b64_decode(&data, d.js, &d.t[v]) < 0)
 			die(EX_PROTO, "%s: %s is not base64", prog, streams[i][0]);
-		fflush(stdout);
-		if (write_all(i + 1, data.p, data.len) < 0)
-			die(EX_IO, "write %s:", i ? "stderr" : "stdout");
 		/* Some agents (10.0.2 among them) cut a stream at exactly
 		 * 16 MiB and say nothing: that size is taken as cut. */
 		cut[i] = data.len == EXEC_OUTPUT_MAX;
+		if (opt.json) {
+			text.len = 0;
+			buf_jstr(&text, data.p, data.len);
+			buf_add(&text, "", 1);
+			if (is_json(text.p, text.len - 1)) {
+				json_member(&js, streams[i][0], text.p);
+			} else {
+				buf_add(&js, ",", 1);
+				buf_jstr(&js, streams[i][2], strlen(streams[i][2]));
+				buf_add(&js, ":", 1);
+				buf_add(&js, d.js + d.t[v].start - 1, d.t[v].end - d.t[v].start + 2);
+			}
+			continue;
+		}
+		fflush(stdout);
+		if (write_all(i + 1, data.p, data.len) < 0)
+			die(EX_IO, "write %s:", i ? "stderr" : "stdout");
 	}
-	for (i = 0; i < 2; i++)
-		if (cut[i] || dtrue(&d, dget(&d, 0, streams[i][1])))
+	for (i = 0; i < 2; i++) {
+		cut[i] |= dtrue(&d, dget(&d, 0, streams[i][1]));
+		if (opt.json)
+			json_member(&js, streams[i][1], cut[i] ? "true" : "false");
+		else if (cut[i])
 			warn("%s: the agent truncated the program's %s", prog,
 			     i ? "stderr" : "stdout");
-	code = exit_code(&d, prog);
+	}
+	if (opt.json) {
+		for (i = 0; i < 2; i++)
+			if ((v = dget(&d, 0, i ? "signal" : "exitcode")) >= 0) {
+				snprintf(n, sizeof n, "%lld", dint(&d, v, 0));
+				json_member(&js, i ? "signal" : "exitcode", n);
+			}
+		buf_add(&js, "}", 1);
+		print_json(js.p, js.len);
+		code = 0;
+	} else
+		code = exit_code(&d, prog);
 	free(data.p);
+	free(js.p);
+	free(text.p);
 	free(d.t);
 	return code;
 }
@@ -4824,13 +4870,14 @@ static const struct cmd cmds[] = {
 	 "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--] PROG [ARG]...\n"
 	 "Runs PROG in the guest, its output here, its status as qga's (128+N\n"
 	 "for signal N; 255 when qga fails). -i: stdin as its input; -e: a\n"
-	 "variable; -T: give up after SECS (124); --no-wait: print the pid.\n",
-	 "guest-exec,guest-exec-status", 0},
+	 "variable; -T: give up after SECS (124); --no-wait: print the pid;\n"
+	 "-j: one JSON object at the end, as Proxmox's qm guest exec prints.\n",
+	 "guest-exec,guest-exec-status", 1},
 	{"sh", cmd_exec, NULL, "ie:T:", exec_longs,
 	 "[EXEC OPTIONS] [--ps] 'COMMAND LINE' [ARG]...\n"
 	 "Runs /bin/sh -c 'COMMAND LINE' in the guest (cmd.exe /s /c on Windows),\n"
 	 "as exec does; --ps: a PowerShell script (powershell.exe, or pwsh).\n",
-	 "guest-exec,guest-exec-status", 0},
+	 "guest-exec,guest-exec-status", 1},
 	{"exec-status", cmd_exec_status, NULL, NULL, NULL,
 	 "PID\n"
 	 "Ends as exec would a program started with exec --no-wait: its output,\n"

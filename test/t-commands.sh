@@ -46,6 +46,18 @@ check "exec-status: still running is 124" 124 '' "qga: pid $pid still runs in th
 	$QGA exec-status "$pid"
 check "exec-status -j: the agent's JSON" 0 '{"return": {"exited": false}}' '' \
 	$QGA exec-status -j "$pid"
+check "exec --json: qm guest exec's keys, text decoded, exit 0" 0 \
+	'{"exited":true,"out-data":"out\\u000a","err-data":"Ã©\\u000a","out-truncated":false,"err-truncated":false,"exitcode":3}' '' \
+	$QGA sh --json 'echo out; echo Ã© >&2; exit 3'
+check "exec -j: output that is not UTF-8 in base64, a signal" 0 \
+	'{"exited":true,"out-data-b64":"/wA=","out-truncated":false,"err-truncated":false,"signal":9}' '' \
+	$QGA sh -j 'printf "\377\000"; kill -9 $$'
+check "exec -p: the same, indented" 0 '{
+  "exited": true,
+  "out-truncated": false,
+  "err-truncated": false,
+  "exitcode": 0
+}' '' $QGA exec -p /bin/true
 check "exec: no such program is 127, as in a shell" 127 '' \
 	"qga: guest-exec: GenericError: *Failed to execute child process *No such file or directory*" \
 	$QGA exec -- /no/such/program

@@ -61,8 +61,8 @@ check "options: -j where no JSON is printed is refused" 2 '' \
 	"qga: put: -r, -p and -j apply to the agent's JSON reply, which put does not print${nl}usage: qga \\[OPTIONS\\] put *" \
 	$QGA -s "$S" put -j "$O/qga.log" "$O/copy"
 expect "options: and nothing was written" test ! -e "$O/copy"
-check "options: -p with exec is refused" 2 '' "qga: exec: -r, -p and -j apply*" \
-	$QGA -s "$S" exec -p -- /bin/true
+check "options: -p with cat is refused" 2 '' "qga: cat: -r, -p and -j apply*" \
+	$QGA -s "$S" cat -p /etc/hostname
 check "options: a bad timeout after the name" 2 '' "qga: bad timeout 'x': expected seconds" \
 	$QGA ping -t x
 check "options: COMMAND -h" 0 'usage: qga \[OPTIONS\] hostname*' '' $QGA hostname -h
