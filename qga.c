@@ -4055,7 +4055,9 @@ struct client {
 	char name[64];
 };
 
-enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_HEALTH };
+/* A local reply is answered by the proxy itself: ITEM_LOCAL (HTTP 200),
+ * ITEM_BAD for what is not a request (400), ITEM_DENIED (403). */
+enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_HEALTH, ITEM_BAD, ITEM_DENIED };
 
 struct item {
 	int cl, kind, keep;   /* keep: HTTP keep-alive */
@@ -4434,19 +4436,21 @@ take_request(int i, const char *js, size_t len, int keep)
 	name[k >= 0 ? k : 0] = 0;
 	if (n < 0 && n != JSON_ENOMEM) {
 		error_reply(&b, "GenericError", "JSON parse error", "", 0);
-		kind = ITEM_LOCAL;
+		kind = ITEM_BAD;
 	} else if (k < 0) {
 		error_reply(&b, "GenericError",
 		            "Expecting the request to be an object with 'execute'",
 		            id, idlen);
-		kind = ITEM_LOCAL;
+		kind = ITEM_BAD;
 	} else if (!strcmp(name, "guest-sync") || !strcmp(name, "guest-sync-delimited")) {
 		/* Every client syncs with the proxy, which is always in sync
 		 * with the agent, whatever --allow and --deny say. */
 		args = json_get(js, t, 0, "arguments");
 		v = args >= 0 ? json_get(js, t, args, "id") : -1;
+		kind = ITEM_LOCAL;
 		if (v < 0 || json_int(js, &t[v], &sid) < 0) {
 			error_reply(&b, "GenericError", "Parameter 'id' is missing", id, idlen);
+			kind = ITEM_BAD;
 		} else {
 			buf_str(&b, name[10] ? "\xff{\"return\": " : "{\"return\": ");
 			buf_add(&b, js + t[v].start, t[v].end - t[v].start);
@@ -4456,15 +4460,14 @@ take_request(int i, const char *js, size_t len, int keep)
 			}
 			buf_str(&b, "}\n");
 		}
-		kind = ITEM_LOCAL;
 	} else if (denied(name)) {
 		snprintf(desc, sizeof desc, "Command %s has been refused by the proxy "
 		         "(qga serve --allow/--deny)", name);
 		error_reply(&b, "CommandNotFound", desc, id, idlen);
-		kind = ITEM_LOCAL;
+		kind = ITEM_DENIED;
 	} else if (!strcmp(name, "guest-shutdown") || !strncmp(name, "guest-suspend-", 14))
 		kind = ITEM_NOREPLY;
-	if (kind == ITEM_LOCAL)
+	if (b.len)
 		enqueue(i, kind, b.p, b.len, name, keep);
 	else
 		enqueue(i, kind, js, len, name, keep);
@@ -4507,7 +4510,7 @@ static void
 http_reply(int i, int code, const char *body, size_t len, int keep)
 {
 	static const char *const reasons[] = {
-		"200 OK", "204 No Content", "400 Bad Request", "404 Not Found",
+		"200 OK", "204 No Content", "400 Bad Request", "403 Forbidden", "404 Not Found",
 		"405 Method Not Allowed", "411 Length Required",
 		"413 Content Too Large", "503 Service Unavailable"};
 	struct client *c = &sv.cl[i];
@@ -4548,7 +4551,7 @@ client_http(int i)
 			return;
 		}
 		head = (size_t)(end - c->in.p) + 4;
-		*end = 0;
+		*end = 0;  /* the headers as a string, until they are read */
 		keep = !strstr(c->in.p, "HTTP/1.0");
 		for (line = strstr(c->in.p, "\r\n"); line; line = strstr(line, "\r\n")) {
 			line += 2;
@@ -4567,6 +4570,7 @@ client_http(int i)
 			else if (!strncmp(line, "transfer-encoding:", 18))
 				chunked = 1;
 		}
+		*end = '\r';
 		if (body > sv.maxreq) {
 			http_reply(i, 413, "", 0, 0);
 			return;
@@ -4708,8 +4712,9 @@ run_item(void)
 
 	sv.qhead++;
 	sv.qlen--;
-	if (it->kind == ITEM_LOCAL) {
-		deliver(it, 200, it->req, it->len);
+	if (it->kind == ITEM_LOCAL || it->kind >= ITEM_BAD) {
+		deliver(it, it->kind == ITEM_BAD ? 400 : it->kind == ITEM_DENIED ? 403 : 200,
+		        it->req, it->len);
 		goto done;
 	}
 	if (!agent_ready()) {

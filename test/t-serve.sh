@@ -94,6 +94,21 @@ check "serve: HTTP 404" 0 '404' '' curl -s -o /dev/null -w '%{http_code}' "$H/no
 check "serve: HTTP 405" 0 '405' '' curl -s -o /dev/null -w '%{http_code}' -X DELETE "$H/"
 check "serve: HTTP 400 for a malformed request" 0 '*400 Bad Request*' '' \
 	sh -c "printf 'garbage\r\n\r\n' | socat -t1 - TCP:127.0.0.1:$hport"
+check "serve: HTTP, a body that comes after its headers" 0 '*200 OK*{"return": {}}' '' \
+	sh -c "(printf 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\nConnection: close\r\n\r\n'; sleep 0.5;
+		printf '{\"execute\":\"guest-ping\"}') | socat -t3 - TCP:127.0.0.1:$hport"
+check "serve: HTTP 400 for a body that is not JSON" 0 '400 {"error": {"class": "GenericError", "desc": "JSON parse error"}}' '' \
+	curl -s -w '%{http_code} ' -o "$P/body" -d 'not JSON' "$H/" --next -s -o - -d 'not JSON' "$H/"
+check "serve: HTTP 400 for JSON that is not a request" 0 '400' '' \
+	curl -s -o /dev/null -w '%{http_code}' -d '[1, 2]' "$H/"
+check "serve: HTTP 403 for a denied command, its error as the body" 0 \
+	'{"error": {"class": "CommandNotFound", "desc": "Command guest-get-osinfo has been refused by the proxy (qga serve --allow/--deny)"}}*403' '' \
+	curl -s -w ' %{http_code}' -d '{"execute":"guest-get-osinfo"}' "$H/"
+args=$(seq 1 70 | sed 's/.*/"&"/' | tr '\n' , | sed 's/,$//')
+big="{\"execute\":\"guest-exec\",\"arguments\":{\"path\":\"/bin/true\",\"arg\":[$args]}}"
+check "serve: HTTP, a request of many arguments reaches the agent" 0 '{"return": {"pid": *}}' '' \
+	curl -sf -d "$big" "$H/"
+check "serve: and through a QGA listener" 0 '{"return": {"pid": *}}' '' $QGA -s "$S" "$big"
 check "serve: HTTP, an agent error is a 200 with the error" 0 \
 	'{"error": {"class": "CommandNotFound", *}}* 200' '' \
 	curl -s -w ' %{http_code}' -d '{"execute":"guest-nope"}' "$H/"
