@@ -643,6 +643,8 @@ open_vsock(struct conn *c, const char *spec, long long deadline)
 
 /* Connects to addr: unix:PATH, tcp:HOST:PORT, vsock:CID:PORT, serial:PATH,
  * or a bare path, which is a socket or a character device. */
+static int open_hvsock(struct conn *c, const char *spec, long long deadline);
+
 static int
 conn_open(struct conn *c, const char *addr, long long timeout)
 {
@@ -667,6 +669,8 @@ conn_open(struct conn *c, const char *addr, long long timeout)
 		return open_serial(c, addr + 7);
 	if (!strncmp(addr, "vsock:", 6))
 		return open_vsock(c, addr + 6, deadline);
+	if (!strncmp(addr, "hvsock:", 7))
+		return open_hvsock(c, addr + 7, deadline);
 	if (!strncmp(addr, "tcp:", 4)) {
 		strcpy(spec, addr + 4);
 		return open_tcp(c, spec, deadline);
@@ -804,6 +808,42 @@ conn_write(struct conn *c, const char *p, size_t n, long long deadline)
 	c->partial = n && n < total;
 	c->owed += !r;
 	return r;
+}
+
+/* A Firecracker or Cloud Hypervisor guest's vsock, which the VMM serves
+ * on a unix socket: "CONNECT PORT\n", then "OK HOSTPORT\n", then the
+ * guest's listener. The answer is read a byte at a time, so that nothing
+ * of the agent's is read with it. */
+static int
+open_hvsock(struct conn *c, const char *spec, long long deadline)
+{
+	const char *colon = strrchr(spec, ':');
+	char path[300], line[64];
+	unsigned port;
+	size_t n;
+	char *end;
+	int r;
+
+	if (!colon || colon == spec || parse_u32(colon + 1, &end, &port) < 0 || *end)
+		return fail(EX_USAGE, "bad address '%s': expected hvsock:PATH:PORT", c->name);
+	snprintf(path, sizeof path, "%.*s", (int)(colon - spec), spec);
+	if ((r = open_unix(c, path, deadline)))
+		return r;
+	n = (size_t)snprintf(line, sizeof line, "CONNECT %u\n", (unsigned)port);
+	if ((r = conn_write(c, line, n, deadline)))
+		return r;
+	c->owed = 0;
+	for (n = 0; n < sizeof line - 1; n++)
+		if ((r = wait_fd(c, POLLIN, deadline, "answer to CONNECT")) ||
+		    read(c->fd, line + n, 1) != 1 || line[n] == '\n')
+			break;
+	if (r)
+		return r;
+	if (n < 4 || strncmp(line, "OK ", 3))
+		return fail(EX_IO, "%s: the VMM answered '%s' to CONNECT %u, not OK (is the "
+		            "guest's agent listening on vsock port %u?)", c->name,
+		            excerpt(line, n), (unsigned)port, (unsigned)port);
+	return 0;
 }
 
 /* Drops the bytes before c->off, keeping the scanner's offsets. */
@@ -5286,11 +5326,11 @@ cmd_completion(int argc, char **argv)
 	       "#compdef qga\n# zsh completion for qga: qga completion zsh\n");
 	if (bash)
 		printf(comp_head, " cur=${COMP_WORDS[COMP_CWORD]}", "1", "COMP_CWORD",
-		       "COMP_WORDS", "COMPREPLY=($(compgen -W 'unix: tcp: vsock: serial:' -- "
+		       "COMP_WORDS", "COMPREPLY=($(compgen -W 'unix: tcp: vsock: hvsock: serial:' -- "
 		       "\"$cur\") $(compgen -f -- \"$cur\")); compopt -o nospace 2>/dev/null");
 	else
 		printf(comp_head, "", "2", "CURRENT", "words",
-		       "compadd -S '' unix: tcp: vsock: serial:; _files");
+		       "compadd -S '' unix: tcp: vsock: hvsock: serial:; _files");
 	for (i = 0; i < NCMDS; i++) {
 		printf("\t%s) opts='", cmds[i].name);
 		print_opts(&cmds[i]);
@@ -5334,8 +5374,9 @@ static const char usage_text[] =
 "as a string; a NAME the agent lacks is tried as guest-NAME.\n"
 "\n"
 "options: (before or after the command's name)\n"
-"  -s, --socket ADDR     unix:PATH, tcp:HOST:PORT, vsock:CID:PORT, serial:PATH\n"
-"                        or a path (default: $QGA_SOCKET, else /tmp/qga.sock)\n"
+"  -s, --socket ADDR     unix:PATH, tcp:HOST:PORT, vsock:CID:PORT, serial:PATH,\n"
+"                        hvsock:PATH:PORT (Firecracker, Cloud Hypervisor) or a\n"
+"                        path (default: $QGA_SOCKET, else /tmp/qga.sock)\n"
 "  -t, --timeout SECS    bound on connecting and on each reply (default 10;\n"
 "                        fsfreeze freeze 3600, thaw 180, fstrim 600)\n"
 "  -r, --return          print only the reply's return value\n"
