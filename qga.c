@@ -671,6 +671,13 @@ conn_open(struct conn *c, const char *addr, long long timeout)
 		return open_vsock(c, addr + 6, deadline);
 	if (!strncmp(addr, "hvsock:", 7))
 		return open_hvsock(c, addr + 7, deadline);
+	/* Proxmox VE keeps each VM's agent socket by its id. */
+	if (!strncmp(addr, "pve:", 4)) {
+		if (!addr[4] || addr[4 + strspn(addr + 4, "0123456789")])
+			return fail(EX_USAGE, "bad address '%s': expected pve:VMID", addr);
+		snprintf(c->name, sizeof c->name, "/var/run/qemu-server/%s.qga", addr + 4);
+		return open_unix(c, c->name, deadline);
+	}
 	if (!strncmp(addr, "tcp:", 4)) {
 		strcpy(spec, addr + 4);
 		return open_tcp(c, spec, deadline);
@@ -5326,11 +5333,11 @@ cmd_completion(int argc, char **argv)
 	       "#compdef qga\n# zsh completion for qga: qga completion zsh\n");
 	if (bash)
 		printf(comp_head, " cur=${COMP_WORDS[COMP_CWORD]}", "1", "COMP_CWORD",
-		       "COMP_WORDS", "COMPREPLY=($(compgen -W 'unix: tcp: vsock: hvsock: serial:' -- "
+		       "COMP_WORDS", "COMPREPLY=($(compgen -W 'unix: tcp: vsock: hvsock: pve: serial:' -- "
 		       "\"$cur\") $(compgen -f -- \"$cur\")); compopt -o nospace 2>/dev/null");
 	else
 		printf(comp_head, "", "2", "CURRENT", "words",
-		       "compadd -S '' unix: tcp: vsock: hvsock: serial:; _files");
+		       "compadd -S '' unix: tcp: vsock: hvsock: pve: serial:; _files");
 	for (i = 0; i < NCMDS; i++) {
 		printf("\t%s) opts='", cmds[i].name);
 		print_opts(&cmds[i]);
@@ -5375,8 +5382,9 @@ static const char usage_text[] =
 "\n"
 "options: (before or after the command's name)\n"
 "  -s, --socket ADDR     unix:PATH, tcp:HOST:PORT, vsock:CID:PORT, serial:PATH,\n"
-"                        hvsock:PATH:PORT (Firecracker, Cloud Hypervisor) or a\n"
-"                        path (default: $QGA_SOCKET, else /tmp/qga.sock)\n"
+"                        hvsock:PATH:PORT (Firecracker, Cloud Hypervisor),\n"
+"                        pve:VMID (Proxmox) or a path (default: $QGA_SOCKET,\n"
+"                        else /tmp/qga.sock)\n"
 "  -t, --timeout SECS    bound on connecting and on each reply (default 10;\n"
 "                        fsfreeze freeze 3600, thaw 180, fstrim 600)\n"
 "  -r, --return          print only the reply's return value\n"

@@ -134,6 +134,22 @@ if "$IN_NS" "$A/hosts" "$NORESOLV" true 2>/dev/null; then
 else
 	skip "the /etc/hosts test: no mount namespace here"
 fi
+# pve:VMID is Proxmox's /var/run/qemu-server/VMID.qga: a namespace of the
+# test's own holds it, so that nothing of the machine's /run is touched.
+pve() {
+	unshare -m sh -c 'mount -t tmpfs qga-test /run && mkdir /run/qemu-server &&
+		ln -s "$1" /run/qemu-server/101.qga && shift && exec "$@"' pve "$A/qga.sock" "$@"
+}
+if pve true 2>/dev/null; then
+	check "pve:VMID: Proxmox's path" 0 '{"return": {}}' '' pve $QGA -s pve:101 guest-ping
+	check "pve:VMID: a VM without its socket" 3 '' \
+		'qga: connect /var/run/qemu-server/102.qga: No such file or directory' \
+		pve $QGA -s pve:102 guest-ping
+else
+	skip "the pve:VMID test: no mount namespace here"
+fi
+check "pve: a VMID is a number" 2 '' "qga: bad address 'pve:vm1': expected pve:VMID" \
+	$QGA -s pve:vm1 guest-ping
 if grep -q '00000000000000000000000000000001 .* lo$' /proc/net/if_inet6 2>/dev/null; then
 	relay relay6 '[::1]' "$A/qga.sock"
 	check "tcp:[IPv6]:PORT" 0 '{"return": {}}' '' $QGA -s "tcp:[::1]:$PORT" guest-ping

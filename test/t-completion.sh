@@ -19,7 +19,7 @@ check "completion: exec's options, its own and the global ones" 0 \
 	"--env$nl--help$nl--input$nl--json$nl--max-reply$nl--merge$nl--no-sync$nl--no-wait$nl--pretty$nl--ps$nl--qmp$nl--return$nl--socket$nl--timeout$nl--version" '' \
 	comp exec --
 check "completion: after the global options too" 0 "--no-wait" '' comp -s x -t 1 exec --no-w
-check "completion: address prefixes after -s" 0 "hvsock:${nl}serial:${nl}tcp:${nl}unix:${nl}vsock:" '' \
+check "completion: address prefixes after -s" 0 "hvsock:${nl}pve:${nl}serial:${nl}tcp:${nl}unix:${nl}vsock:" '' \
 	sh -c "cd '$K' && bash -c '. ./qga.bash; COMP_WORDS=(qga -s \"\"); COMP_CWORD=2; _qga
 		printf \"%s\\n\" \"\${COMPREPLY[@]}\"' | grep : | sort"
 check "completion: serve's options" 0 "--listen" '' comp serve --li
