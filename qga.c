@@ -55,6 +55,7 @@ enum {
 static char errmsg[512];
 static int exec_mode;                     /* our failures exit 255, as ssh's */
 static volatile sig_atomic_t interrupted; /* by this signal */
+static int progress_shown; /* a progress line is on the terminal, unended */
 
 static void
 on_signal(int sig)
@@ -109,14 +110,6 @@ fail(int status, const char *fmt, ...)
 	return status;
 }
 
-/* Prints the recorded failure. */
-static void
-say(void)
-{
-	fflush(stdout);
-	fprintf(stderr, "qga: %s\n", errmsg);
-}
-
 /* Prints a message without recording it. */
 static PRINTF(1, 2) void
 warn(const char *fmt, ...)
@@ -128,7 +121,16 @@ warn(const char *fmt, ...)
 	vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	fflush(stdout);
-	fprintf(stderr, "qga: %s\n", msg);
+	/* A progress line is ended first, so that the message has its own. */
+	fprintf(stderr, "%sqga: %s\n", progress_shown ? "\n" : "", msg);
+	progress_shown = 0;
+}
+
+/* Prints the recorded failure. */
+static void
+say(void)
+{
+	warn("%s", errmsg);
 }
 
 static void (*on_leave)(void); /* undoes what a command left in the guest */
@@ -2624,6 +2626,7 @@ static void file_close(int quiet);
 
 static char remote_tmp[4096];    /* a partial upload, removed on exit */
 static int guest_run(const char *const *argv);
+static long long guest_seek(const char *whence);
 static int put_win;              /* put: the guest runs Windows */
 
 /* Undoes what a file command left: the local temporary file, the guest's
@@ -2688,20 +2691,27 @@ file_close(int quiet)
 	free(req.p);
 }
 
-/* Shows bytes and rate on a terminal, for transfers worth watching. */
+/* Shows bytes and rate on a terminal, for transfers worth watching, with
+ * the share done and the time left when the size is known (size > 0). */
 static void
-progress(const char *what, unsigned long long bytes, long long t0, int last)
+progress(const char *what, unsigned long long bytes, unsigned long long size,
+         long long t0, int last)
 {
 	static int tty = -1;
 	long long ms = now_ms() - t0;
+	unsigned long long rate;
 
 	if (tty < 0)
 		tty = isatty(2);
 	if (!tty || (bytes < (16u << 20) && !last) || (last && ms < 1000))
 		return;
-	fprintf(stderr, "\rqga: %s: %llu MiB, %llu MiB/s   %s", what, bytes >> 20,
-	        ms > 0 ? (bytes >> 10) * 1000 / 1024 / (unsigned long long)ms : 0,
-	        last ? "\n" : "");
+	rate = ms > 0 ? (bytes >> 10) * 1000 / 1024 / (unsigned long long)ms : 0;
+	fprintf(stderr, "\rqga: %s: %llu MiB", what, bytes >> 20);
+	if (size >= bytes && size)
+		fprintf(stderr, " of %llu (%llu%%), %llu s left", size >> 20, bytes * 100 / size,
+		        ms > 0 && bytes ? (size - bytes) * (unsigned long long)ms / bytes / 1000 : 0);
+	fprintf(stderr, ", %llu MiB/s   %s", rate, last ? "\n" : "");
+	progress_shown = !last;
 }
 
 /* Copies the guest file at path to fd. */
@@ -2711,10 +2721,13 @@ file_read_to(const char *path, int fd, const char *fdname)
 	struct buf req = {0}, data = {0};
 	struct reply r;
 	unsigned long long total = 0;
-	long long t0 = now_ms();
+	long long t0 = now_ms(), size = 0;
 	int eof, v, s;
 
 	file_open(path, "r");
+	/* A terminal's progress line says how much is left. */
+	if (isatty(2) && (size = guest_seek("end")) > 0)
+		guest_seek("set");
 	req_begin(&req, "guest-file-read");
 	req_int(&req, "handle", open_handle);
 	req_int(&req, "count", CHUNK);
@@ -2745,9 +2758,9 @@ file_read_to(const char *path, int fd, const char *fdname)
 		if (write_all(fd, data.p, data.len) < 0)
 			die(EX_IO, "write %s:", fdname);
 		total += data.len;
-		progress(path, total, t0, 0);
+		progress(path, total, size > 0 ? (unsigned long long)size : 0, t0, 0);
 	} while (!eof && data.len);
-	progress(path, total, t0, 1);
+	progress(path, total, size > 0 ? (unsigned long long)size : 0, t0, 1);
 	file_close(0);
 	free(req.p);
 	free(data.p);
@@ -2876,13 +2889,16 @@ static unsigned long long
 put_data(int fd, const char *local, const char *remote)
 {
 	struct buf req = {0}, data = {0};
-	unsigned long long total = 0;
+	unsigned long long total = 0, size = 0;
 	long long t0 = now_ms(), count;
 	struct reply r;
+	struct stat st;
 	struct doc d;
 	size_t off;
 	ssize_t n;
 
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+		size = (unsigned long long)st.st_size;
 	buf_need(&data, CHUNK);
 	for (;;) {
 		for (data.len = 0; data.len < CHUNK; data.len += (size_t)n) {
@@ -2913,12 +2929,12 @@ put_data(int fd, const char *local, const char *remote)
 				die(EX_PROTO, "%s: the agent wrote %lld of %zu bytes",
 				    remote, count, data.len - off);
 			total += (unsigned long long)count;
-			progress(remote, total, t0, 0);
+			progress(remote, total, size, t0, 0);
 		}
 		if (data.len < CHUNK)
 			break;
 	}
-	progress(remote, total, t0, 1);
+	progress(remote, total, size, t0, 1);
 	free(req.p);
 	free(data.p);
 	return total;
@@ -2926,7 +2942,7 @@ put_data(int fd, const char *local, const char *remote)
 
 /* The size of the open guest file, from a seek to its end. */
 static long long
-guest_size(void)
+guest_seek(const char *whence)
 {
 	struct buf req = {0};
 	struct reply r;
@@ -2936,7 +2952,7 @@ guest_size(void)
 	req_begin(&req, "guest-file-seek");
 	req_int(&req, "handle", open_handle);
 	req_int(&req, "offset", 0);
-	req_str(&req, "whence", "end");
+	req_str(&req, "whence", whence);
 	req_end(&req);
 	call(&req, "guest-file-seek", &r);
 	free(req.p);
@@ -3027,7 +3043,7 @@ cmd_put(int argc, char **argv)
 	}
 	file_open(*remote_tmp ? remote_tmp : remote, append ? "a" : "w");
 	total = put_data(fd, local, remote);
-	size = guest_size();
+	size = guest_seek("end");
 	if (append ? size < (long long)total : size != (long long)total)
 		die(EX_PROTO, "put: %s holds %lld bytes after %llu were written", remote,
 		    size, total);

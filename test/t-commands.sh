@@ -129,6 +129,19 @@ expect "an interrupted get leaves no partial file" test -z "$(ls "$C/here" | gre
 sleep 0.1
 expect "every guest file handle was closed ($(fds) fds, $fd0 before)" test "$(fds)" = "$fd0"
 check "the agent is fine after that" 0 '' '' $QGA ping
+# On a terminal: the size, the share and the time left; a message that
+# interrupts the progress line starts a line of its own.
+script -qec "$QGA put '$C/big' '$C/files/big2'" /dev/null | tr '\r' '\n' >"$C/tty.progress"
+expect "put's progress line: the total and the share" \
+	grep -q "^qga: $C/files/big2: 100 MiB of 100 (100%), 0 s left, [0-9]* MiB/s" "$C/tty.progress"
+script -qec "$QGA get '$C/files/big2' '$C/big2.got' & sleep 0.5; kill -INT \$!; wait" /dev/null |
+	tr '\r' '\n' >"$C/tty.int"
+expect "get's progress line: the share, learnt from a seek" \
+	grep -q "^qga: $C/files/big2: [0-9]* MiB of 100 ([0-9]*%)" "$C/tty.int"
+expect "and the interruption is said on its own line" \
+	grep -qx "qga: [^ ]*: interrupted" "$C/tty.int"
+rm -f "$C/files/big2" "$C/big2.got"
+check "the agent is fine after that too" 0 '' '' $QGA ping
 
 # Information, checked against this machine, where the agent runs.
 check "ping" 0 '' '' $QGA ping
