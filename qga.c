@@ -2440,7 +2440,11 @@ cmd_exec(int argc, char **argv)
 			break;
 		case O_NOWAIT: nowait = 1; break;
 		case O_MERGE: merge = 1; break;
-		case O_PS: ps = sh; break;
+		case O_PS:
+			if (!sh)
+				die(EX_USAGE, "exec: --ps is sh's: qga sh --ps 'SCRIPT'");
+			ps = 1;
+			break;
 		}
 	}
 	argc -= optind;
@@ -3741,7 +3745,8 @@ thaw_always(void)
 		if (!s && r.err >= 0)
 			s = agent_error(&r, "guest-fsfreeze-thaw");
 		else if (!s) {
-			n = json_int(r.js, &r.tok[r.ret], &n) ? -1 : n;
+			if (json_int(r.js, &r.tok[r.ret], &n))
+				n = -1;
 			fprintf(stderr, "qga: fsfreeze --run: thawed %lld filesystem%s\n", n,
 			        n == 1 ? "" : "s");
 			return;

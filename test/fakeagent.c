@@ -162,25 +162,61 @@ privileged(const char *js, const struct json_tok *t, int name, int args)
 	return 1;
 }
 
-/* What a Windows guest answers, in the documented shapes. guest-exec's
- * pid tells what its status will be: the command line decides it. */
+/* A Windows guest's replies that depend on nothing but the command, in
+ * the shapes QEMU's schema and qga/commands-win32.c document. */
+static const char *const windows_replies[][2] = {
+	{"guest-get-osinfo",
+	 "{\"return\": {\"name\": \"Microsoft Windows\", \"kernel-release\": "
+	 "\"20348\", \"version\": \"Microsoft Windows Server 2022\", "
+	 "\"variant\": \"server\", \"pretty-name\": \"Windows Server 2022 "
+	 "Standard\", \"version-id\": \"2022\", \"variant-id\": \"server\", "
+	 "\"kernel-version\": \"10.0\", \"machine\": \"x86_64\", "
+	 "\"id\": \"mswindows\"}}\n"},
+	{"guest-fstrim",
+	 "{\"return\": {\"paths\": [{\"path\": \"C:\\\\\"}, {\"path\": "
+	 "\"D:\\\\\", \"error\": \"The volume does not support trim\"}]}}\n"},
+	{"guest-fsfreeze-freeze",
+	 "{\"return\": 1}\n"},
+	{"guest-get-devices",
+	 "{\"return\": [{\"driver-date\": 1581465600000000000, \"driver-name\": "
+	 "\"VirtIO Ethernet Adapter\", \"id\": {\"device-id\": 4096, \"type\": "
+	 "\"pci\", \"vendor-id\": 6900}, \"driver-version\": "
+	 "\"100.85.104.20800\"}]}\n"},
+	{"guest-get-disks",
+	 "{\"return\": [{\"name\": \"\\\\\\\\.\\\\PhysicalDrive0\", \"partition\": false, "
+	 "\"address\": {\"serial\": \"QM00001\", \"bus-type\": \"sata\", \"bus\": 0, "
+	 "\"unit\": 0, \"pci-controller\": {\"bus\": 0, \"slot\": 31, \"domain\": 0, "
+	 "\"function\": 2}, \"target\": 0}}]}\n"},
+	{"guest-get-users",
+	 "{\"return\": [{\"user\": \"Administrator\", \"domain\": \"WIN-QGA\", "
+	 "\"login-time\": 1700000000.25}]}\n"},
+	{"guest-info",
+	 "{\"return\": {\"version\": \"10.0.0\", \"supported_commands\": ["
+	 "{\"enabled\": true, \"name\": \"guest-exec\", \"success-response\": true},"
+	 "{\"enabled\": true, \"name\": \"guest-exec-status\", "
+	 "\"success-response\": true}]}}\n"},
+	{"guest-file-read",
+	 "{\"return\": {\"count\": 6, \"buf-b64\": \"aGVsbG8K\", \"eof\": true}}\n"},
+};
+
+/* What a Windows guest answers. guest-exec's pid tells what its status
+ * will be: the command line decides it. */
 static void
 windows(const char *js, size_t len, const struct json_tok *t, int name, int args)
 {
 	static long long written;
 	long long pid = 0;
+	size_t i;
 	int v;
 
 	fprintf(reqlog, "%.*s\n", (int)len, js);
 	fflush(reqlog);
-	if (json_eq(js, &t[name], "guest-get-osinfo"))
-		outs("{\"return\": {\"name\": \"Microsoft Windows\", \"kernel-release\": "
-		     "\"20348\", \"version\": \"Microsoft Windows Server 2022\", "
-		     "\"variant\": \"server\", \"pretty-name\": \"Windows Server 2022 "
-		     "Standard\", \"version-id\": \"2022\", \"variant-id\": \"server\", "
-		     "\"kernel-version\": \"10.0\", \"machine\": \"x86_64\", "
-		     "\"id\": \"mswindows\"}}\n");
-	else if (json_eq(js, &t[name], "guest-exec")) {
+	for (i = 0; i < sizeof windows_replies / sizeof *windows_replies; i++)
+		if (json_eq(js, &t[name], windows_replies[i][0])) {
+			outs(windows_replies[i][1]);
+			return;
+		}
+	if (json_eq(js, &t[name], "guest-exec")) {
 		if (arg_is(js, t, args, "capture-output", "merged")) {
 			outs("{\"error\": {\"class\": \"GenericError\", \"desc\": "
 			     "\"Parameter 'capture-output' does not accept value "
@@ -201,34 +237,10 @@ windows(const char *js, size_t len, const struct json_tok *t, int name, int args
 		     pid == 1004 ? "{\"return\": {\"signal\": 3221225477, \"exited\": true}}\n" :
 		     "{\"return\": {\"exitcode\": 0, \"out-data\": \"aGkNCg==\", "
 		     "\"out-truncated\": false, \"exited\": true}}\n");
-	} else if (json_eq(js, &t[name], "guest-fstrim"))
-		outs("{\"return\": {\"paths\": [{\"path\": \"C:\\\\\"}, {\"path\": "
-		     "\"D:\\\\\", \"error\": \"The volume does not support trim\"}]}}\n");
-	else if (json_eq(js, &t[name], "guest-fsfreeze-freeze"))
-		outs("{\"return\": 1}\n");
-	else if (json_eq(js, &t[name], "guest-get-devices"))
-		outs("{\"return\": [{\"driver-date\": 1581465600000000000, \"driver-name\": "
-		     "\"VirtIO Ethernet Adapter\", \"id\": {\"device-id\": 4096, \"type\": "
-		     "\"pci\", \"vendor-id\": 6900}, \"driver-version\": "
-		     "\"100.85.104.20800\"}]}\n");
-	else if (json_eq(js, &t[name], "guest-get-disks"))
-		outs("{\"return\": [{\"name\": \"\\\\\\\\.\\\\PhysicalDrive0\", \"partition\": false, "
-		     "\"address\": {\"serial\": \"QM00001\", \"bus-type\": \"sata\", \"bus\": 0, "
-		     "\"unit\": 0, \"pci-controller\": {\"bus\": 0, \"slot\": 31, \"domain\": 0, "
-		     "\"function\": 2}, \"target\": 0}}]}\n");
-	else if (json_eq(js, &t[name], "guest-get-users"))
-		outs("{\"return\": [{\"user\": \"Administrator\", \"domain\": \"WIN-QGA\", "
-		     "\"login-time\": 1700000000.25}]}\n");
-	else if (json_eq(js, &t[name], "guest-info"))
-		outs("{\"return\": {\"version\": \"10.0.0\", \"supported_commands\": ["
-		     "{\"enabled\": true, \"name\": \"guest-exec\", \"success-response\": true},"
-		     "{\"enabled\": true, \"name\": \"guest-exec-status\", "
-		     "\"success-response\": true}]}}\n");
-	else if (json_eq(js, &t[name], "guest-file-open"))
-		written = 0, outs("{\"return\": 1000}\n");
-	else if (json_eq(js, &t[name], "guest-file-read"))
-		outs("{\"return\": {\"count\": 6, \"buf-b64\": \"aGVsbG8K\", \"eof\": true}}\n");
-	else if (json_eq(js, &t[name], "guest-file-write")) {
+	} else if (json_eq(js, &t[name], "guest-file-open")) {
+		written = 0;
+		outs("{\"return\": 1000}\n");
+	} else if (json_eq(js, &t[name], "guest-file-write")) {
 		v = args >= 0 ? json_get(js, t, args, "buf-b64") : -1;
 		pid = v >= 0 ? (long long)(t[v].end - t[v].start) / 4 * 3 -
 		      (js[t[v].end - 1] == '=') - (js[t[v].end - 2] == '=') : 0;

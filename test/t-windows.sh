@@ -33,6 +33,8 @@ check "windows sh: ARGs are refused" 2 '' 'qga: sh: ARGs need /bin/sh: put them 
 check "windows sh --ps: PowerShell, its script encoded" 0 "hi?" '' $QGA -s "$S" sh --ps 'echo ü'
 sent guest-exec '*"path":"powershell.exe","arg":\["-NoProfile","-NonInteractive","-EncodedCommand","ZQBjAGgAbwAgAPwA"\]*' \
 	"windows sh --ps: -EncodedCommand of UTF-16LE"
+check "exec --ps: refused, it is sh's" 2 '' "qga: exec: --ps is sh's: qga sh --ps 'SCRIPT'" \
+	$QGA -s "$S" exec --ps cmd.exe
 check "windows exec -e: no POSIX PATH" 0 "hi?" '' $QGA -s "$S" exec -e A=1 -- cmd.exe /c set
 sent guest-exec '*"env":\["SystemRoot=C:\\\\Windows","PATH=C:\\\\Windows\\\\system32;C:\\\\Windows;*","A=1"\]*' \
 	"windows exec -e: SystemRoot and a Windows PATH"
