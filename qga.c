@@ -80,6 +80,20 @@ catch_signals(void)
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
+/* Holds those signals back (hold) or lets them in, for a step that must
+ * not be left half done. */
+static void
+hold_signals(int hold)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
 /* Formats a message once, into a buffer of its own, so that the failure
  * before it may be one of its arguments. A message ending in ':' gets the
  * system error appended, as in sbase's eprintf. */
@@ -2052,7 +2066,8 @@ enabled(const char *name)
 /* Long options without a letter: their values stay clear of letters. */
 enum {
 	O_QMP = 256, O_NOSYNC, O_MAXREPLY, O_NOWAIT, O_MERGE, O_HTTP, O_ALLOW,
-	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE, O_PS, O_RUN, O_MAX
+	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE, O_PS, O_RUN, O_MAX,
+	O_STREAM, O_NOSTREAM
 };
 
 /* The options every command takes, before its name or after it. */
@@ -2373,6 +2388,8 @@ static const struct option exec_longs[] = {
 	{"no-wait", no_argument, NULL, O_NOWAIT},
 	{"merge", no_argument, NULL, O_MERGE},
 	{"ps", no_argument, NULL, O_PS},
+	{"stream", no_argument, NULL, O_STREAM},
+	{"no-stream", no_argument, NULL, O_NOSTREAM},
 	{NULL, 0, NULL, 0}
 };
 
@@ -2408,19 +2425,83 @@ buf_ps(struct buf *b, const char *s)
 	free(u.p);
 }
 
+static long long stream_pid = -1; /* a streamed program to stop on exit */
+
+/* Builds guest-exec's request for path: its arg is the words of pre (up
+ * to a NULL), then args, whose every word has a comma before it; more
+ * and in hold the members after arg. */
+static void
+exec_request(struct buf *req, const char *path, const char *const *pre,
+             const struct buf *args, const struct buf *more, const struct buf *in,
+             const char *capture)
+{
+	size_t skip = 1;
+
+	req_begin(req, "guest-exec");
+	req_str(req, "path", path);
+	req_key(req, "arg");
+	buf_add(req, "[", 1);
+	for (; pre && *pre; pre++, skip = 0) {
+		buf_add(req, ",", !skip);
+		buf_jstr(req, *pre, strlen(*pre));
+	}
+	if (args->len)
+		buf_add(req, args->p + skip, args->len - skip);
+	buf_add(req, "]", 1);
+	buf_add(req, more->p, more->len);
+	buf_add(req, in->p, in->len);
+	req_key(req, "capture-output");
+	buf_str(req, capture);
+	req_end(req);
+}
+
+/* Asks for the program's status: whether it has ended, with it in *d. */
+static int
+exec_ended(const struct buf *req, struct doc *d)
+{
+	struct reply r;
+
+	call(req, "guest-exec-status", &r);
+	doc_load(d, &r);
+	if (dtrue(d, dget(d, 0, "exited")))
+		return 1;
+	free(d->t);
+	return 0;
+}
+
+/* Waits ns before the next look at the program; -T and a signal end qga
+ * here. */
+static void
+exec_nap(long long deadline, long long ns, const char *prog, long long pid)
+{
+	struct timespec nap = {0, (long)ns};
+	int late = deadline >= 0 && now_ms() >= deadline;
+
+	if (!late)
+		nanosleep(&nap, NULL);
+	if (!late && !interrupted)
+		return;
+	warn(stream_pid < 0 ? "%s still runs in the guest as pid %lld" :
+	     "%s stopped in the guest (pid %lld): a streamed program ends with qga, "
+	     "--no-stream leaves it running", prog, pid);
+	leave(late ? 124 : 128 + interrupted);
+}
+
+static int exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
+                       const char *prog, int merge, long long deadline, int asked);
+
 static int
 cmd_exec(int argc, char **argv)
 {
-	struct buf req = {0}, env = {0}, in = {0};
-	struct timespec nap;
+	struct buf req = {0}, args = {0}, more = {0}, env = {0}, envw = {0}, in = {0}, inb = {0};
 	struct reply r;
 	struct doc d;
 	long long pid, wait = 0, deadline, delay = 200000;
-	int polls = 0;
+	int polls = 0, stream = 1;
 	int ch, i, input = 0, nowait = 0, merge = 0, path = 0, root = 0, ps = 0, win = 0;
 	int sh = !strcmp(argv[0], "sh");
 	const char *prog;
-	char name[64], desc[256];
+	char desc[256];
 
 	exec_mode = 1;
 	while ((ch = cmdopt(argc, argv)) != -1) {
@@ -2429,7 +2510,7 @@ cmd_exec(int argc, char **argv)
 		case 'e':
 			if (!strchr(optarg, '=') || *optarg == '=')
 				die(EX_USAGE, "exec: -e wants NAME=VALUE, got '%s'", optarg);
-			buf_add(&env, ",", env.len > 0);
+			buf_add(&env, ",", 1);
 			buf_jstr(&env, optarg, strlen(optarg));
 			path |= !strncasecmp(optarg, "PATH=", 5);
 			root |= !strncasecmp(optarg, "SystemRoot=", 11);
@@ -2440,6 +2521,8 @@ cmd_exec(int argc, char **argv)
 			break;
 		case O_NOWAIT: nowait = 1; break;
 		case O_MERGE: merge = 1; break;
+		case O_STREAM: stream = 2; break;
+		case O_NOSTREAM: stream = 0; break;
 		case O_PS:
 			if (!sh)
 				die(EX_USAGE, "exec: --ps is sh's: qga sh --ps 'SCRIPT'");
@@ -2460,45 +2543,41 @@ cmd_exec(int argc, char **argv)
 		    "which keeps the backslash: use --ps");
 	prog = !sh ? argv[0] : ps ? (win ? "powershell.exe" : "pwsh") :
 	       win ? "cmd.exe" : "/bin/sh";
-	req_begin(&req, "guest-exec");
-	req_str(&req, "path", prog);
-	req_key(&req, "arg");
 	if (ps) {
-		buf_str(&req, "[\"-NoProfile\",\"-NonInteractive\",\"-EncodedCommand\",");
-		buf_ps(&req, argv[0]);
+		buf_str(&args, ",\"-NoProfile\",\"-NonInteractive\",\"-EncodedCommand\",");
+		buf_ps(&args, argv[0]);
 	} else if (sh && win) {
 		/* cmd /s takes the line as it is, between the quotes the agent
 		 * puts around it; cmd itself merges stderr into stdout. */
-		buf_str(&req, "[\"/s\",\"/c\",");
-		buf_jstr(&req, argv[0], strlen(argv[0]));
+		buf_str(&args, ",\"/s\",\"/c\",");
+		buf_jstr(&args, argv[0], strlen(argv[0]));
 		if (merge) {
-			req.len--;
-			buf_str(&req, " 2>&1\"");
+			args.len--;
+			buf_str(&args, " 2>&1\"");
 		}
 		merge = 0;
 	} else {
 		/* sh gets -c 'COMMAND LINE', then $0 and the positional ARGs. */
-		buf_str(&req, sh ? "[\"-c\"" : "[");
+		buf_str(&args, sh ? ",\"-c\"" : "");
 		for (i = !sh; i < argc; i++) {
-			buf_add(&req, ",", sh || i > 1);
-			buf_jstr(&req, argv[i], strlen(argv[i]));
+			buf_add(&args, ",", 1);
+			buf_jstr(&args, argv[i], strlen(argv[i]));
 			if (sh && i == 0 && argc > 1)
-				buf_str(&req, ",\"sh\"");
+				buf_str(&args, ",\"sh\"");
 		}
 	}
-	buf_add(&req, "]", 1);
 	if (env.len) {
 		/* The agent's env replaces the whole environment. */
-		req_key(&req, "env");
-		buf_add(&req, "[", 1);
 		if (!root && win)
-			buf_str(&req, "\"SystemRoot=C:\\\\Windows\",");
+			buf_str(&envw, ",\"SystemRoot=C:\\\\Windows\"");
 		if (!path)
-			buf_str(&req, win ? "\"PATH=C:\\\\Windows\\\\system32;C:\\\\Windows;"
-			        "C:\\\\Windows\\\\System32\\\\WindowsPowerShell\\\\v1.0\","
-			        : "\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",");
-		buf_add(&req, env.p, env.len);
-		buf_add(&req, "]", 1);
+			buf_str(&envw, win ? ",\"PATH=C:\\\\Windows\\\\system32;C:\\\\Windows;"
+			        "C:\\\\Windows\\\\System32\\\\WindowsPowerShell\\\\v1.0\""
+			        : ",\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"");
+		buf_add(&envw, env.p, env.len);
+		buf_str(&more, ",\"env\":[");
+		buf_add(&more, envw.p + 1, envw.len - 1);
+		buf_add(&more, "]", 1);
 	}
 	if (input) {
 		if ((i = read_all(0, &in, EXEC_INPUT_MAX)) == -2)
@@ -2506,17 +2585,21 @@ cmd_exec(int argc, char **argv)
 			    "accepts (%d bytes)", EXEC_INPUT_MAX);
 		if (i < 0)
 			die(EX_IO, "read stdin:");
-		req_key(&req, "input-data");
-		buf_add(&req, "\"", 1);
-		b64_encode(&req, (unsigned char *)in.p, in.len);
-		buf_add(&req, "\"", 1);
+		inb.len = 0;
+		buf_str(&inb, ",\"input-data\":\"");
+		b64_encode(&inb, (unsigned char *)in.p, in.len);
+		buf_add(&inb, "\"", 1);
 		free(in.p);
 	}
-	req_key(&req, "capture-output");
-	buf_str(&req, merge ? "\"merged\"" : "true");
-	req_end(&req);
+	exec_request(&req, prog, NULL, &args, &more, &inb, merge ? "\"merged\"" : "true");
 	if (!is_json(req.p, req.len))
 		die(EX_USAGE, "exec: arguments are not valid UTF-8");
+	deadline = deadline_in(wait);
+	/* A program is streamed unless its output is wanted at the end
+	 * anyway, or the guest is known to run Windows. */
+	if (stream && !nowait && !opt.json && !win && !ps &&
+	    (i = exec_stream(&args, &envw, &inb, prog, merge, deadline, stream > 1)) >= 0)
+		return i;
 
 	call_any(&req, "guest-exec", &r, opt.timeout);
 	if (r.err >= 0) {
@@ -2542,36 +2625,23 @@ cmd_exec(int argc, char **argv)
 		printf("%lld\n", pid);
 		return 0;
 	}
-	snprintf(name, sizeof name, "guest-exec-status");
-	req_begin(&req, name);
+	req_begin(&req, "guest-exec-status");
 	req_int(&req, "pid", pid);
 	req_end(&req);
-	deadline = deadline_in(wait);
 	/* Poll every 0.2 ms for the first 50 polls, so that a short program
 	 * returns at once, then back off to a tenth of a second. */
-	for (;;) {
-		call(&req, name, &r);
-		doc_load(&d, &r);
-		if (dtrue(&d, dget(&d, 0, "exited")))
-			break;
-		free(d.t);
-		if (deadline >= 0 && now_ms() >= deadline) {
-			warn("%s still runs in the guest as pid %lld", prog, pid);
-			leave(124);
-		}
-		nap.tv_sec = 0;
-		nap.tv_nsec = (long)delay;
-		nanosleep(&nap, NULL);
-		if (interrupted) {
-			warn("%s still runs in the guest as pid %lld", prog, pid);
-			leave(128 + interrupted);
-		}
+	while (!exec_ended(&req, &d)) {
+		exec_nap(deadline, delay, prog, pid);
 		if (++polls > 50)
 			delay = delay * 2 > 100000000 ? 100000000 : delay * 2;
 	}
 	i = exec_finish(&d, prog);
 	free(req.p);
+	free(args.p);
+	free(more.p);
 	free(env.p);
+	free(envw.p);
+	free(inb.p);
 	return i;
 }
 
@@ -2624,14 +2694,19 @@ cmd_exec_status(int argc, char **argv)
  * keeps memory small and the round trips few. */
 #define CHUNK (4 << 20)
 
-static long long open_handle = -1;  /* a guest file to close on exit */
+/* Guest files to close on exit: a file command's, and a streamed
+ * program's stdout and stderr. */
+static long long handles[2] = {-1, -1};
 static char tmpname[4096];          /* a partial download, removed on exit */
 static void file_close(int quiet);
 
 static char remote_tmp[4096];    /* a partial upload, removed on exit */
 static int guest_run(const char *const *argv);
-static long long guest_seek(const char *whence);
+static long long guest_seek(long long h, const char *whence);
 static int put_win;              /* put: the guest runs Windows */
+static char stream_tmp[32];      /* the start of exec's files, removed on exit */
+static const char *const stream_rm[] = {"/bin/sh", "-c", "rm -f -- \"$1.1\" \"$1.2\"",
+                                        "sh", stream_tmp, NULL};
 
 /* Undoes what a file command left: the local temporary file, the guest's
  * open handle, the guest's temporary file. */
@@ -2640,17 +2715,29 @@ cleanup(void)
 {
 	const char *rm[] = {"/bin/sh", "-c", "rm -f -- \"$1\"", "sh", remote_tmp, NULL};
 	const char *del[] = {"cmd.exe", "/c", "del", "/q", remote_tmp, NULL};
+	char pid[24];
 
 	if (tmpname[0])
 		unlink(tmpname);
+	/* The channel is brought back even after a signal, to undo. */
 	sess.dirty = 1;
+	interrupted = 0;
 	file_close(1);
+	if (*stream_tmp)
+		guest_run(stream_rm);
+	if (stream_pid >= 0) {
+		snprintf(pid, sizeof pid, "%lld", stream_pid);
+		guest_run((const char *[]){"/bin/sh", "-c",
+		          "kill -TERM -\"$1\" 2>/dev/null || kill -TERM \"$1\"", "sh", pid, NULL});
+	}
 	if (remote_tmp[0])
 		guest_run(put_win ? del : rm);
 }
 
+/* Opens a guest file and returns its handle; when soft, -1 where it
+ * cannot be opened. */
 static long long
-file_open(const char *path, const char *mode)
+file_open(const char *path, const char *mode, int soft)
 {
 	struct buf req = {0};
 	struct reply r;
@@ -2662,36 +2749,38 @@ file_open(const char *path, const char *mode)
 	req_end(&req);
 	call_any(&req, "guest-file-open", &r, opt.timeout);
 	free(req.p);
+	if (r.err >= 0 && soft)
+		return -1;
 	if (r.err >= 0)
 		quit(agent_error(&r, "guest-file-open"));
 	if (json_int(r.js, &r.tok[r.ret], &h) < 0)
 		die(EX_PROTO, "guest-file-open: no handle in the reply");
-	return open_handle = h;
+	return h;
 }
 
-/* Closes the guest file left open, if any. After an interruption or a
- * timeout the channel is resynchronised first, which drops the reply in
- * flight. Failures here are not reported over the one that led here. */
+/* Closes the guest files left open. After an interruption or a timeout
+ * the channel is resynchronised first, which drops the reply in flight.
+ * Failures here are not reported over the one that led here. */
 static void
 file_close(int quiet)
 {
 	struct buf req = {0};
 	struct reply r;
-	long long h = open_handle;
+	int i;
 
-	if (h < 0 || !sess.up)
-		return;
-	open_handle = -1;
-	interrupted = 0;
-	req_begin(&req, "guest-file-close");
-	req_int(&req, "handle", h);
-	req_end(&req);
-	if (quiet) {
-		if (!transact(&sess, req.p, req.len, &r, "guest-file-close",
-		              opt.timeout))
-			return;
-	} else
-		call(&req, "guest-file-close", &r);
+	for (i = 0; i < 2 && sess.up; i++) {
+		if (handles[i] < 0)
+			continue;
+		interrupted = 0;
+		req_begin(&req, "guest-file-close");
+		req_int(&req, "handle", handles[i]);
+		req_end(&req);
+		handles[i] = -1;
+		if (!quiet)
+			call(&req, "guest-file-close", &r);
+		else if (transact(&sess, req.p, req.len, &r, "guest-file-close", opt.timeout))
+			break;
+	}
 	free(req.p);
 }
 
@@ -2728,12 +2817,12 @@ file_read_to(const char *path, int fd, const char *fdname)
 	long long t0 = now_ms(), size = 0;
 	int eof, v, s;
 
-	file_open(path, "r");
+	handles[0] = file_open(path, "r", 0);
 	/* A terminal's progress line says how much is left. */
-	if (isatty(2) && (size = guest_seek("end")) > 0)
-		guest_seek("set");
+	if (isatty(2) && (size = guest_seek(handles[0], "end")) > 0)
+		guest_seek(handles[0], "set");
 	req_begin(&req, "guest-file-read");
-	req_int(&req, "handle", open_handle);
+	req_int(&req, "handle", handles[0]);
 	req_int(&req, "count", CHUNK);
 	req_end(&req);
 	/* The next read is asked for before this one's data is decoded and
@@ -2842,18 +2931,16 @@ cmd_get(int argc, char **argv)
 	return 0;
 }
 
-/* Runs argv[0] with the arguments after it in the guest and waits for it:
- * its exit status, or -1 when it could not be run. Failures are not
- * reported: the caller says what they mean. */
-static int
-guest_run(const char *const *argv)
+/* Starts argv[0] with the arguments after it in the guest: its pid, or
+ * -1 when it could not be run. Failures are not reported: the caller
+ * says what they mean. */
+static long long
+guest_start(const char *const *argv)
 {
-	struct timespec nap = {0, 2000000};
 	struct buf req = {0};
 	struct reply r;
 	struct doc d;
-	long long pid;
-	int code = -1;
+	long long pid = -1;
 
 	req_begin(&req, "guest-exec");
 	req_str(&req, "path", *argv);
@@ -2864,11 +2951,27 @@ guest_run(const char *const *argv)
 		buf_add(&req, ",", argv[1] != NULL);
 	}
 	buf_str(&req, "]}}");
-	if (transact(&sess, req.p, req.len, &r, "guest-exec", opt.timeout) || r.ret < 0)
-		goto done;
-	doc_load(&d, &r);
-	pid = dint(&d, dget(&d, 0, "pid"), -1);
-	free(d.t);
+	if (!transact(&sess, req.p, req.len, &r, "guest-exec", opt.timeout) && r.ret >= 0) {
+		doc_load(&d, &r);
+		pid = dint(&d, dget(&d, 0, "pid"), -1);
+		free(d.t);
+	}
+	free(req.p);
+	return pid;
+}
+
+/* Waits for the program of pid to end: its exit status, or -1. */
+static int
+guest_wait(long long pid)
+{
+	struct timespec nap = {0, 2000000};
+	struct buf req = {0};
+	struct reply r;
+	struct doc d;
+	int code = -1;
+
+	if (pid < 0)
+		return -1;
 	req_begin(&req, "guest-exec-status");
 	req_int(&req, "pid", pid);
 	req_end(&req);
@@ -2883,9 +2986,15 @@ guest_run(const char *const *argv)
 			break;
 		nanosleep(&nap, NULL);
 	}
-done:
 	free(req.p);
 	return code;
+}
+
+/* Runs a program in the guest as guest_start does, and waits for it. */
+static int
+guest_run(const char *const *argv)
+{
+	return guest_wait(guest_start(argv));
 }
 
 /* Sends fd's bytes to the open guest file; returns how many. */
@@ -2919,7 +3028,7 @@ put_data(int fd, const char *local, const char *remote)
 			if (interrupted)
 				die(EX_IO, "%s: interrupted", remote);
 			req_begin(&req, "guest-file-write");
-			req_int(&req, "handle", open_handle);
+			req_int(&req, "handle", handles[0]);
 			req_key(&req, "buf-b64");
 			buf_add(&req, "\"", 1);
 			b64_encode(&req, (unsigned char *)data.p + off, data.len - off);
@@ -2944,9 +3053,10 @@ put_data(int fd, const char *local, const char *remote)
 	return total;
 }
 
-/* The size of the open guest file, from a seek to its end. */
+/* Moves the guest file h's position to its start, its end, or where it
+ * is ("cur", which clears the end-of-file mark); returns it. */
 static long long
-guest_seek(const char *whence)
+guest_seek(long long h, const char *whence)
 {
 	struct buf req = {0};
 	struct reply r;
@@ -2954,7 +3064,7 @@ guest_seek(const char *whence)
 	int v;
 
 	req_begin(&req, "guest-file-seek");
-	req_int(&req, "handle", open_handle);
+	req_int(&req, "handle", h);
 	req_int(&req, "offset", 0);
 	req_str(&req, "whence", whence);
 	req_end(&req);
@@ -2962,6 +3072,140 @@ guest_seek(const char *whence)
 	free(req.p);
 	v = json_get(r.js, r.tok, r.ret, "position");
 	return v >= 0 && !json_int(r.js, &r.tok[v], &pos) ? pos : -1;
+}
+
+/* Copies what the guest file h gained since the last read to fd; at the
+ * program's end (last) the agent's end-of-file mark is cleared first, as
+ * a C library may keep it once set. Returns whether anything came. */
+static int
+stream_copy(long long h, int fd, int last)
+{
+	struct buf req = {0}, data = {0};
+	struct reply r;
+	int v, eof, got = 0;
+
+	if (last)
+		guest_seek(h, "cur");
+	req_begin(&req, "guest-file-read");
+	req_int(&req, "handle", h);
+	req_int(&req, "count", CHUNK);
+	req_end(&req);
+	do {
+		call(&req, "guest-file-read", &r);
+		eof = (v = json_get(r.js, r.tok, r.ret, "eof")) >= 0 && r.tok[v].type == JSON_TRUE;
+		if ((v = json_get(r.js, r.tok, r.ret, "buf-b64")) < 0 ||
+		    b64_decode(&data, r.js, &r.tok[v]) < 0)
+			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
+		if (write_all(fd, data.p, data.len) < 0)
+			die(EX_IO, "write %s:", fd == 1 ? "stdout" : "stderr");
+		got |= data.len > 0;
+	} while (!eof && data.len);
+	free(req.p);
+	free(data.p);
+	return got;
+}
+
+/* Streams a program's output: a wrapper shell (sh -c WRAP sh F PROG
+ * ARG...) sends stdout and stderr into new files F.1 and F.2 in /tmp,
+ * made with O_EXCL (noclobber), so that no link can be planted there,
+ * and readable by root alone; then it becomes PROG, in a process group of
+ * its own where setsid(1) is at hand. qga opens both files, has them
+ * removed at once (the open files live on, so nothing is left in the
+ * guest whatever happens next) and reads each from where it stopped
+ * while it polls the program's status. A program whose output nobody
+ * would read any more, after -T or a signal, is stopped with its group,
+ * not left to fill the guest's disk. Returns the exit status, or -1 when
+ * the guest cannot stream; PROG has not run then. */
+static int
+exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
+            const char *prog, int merge, long long deadline, int asked)
+{
+	struct buf req = {0}, st = {0}, words = {0};
+	struct reply r;
+	struct doc d;
+	const char *why = "guest-file-read is not enabled in the guest agent";
+	char path[sizeof stream_tmp + 2], wrap[224], *keep;
+	const char *pre[] = {"-c", wrap, "sh", stream_tmp, NULL};
+	long long delay = 200000, rm;
+	int i, got;
+
+	if (!enabled("guest-file-read"))
+		goto cannot;
+	snprintf(stream_tmp, sizeof stream_tmp, "/tmp/qga-exec.%08x", random_id());
+	snprintf(wrap, sizeof wrap, "f=$1; shift; u=$(umask); umask 077; set -C; "
+	         "exec >\"$f.1\" 2>%s; umask $u; [ -x /usr/bin/setsid ] && "
+	         "exec /usr/bin/setsid \"$@\"; exec \"$@\"", merge ? "&1" : "\"$f.2\"");
+	/* The environment -e gives is the program's alone, through env -i,
+	 * not the wrapper's, to which sh adds its own. */
+	if (env->len)
+		buf_str(&words, ",\"/usr/bin/env\",\"-i\"");
+	buf_add(&words, env->p, env->len);
+	buf_add(&words, ",", 1);
+	buf_jstr(&words, prog, strlen(prog));
+	buf_add(&words, args->p, args->len);
+	exec_request(&req, "/bin/sh", pre, &words, &(struct buf){0}, in, "true");
+	free(words.p);
+	/* A signal waits until qga knows the pid it would stop. */
+	hold_signals(1);
+	call_any(&req, "guest-exec", &r, opt.timeout);
+	hold_signals(0);
+	why = "the guest has no /bin/sh";
+	if (r.err >= 0)
+		goto cannot;
+	doc_load(&d, &r);
+	req_begin(&st, "guest-exec-status");
+	req_int(&st, "pid", stream_pid = dint(&d, dget(&d, 0, "pid"), -1));
+	req_end(&st);
+	free(d.t);
+	on_leave = cleanup;
+	for (i = 0; i < 2 - merge; i++) {
+		snprintf(path, sizeof path, "%s.%d", stream_tmp, i + 1);
+		while ((handles[i] = file_open(path, "r", 1)) < 0) {
+			why = "the guest cannot make files in /tmp";
+			if (exec_ended(&st, &d))
+				goto cannot;
+			exec_nap(deadline, delay, prog, stream_pid);
+		}
+	}
+	rm = guest_start(stream_rm);
+	stream_tmp[0] = 0;
+	for (;;) {
+		/* The status is kept from the reads that follow it. */
+		if ((i = exec_ended(&st, &d)))
+			d.js = keep = memcpy(xrealloc(NULL, d.t[0].end), d.js, d.t[0].end);
+		got = stream_copy(handles[0], 1, i);
+		if (!merge)
+			got |= stream_copy(handles[1], 2, i);
+		if (i)
+			break;
+		/* Soon again after output, else less and less often, down to
+		 * 25 times a second. */
+		delay = got ? 200000 : delay * 2 > 40000000 ? 40000000 : delay * 2;
+		exec_nap(deadline, delay, prog, stream_pid);
+	}
+	stream_pid = -1;
+	on_leave = NULL;
+	file_close(0);
+	guest_wait(rm);
+	free(req.p);
+	free(st.p);
+	i = exec_finish(&d, prog);
+	free(keep);
+	return i;
+cannot:
+	/* The wrapper ended before its files were made: what it made goes. */
+	if (stream_pid >= 0) {
+		free(d.t);
+		stream_pid = -1;
+		guest_run(stream_rm);
+	}
+	stream_tmp[0] = 0;
+	on_leave = NULL;
+	if (asked)
+		warn("exec: not streaming: %s", why);
+	free(req.p);
+	free(st.p);
+	return -1;
 }
 
 static const struct option put_longs[] = {
@@ -3029,7 +3273,7 @@ cmd_put(int argc, char **argv)
 		req_str(&req, "mode", "r");
 		req_end(&req);
 		call_any(&req, "guest-file-open", &r, opt.timeout);
-		if (!(isnew = r.err >= 0) && json_int(r.js, &r.tok[r.ret], &open_handle) == 0)
+		if (!(isnew = r.err >= 0) && json_int(r.js, &r.tok[r.ret], &handles[0]) == 0)
 			file_close(0);
 		free(req.p);
 	}
@@ -3045,9 +3289,9 @@ cmd_put(int argc, char **argv)
 		guest_run(put_win ? (const char *[]){"cmd.exe", "/c", "del", "/q", pat, NULL} : run);
 		snprintf(remote_tmp, sizeof remote_tmp, "%s%08x", prefix, random_id());
 	}
-	file_open(*remote_tmp ? remote_tmp : remote, append ? "a" : "w");
+	handles[0] = file_open(*remote_tmp ? remote_tmp : remote, append ? "a" : "w", 0);
 	total = put_data(fd, local, remote);
-	size = guest_seek("end");
+	size = guest_seek(handles[0], "end");
 	if (append ? size < (long long)total : size != (long long)total)
 		die(EX_PROTO, "put: %s holds %lld bytes after %llu were written", remote,
 		    size, total);

@@ -8,8 +8,13 @@ start cagent "$QEMU_GA" --method=unix-listen --path="$C/qga.sock" \
 	--statedir="$C/state" --logfile="$C/qga.log" --block-rpcs="$BLOCK"
 start noexec "$QEMU_GA" --method=unix-listen --path="$C/noexec.sock" \
 	--statedir="$C/state2" --logfile="$C/qga2.log" --block-rpcs="$BLOCK,guest-exec"
+mkdir -p "$C/state3"
+rm -f "$C/noread.sock"
+start noread "$QEMU_GA" --method=unix-listen --path="$C/noread.sock" \
+	--statedir="$C/state3" --logfile="$C/qga3.log" --block-rpcs="$BLOCK,guest-file-read"
 wait_for "$C/qga.sock"
 wait_for "$C/noexec.sock"
+wait_for "$C/noread.sock"
 export QGA_SOCKET="$C/qga.sock"
 nl='
 '
@@ -29,8 +34,8 @@ check "exec -e: the environment, with a PATH" 0 \
 	$QGA exec -e 'FOO=bar baz' -- /usr/bin/env
 check "exec -e PATH: the user's PATH only" 0 "PATH=/bin${nl}A=1" '' \
 	$QGA exec -e PATH=/bin -e A=1 -- /usr/bin/env
-check "exec -T: the program outlives the wait" 124 '' \
-	"qga: /bin/sleep still runs in the guest as pid [0-9]*" $QGA exec -T 0.2 -- /bin/sleep 1
+check "exec --no-stream -T: the program outlives the wait" 124 '' \
+	"qga: /bin/sleep still runs in the guest as pid [0-9]*" $QGA exec --no-stream -T 0.2 -- /bin/sleep 1
 pid=$($QGA exec --no-wait -- /bin/echo later)
 expect "exec --no-wait prints the pid" test "$pid" -gt 0
 sleep 0.2
@@ -58,18 +63,24 @@ check "exec -p: the same, indented" 0 '{
   "err-truncated": false,
   "exitcode": 0
 }' '' $QGA exec -p /bin/true
-check "exec: no such program is 127, as in a shell" 127 '' \
+check "exec --no-stream: no such program is 127, as in a shell" 127 '' \
 	"qga: guest-exec: GenericError: *Failed to execute child process *No such file or directory*" \
-	$QGA exec -- /no/such/program
+	$QGA exec --no-stream -- /no/such/program
+check "exec, streamed: no such program is 127, the guest's words" 127 '' \
+	"*/no/such/program*No such file or directory" $QGA exec -- /no/such/program
 case $ver in
-7.*)	check "exec --merge on qemu-ga 7.2" 255 '' 'qga: exec --merge needs qemu-ga 8.0 or later' \
-		$QGA exec --merge -- /bin/true ;;
-*)	check "exec --merge: stderr in stdout, in order" 0 "a${nl}b${nl}c" '' \
-		$QGA exec --merge -- /bin/sh -c 'echo a; echo b >&2; echo c' ;;
+7.*)	check "exec --no-stream --merge on qemu-ga 7.2" 255 '' 'qga: exec --merge needs qemu-ga 8.0 or later' \
+		$QGA exec --no-stream --merge -- /bin/true ;;
+*)	check "exec --no-stream --merge: stderr in stdout, in order" 0 "a${nl}b${nl}c" '' \
+		$QGA exec --no-stream --merge -- /bin/sh -c 'echo a; echo b >&2; echo c' ;;
 esac
-check "exec: a file that cannot be run is 126" 126 '' \
-	"qga: guest-exec: GenericError: *Permission denied*" sh -c \
-	"echo echo hi >'$C/plain' && chmod 644 '$C/plain' && exec $QGA exec -- '$C/plain'"
+check "exec --merge, streamed, on every agent: stderr in stdout, in order" 0 "a${nl}b${nl}c" '' \
+	$QGA exec --merge -- /bin/sh -c 'echo a; echo b >&2; echo c'
+echo echo hi >"$C/plain" && chmod 644 "$C/plain"
+check "exec --no-stream: a file that cannot be run is 126" 126 '' \
+	"qga: guest-exec: GenericError: *Permission denied*" $QGA exec --no-stream -- "$C/plain"
+check "exec, streamed: a file that cannot be run is 126" 126 '' "*Permission denied" \
+	$QGA exec -- "$C/plain"
 check "exec: qga's own failure is 255" 255 '' "qga: connect $C/nope: No such file or directory" \
 	$QGA -s "$C/nope" exec -- /bin/true
 check "exec disabled, said plainly" 255 '' \
@@ -78,9 +89,69 @@ check "exec disabled, said plainly" 255 '' \
 check "exec -i: too much stdin is refused before sending" 2 '' \
 	'qga: exec -i: stdin is larger than the agent accepts (50331645 bytes)' \
 	sh -c "head -c 50331646 /dev/zero | $QGA -s '$C/nope' exec -i -- /bin/cat"
-$QGA sh 'head -c 16777217 /dev/zero' >"$C/trunc" 2>"$C/trunc.err"
-expect "exec: output truncated by the agent is written" test "$(wc -c <"$C/trunc")" = 16777216
-expect "exec: and warned about" grep -q "the agent truncated the program's stdout" "$C/trunc.err"
+$QGA sh --no-stream 'head -c 16777217 /dev/zero' >"$C/trunc" 2>"$C/trunc.err"
+expect "exec --no-stream: output truncated by the agent is written" \
+	test "$(wc -c <"$C/trunc")" = 16777216
+expect "exec --no-stream: and warned about" \
+	grep -q "the agent truncated the program's stdout" "$C/trunc.err"
+
+# Streaming: output as the program writes it, all of it, nothing left
+# in the guest's /tmp, and the program stopped when qga goes.
+tmpfiles() { ls /tmp | grep -c '^qga-exec\.'; }
+before=$(tmpfiles)
+$QGA sh 'echo one; sleep 2; echo two' | while read -r line; do
+	echo "$(date +%s%N | cut -c1-13) $line"; done >"$C/stream" &
+t0=$(date +%s%N | cut -c1-13)
+wait $!
+t1=$(awk '$2 == "one" { print $1 }' "$C/stream")
+t2=$(awk '$2 == "two" { print $1 }' "$C/stream")
+expect "exec streams: the first line arrives before the program ends" \
+	test $((t1 - t0)) -lt 1500 -a $((t2 - t1)) -ge 1500
+head -c 100000000 /dev/urandom >"$C/big"
+head -c 5000000 /dev/urandom >"$C/big2"
+$QGA sh 'cat "$1"; cat "$2" >&2' "$C/big" "$C/big2" >"$C/big.out" 2>"$C/big2.out"
+expect "exec streams: 100 MB of stdout byte for byte, none cut" cmp -s "$C/big" "$C/big.out"
+expect "exec streams: stderr apart, byte for byte" cmp -s "$C/big2" "$C/big2.out"
+rm -f "$C/big" "$C/big2" "$C/big.out" "$C/big2.out"
+check "exec -T, streamed: 124, the program stopped" 124 'started' \
+	"qga: /bin/sh stopped in the guest (pid [0-9]*): a streamed program ends with qga, --no-stream leaves it running" \
+	$QGA sh -T 0.5 'echo started; exec sleep 30'
+sleep 0.3
+expect "exec -T, streamed: the program is gone" sh -c "! pgrep -f '^sleep 30' >/dev/null"
+rm -f "$C/int.out"
+$QGA sh 'echo started; sleep 40; echo never' >"$C/int.out" 2>"$C/int.err" &
+qp=$!
+i=0; until [ -s "$C/int.out" ] || [ $i -gt 100 ]; do sleep 0.05; i=$((i + 1)); done
+kill -INT $qp
+wait $qp
+st=$?
+expect "exec streamed, SIGINT: 130" test "$st" = 130
+sleep 0.3
+expect "exec streamed, SIGINT: the program and its children are stopped" \
+	sh -c "! pgrep -f '^sleep 40' >/dev/null"
+for d in 0 0.002 0.005 0.01 0.02 0.05; do
+	$QGA sh 'sleep 37' 2>/dev/null &
+	qp=$!
+	sleep $d
+	kill -INT $qp
+	wait $qp
+done
+sleep 0.5
+expect "exec streamed, SIGINT at any moment: nothing runs on" \
+	sh -c "! pgrep -f '^sleep 37' >/dev/null"
+expect "exec streamed: no files left in the guest's /tmp" test "$(tmpfiles)" = "$before"
+{ $QGA sh 'exec cat /dev/zero' 2>"$C/pipe.err"; echo $? >"$C/pipe.st"; } | head -c 1000000 >/dev/null
+check "exec streamed, stdout closed: said, 255" 255 'qga: write stdout: Broken pipe' '' \
+	sh -c "cat '$C/pipe.err'; exit \$(cat '$C/pipe.st')"
+sleep 0.3
+expect "exec streamed, stdout closed: nothing runs on" sh -c "! pgrep -f '^cat /dev/zero' >/dev/null"
+check "exec -e, streamed: the environment is the user's alone" 0 "A=1${nl}PATH=/bin" '' \
+	sh -c "$QGA exec -e PATH=/bin -e A=1 -- /usr/bin/env | sort"
+check "exec without guest-file-read: captured, silently" 3 'out' 'err' \
+	$QGA -s "$C/noread.sock" sh 'echo out; echo err >&2; exit 3'
+check "exec --stream without guest-file-read: captured, and said" 0 'out' \
+	'qga: exec: not streaming: guest-file-read is not enabled in the guest agent' \
+	$QGA -s "$C/noread.sock" sh --stream 'echo out'
 check "exec without a program is a usage error" 2 '' 'usage: qga*exec*' $QGA exec
 
 # Files: byte-exact for any size, the handle always closed.
@@ -251,6 +322,7 @@ check "ssh-keys list, an error" 1 '' \
 check "fsfreeze bogus" 2 '' 'usage: qga \[OPTIONS\] fsfreeze*' $QGA fsfreeze bogus
 expect "the agents survived every command" alive cagent
 expect "the agents survived every command" alive noexec
+expect "the agents survived every command" alive noread
 
 F=$T/fake
 mkdir -p "$F"
