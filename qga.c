@@ -5184,11 +5184,12 @@ static _Noreturn void usage(int status);
 
 static const struct cmd cmds[] = {
 	{"exec", cmd_exec, NULL, "ie:T:", exec_longs,
-	 "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--] PROG [ARG]...\n"
-	 "Runs PROG in the guest, its output here, its status as qga's (128+N\n"
-	 "for signal N; 255 when qga fails). -i: stdin as its input; -e: a\n"
-	 "variable; -T: give up after SECS (124); --no-wait: print the pid;\n"
-	 "-j: one JSON object at the end, as Proxmox's qm guest exec prints.\n",
+	 "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--no-stream] [--] PROG [ARG]...\n"
+	 "Runs PROG in the guest, its output here as it comes, its status as\n"
+	 "qga's (128+N for signal N; 255 when qga fails). -i: stdin as its input;\n"
+	 "-e: a variable; -T: give up after SECS (124); --no-wait: print the pid;\n"
+	 "-j: one JSON object at the end, as Proxmox's qm guest exec prints;\n"
+	 "--no-stream: the agent's capture (16 MiB), the program left running.\n",
 	 "guest-exec,guest-exec-status", 1},
 	{"sh", cmd_exec, NULL, "ie:T:", exec_longs,
 	 "[EXEC OPTIONS] [--ps] 'COMMAND LINE' [ARG]...\n"
