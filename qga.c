@@ -94,6 +94,40 @@ hold_signals(int hold)
 	sigprocmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
+/* Starts argv[0] here, found in PATH, with in and out (unless -1) as its
+ * stdin and stdout: its pid, or -1. vfork: the child only execs (fork
+ * would link in what threads need). It gets SIGPIPE's default, which
+ * exec keeps. */
+static pid_t
+spawn(const char *const *argv, int in, int out)
+{
+	struct sigaction sa = {0}, was;
+	pid_t pid;
+
+	fflush(stdout);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGPIPE, &sa, &was);
+	if ((pid = vfork()) == 0) {
+		if ((in < 0 || dup2(in, 0) == 0) && (out < 0 || dup2(out, 1) == 1))
+			execvp(argv[0], (char *const *)argv);
+		_exit(errno == ENOENT ? 127 : 126);
+	}
+	sigaction(SIGPIPE, &was, NULL);
+	return pid;
+}
+
+/* Waits for the child pid: its status as a shell tells it. */
+static int
+reap(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return 255;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
 /* Formats a message once, into a buffer of its own, so that the failure
  * before it may be one of its arguments. A message ending in ':' gets the
  * system error appended, as in sbase's eprintf. */
@@ -2243,7 +2277,8 @@ cmdopt(int argc, char **argv)
 			cmd_help_text(cur);
 			leave(0);
 		}
-		if (!global_opt(ch, optarg))
+		/* A command's own letter wins over the global one (get -r). */
+		if ((ch < 256 && cur->shorts && strchr(cur->shorts, ch)) || !global_opt(ch, optarg))
 			return ch;
 	}
 	options_done();
@@ -2488,7 +2523,7 @@ exec_nap(long long deadline, long long ns, const char *prog, long long pid)
 }
 
 static int exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
-                       const char *prog, int merge, long long deadline, int asked);
+                       const char *prog, int merge, long long deadline, int asked, int out);
 
 static int
 cmd_exec(int argc, char **argv)
@@ -2598,7 +2633,7 @@ cmd_exec(int argc, char **argv)
 	/* A program is streamed unless its output is wanted at the end
 	 * anyway, or the guest is known to run Windows. */
 	if (stream && !nowait && !opt.json && !win && !ps &&
-	    (i = exec_stream(&args, &envw, &inb, prog, merge, deadline, stream > 1)) >= 0)
+	    (i = exec_stream(&args, &envw, &inb, prog, merge, deadline, stream > 1, 1)) >= 0)
 		return i;
 
 	call_any(&req, "guest-exec", &r, opt.timeout);
@@ -2702,6 +2737,7 @@ static void file_close(int quiet);
 
 static char remote_tmp[4096];    /* a partial upload, removed on exit */
 static int guest_run(const char *const *argv);
+static unsigned long long put_data(int fd, const char *local, const char *remote);
 static long long guest_seek(long long h, const char *whence);
 static int put_win;              /* put: the guest runs Windows */
 static char stream_tmp[32];      /* the start of exec's files, removed on exit */
@@ -2894,14 +2930,97 @@ create_temp(const char *local)
 	return fd;
 }
 
+/* Ends get -r or put -r by tar's statuses: the guest's, then this side's. */
+static void
+tree_status(const char *what, int guest, int here, const char *name)
+{
+	if (guest)
+		die(EX_AGENT, "%s: tar in the guest failed on %s (%s %d)", what, name,
+		    guest == 127 ? "not found:" : "status", guest);
+	if (here)
+		die(EX_IO, "%s: tar here failed on %s (%s %d)", what, name,
+		    here == 127 ? "not found:" : "status", here);
+}
+
+/* get -r: tar in the guest writes the folder, streamed as exec streams
+ * it, into tar here, which unpacks it into local. */
+static void
+get_tree(const char *remote, const char *local)
+{
+	const char *untar[] = {"tar", "-xpf", "-", "-C", local, NULL};
+	struct buf args = {0}, none = {0};
+	int p[2], st;
+	pid_t pid;
+
+	if (mkdir(local, 0777) < 0 && errno != EEXIST)
+		die(EX_IO, "mkdir %s:", local);
+	buf_str(&args, ",\"-c\",\"cd -- \\\"$1\\\" && exec tar -cf - .\",\"sh\",");
+	buf_jstr(&args, remote, strlen(remote));
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = spawn(untar, p[0], -1)) < 0)
+		die(EX_IO, "get -r: start tar here:");
+	close(p[0]);
+	st = exec_stream(&args, &none, &none, "/bin/sh", 0, -1, 1, p[1]);
+	close(p[1]);
+	if (st < 0)
+		die(EX_AGENT, "get -r: the guest cannot stream tar's output");
+	tree_status("get -r", st, reap(pid), local);
+	free(args.p);
+}
+
+/* put -r: tar here writes the folder into a temporary file beside remote,
+ * which tar in the guest unpacks into remote and removes. */
+static void
+put_tree(const char *local, const char *remote)
+{
+	static const char unpack[] = "mkdir -p -- \"$2\" && tar -xpf \"$1\" -C \"$2\"; "
+	                             "s=$?; rm -f -- \"$1\"; exit $s";
+	const char *mktar[] = {"tar", "-cf", "-", "-C", local, ".", NULL};
+	const char *run[] = {"/bin/sh", "-c", unpack, "sh", remote_tmp, remote, NULL};
+	struct buf args = {0}, none = {0};
+	unsigned long long total;
+	size_t n;
+	int p[2], st;
+	pid_t pid;
+
+	if (guest_run((const char *[]){"/bin/sh", "-c", "command -v tar", NULL}))
+		die(EX_AGENT, "put -r: the guest has no tar (or no /bin/sh or guest-exec)");
+	n = strlen(remote);
+	snprintf(remote_tmp, sizeof remote_tmp, "%.*s.qga-put-%08x.tar",
+	         (int)(n - (n > 1 && remote[n - 1] == '/')), remote, random_id());
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = spawn(mktar, -1, p[1])) < 0)
+		die(EX_IO, "put -r: start tar here:");
+	close(p[1]);
+	handles[0] = file_open(remote_tmp, "w", 0);
+	total = put_data(p[0], local, remote);
+	close(p[0]);
+	if ((st = reap(pid)))
+		tree_status("put -r", 0, st, local);
+	if (guest_seek(handles[0], "end") != (long long)total)
+		die(EX_PROTO, "put -r: the archive in the guest is not as long as written");
+	file_close(0);
+	for (st = 1; st < 6; st++) {
+		buf_add(&args, ",", 1);
+		buf_jstr(&args, run[st], strlen(run[st]));
+	}
+	if ((st = exec_stream(&args, &none, &none, "/bin/sh", 0, -1, 0, 1)) < 0)
+		st = guest_run(run);
+	tree_status("put -r", st, 0, remote);
+	remote_tmp[0] = 0;
+	free(args.p);
+}
+
 static int
 cmd_get(int argc, char **argv)
 {
 	const char *remote, *base, *local;
 	char path[4096];
 	struct stat st;
-	int fd;
+	int fd, tree = 0;
 
+	while (cmdopt(argc, argv) != -1)
+		tree = 1;
+	argc -= optind - 1;
+	argv += optind - 1;
 	if (argc < 2 || argc > 3)
 		return -1;
 	remote = argv[1];
@@ -2910,6 +3029,10 @@ cmd_get(int argc, char **argv)
 	if (!*local)
 		die(EX_USAGE, "get: name the local file for '%s'", remote);
 	on_leave = cleanup;
+	if (tree) {
+		get_tree(remote, local);
+		return 0;
+	}
 	if (!strcmp(local, "-")) {
 		file_read_to(remote, 1, "stdout");
 		return 0;
@@ -2942,6 +3065,7 @@ guest_start(const char *const *argv)
 	struct doc d;
 	long long pid = -1;
 
+	need_session();
 	req_begin(&req, "guest-exec");
 	req_str(&req, "path", *argv);
 	req_key(&req, "arg");
@@ -3097,7 +3221,7 @@ stream_copy(long long h, int fd, int last)
 		    b64_decode(&data, r.js, &r.tok[v]) < 0)
 			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
 		if (write_all(fd, data.p, data.len) < 0)
-			die(EX_IO, "write %s:", fd == 1 ? "stdout" : "stderr");
+			die(EX_IO, "write %s:", fd == 1 ? "stdout" : fd == 2 ? "stderr" : "tar");
 		got |= data.len > 0;
 	} while (!eof && data.len);
 	free(req.p);
@@ -3114,11 +3238,11 @@ stream_copy(long long h, int fd, int last)
  * guest whatever happens next) and reads each from where it stopped
  * while it polls the program's status. A program whose output nobody
  * would read any more, after -T or a signal, is stopped with its group,
- * not left to fill the guest's disk. Returns the exit status, or -1 when
- * the guest cannot stream; PROG has not run then. */
+ * not left to fill the guest's disk. stdout goes to out. Returns the exit
+ * status, or -1 when the guest cannot stream; PROG has not run then. */
 static int
 exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
-            const char *prog, int merge, long long deadline, int asked)
+            const char *prog, int merge, long long deadline, int asked, int out)
 {
 	struct buf req = {0}, st = {0}, words = {0};
 	struct reply r;
@@ -3173,7 +3297,7 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 		/* The status is kept from the reads that follow it. */
 		if ((i = exec_ended(&st, &d)))
 			d.js = keep = memcpy(xrealloc(NULL, d.t[0].end), d.js, d.t[0].end);
-		got = stream_copy(handles[0], 1, i);
+		got = stream_copy(handles[0], out, i);
 		if (!merge)
 			got |= stream_copy(handles[1], 2, i);
 		if (i)
@@ -3208,8 +3332,14 @@ cannot:
 	return -1;
 }
 
+static const struct option get_longs[] = {
+	{"recursive", no_argument, NULL, 'r'},
+	{NULL, 0, NULL, 0}
+};
+
 static const struct option put_longs[] = {
 	{"append", no_argument, NULL, 'a'},
+	{"recursive", no_argument, NULL, 'r'},
 	{"inplace", no_argument, NULL, O_INPLACE},
 	{"mode", required_argument, NULL, 'm'},
 	{NULL, 0, NULL, 0}
@@ -3232,13 +3362,15 @@ cmd_put(int argc, char **argv)
 	char prefix[4080], mstr[24], pat[4096];
 	unsigned long long total;
 	long long mode = -1, size;
-	int ch, fd = 0, append = 0, inplace = 0, exec, isnew = 0;
+	int ch, fd = 0, append = 0, inplace = 0, exec, isnew = 0, tree = 0;
 	struct stat st;
 	char *end;
 
 	while ((ch = cmdopt(argc, argv)) != -1) {
 		if (ch == 'a')
 			append = 1;
+		else if (ch == 'r')
+			tree = 1;
 		else if (ch == O_INPLACE)
 			inplace = 1;
 		else if ((mode = num(optarg, &end, 8, 07777)) < 0 || *end)
@@ -3251,6 +3383,11 @@ cmd_put(int argc, char **argv)
 		    "guest file: qga put LOCAL|- REMOTE");
 	local = argv[0];
 	remote = argv[1];
+	if (tree) {
+		on_leave = cleanup;
+		put_tree(local, remote);
+		return 0;
+	}
 	if (!strcmp(local, "-") && isatty(0))
 		die(EX_USAGE, "put: stdin is a terminal: pipe the data in, or name a file");
 	if (strcmp(local, "-") && ((fd = open(local, O_RDONLY | O_CLOEXEC)) < 0 ||
@@ -4013,7 +4150,6 @@ freeze_run(char **argv, long long max)
 {
 	static char socket_var[4096];
 	struct timespec nap = {0, 10000000};
-	struct sigaction sa = {0}, was;
 	long long deadline = deadline_in(max), n;
 	int status = 0, sig = 0, late = 0, i;
 	char **env;
@@ -4035,16 +4171,7 @@ freeze_run(char **argv, long long max)
 			env[++n] = environ[i];
 	env[n + 1] = NULL;
 	environ = env;
-	fflush(stdout);
-	/* vfork: the child only execs (fork would link in what threads need).
-	 * It gets SIGPIPE's default, which exec keeps. */
-	sa.sa_handler = SIG_DFL;
-	sigaction(SIGPIPE, &sa, &was);
-	if ((pid = vfork()) == 0) {
-		execvp(argv[0], argv);
-		_exit(errno == ENOENT ? 127 : 126);
-	}
-	sigaction(SIGPIPE, &was, NULL);
+	pid = spawn((const char *const *)argv, -1, -1);
 	while (pid > 0 && waitpid(pid, &status, WNOHANG) == 0) {
 		if ((sig = interrupted) || (late = deadline >= 0 && now_ms() >= deadline)) {
 			if (late)
@@ -5205,14 +5332,16 @@ static const struct cmd cmds[] = {
 	 "REMOTE...\n"
 	 "Writes guest files to stdout.\n",
 	 "guest-file-open,guest-file-read,guest-file-close", 0},
-	{"get", cmd_get, NULL, NULL, NULL,
-	 "REMOTE [LOCAL|-]\n"
-	 "Copies a guest file here, atomically; LOCAL defaults to its name.\n",
+	{"get", cmd_get, NULL, "r", get_longs,
+	 "[-r] REMOTE [LOCAL|-]\n"
+	 "Copies a guest file here, atomically; LOCAL defaults to its name.\n"
+	 "-r: a folder, through tar on both sides (modes, times, links kept).\n",
 	 "guest-file-open,guest-file-read,guest-file-close", 0},
-	{"put", cmd_put, NULL, "am:", put_longs,
-	 "[-a] [--inplace] [-m MODE] LOCAL|- REMOTE\n"
+	{"put", cmd_put, NULL, "am:r", put_longs,
+	 "[-a] [--inplace] [-m MODE] LOCAL|- REMOTE | -r LOCAL REMOTE\n"
 	 "Copies a file, or stdin (-), to the guest, atomically where guest-exec\n"
-	 "allows (else, or with --inplace, in place); -m: a new file's mode.\n",
+	 "allows (else, or with --inplace, in place); -m: a new file's mode.\n"
+	 "-r: a folder, through tar on both sides, unpacked into REMOTE.\n",
 	 "guest-file-open,guest-file-write,guest-file-close", 0},
 	{"ping", NULL, NULL, NULL, NULL,
 	 "\n"
