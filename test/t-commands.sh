@@ -154,6 +154,40 @@ check "exec --stream without guest-file-read: captured, and said" 0 'out' \
 	$QGA -s "$C/noread.sock" sh --stream 'echo out'
 check "exec without a program is a usage error" 2 '' 'usage: qga*exec*' $QGA exec
 
+# Folders: get -r and put -r through tar, every kind of entry kept.
+tree() { (cd "$1" && find . -printf '%p|%y|%m|%s|%TY%Tm%Td%TH%TM%.2TS|%l\n' | sort); }
+R=$C/tree
+rm -rf "$R" && mkdir -p "$R/src/a/b c" "$R/src/empty dir"
+echo hi >"$R/src/a/f" && chmod 640 "$R/src/a/f" && touch -d '2020-01-02 03:04:05' "$R/src/a/f"
+: >"$R/src/a/b c/empty file"
+head -c 52428800 /dev/urandom >"$R/src/fifty"
+ln -s a/f "$R/src/link"
+ln -s /nowhere "$R/src/dangling"
+printf x >"$R/src/new
+line"
+chmod 700 "$R/src/empty dir"
+check "get -r: a folder" 0 '' '' $QGA get -r "$R/src" "$R/got"
+expect "get -r: the same names, kinds, modes, sizes, times and links" \
+	test "$(tree "$R/src")" = "$(tree "$R/got")"
+expect "get -r: the same bytes" diff -r --no-dereference "$R/src" "$R/got"
+check "put -r: a folder" 0 '' '' $QGA put -r "$R/src" "$R/put"
+expect "put -r: the same names, kinds, modes, sizes, times and links" \
+	test "$(tree "$R/src")" = "$(tree "$R/put")"
+expect "put -r: the same bytes" diff -r --no-dereference "$R/src" "$R/put"
+expect "put -r: no temporary archive left" test -z "$(ls -a "$R" | grep qga-put)"
+check "get -r of what is not a folder: the guest's words, 1" 1 '' \
+	"*can't cd to $R/none*qga: get -r: tar in the guest failed on $R/got2 (status 2)" \
+	$QGA get -r "$R/none" "$R/got2"
+check "put -r of what is not here: tar's words, 3" 3 '' \
+	"tar: $R/none: Cannot open*qga: put -r: tar here failed on $R/none (status 2)" \
+	$QGA put -r "$R/none" "$R/put2"
+: >"$R/afile"
+check "put -r onto a file: the guest's words, 1" 1 '' \
+	"*File exists*qga: put -r: tar in the guest failed on $R/afile (status 1)" \
+	$QGA put -r "$R/src" "$R/afile"
+expect "put -r failed: no temporary archive left" test -z "$(ls -a "$R" | grep qga-put)"
+rm -rf "$R"
+
 # Files: byte-exact for any size, the handle always closed.
 fds() { ls /proc/"$PID_cagent"/fd | wc -l; }
 for n in 0 1 12345 4194303 4194304 4194305; do
@@ -388,7 +422,7 @@ check "wait on an agent that never answers" 4 '' \
 	"qga: $F/stall.sock: no agent answered within 1.500 s" $QGA -s "$F/stall.sock" wait -T 1.5
 unset QGA_SOCKET
 
-check "help COMMAND" 0 'usage: qga \[OPTIONS\] get REMOTE \[LOCAL|-\]*' '' $QGA help get
+check "help COMMAND" 0 'usage: qga \[OPTIONS\] get \[-r\] REMOTE \[LOCAL|-\]*' '' $QGA help get
 check "COMMAND --help" 0 'usage: qga \[OPTIONS\] put*' '' $QGA put --help
 check "help for nothing known" 2 '' "qga: help: unknown command 'nope'" $QGA help nope
 check "help for a near miss" 2 '' "qga: help: unknown command 'hostnme'${nl}qga: did you mean 'hostname'?" \
