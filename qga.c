@@ -2101,7 +2101,7 @@ enabled(const char *name)
 enum {
 	O_QMP = 256, O_NOSYNC, O_MAXREPLY, O_NOWAIT, O_MERGE, O_HTTP, O_ALLOW,
 	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE, O_PS, O_RUN, O_MAX,
-	O_STREAM, O_NOSTREAM
+	O_STREAM, O_NOSTREAM, O_VERIFY
 };
 
 /* The options every command takes, before its name or after it. */
@@ -2725,6 +2725,95 @@ cmd_exec_status(int argc, char **argv)
 /* Built-in commands: files                                            */
 /* ------------------------------------------------------------------ */
 
+/* SHA-256 (FIPS 180-4), for --verify: what qga copied, as it went. */
+struct sha256 {
+	uint32_t h[8];
+	uint64_t len;
+	unsigned char blk[64];
+};
+
+static const uint32_t sha_k[64] = {
+	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+	0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+	0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+	0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+	0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+	0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+	0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+	0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+	0xc67178f2};
+
+#define ROR(x, n) ((x) >> (n) | (x) << (32 - (n)))
+
+static void
+sha_block(struct sha256 *c, const unsigned char *p)
+{
+	uint32_t w[64], v[8], t1, t2;
+	int i;
+
+	for (i = 0; i < 16; i++)
+		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+		       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+	for (; i < 64; i++)
+		w[i] = w[i - 16] + w[i - 7] +
+		       (ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ w[i - 15] >> 3) +
+		       (ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ w[i - 2] >> 10);
+	memcpy(v, c->h, sizeof v);
+	for (i = 0; i < 64; i++) {
+		t1 = v[7] + (ROR(v[4], 6) ^ ROR(v[4], 11) ^ ROR(v[4], 25)) +
+		     ((v[4] & v[5]) ^ (~v[4] & v[6])) + sha_k[i] + w[i];
+		t2 = (ROR(v[0], 2) ^ ROR(v[0], 13) ^ ROR(v[0], 22)) +
+		     ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
+		memmove(v + 1, v, 7 * sizeof *v);
+		v[4] += t1;
+		v[0] = t1 + t2;
+	}
+	for (i = 0; i < 8; i++)
+		c->h[i] += v[i];
+}
+
+static void
+sha_init(struct sha256 *c)
+{
+	static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+	                               0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+
+	memcpy(c->h, h0, sizeof h0);
+	c->len = 0;
+}
+
+static void
+sha_add(struct sha256 *c, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+	size_t k;
+
+	for (; c && n; n -= k, p += k) {
+		k = 64 - c->len % 64 < n ? 64 - c->len % 64 : n;
+		memcpy(c->blk + c->len % 64, p, k);
+		c->len += k;
+		if (c->len % 64 == 0)
+			sha_block(c, c->blk);
+	}
+}
+
+/* Ends the hash and writes it in hex to hex[65]. */
+static void
+sha_hex(struct sha256 *c, char *hex)
+{
+	uint64_t bits = c->len * 8;
+	unsigned char pad[72] = {0x80};
+	int i;
+
+	for (i = 0; i < 8; i++)
+		pad[71 - i] = (unsigned char)(bits >> 8 * i);
+	sha_add(c, pad, 1 + (119 - c->len % 64) % 64);
+	sha_add(c, pad + 64, 8);
+	for (i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", (unsigned)(c->h[i / 4] >> (24 - 8 * (i % 4)) & 0xff));
+}
+
 /* Bytes per guest-file-read or -write: the agent allows 48 MiB; 4 MiB
  * keeps memory small and the round trips few. */
 #define CHUNK (4 << 20)
@@ -2737,8 +2826,11 @@ static void file_close(int quiet);
 
 static char remote_tmp[4096];    /* a partial upload, removed on exit */
 static int guest_run(const char *const *argv);
-static unsigned long long put_data(int fd, const char *local, const char *remote);
-static long long guest_seek(long long h, const char *whence);
+static long long guest_start(const char *const *argv, int capture);
+static int guest_wait(long long pid, struct buf *out);
+static unsigned long long put_data(int fd, const char *local, const char *remote,
+                                   struct sha256 *sha);
+static long long guest_seek(long long h, long long off, const char *whence);
 static int put_win;              /* put: the guest runs Windows */
 static char stream_tmp[32];      /* the start of exec's files, removed on exit */
 static const char *const stream_rm[] = {"/bin/sh", "-c", "rm -f -- \"$1.1\" \"$1.2\"",
@@ -2843,9 +2935,10 @@ progress(const char *what, unsigned long long bytes, unsigned long long size,
 	progress_shown = !last;
 }
 
-/* Copies the guest file at path to fd. */
+/* Copies the guest file at path, from off on, to fd; sha (unless NULL)
+ * hashes what was copied. */
 static void
-file_read_to(const char *path, int fd, const char *fdname)
+file_read_to(const char *path, int fd, const char *fdname, long long off, struct sha256 *sha)
 {
 	struct buf req = {0}, data = {0};
 	struct reply r;
@@ -2855,8 +2948,10 @@ file_read_to(const char *path, int fd, const char *fdname)
 
 	handles[0] = file_open(path, "r", 0);
 	/* A terminal's progress line says how much is left. */
-	if (isatty(2) && (size = guest_seek(handles[0], "end")) > 0)
-		guest_seek(handles[0], "set");
+	if ((isatty(2) || off) && (size = guest_seek(handles[0], 0, "end")) > 0)
+		guest_seek(handles[0], off, "set");
+	if (size < off)
+		die(EX_USAGE, "get -c: %s is longer here than %s in the guest", fdname, path);
 	req_begin(&req, "guest-file-read");
 	req_int(&req, "handle", handles[0]);
 	req_int(&req, "count", CHUNK);
@@ -2886,6 +2981,7 @@ file_read_to(const char *path, int fd, const char *fdname)
 			die(EX_IO, "%s: interrupted", path);
 		if (write_all(fd, data.p, data.len) < 0)
 			die(EX_IO, "write %s:", fdname);
+		sha_add(sha, data.p, data.len);
 		total += data.len;
 		progress(path, total, size > 0 ? (unsigned long long)size : 0, t0, 0);
 	} while (!eof && data.len);
@@ -2893,6 +2989,57 @@ file_read_to(const char *path, int fd, const char *fdname)
 	file_close(0);
 	free(req.p);
 	free(data.p);
+}
+
+/* Hashes the first n bytes of the local file fd into sha. */
+static void
+sha_file(struct sha256 *sha, int fd, long long n, const char *name)
+{
+	char b[65536];
+	ssize_t k;
+	long long at;
+
+	for (at = 0; at < n; at += k) {
+		if ((k = pread(fd, b, n - at < (long long)sizeof b ? (size_t)(n - at) : sizeof b,
+		               at)) <= 0)
+			die(EX_IO, "read %s:", name);
+		sha_add(sha, b, (size_t)k);
+	}
+}
+
+/* --verify: the guest's SHA-256 of path (sha256sum, or PowerShell's
+ * Get-FileHash on Windows) against what qga copied. */
+static void
+verify(const char *what, const char *path, struct sha256 *sha)
+{
+	const char *sh[] = {"/bin/sh", "-c", "exec sha256sum -- \"$1\"", "sh", path, NULL};
+	const char *ps[] = {"powershell.exe", "-NoProfile", "-NonInteractive", "-EncodedCommand",
+	                    NULL, NULL};
+	struct buf out = {0}, line = {0}, enc = {0};
+	char mine[65];
+	int win = guest_windows();
+
+	sha_hex(sha, mine);
+	if (win) {
+		buf_str(&line, "(Get-FileHash -Algorithm SHA256 -LiteralPath '");
+		for (; *path; path++)
+			buf_add(&line, path, 1 + (*path == '\''));
+		buf_str(&line, "').Hash");
+		buf_add(&line, "", 1);
+		buf_ps(&enc, line.p);
+		enc.p[enc.len - 1] = 0;
+		ps[4] = enc.p + 1;
+		path = sh[4];
+	}
+	if (guest_wait(guest_start(win ? ps : sh, 1), &out) || out.len < 64)
+		die(EX_AGENT, "%s --verify: no %s in the guest for %s", what,
+		    win ? "Get-FileHash" : "sha256sum", path);
+	if (strncasecmp(out.p, mine, 64))
+		die(EX_IO, "%s --verify: %s differs: SHA-256 %s here, %.64s in the guest", what,
+		    path, mine, out.p);
+	free(out.p);
+	free(line.p);
+	free(enc.p);
 }
 
 static int
@@ -2905,7 +3052,7 @@ cmd_cat(int argc, char **argv)
 	on_leave = cleanup;
 	for (i = 1; i < argc; i++) {
 		fflush(stdout);
-		file_read_to(argv[i], 1, "stdout");
+		file_read_to(argv[i], 1, "stdout", 0, NULL);
 	}
 	return 0;
 }
@@ -2991,11 +3138,11 @@ put_tree(const char *local, const char *remote)
 		die(EX_IO, "put -r: start tar here:");
 	close(p[1]);
 	handles[0] = file_open(remote_tmp, "w", 0);
-	total = put_data(p[0], local, remote);
+	total = put_data(p[0], local, remote, NULL);
 	close(p[0]);
 	if ((st = reap(pid)))
 		tree_status("put -r", 0, st, local);
-	if (guest_seek(handles[0], "end") != (long long)total)
+	if (guest_seek(handles[0], 0, "end") != (long long)total)
 		die(EX_PROTO, "put -r: the archive in the guest is not as long as written");
 	file_close(0);
 	for (st = 1; st < 6; st++) {
@@ -3015,10 +3162,12 @@ cmd_get(int argc, char **argv)
 	const char *remote, *base, *local;
 	char path[4096];
 	struct stat st;
-	int fd, tree = 0;
+	struct sha256 sha;
+	long long off = 0;
+	int ch, fd, tree = 0, cont = 0, check = 0;
 
-	while (cmdopt(argc, argv) != -1)
-		tree = 1;
+	while ((ch = cmdopt(argc, argv)) != -1)
+		*(ch == 'r' ? &tree : ch == 'c' ? &cont : &check) = 1;
 	argc -= optind - 1;
 	argv += optind - 1;
 	if (argc < 2 || argc > 3)
@@ -3029,12 +3178,19 @@ cmd_get(int argc, char **argv)
 	if (!*local)
 		die(EX_USAGE, "get: name the local file for '%s'", remote);
 	on_leave = cleanup;
+	sha_init(&sha);
+	if (tree && (cont || check))
+		die(EX_USAGE, "get -r copies a folder whole: not with -c or --verify");
 	if (tree) {
 		get_tree(remote, local);
 		return 0;
 	}
 	if (!strcmp(local, "-")) {
-		file_read_to(remote, 1, "stdout");
+		if (cont)
+			die(EX_USAGE, "get -c: name the local file to continue");
+		file_read_to(remote, 1, "stdout", 0, check ? &sha : NULL);
+		if (check)
+			verify("get", remote, &sha);
 		return 0;
 	}
 	if (stat(local, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -3043,22 +3199,30 @@ cmd_get(int argc, char **argv)
 		snprintf(path, sizeof path, "%s/%s", local, base);
 		local = path;
 	}
-	if ((fd = create_temp(local)) < 0) {
+	/* -c continues local in place, from where it ends. */
+	if (cont && ((fd = open(local, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0666)) < 0 ||
+	             (off = lseek(fd, 0, SEEK_END)) < 0))
+		die(EX_IO, "open %s:", local);
+	if (!cont && (fd = create_temp(local)) < 0) {
 		tmpname[0] = 0;
 		die(EX_IO, "create %s:", local);
 	}
-	file_read_to(remote, fd, local);
-	if (close(fd) < 0 || rename(tmpname, local) < 0)
+	if (check)
+		sha_file(&sha, fd, off, local);
+	file_read_to(remote, fd, local, off, check ? &sha : NULL);
+	if (check)
+		verify("get", remote, &sha);
+	if (close(fd) < 0 || (!cont && rename(tmpname, local) < 0))
 		die(EX_IO, "write %s:", local);
 	tmpname[0] = 0;
 	return 0;
 }
 
-/* Starts argv[0] with the arguments after it in the guest: its pid, or
- * -1 when it could not be run. Failures are not reported: the caller
- * says what they mean. */
+/* Starts argv[0] with the arguments after it in the guest, its stdout
+ * captured when asked: its pid, or -1 when it could not be run. Failures
+ * are not reported: the caller says what they mean. */
 static long long
-guest_start(const char *const *argv)
+guest_start(const char *const *argv, int capture)
 {
 	struct buf req = {0};
 	struct reply r;
@@ -3074,7 +3238,7 @@ guest_start(const char *const *argv)
 		buf_jstr(&req, *argv, strlen(*argv));
 		buf_add(&req, ",", argv[1] != NULL);
 	}
-	buf_str(&req, "]}}");
+	buf_str(&req, capture ? "],\"capture-output\":true}}" : "]}}");
 	if (!transact(&sess, req.p, req.len, &r, "guest-exec", opt.timeout) && r.ret >= 0) {
 		doc_load(&d, &r);
 		pid = dint(&d, dget(&d, 0, "pid"), -1);
@@ -3084,9 +3248,10 @@ guest_start(const char *const *argv)
 	return pid;
 }
 
-/* Waits for the program of pid to end: its exit status, or -1. */
+/* Waits for the program of pid to end: its exit status, or -1; its
+ * captured stdout in out, unless NULL. */
 static int
-guest_wait(long long pid)
+guest_wait(long long pid, struct buf *out)
 {
 	struct timespec nap = {0, 2000000};
 	struct buf req = {0};
@@ -3102,9 +3267,12 @@ guest_wait(long long pid)
 	while (!transact(&sess, req.p, req.len, &r, "guest-exec-status", opt.timeout) &&
 	       r.ret >= 0) {
 		doc_load(&d, &r);
-		if (dtrue(&d, dget(&d, 0, "exited")))
+		if (dtrue(&d, dget(&d, 0, "exited"))) {
 			code = dget(&d, 0, "signal") >= 0 ? -1 :
 			       (int)dint(&d, dget(&d, 0, "exitcode"), -1);
+			if (out && dget(&d, 0, "out-data") >= 0)
+				b64_decode(out, d.js, &d.t[dget(&d, 0, "out-data")]);
+		}
 		free(d.t);
 		if (code >= 0 || interrupted)
 			break;
@@ -3118,12 +3286,13 @@ guest_wait(long long pid)
 static int
 guest_run(const char *const *argv)
 {
-	return guest_wait(guest_start(argv));
+	return guest_wait(guest_start(argv, 0), NULL);
 }
 
-/* Sends fd's bytes to the open guest file; returns how many. */
+/* Sends fd's bytes to the open guest file; returns how many. sha (unless
+ * NULL) hashes them. */
 static unsigned long long
-put_data(int fd, const char *local, const char *remote)
+put_data(int fd, const char *local, const char *remote, struct sha256 *sha)
 {
 	struct buf req = {0}, data = {0};
 	unsigned long long total = 0, size = 0;
@@ -3147,6 +3316,7 @@ put_data(int fd, const char *local, const char *remote)
 			else if (n == 0)
 				break;
 		}
+		sha_add(sha, data.p, data.len);
 		/* The agent may write less than it was given: send the rest. */
 		for (off = 0; off < data.len; off += (size_t)count) {
 			if (interrupted)
@@ -3177,10 +3347,10 @@ put_data(int fd, const char *local, const char *remote)
 	return total;
 }
 
-/* Moves the guest file h's position to its start, its end, or where it
- * is ("cur", which clears the end-of-file mark); returns it. */
+/* Moves the guest file h's position to off from its start, its end, or
+ * where it is ("cur", which also clears the end-of-file mark); returns it. */
 static long long
-guest_seek(long long h, const char *whence)
+guest_seek(long long h, long long off, const char *whence)
 {
 	struct buf req = {0};
 	struct reply r;
@@ -3189,7 +3359,7 @@ guest_seek(long long h, const char *whence)
 
 	req_begin(&req, "guest-file-seek");
 	req_int(&req, "handle", h);
-	req_int(&req, "offset", 0);
+	req_int(&req, "offset", off);
 	req_str(&req, "whence", whence);
 	req_end(&req);
 	call(&req, "guest-file-seek", &r);
@@ -3209,7 +3379,7 @@ stream_copy(long long h, int fd, int last)
 	int v, eof, got = 0;
 
 	if (last)
-		guest_seek(h, "cur");
+		guest_seek(h, 0, "cur");
 	req_begin(&req, "guest-file-read");
 	req_int(&req, "handle", h);
 	req_int(&req, "count", CHUNK);
@@ -3291,7 +3461,7 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 			exec_nap(deadline, delay, prog, stream_pid);
 		}
 	}
-	rm = guest_start(stream_rm);
+	rm = guest_start(stream_rm, 0);
 	stream_tmp[0] = 0;
 	for (;;) {
 		/* The status is kept from the reads that follow it. */
@@ -3310,7 +3480,7 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 	stream_pid = -1;
 	on_leave = NULL;
 	file_close(0);
-	guest_wait(rm);
+	guest_wait(rm, NULL);
 	free(req.p);
 	free(st.p);
 	i = exec_finish(&d, prog);
@@ -3334,12 +3504,16 @@ cannot:
 
 static const struct option get_longs[] = {
 	{"recursive", no_argument, NULL, 'r'},
+	{"continue", no_argument, NULL, 'c'},
+	{"verify", no_argument, NULL, O_VERIFY},
 	{NULL, 0, NULL, 0}
 };
 
 static const struct option put_longs[] = {
 	{"append", no_argument, NULL, 'a'},
 	{"recursive", no_argument, NULL, 'r'},
+	{"continue", no_argument, NULL, 'c'},
+	{"verify", no_argument, NULL, O_VERIFY},
 	{"inplace", no_argument, NULL, O_INPLACE},
 	{"mode", required_argument, NULL, 'm'},
 	{NULL, 0, NULL, 0}
@@ -3361,8 +3535,9 @@ cmd_put(int argc, char **argv)
 	const char *run[8] = {"/bin/sh", "-c", "rm -f -- \"$1\"????????", "sh"};
 	char prefix[4080], mstr[24], pat[4096];
 	unsigned long long total;
-	long long mode = -1, size;
-	int ch, fd = 0, append = 0, inplace = 0, exec, isnew = 0, tree = 0;
+	long long mode = -1, size, off = 0;
+	int ch, fd = 0, append = 0, inplace = 0, exec, isnew = 0, tree = 0, cont = 0, check = 0;
+	struct sha256 sha;
 	struct stat st;
 	char *end;
 
@@ -3371,6 +3546,10 @@ cmd_put(int argc, char **argv)
 			append = 1;
 		else if (ch == 'r')
 			tree = 1;
+		else if (ch == 'c')
+			cont = 1;
+		else if (ch == O_VERIFY)
+			check = 1;
 		else if (ch == O_INPLACE)
 			inplace = 1;
 		else if ((mode = num(optarg, &end, 8, 07777)) < 0 || *end)
@@ -3383,6 +3562,13 @@ cmd_put(int argc, char **argv)
 		    "guest file: qga put LOCAL|- REMOTE");
 	local = argv[0];
 	remote = argv[1];
+	if (tree && (cont || check || append))
+		die(EX_USAGE, "put -r copies a folder whole: not with -a, -c or --verify");
+	if (cont && (append || !strcmp(local, "-")))
+		die(EX_USAGE, "put -c continues a file from where the guest's copy ends: "
+		    "not with -a or stdin");
+	if (check && append)
+		die(EX_USAGE, "put --verify checks the whole file: not with -a");
 	if (tree) {
 		on_leave = cleanup;
 		put_tree(local, remote);
@@ -3398,6 +3584,7 @@ cmd_put(int argc, char **argv)
 	snprintf(mstr, sizeof mstr, "%llo", (unsigned long long)mode);
 	on_leave = cleanup;
 	exec = enabled("guest-exec") && enabled("guest-exec-status");
+	inplace |= cont;
 	if (!append && !inplace && !exec)
 		warn("put: guest-exec is disabled in the guest agent: writing %s in "
 		     "place, not atomically", remote);
@@ -3426,13 +3613,31 @@ cmd_put(int argc, char **argv)
 		guest_run(put_win ? (const char *[]){"cmd.exe", "/c", "del", "/q", pat, NULL} : run);
 		snprintf(remote_tmp, sizeof remote_tmp, "%s%08x", prefix, random_id());
 	}
-	handles[0] = file_open(*remote_tmp ? remote_tmp : remote, append ? "a" : "w", 0);
-	total = put_data(fd, local, remote);
-	size = guest_seek(handles[0], "end");
-	if (append ? size < (long long)total : size != (long long)total)
+	handles[0] = file_open(*remote_tmp ? remote_tmp : remote, append || cont ? "a" : "w", 0);
+	/* A new file written in place gets its mode before its data, so that
+	 * it is never world-writable, even when interrupted. */
+	if (isnew && exec) {
+		run[2] = "chmod \"$1\" \"$2\"";
+		run[4] = mstr;
+		run[5] = remote;
+		guest_run(run);
+	}
+	/* -c sends what comes after the guest's copy, which it appends to. */
+	if (cont && ((off = guest_seek(handles[0], 0, "end")) > st.st_size ||
+	             lseek(fd, off, SEEK_SET) < 0))
+		die(EX_USAGE, "put -c: %s is longer in the guest than %s here", remote, local);
+	sha_init(&sha);
+	if (check)
+		sha_file(&sha, fd, off, local);
+	total = put_data(fd, local, remote, check ? &sha : NULL);
+	size = guest_seek(handles[0], 0, "end");
+	if (append ? size < (long long)total : size != off + (long long)total)
 		die(EX_PROTO, "put: %s holds %lld bytes after %llu were written", remote,
 		    size, total);
 	file_close(0);
+	/* The temporary file is checked before it takes the target's place. */
+	if (check)
+		verify("put", *remote_tmp ? remote_tmp : remote, &sha);
 	if (*remote_tmp) {
 		run[2] = finish;
 		run[4] = mstr;
@@ -3443,12 +3648,7 @@ cmd_put(int argc, char **argv)
 			die(EX_AGENT, "put: %s could not be put in place: it is unchanged",
 			    remote);
 		remote_tmp[0] = 0;
-	} else if (isnew && exec) {
-		run[2] = "chmod \"$1\" \"$2\"";
-		run[4] = mstr;
-		run[5] = remote;
-		guest_run(run);
-	} else if (isnew)
+	} else if (isnew && !exec)
 		warn("put: %s is new, and the agent made it world-writable (0666): "
 		     "guest-exec, which would set its mode, is disabled", remote);
 	return 0;
@@ -5332,16 +5532,17 @@ static const struct cmd cmds[] = {
 	 "REMOTE...\n"
 	 "Writes guest files to stdout.\n",
 	 "guest-file-open,guest-file-read,guest-file-close", 0},
-	{"get", cmd_get, NULL, "r", get_longs,
-	 "[-r] REMOTE [LOCAL|-]\n"
+	{"get", cmd_get, NULL, "rc", get_longs,
+	 "[-c] [--verify] REMOTE [LOCAL|-] | -r REMOTE [LOCAL]\n"
 	 "Copies a guest file here, atomically; LOCAL defaults to its name.\n"
-	 "-r: a folder, through tar on both sides (modes, times, links kept).\n",
+	 "-c: continues LOCAL, in place; --verify: checks SHA-256 against the\n"
+	 "guest's; -r: a folder, through tar on both sides (modes, times, links).\n",
 	 "guest-file-open,guest-file-read,guest-file-close", 0},
-	{"put", cmd_put, NULL, "am:r", put_longs,
-	 "[-a] [--inplace] [-m MODE] LOCAL|- REMOTE | -r LOCAL REMOTE\n"
+	{"put", cmd_put, NULL, "am:rc", put_longs,
+	 "[-a|-c] [--verify] [--inplace] [-m MODE] LOCAL|- REMOTE | -r LOCAL REMOTE\n"
 	 "Copies a file, or stdin (-), to the guest, atomically where guest-exec\n"
-	 "allows (else, or with --inplace, in place); -m: a new file's mode.\n"
-	 "-r: a folder, through tar on both sides, unpacked into REMOTE.\n",
+	 "allows (else, or with --inplace, in place); -m: a new file's mode;\n"
+	 "-c, --verify: as get's; -r: a folder, unpacked into REMOTE by tar.\n",
 	 "guest-file-open,guest-file-write,guest-file-close", 0},
 	{"ping", NULL, NULL, NULL, NULL,
 	 "\n"

@@ -188,6 +188,45 @@ check "put -r onto a file: the guest's words, 1" 1 '' \
 expect "put -r failed: no temporary archive left" test -z "$(ls -a "$R" | grep qga-put)"
 rm -rf "$R"
 
+# --verify: SHA-256 here against the guest's sha256sum; -c continues.
+V=$C/verify
+mkdir -p "$V"
+for n in 0 1 55 56 64 65 4194305; do
+	head -c $n /dev/urandom >"$V/src"
+	rm -f "$V/got" "$V/put"
+	check "get --verify of $n bytes" 0 '' '' $QGA get --verify "$V/src" "$V/got"
+	check "put --verify of $n bytes" 0 '' '' $QGA put --verify "$V/src" "$V/put"
+	expect "get and put --verify of $n bytes: byte for byte" \
+		sh -c "cmp -s '$V/src' '$V/got' && cmp -s '$V/src' '$V/put'"
+done
+# /proc/self/stat is the agent's own when qga reads it, sha256sum's when
+# the guest hashes it: a copy that cannot match what the guest then holds.
+check "get --verify: a file that changed behind qga's back is caught" 3 '' \
+	"qga: get --verify: /proc/self/stat differs: SHA-256 * here, * in the guest" \
+	$QGA get --verify /proc/self/stat "$V/stat"
+expect "get --verify: a copy that failed is not put in place" test ! -e "$V/stat"
+head -c 67108864 /dev/urandom >"$V/big"
+head -c 30000000 "$V/big" >"$V/part"
+check "get -c: continues a partial copy" 0 '' '' $QGA get -c --verify "$V/big" "$V/part"
+expect "get -c: byte for byte" cmp -s "$V/big" "$V/part"
+rm -f "$V/part"
+timeout -s INT 0.2 $QGA get -c "$V/big" "$V/part" 2>/dev/null
+check "get -c after an interrupted get -c" 0 '' '' $QGA get -c "$V/big" "$V/part"
+expect "get -c after an interruption: byte for byte" cmp -s "$V/big" "$V/part"
+head -c 20000000 "$V/big" >"$V/pput"
+check "put -c: continues the guest's partial copy" 0 '' '' $QGA put -c --verify "$V/big" "$V/pput"
+expect "put -c: byte for byte" cmp -s "$V/big" "$V/pput"
+check "put -c when the guest's copy is longer" 2 '' \
+	"qga: put -c: $V/pput is longer in the guest than $V/part2 here" \
+	sh -c "head -c 100 '$V/big' >'$V/part2' && exec $QGA put -c '$V/part2' '$V/pput'"
+check "get -c when the local copy is longer" 2 '' \
+	"qga: get -c: $V/pput is longer here than $V/part2 in the guest" \
+	$QGA get -c "$V/part2" "$V/pput"
+check "put -c from stdin is refused" 2 '' \
+	"qga: put -c continues a file from where the guest's copy ends: not with -a or stdin" \
+	sh -c "echo x | $QGA put -c - '$V/x'"
+rm -rf "$V"
+
 # Files: byte-exact for any size, the handle always closed.
 fds() { ls /proc/"$PID_cagent"/fd | wc -l; }
 for n in 0 1 12345 4194303 4194304 4194305; do
@@ -422,7 +461,7 @@ check "wait on an agent that never answers" 4 '' \
 	"qga: $F/stall.sock: no agent answered within 1.500 s" $QGA -s "$F/stall.sock" wait -T 1.5
 unset QGA_SOCKET
 
-check "help COMMAND" 0 'usage: qga \[OPTIONS\] get \[-r\] REMOTE \[LOCAL|-\]*' '' $QGA help get
+check "help COMMAND" 0 'usage: qga \[OPTIONS\] get \[-c\] \[--verify\] REMOTE \[LOCAL|-\]*' '' $QGA help get
 check "COMMAND --help" 0 'usage: qga \[OPTIONS\] put*' '' $QGA put --help
 check "help for nothing known" 2 '' "qga: help: unknown command 'nope'" $QGA help nope
 check "help for a near miss" 2 '' "qga: help: unknown command 'hostnme'${nl}qga: did you mean 'hostname'?" \
