@@ -3403,10 +3403,10 @@ stream_copy(long long h, int fd, int last)
  * ARG...) sends stdout and stderr into new files F.1 and F.2 in /tmp,
  * made with O_EXCL (noclobber), so that no link can be planted there,
  * and readable by root alone; then it becomes PROG, in a process group of
- * its own where setsid(1) is at hand. qga opens both files, has them
- * removed at once (the open files live on, so nothing is left in the
- * guest whatever happens next) and reads each from where it stopped
- * while it polls the program's status. A program whose output nobody
+ * its own where the agent's PATH has setsid(1). qga opens both files, has
+ * them removed at once (the open files live on, so nothing is left in the
+ * guest whatever happens next) and reads each from where it stopped while
+ * it polls the program's status. A program whose output nobody
  * would read any more, after -T or a signal, is stopped with its group,
  * not left to fill the guest's disk. stdout goes to out. Returns the exit
  * status, or -1 when the guest cannot stream; PROG has not run then. */
@@ -3427,12 +3427,12 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 		goto cannot;
 	snprintf(stream_tmp, sizeof stream_tmp, "/tmp/qga-exec.%08x", random_id());
 	snprintf(wrap, sizeof wrap, "f=$1; shift; u=$(umask); umask 077; set -C; "
-	         "exec >\"$f.1\" 2>%s; umask $u; [ -x /usr/bin/setsid ] && "
-	         "exec /usr/bin/setsid \"$@\"; exec \"$@\"", merge ? "&1" : "\"$f.2\"");
+	         "exec >\"$f.1\" 2>%s; umask $u; command -v setsid >/dev/null && "
+	         "exec setsid \"$@\"; exec \"$@\"", merge ? "&1" : "\"$f.2\"");
 	/* The environment -e gives is the program's alone, through env -i,
 	 * not the wrapper's, to which sh adds its own. */
 	if (env->len)
-		buf_str(&words, ",\"/usr/bin/env\",\"-i\"");
+		buf_str(&words, ",\"env\",\"-i\"");
 	buf_add(&words, env->p, env->len);
 	buf_add(&words, ",", 1);
 	buf_jstr(&words, prog, strlen(prog));

@@ -73,6 +73,20 @@ check "vm: exec killed by a signal" 143 '' '' $QGA sh 'kill -TERM $$'
 check "vm: exec with stdin" 0 'HELLO VM' '' \
 	sh -c "echo 'hello vm' | $QGA exec -i -- /bin/tr a-z A-Z"
 check "vm: exec with an environment" 0 "*X=1*" '' $QGA exec -e X=1 -- /bin/env
+check "vm: exec --no-stream, the agent's capture" 3 'out' 'err' \
+	$QGA sh --no-stream 'echo out; echo err >&2; exit 3'
+t0=$(date +%s%N | cut -c1-13)
+$QGA sh 'echo one; sleep 3; echo two' | while read -r line; do
+	echo "$(date +%s%N | cut -c1-13) $line"; done >"$V/stream"
+t1=$(awk '$2 == "one" { print $1 }' "$V/stream")
+t2=$(awk '$2 == "two" { print $1 }' "$V/stream")
+expect "vm: exec streams: the first line comes before the program ends" \
+	test $((t1 - t0)) -lt 2500 -a $((t2 - t1)) -ge 2000
+check "vm: exec -T, streamed: the program stopped, 124" 124 '' \
+	"qga: /bin/sh stopped in the guest (pid *)*" $QGA sh -T 1 'sleep 31; echo never'
+check "vm: and gone, with no files left in /tmp" 0 'none' '' \
+	$QGA sh 'sleep 0.5; for p in /proc/[0-9]*; do tr "\000" " " <$p/cmdline; echo; done 2>/dev/null |
+		grep "^sleep 31" || ls /tmp | grep qga-exec || echo none'
 
 head -c 67108864 /dev/urandom >"$V/big"
 $QGA put "$V/big" /tmp/big && $QGA get /tmp/big "$V/big.got"
@@ -92,6 +106,16 @@ check "vm: the next client gets only its own reply" 0 '{"return": {}, "id": "min
 check "vm: and so does a batch" 0 "{}$nl{\"host-name\": \"qgavm\"}" '' \
 	sh -c "printf 'guest-ping\nguest-get-host-name\n' | $QGA -r"
 
+head -c 5000000 /dev/urandom >"$V/v"
+check "vm: put --verify, get --verify (busybox sha256sum)" 0 '' '' \
+	sh -c "$QGA put --verify '$V/v' /tmp/v && $QGA get --verify /tmp/v '$V/v2' &&
+		cmp '$V/v' '$V/v2' && $QGA sh 'rm /tmp/v'"
+mkdir -p "$V/tree/a b" && echo x >"$V/tree/a b/f" && ln -sf 'a b/f' "$V/tree/l" &&
+	chmod 600 "$V/tree/a b/f"
+check "vm: put -r, get -r back (busybox tar)" 0 '' '' \
+	sh -c "$QGA put -r '$V/tree' /tmp/tree && $QGA get -r /tmp/tree '$V/tree2'"
+expect "vm: the tree came back whole" sh -c "diff -r --no-dereference '$V/tree' '$V/tree2' &&
+	test \"\$(stat -c %a '$V/tree2/a b/f')\" = 600"
 check "vm: fsfreeze status" 0 'thawed' '' $QGA fsfreeze status
 check "vm: fsfreeze freeze" 0 'froze 1 filesystem' '' $QGA fsfreeze freeze
 check "vm: fsfreeze status, frozen" 0 'frozen' '' $QGA fsfreeze status
