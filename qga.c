@@ -2101,7 +2101,7 @@ enabled(const char *name)
 enum {
 	O_QMP = 256, O_NOSYNC, O_MAXREPLY, O_NOWAIT, O_MERGE, O_HTTP, O_ALLOW,
 	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE, O_PS, O_RUN, O_MAX,
-	O_STREAM, O_NOSTREAM, O_VERIFY
+	O_STREAM, O_NOSTREAM, O_VERIFY, O_TOKEN
 };
 
 /* The options every command takes, before its name or after it. */
@@ -3257,26 +3257,26 @@ guest_wait(long long pid, struct buf *out)
 	struct buf req = {0};
 	struct reply r;
 	struct doc d;
-	int code = -1;
+	int code = -1, ended = 0;
 
 	if (pid < 0)
 		return -1;
 	req_begin(&req, "guest-exec-status");
 	req_int(&req, "pid", pid);
 	req_end(&req);
-	while (!transact(&sess, req.p, req.len, &r, "guest-exec-status", opt.timeout) &&
+	/* A program a signal ended ends the wait too, with -1. */
+	while (!ended && !interrupted &&
+	       !transact(&sess, req.p, req.len, &r, "guest-exec-status", opt.timeout) &&
 	       r.ret >= 0) {
 		doc_load(&d, &r);
-		if (dtrue(&d, dget(&d, 0, "exited"))) {
+		if ((ended = dtrue(&d, dget(&d, 0, "exited")))) {
 			code = dget(&d, 0, "signal") >= 0 ? -1 :
 			       (int)dint(&d, dget(&d, 0, "exitcode"), -1);
 			if (out && dget(&d, 0, "out-data") >= 0)
 				b64_decode(out, d.js, &d.t[dget(&d, 0, "out-data")]);
-		}
+		} else
+			nanosleep(&nap, NULL);
 		free(d.t);
-		if (code >= 0 || interrupted)
-			break;
-		nanosleep(&nap, NULL);
 	}
 	free(req.p);
 	return code;
@@ -4718,6 +4718,7 @@ static struct {
 	size_t maxreq;
 	char **allow, **deny;
 	int nallow, ndeny;
+	char token[256];  /* what HTTP clients must send, when not empty */
 } sv;
 
 static volatile sig_atomic_t stopping;
@@ -4914,6 +4915,15 @@ listen_tcp(const char *addr, char *host, char *port, int http)
 	if ((s = resolve(addr, host, port, 1, &res)))
 		quit(s);
 	for (a = res; a; a = a->ai_next) {
+		/* Off loopback, anyone on the network could run programs as root
+		 * in the guest: only HTTP with a token may listen there. */
+		v6 = a->ai_family == AF_INET6;
+		if (!(v6 ? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)(void *)a->ai_addr)->sin6_addr) :
+		      ntohl(((struct sockaddr_in *)(void *)a->ai_addr)->sin_addr.s_addr) >> 24 == 127) &&
+		    (!http || !*sv.token))
+			die(EX_USAGE, "serve: %s is not a loopback address: %s", addr, http ?
+			    "HTTP there needs --token-file" : "QGA clients cannot authenticate, "
+			    "use --http with --token-file, a unix socket or loopback");
 		fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			die(EX_IO, "socket for %s:", addr);
@@ -5149,19 +5159,26 @@ static void
 http_reply(int i, int code, const char *body, size_t len, int keep)
 {
 	static const char *const reasons[] = {
-		"200 OK", "204 No Content", "400 Bad Request", "403 Forbidden", "404 Not Found",
-		"405 Method Not Allowed", "411 Length Required",
+		"200 OK", "204 No Content", "400 Bad Request", "401 Unauthorized", "403 Forbidden",
+		"404 Not Found", "405 Method Not Allowed", "411 Length Required",
 		"413 Content Too Large", "503 Service Unavailable"};
 	struct client *c = &sv.cl[i];
-	char head[256];
+	char head[256], err[128];
 	const char *reason = "500 Internal Server Error";
 	size_t k;
 
 	for (k = 0; k < sizeof reasons / sizeof *reasons; k++)
 		if (num(reasons[k], NULL, 10, 999) == code)
 			reason = reasons[k];
+	/* An error of the server's own has a JSON body too. */
+	if (!len && code >= 400) {
+		len = (size_t)snprintf(err, sizeof err, "{\"error\": {\"class\": "
+		                       "\"GenericError\", \"desc\": \"%s\"}}", reason + 4);
+		body = err;
+	}
 	snprintf(head, sizeof head, "HTTP/1.1 %s\r\nContent-Type: application/json"
-	         "\r\nContent-Length: %zu\r\n%s\r\n", reason, len,
+	         "\r\nContent-Length: %zu\r\n%s%s\r\n", reason, len,
+	         code == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
 	         keep ? "" : "Connection: close\r\n");
 	buf_str(&c->out, head);
 	buf_add(&c->out, body, len);
@@ -5170,8 +5187,41 @@ http_reply(int i, int code, const char *body, size_t len, int keep)
 		client_close(i, "done");
 }
 
+/* Reads the token HTTP clients must send, the file's first line. */
+static void
+read_token(const char *path)
+{
+	FILE *f = fopen(path, "re");
+
+	if (!f || !fgets(sv.token, sizeof sv.token, f))
+		die(EX_USAGE, "serve: read --token-file %s:", path);
+	fclose(f);
+	sv.token[strcspn(sv.token, "\r\n")] = 0;
+	if (strlen(sv.token) < 16)
+		die(EX_USAGE, "serve: the token in %s is shorter than 16 bytes", path);
+}
+
+/* Whether a request's headers carry the token, compared in a time that
+ * does not depend on where they differ. */
+static int
+authorized(const char *hv)
+{
+	size_t i, n = strlen(sv.token);
+	unsigned char d = 0;
+
+	if (strncmp(hv, "Bearer ", 7))
+		return 0;
+	hv += 7;
+	for (i = 0; i < n; i++) {
+		d |= (unsigned char)(hv[i] ^ sv.token[i]);
+		if (!hv[i])
+			return 0;
+	}
+	return !d && (!hv[n] || hv[n] == '\r');
+}
+
 /* Parses the HTTP requests a client sent: POST / with a request as the
- * body, GET /health. */
+ * body, GET /health (which needs no token). */
 static void
 client_http(int i)
 {
@@ -5179,9 +5229,10 @@ client_http(int i)
 	char *end, *p, *line, *hv;
 	size_t head, body = 0, used;
 	long long n;
-	int keep, chunked = 0, haslen = 0;
+	int keep, chunked = 0, haslen = 0, auth;
 
 	while (c->fd >= 0 && c->in.len) {
+		auth = !*sv.token;
 		buf_need(&c->in, 1);
 		c->in.p[c->in.len] = 0;
 		if (!(end = strstr(c->in.p, "\r\n\r\n"))) {
@@ -5208,6 +5259,8 @@ client_http(int i)
 				       (keep || !strncmp(hv, "keep-alive", 10));
 			else if (!strncmp(line, "transfer-encoding:", 18))
 				chunked = 1;
+			else if (!strncmp(line, "authorization:", 14))
+				auth |= authorized(hv);
 		}
 		*end = '\r';
 		if (body > sv.maxreq) {
@@ -5218,6 +5271,8 @@ client_http(int i)
 			return;
 		if (!strncmp(c->in.p, "GET /health ", 12)) {
 			enqueue(i, ITEM_HEALTH, "", 0, "health", keep);
+		} else if (!auth) {
+			http_reply(i, 401, "", 0, keep);
 		} else if (!strncmp(c->in.p, "POST / ", 7)) {
 			if (chunked || !haslen)
 				http_reply(i, 411, "", 0, 0);
@@ -5399,6 +5454,7 @@ static const struct option serve_longs[] = {
 	{"max-clients", required_argument, NULL, O_MAXCLIENTS},
 	{"max-request", required_argument, NULL, O_MAXREQUEST},
 	{"mode", required_argument, NULL, O_MODE},
+	{"token-file", required_argument, NULL, O_TOKEN},
 	{"quiet", no_argument, NULL, 'q'},
 	{NULL, 0, NULL, 0}
 };
@@ -5443,6 +5499,7 @@ cmd_serve(int argc, char **argv)
 			sv.mode = (mode_t)v;
 			break;
 		case 'q': sv.quiet = 1; break;
+		case O_TOKEN: read_token(optarg); break;
 		}
 	}
 	if (optind != argc || !na)
@@ -5660,7 +5717,7 @@ static const struct cmd cmds[] = {
 	 "guest-ssh-remove-authorized-keys", 1},
 	{"serve", cmd_serve, NULL, "l:q", serve_longs,
 	 "--listen ADDR... [--http ADDR]... [--allow CMD,...] [--deny CMD,...] "
-	 "[--max-clients N] [--max-request BYTES] [--mode MODE] [-q]\n"
+	 "[--max-clients N] [--max-request BYTES] [--mode MODE] [--token-file FILE] [-q]\n"
 	 "Shares the agent (-s) among clients: --listen unix:PATH or\n"
 	 "tcp:[HOST:]PORT for QGA, --http ADDR for POST / and GET /health.\n"
 	 "--allow and --deny take command names, a built-in's for its own.\n",

@@ -194,10 +194,24 @@ static const char *const windows_replies[][2] = {
 	 "{\"return\": {\"version\": \"10.0.0\", \"supported_commands\": ["
 	 "{\"enabled\": true, \"name\": \"guest-exec\", \"success-response\": true},"
 	 "{\"enabled\": true, \"name\": \"guest-exec-status\", "
-	 "\"success-response\": true}]}}\n"},
+	 "\"success-response\": true},"
+	 "{\"enabled\": true, \"name\": \"guest-file-open\", \"success-response\": true},"
+	 "{\"enabled\": true, \"name\": \"guest-file-read\", \"success-response\": true}]}}\n"},
 	{"guest-file-read",
 	 "{\"return\": {\"count\": 6, \"buf-b64\": \"aGVsbG8K\", \"eof\": true}}\n"},
 };
+
+/* Whether the request js[0..len) holds s: the buffer goes on past it. */
+static int
+has(const char *js, size_t len, const char *s)
+{
+	size_t i, n = strlen(s);
+
+	for (i = 0; i + n <= len; i++)
+		if (!memcmp(js + i, s, n))
+			return 1;
+	return 0;
+}
 
 /* What a Windows guest answers. guest-exec's pid tells what its status
  * will be: the command line decides it. */
@@ -217,14 +231,22 @@ windows(const char *js, size_t len, const struct json_tok *t, int name, int args
 			return;
 		}
 	if (json_eq(js, &t[name], "guest-exec")) {
+		if (arg_is(js, t, args, "path", "/bin/sh")) {
+			outs("{\"error\": {\"class\": \"GenericError\", \"desc\": "
+			     "\"Failed to execute child process \\u201c/bin/sh\\u201d "
+			     "(No such file or directory)\"}}\n");
+			return;
+		}
 		if (arg_is(js, t, args, "capture-output", "merged")) {
 			outs("{\"error\": {\"class\": \"GenericError\", \"desc\": "
 			     "\"Parameter 'capture-output' does not accept value "
 			     "'merged'\"}}\n");
 			return;
 		}
-		pid = strstr(js, "exit 256") ? 1002 : strstr(js, "crash") ? 1003 :
-		      strstr(js, "unsigned") ? 1004 : 1001;
+		/* Get-FileHash, as --verify sends it in UTF-16LE base64. */
+		pid = has(js, len, "exit 256") ? 1002 : has(js, len, "crash") ? 1003 :
+		      has(js, len, "unsigned") ? 1004 :
+		      has(js, len, "KABHAGUAdAAtAEYAaQBsAGUASABhAHMAaAAgAC0A") ? 1005 : 1001;
 		outf("{\"return\": {\"pid\": %lld}}\n", pid);
 	} else if (json_eq(js, &t[name], "guest-exec-status")) {
 		v = args >= 0 ? json_get(js, t, args, "pid") : -1;
@@ -235,6 +257,9 @@ windows(const char *js, size_t len, const struct json_tok *t, int name, int args
 		outs(pid == 1002 ? "{\"return\": {\"exitcode\": 256, \"exited\": true}}\n" :
 		     pid == 1003 ? "{\"return\": {\"signal\": -1073741819, \"exited\": true}}\n" :
 		     pid == 1004 ? "{\"return\": {\"signal\": 3221225477, \"exited\": true}}\n" :
+		     pid == 1005 ? "{\"return\": {\"exitcode\": 0, \"out-data\": \"NTg5MUI1QjUyMkQ1"
+		     "REYwODZEMEZGMEIxMTBGQkQ5RDIxQkI0RkM3MTYzQUYzNEQwODI4NkEyRTg0NkY2QkUwMw0K\", "
+		     "\"exited\": true}}\n" :
 		     "{\"return\": {\"exitcode\": 0, \"out-data\": \"aGkNCg==\", "
 		     "\"out-truncated\": false, \"exited\": true}}\n");
 	} else if (json_eq(js, &t[name], "guest-file-open")) {

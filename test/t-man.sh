@@ -12,7 +12,7 @@ check "man: mandoc -Tlint" 0 '' '' cat "$M/lint"
 # The commands: --help's list after "commands", the manual's .It Cm lines
 # in COMMANDS.
 $QGA --help | sed -n '/^commands/,$p' | sed -n 's/^  \([a-z-]*\) .*/\1/p' | sort >"$M/help.cmds"
-sed -n '/^\.Sh COMMANDS/,/^\.Sh /p' qga.1 | sed -n 's/^\.It Cm \([a-z-]*\).*/\1/p' | sort >"$M/man.cmds"
+sed -n '/^\.Sh COMMANDS/,/^\.Sh /p' qga.1 | sed -n 's/^\.It Cm \([a-z-]*\).*/\1/p' | sort -u >"$M/man.cmds"
 check "man: the same commands as --help" 0 "$(cat "$M/help.cmds")" '' cat "$M/man.cmds"
 expect "man: --help lists commands" test "$(wc -l <"$M/help.cmds")" -gt 20
 # The options: -x and --long in --help's options, .It Fl lines in OPTIONS.

@@ -47,7 +47,7 @@ if ga10=$(test/qemu-ga-10 2>"$W/ga10.err"); then
 	start agent10 "$ga10" --method=unix-listen --path="$W/ten.sock" --statedir="$W/ten" \
 		--logfile="$W/ten.log" --block-rpcs="$BLOCK"
 	wait_for "$W/ten.sock"
-	$QGA -s "$W/ten.sock" sh 'head -c 16777217 /dev/zero' >"$W/cut" 2>"$W/cut.err"
+	$QGA -s "$W/ten.sock" sh --no-stream 'head -c 16777217 /dev/zero' >"$W/cut" 2>"$W/cut.err"
 	expect "messages: qemu-ga 10.0 cuts exec output at 16 MiB" test "$(wc -c <"$W/cut")" = 16777216
 	expect "messages: and qga says so, though the agent does not" \
 		grep -q "the agent truncated the program's stdout" "$W/cut.err"

@@ -113,6 +113,39 @@ check "serve: HTTP, an agent error is a 200 with the error" 0 \
 	'{"error": {"class": "CommandNotFound", *}}* 200' '' \
 	curl -s -w ' %{http_code}' -d '{"execute":"guest-nope"}' "$H/"
 
+# Off loopback only HTTP with a token listens; a token is then asked of
+# every HTTP request but /health. Connections go to loopback only.
+check "serve: QGA off loopback is refused" 2 '' \
+	"qga: serve: tcp:0.0.0.0:0 is not a loopback address: QGA clients cannot authenticate, use --http with --token-file, a unix socket or loopback" \
+	$QGA -s "$P/agent.sock" serve --listen tcp:0.0.0.0:0
+check "serve: HTTP off loopback without a token is refused" 2 '' \
+	"qga: serve: tcp:0.0.0.0:0 is not a loopback address: HTTP there needs --token-file" \
+	$QGA -s "$P/agent.sock" serve --http tcp:0.0.0.0:0
+printf 'short\n' >"$P/short"
+check "serve: a token shorter than 16 bytes is refused" 2 '' \
+	"qga: serve: the token in $P/short is shorter than 16 bytes" \
+	$QGA -s "$P/agent.sock" serve --http tcp:0 --token-file "$P/short"
+printf 's3cret-token-0123456789\n' >"$P/token"
+start tproxy $QGA -s "$P/agent.sock" serve --http tcp:0.0.0.0:0 --token-file "$P/token"
+tport=$(port_of tproxy 1)
+TH=http://127.0.0.1:$tport
+check "serve: no token, 401 with a JSON body" 0 \
+	'401 {"error": {"class": "GenericError", "desc": "Unauthorized"}}' '' \
+	curl -s -w '%{http_code} ' -o "$P/body" -d '{"execute":"guest-ping"}' "$TH/" --next -s -o - \
+	-d '{"execute":"guest-ping"}' "$TH/"
+check "serve: 401 says how to authenticate" 0 '*WWW-Authenticate: Bearer*' '' \
+	curl -s -i -d '{"execute":"guest-ping"}' "$TH/"
+check "serve: a wrong token, 401" 0 '401' '' curl -s -o /dev/null -w '%{http_code}' \
+	-H 'Authorization: Bearer s3cret-token-012345678X' -d '{"execute":"guest-ping"}' "$TH/"
+check "serve: a token's prefix, 401" 0 '401' '' curl -s -o /dev/null -w '%{http_code}' \
+	-H 'Authorization: Bearer s3cret-token' -d '{"execute":"guest-ping"}' "$TH/"
+check "serve: the token, 200" 0 '200 {"return": {}}' '' curl -s -w '%{http_code} ' -o "$P/body" \
+	-H 'Authorization: Bearer s3cret-token-0123456789' -d '{"execute":"guest-ping"}' "$TH/" \
+	--next -s -o - -H 'Authorization: Bearer s3cret-token-0123456789' \
+	-d '{"execute":"guest-ping"}' "$TH/"
+check "serve: /health needs no token" 0 '200' '' curl -s -o /dev/null -w '%{http_code}' "$TH/health"
+kill "$PID_tproxy"
+
 # The agent killed mid-run: requests fail cleanly, later ones succeed.
 seq 1 30000 | sed 's/.*/{"execute":"guest-ping","id":&}/' >"$P/long"
 $QGA -s "$S" - <"$P/long" >"$P/long.out" 2>/dev/null &

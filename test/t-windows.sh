@@ -33,6 +33,14 @@ check "windows sh: ARGs are refused" 2 '' 'qga: sh: ARGs need /bin/sh: put them 
 check "windows sh --ps: PowerShell, its script encoded" 0 "hi?" '' $QGA -s "$S" sh --ps 'echo ü'
 sent guest-exec '*"path":"powershell.exe","arg":\["-NoProfile","-NonInteractive","-EncodedCommand","ZQBjAGgAbwAgAPwA"\]*' \
 	"windows sh --ps: -EncodedCommand of UTF-16LE"
+check "windows exec --stream: no /bin/sh, captured, and said" 0 "hi?" \
+	'qga: exec: not streaming: the guest has no /bin/sh' $QGA -s "$S" exec --stream -- cmd.exe /c ver
+sent guest-exec '*"path":"cmd.exe","arg":\["/c","ver"\],"capture-output":true}}' \
+	"windows exec: the program itself after the wrapper failed"
+check "windows exec: no /bin/sh, silently" 0 "hi?" '' $QGA -s "$S" exec -- cmd.exe /c ver
+check "windows get --verify: Get-FileHash" 0 'hello' '' $QGA -s "$S" get --verify 'C:\f.txt' -
+sent guest-exec '*"path":"powershell.exe","arg":\["-NoProfile","-NonInteractive","-EncodedCommand","KABHAGUAdAAtAEYAaQBsAGUASABhAHMAaAAgAC0A*' \
+	"windows get --verify: PowerShell's Get-FileHash of the path"
 check "exec --ps: refused, it is sh's" 2 '' "qga: exec: --ps is sh's: qga sh --ps 'SCRIPT'" \
 	$QGA -s "$S" exec --ps cmd.exe
 check "windows exec -e: no POSIX PATH" 0 "hi?" '' $QGA -s "$S" exec -e A=1 -- cmd.exe /c set
@@ -62,6 +70,11 @@ sent guest-exec '*"path":"cmd.exe","arg":\["/c","move","/y","C:\\\\dir\\\\.f.txt
 	"windows put: move /y TEMP TARGET"
 expect "windows put: leftovers removed with del" grep -q \
 	'"arg":\["/c","del","/q","C:\\\\dir\\\\.f.txt.qga-put-????????"\]' "$LOG"
+# The fake ends a program whose command line says "unsigned" by an
+# NTSTATUS "signal": the move of such a put fails, and qga stops waiting.
+check "windows put: a move that ends by a signal fails the put, at once" 1 '' \
+	"qga: put: C:\\\\unsigned\\\\f.txt could not be put in place: it is unchanged" \
+	timeout 20 $QGA -s "$S" put "$W/up" 'C:\unsigned\f.txt'
 check "windows fstrim: no byte count, said so" 0 "C:\\\\  trimmed${nl}D:\\\\  The volume does not support trim" '' \
 	$QGA -s "$S" fstrim
 check "windows fsfreeze: VSS thaws by itself" 0 'froze 1 filesystem' \
