@@ -114,7 +114,8 @@ check "serve: HTTP, an agent error is a 200 with the error" 0 \
 	curl -s -w ' %{http_code}' -d '{"execute":"guest-nope"}' "$H/"
 
 # Off loopback only HTTP with a token listens; a token is then asked of
-# every HTTP request but /health. Connections go to loopback only.
+# every HTTP request but /health. Connections go to loopback only; the
+# guarded proxy is a client of the first one, as the agent takes one.
 check "serve: QGA off loopback is refused" 2 '' \
 	"qga: serve: tcp:0.0.0.0:0 is not a loopback address: QGA clients cannot authenticate, use --http with --token-file, a unix socket or loopback" \
 	$QGA -s "$P/agent.sock" serve --listen tcp:0.0.0.0:0
@@ -126,7 +127,7 @@ check "serve: a token shorter than 16 bytes is refused" 2 '' \
 	"qga: serve: the token in $P/short is shorter than 16 bytes" \
 	$QGA -s "$P/agent.sock" serve --http tcp:0 --token-file "$P/short"
 printf 's3cret-token-0123456789\n' >"$P/token"
-start tproxy $QGA -s "$P/agent.sock" serve --http tcp:0.0.0.0:0 --token-file "$P/token"
+start tproxy $QGA -s "$S" serve --http tcp:0.0.0.0:0 --token-file "$P/token"
 tport=$(port_of tproxy 1)
 TH=http://127.0.0.1:$tport
 check "serve: no token, 401 with a JSON body" 0 \
