@@ -3418,8 +3418,9 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 	struct reply r;
 	struct doc d;
 	const char *why = "guest-file-read is not enabled in the guest agent";
-	char path[sizeof stream_tmp + 2], wrap[224], *keep;
+	char path[sizeof stream_tmp + 12], wrap[224], *keep;
 	const char *pre[] = {"-c", wrap, "sh", stream_tmp, NULL};
+	void (*was)(void) = on_leave;
 	long long delay = 200000, rm;
 	int i, got;
 
@@ -3464,9 +3465,12 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 	rm = guest_start(stream_rm, 0);
 	stream_tmp[0] = 0;
 	for (;;) {
-		/* The status is kept from the reads that follow it. */
-		if ((i = exec_ended(&st, &d)))
+		/* The status is kept from the reads that follow it; the program
+		 * that ended is not one to stop any more. */
+		if ((i = exec_ended(&st, &d))) {
 			d.js = keep = memcpy(xrealloc(NULL, d.t[0].end), d.js, d.t[0].end);
+			stream_pid = -1;
+		}
 		got = stream_copy(handles[0], out, i);
 		if (!merge)
 			got |= stream_copy(handles[1], 2, i);
@@ -3477,8 +3481,7 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 		delay = got ? 200000 : delay * 2 > 40000000 ? 40000000 : delay * 2;
 		exec_nap(deadline, delay, prog, stream_pid);
 	}
-	stream_pid = -1;
-	on_leave = NULL;
+	on_leave = was;
 	file_close(0);
 	guest_wait(rm, NULL);
 	free(req.p);
@@ -3494,7 +3497,7 @@ cannot:
 		guest_run(stream_rm);
 	}
 	stream_tmp[0] = 0;
-	on_leave = NULL;
+	on_leave = was;
 	if (asked)
 		warn("exec: not streaming: %s", why);
 	free(req.p);
