@@ -4952,14 +4952,23 @@ listen_tcp(const char *addr, char *host, char *port, int http)
 	freeaddrinfo(res);
 }
 
-/* Listens on unix:PATH or tcp:[HOST:]PORT. */
+/* The socket path of a listen address, unix:PATH or a bare path (one
+ * with a slash, as -s takes it); NULL for any other. */
+static const char *
+unix_path(const char *addr)
+{
+	return !strncmp(addr, "unix:", 5) ? addr + 5 :
+	       strchr(addr, '/') && !strchr(addr, ':') ? addr : NULL;
+}
+
+/* Listens on unix:PATH (or a path) or tcp:[HOST:]PORT. */
 static void
 serve_listen(const char *addr, int http)
 {
 	char spec[300], loopback[] = "127.0.0.1", *host, *port;
 
-	if (!strncmp(addr, "unix:", 5)) {
-		add_listener(listen_unix(addr + 5), addr, http);
+	if (unix_path(addr)) {
+		add_listener(listen_unix(unix_path(addr)), addr, http);
 		note("listening on %s%s", addr, http ? " (HTTP)" : "");
 	} else if (!strncmp(addr, "tcp:", 4) && strlen(addr) < sizeof spec + 4) {
 		strcpy(spec, addr + 4);
@@ -5554,8 +5563,8 @@ cmd_serve(int argc, char **argv)
 		client_close(i, "closed: the server stops");
 	}
 	for (i = 0; i < na; i++)
-		if (!strncmp(addrs[i], "unix:", 5))
-			unlink(addrs[i] + 5);
+		if (unix_path(addrs[i]))
+			unlink(unix_path(addrs[i]));
 	conn_close(&sess);
 	free(pfd);
 	return 0;

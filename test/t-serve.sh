@@ -25,6 +25,12 @@ check "serve: a raw command" 0 '{"return": {"host-name": "*"}, "id": 5}' '' \
 check "serve: over tcp:PORT, on loopback" 0 "$(hostname)" '' $QGA -s tcp:127.0.0.1:$qport hostname
 check "serve: the log names the port the system chose" 0 '' '' \
 	grep -q "^qga serve: listening on tcp:127.0.0.1:$qport\$" "$T/proxy.stderr"
+start pproxy $QGA -s "$S" serve -q --listen "$P/bare.sock"
+wait_for "$P/bare.sock"
+check "serve: --listen takes a bare path, as -s does" 0 '' '' $QGA -s "$P/bare.sock" ping
+kill "$PID_pproxy"
+wait "$PID_pproxy"
+expect "serve: and removes it at the end" test ! -e "$P/bare.sock"
 check "serve: a bad listen address" 2 '' \
 	"qga: bad listen address 'udp:1': expected unix:PATH or tcp:\[HOST:\]PORT" \
 	$QGA serve --listen udp:1
