@@ -3017,19 +3017,20 @@ verify(const char *what, const char *path, struct sha256 *sha)
 	                    NULL, NULL};
 	struct buf out = {0}, line = {0}, enc = {0};
 	char mine[65];
+	const char *q;
 	int win = guest_windows();
 
 	sha_hex(sha, mine);
 	if (win) {
+		/* PowerShell quotes a ' inside '...' by doubling it. */
 		buf_str(&line, "(Get-FileHash -Algorithm SHA256 -LiteralPath '");
-		for (; *path; path++)
-			buf_add(&line, path, 1 + (*path == '\''));
+		for (q = path; *q; q++)
+			buf_add(&line, *q == '\'' ? "''" : q, 1 + (*q == '\''));
 		buf_str(&line, "').Hash");
 		buf_add(&line, "", 1);
 		buf_ps(&enc, line.p);
 		enc.p[enc.len - 1] = 0;
 		ps[4] = enc.p + 1;
-		path = sh[4];
 	}
 	if (guest_wait(guest_start(win ? ps : sh, 1), &out) || out.len < 64)
 		die(EX_AGENT, "%s --verify: no %s in the guest for %s", what,

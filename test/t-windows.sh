@@ -41,6 +41,9 @@ check "windows exec: no /bin/sh, silently" 0 "hi?" '' $QGA -s "$S" exec -- cmd.e
 check "windows get --verify: Get-FileHash" 0 'hello' '' $QGA -s "$S" get --verify 'C:\f.txt' -
 sent guest-exec '*"path":"powershell.exe","arg":\["-NoProfile","-NonInteractive","-EncodedCommand","KABHAGUAdAAtAEYAaQBsAGUASABhAHMAaAAgAC0A*' \
 	"windows get --verify: PowerShell's Get-FileHash of the path"
+check "windows get --verify: a path with a quote" 0 'hello' '' $QGA -s "$S" get --verify "C:\\it's.txt" -
+sent guest-exec '*"-EncodedCommand","KABHAGUAdAAtAEYAaQBsAGUASABhAHMAaAAgAC0AQQBsAGcAbwByAGkAdABoAG0AIABTAEgAQQAyADUANgAgAC0ATABpAHQAZQByAGEAbABQAGEAdABoACAAJwBDADoAXABpAHQAJwAnAHMALgB0AHgAdAAnACkALgBIAGEAcwBoAA=="\]*' \
+	"windows get --verify: the quote doubled, as PowerShell reads it"
 check "exec --ps: refused, it is sh's" 2 '' "qga: exec: --ps is sh's: qga sh --ps 'SCRIPT'" \
 	$QGA -s "$S" exec --ps cmd.exe
 check "windows exec -e: no POSIX PATH" 0 "hi?" '' $QGA -s "$S" exec -e A=1 -- cmd.exe /c set
