@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -1604,6 +1605,339 @@ run_batch(struct conn *c)
 }
 
 /* ------------------------------------------------------------------ */
+/* Many targets                                                        */
+/* ------------------------------------------------------------------ */
+
+/* With several targets the command runs on each in a child process of
+ * its own, forked when it first needs the agent: every built-in works as
+ * it does on one, and a dead agent costs its timeout to its own child
+ * alone. The parent relays the children's output a whole line at a time,
+ * tagged with the target. */
+static struct {
+	const char **addr;
+	int n, max, notag, quiet, json;
+	int reads_stdin;  /* the command reads stdin: each child gets a copy */
+	struct buf *held; /* when not NULL, where each target's stdout goes */
+	const char *tag;  /* in a child: its target, and its index */
+	int index;
+} many = {NULL, 0, 64, 0, 0, 0, 0, NULL, NULL, 0};
+
+struct target {
+	const char *name;
+	pid_t pid;
+	int fd[3];          /* its stdout and stderr, and its stdin */
+	size_t fed;         /* how much of stdin it has been given */
+	struct buf part[2]; /* what came after the last newline of each */
+	struct buf js;      /* -j: its replies, held until it ends */
+	char err[256];      /* its last message */
+};
+
+/* The most of stdin the parent holds for its children, and of a line. */
+#define MANY_STDIN_MAX (256 << 20)
+#define MANY_LINE_MAX 65536
+
+static void
+add_target(const char *a)
+{
+	many.addr = xrealloc(many.addr, (size_t)(many.n + 1) * sizeof *many.addr);
+	many.addr[many.n++] = a;
+}
+
+/* --targets FILE: an address a line, its first word; # starts a comment. */
+static void
+read_targets(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096], *p;
+
+	if (!f)
+		die(EX_IO, "open %s:", path);
+	while (fgets(line, sizeof line, f)) {
+		p = line + strspn(line, " \t");
+		p[strcspn(p, " \t\r\n#")] = 0;
+		if (*p)
+			add_target(xstrdup(p));
+	}
+	fclose(f);
+}
+
+/* For what works on one agent alone. */
+static void
+one_target(const char *what)
+{
+	if (many.n > 1)
+		die(EX_USAGE, "%s works on one agent: give one -s", what);
+}
+
+/* Starts t's child, which returns 1 here; the parent gets 0, or -1 when
+ * no child could be started now. */
+static int
+start_target(struct target *t, struct target *all, int n)
+{
+	int p[6] = {-1, -1, -1, -1, -1, -1}, i, k;
+
+	fflush(stdout);
+	if (pipe2(p, O_CLOEXEC) || pipe2(p + 2, O_CLOEXEC) ||
+	    (many.reads_stdin && pipe2(p + 4, O_CLOEXEC)) ||
+	    (t->pid = fork()) < 0) {
+		for (i = 0; i < 6; i++)
+			if (p[i] >= 0)
+				close(p[i]);
+		return -1;
+	}
+	if (t->pid == 0) {
+		/* Signals reach the children through the parent alone, once. */
+		setpgid(0, 0);
+		dup2(p[1], 1);
+		dup2(p[3], 2);
+		if (p[4] >= 0)
+			dup2(p[4], 0);
+		for (i = 0; i < 6; i++)
+			if (p[i] >= 0)
+				close(p[i]);
+		for (i = 0; i < n; i++)
+			for (k = 0; all[i].pid > 0 && k < 3; k++)
+				if (all[i].fd[k] >= 0)
+					close(all[i].fd[k]);
+		many.tag = opt.addr = t->name;
+		many.index = (int)(t - all);
+		if (many.json)
+			opt.pretty = 0;
+		return 1;
+	}
+	close(p[1]);
+	close(p[3]);
+	if (p[4] >= 0) {
+		fcntl(p[5], F_SETFL, O_NONBLOCK);
+		close(p[4]);
+	}
+	t->fd[0] = p[0];
+	t->fd[1] = p[2];
+	t->fd[2] = p[5];
+	return 0;
+}
+
+/* One line of t's stdout (k 0) or stderr (1), without its newline. */
+static void
+relay_line(struct target *t, int k, const char *s, size_t n)
+{
+	const char *m = s;
+
+	if (k && n > 5 && !memcmp(s, "qga: ", 5))
+		m += 5;
+	if (k)
+		snprintf(t->err, sizeof t->err, "%.*s", (int)(n - (size_t)(m - s)), m);
+	if (k == 0 && (many.json || many.held)) {
+		buf_add(&t->js, s, n);
+		buf_add(&t->js, "\n", 1);
+		return;
+	}
+	if (!many.notag)
+		fprintf(k ? stderr : stdout, "%s\t", t->name);
+	fwrite(s, 1, n, k ? stderr : stdout);
+	putc('\n', k ? stderr : stdout);
+}
+
+/* Reads what t's child wrote on its stdout (k 0) or stderr (1) and relays
+ * each whole line; a line longer than MANY_LINE_MAX goes in pieces. At the
+ * end, the last line goes too, ended, and the descriptor is closed. */
+static void
+relay(struct target *t, int k)
+{
+	struct buf *b = &t->part[k];
+	size_t off = 0;
+	ssize_t n;
+	char *nl;
+
+	buf_need(b, 4096);
+	if ((n = read(t->fd[k], b->p + b->len, b->cap - b->len)) < 0 && errno == EINTR)
+		return;
+	b->len += n > 0 ? (size_t)n : 0;
+	while ((nl = memchr(b->p + off, '\n', b->len - off))) {
+		relay_line(t, k, b->p + off, (size_t)(nl - b->p) - off);
+		off = (size_t)(nl + 1 - b->p);
+	}
+	if ((n <= 0 || b->len - off >= MANY_LINE_MAX) && b->len > off) {
+		relay_line(t, k, b->p + off, b->len - off);
+		off = b->len;
+	}
+	memmove(b->p, b->p + off, b->len - off);
+	b->len -= off;
+	if (n <= 0) {
+		close(t->fd[k]);
+		t->fd[k] = -1;
+		free(b->p);
+		*b = (struct buf){0};
+	}
+}
+
+/* Gives t's child more of stdin, in, or closes its stdin once it has it
+ * all, or when it reads no more. */
+static void
+feed(struct target *t, const struct buf *in)
+{
+	ssize_t n = 0;
+
+	if (t->fed < in->len &&
+	    (n = write(t->fd[2], in->p + t->fed, in->len - t->fed)) > 0)
+		t->fed += (size_t)n;
+	if (t->fed >= in->len || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		close(t->fd[2]);
+		t->fd[2] = -1;
+	}
+}
+
+/* Ends t's child and returns its status; with -j prints its replies, each
+ * with its target and that status, or else one object that says why
+ * there were none. */
+static int
+end_target(struct target *t)
+{
+	struct buf o = {0};
+	char *p = t->js.p, *nl;
+	int s = reap(t->pid);
+
+	t->pid = 0;
+	if (many.held) {
+		many.held[many.index] = t->js;
+		return s;
+	}
+	while (many.json) {
+		nl = p ? memchr(p, '\n', t->js.len - (size_t)(p - t->js.p)) : NULL;
+		if (!nl && o.len)
+			break;
+		buf_str(&o, "{\"target\":");
+		buf_jstr(&o, t->name, strlen(t->name));
+		buf_need(&o, 32);
+		o.len += (size_t)snprintf(o.p + o.len, 32, ",\"status\":%d", s);
+		if (nl) {
+			buf_str(&o, is_json(p, (size_t)(nl - p)) ? ",\"reply\":" : ",\"output\":");
+			if (is_json(p, (size_t)(nl - p)))
+				buf_add(&o, p, (size_t)(nl - p));
+			else
+				buf_jstr(&o, p, (size_t)(nl - p));
+			p = nl + 1;
+		} else if (s && *t->err) {
+			buf_str(&o, ",\"error\":");
+			buf_jstr(&o, t->err, strlen(t->err));
+		}
+		buf_str(&o, "}\n");
+		if (!nl)
+			break;
+	}
+	if (o.len)
+		fwrite(o.p, 1, o.len, stdout);
+	free(o.p);
+	free(t->js.p);
+	return s;
+}
+
+/* Runs the rest of the command in a child per target, at most -P at once.
+ * Returns -1 in each child; in the parent, the highest status among
+ * theirs, as pdsh does, after a line that names the targets that failed. */
+static int
+run_targets(void)
+{
+	struct target *t;
+	struct pollfd *pfd;
+	struct buf in = {0};
+	char bad[512] = "";
+	int *who, i, j, k, n, next = 0, running = 0, nbad = 0, worst = 0, sig = 0, broken = 0;
+
+	if (many.reads_stdin && (k = read_all(0, &in, MANY_STDIN_MAX)) < 0) {
+		if (k == -2)
+			die(EX_USAGE, "stdin is over %d MiB: for several targets, "
+			    "give a file", MANY_STDIN_MAX >> 20);
+		die(EX_IO, "read stdin:");
+	}
+	t = xrealloc(NULL, (size_t)many.n * sizeof *t);
+	memset(t, 0, (size_t)many.n * sizeof *t);
+	k = 3 * (many.max < many.n ? many.max : many.n);
+	pfd = xrealloc(NULL, (size_t)k * sizeof *pfd);
+	who = xrealloc(NULL, (size_t)k * sizeof *who);
+	for (i = 0; i < many.n; i++)
+		t[i].name = many.addr[i];
+	on_leave = NULL;
+	for (;;) {
+		while (!sig && next < many.n && running < many.max) {
+			if ((k = start_target(&t[next], t, next)) > 0) {
+				free(t);
+				free(pfd);
+				free(who);
+				free(in.p);
+				return -1;
+			}
+			if (k < 0 && !running)
+				die(EX_IO, "start qga for %s:", t[next].name);
+			if (k < 0)
+				break;
+			next++;
+			running++;
+		}
+		if (!running)
+			break;
+		for (i = n = 0; i < next; i++)
+			for (k = 0; k < 3; k++) {
+				if (k == 2 && t[i].fd[2] >= 0 && t[i].fed >= in.len)
+					feed(&t[i], &in);
+				if (t[i].pid > 0 && t[i].fd[k] >= 0) {
+					pfd[n] = (struct pollfd){t[i].fd[k], k < 2 ? POLLIN : POLLOUT, 0};
+					who[n++] = 3 * i + k;
+				}
+			}
+		if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
+			die(EX_IO, "poll:");
+		if ((interrupted || broken) && !sig) {
+			sig = interrupted ? interrupted : SIGTERM;
+			for (i = 0; i < next; i++)
+				if (t[i].pid > 0)
+					kill(t[i].pid, sig);
+		}
+		for (j = 0; j < n; j++) {
+			i = who[j] / 3;
+			if (t[i].pid <= 0 || !pfd[j].revents)
+				continue;
+			if (who[j] % 3 == 2)
+				feed(&t[i], &in);
+			else
+				relay(&t[i], who[j] % 3);
+			if (t[i].fd[0] >= 0 || t[i].fd[1] >= 0)
+				continue;
+			if (t[i].fd[2] >= 0)
+				close(t[i].fd[2]);
+			running--;
+			many.index = i;
+			if (!(k = end_target(&t[i])))
+				continue;
+			worst = k > worst ? k : worst;
+			if (nbad++ < 10)
+				snprintf(bad + strlen(bad), sizeof bad - strlen(bad), "%s%s (%d)",
+				         nbad > 1 ? ", " : "", t[i].name, k);
+		}
+		broken |= fflush(stdout) == EOF;
+	}
+	free(t);
+	free(pfd);
+	free(who);
+	free(in.p);
+	if (broken)
+		die(EX_IO, "write stdout:");
+	if (nbad && !many.quiet)
+		warn("%d of %d failed: %s%s", nbad, many.n, bad, nbad > 10 ? ", ..." : "");
+	return sig ? 128 + sig : worst;
+}
+
+/* Goes on in a child per target when there are several. */
+static void
+fan_out(void)
+{
+	int s;
+
+	if (many.n > 1 && !many.tag && (s = run_targets()) >= 0)
+		leave(s);
+}
+
+/* ------------------------------------------------------------------ */
 /* Built-in commands: plumbing                                         */
 /* ------------------------------------------------------------------ */
 
@@ -1615,6 +1949,8 @@ need_session(void)
 {
 	int s;
 
+	if (!sess.up)
+		fan_out();
 	if (!sess.up && (s = session_open(&sess, opt.addr, opt.timeout))) {
 		if (opt.addr_default && s == EX_IO)
 			fail(s, "%s (the default address: give the agent's with -s ADDR "
@@ -2022,10 +2358,12 @@ wait_agent(long long total)
 {
 	static const char ping[] = "{\"execute\":\"guest-ping\"}";
 	struct timespec nap = {0, 100000000};
-	long long deadline = deadline_in(total), left, try;
+	long long deadline, left, try;
 	struct reply r;
 	int s;
 
+	fan_out();
+	deadline = deadline_in(total);
 	for (;;) {
 		left = deadline < 0 ? 1000 : deadline - now_ms();
 		try = left < 1000 ? (left > 0 ? left : 1) : 1000;
@@ -2101,11 +2439,11 @@ enabled(const char *name)
 enum {
 	O_QMP = 256, O_NOSYNC, O_MAXREPLY, O_NOWAIT, O_MERGE, O_HTTP, O_ALLOW,
 	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE, O_PS, O_RUN, O_MAX,
-	O_STREAM, O_NOSTREAM, O_VERIFY, O_TOKEN
+	O_STREAM, O_NOSTREAM, O_VERIFY, O_TOKEN, O_TARGETS, O_NOTAG
 };
 
 /* The options every command takes, before its name or after it. */
-#define GLOBAL_SHORTS "s:t:rpjhV"
+#define GLOBAL_SHORTS "s:t:rpjP:qhV"
 static const struct option global_longs[] = {
 	{"socket", required_argument, NULL, 's'},
 	{"timeout", required_argument, NULL, 't'},
@@ -2115,6 +2453,10 @@ static const struct option global_longs[] = {
 	{"qmp", no_argument, NULL, O_QMP},
 	{"no-sync", no_argument, NULL, O_NOSYNC},
 	{"max-reply", required_argument, NULL, O_MAXREPLY},
+	{"targets", required_argument, NULL, O_TARGETS},
+	{"parallel", required_argument, NULL, 'P'},
+	{"no-tag", no_argument, NULL, O_NOTAG},
+	{"quiet", no_argument, NULL, 'q'},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0}
@@ -2163,18 +2505,29 @@ cmd_help_text(const struct cmd *c)
 static int
 global_opt(int ch, const char *arg)
 {
+	char *end;
+
 	switch (ch) {
 	case 's':
-		opt.addr = arg;
+		add_target(arg);
 		break;
+	case O_TARGETS:
+		read_targets(arg);
+		break;
+	case 'P':
+		if ((many.max = (int)num(arg, &end, 10, 100000)) < 1 || *end)
+			die(EX_USAGE, "bad -P '%s': expected a number of targets", arg);
+		break;
+	case O_NOTAG: many.notag = 1; break;
+	case 'q': many.quiet = 1; break;
 	case 't':
 		if (parse_seconds(arg, &opt.timeout) < 0)
 			die(EX_USAGE, "bad timeout '%s': expected seconds", arg);
 		opt.timeout_set = 1;
 		break;
 	case 'r': opt.ret = 1; break;
-	case 'p': opt.pretty = 1; break;
-	case 'j': opt.json = 1; break;
+	case 'p': opt.pretty = many.json = 1; break;
+	case 'j': opt.json = many.json = 1; break;
 	case O_QMP: opt.qmp = 1; break;
 	case O_NOSYNC: opt.nosync = 1; break;
 	case 'V':
@@ -2233,6 +2586,8 @@ badopt(int argc, char **argv, const char *shorts, const struct option *lo, int c
 static void
 options_done(void)
 {
+	if (many.n)
+		opt.addr = many.addr[0];
 	if (!opt.addr && !(opt.addr = getenv("QGA_SOCKET"))) {
 		opt.addr = "/tmp/qga.sock";
 		opt.addr_default = 1;
@@ -2569,6 +2924,7 @@ cmd_exec(int argc, char **argv)
 	argv += optind;
 	if (argc < 1)
 		return -1;
+	many.reads_stdin = input;
 	if (sh || env.len)
 		win = guest_windows();
 	if ((win || ps) && sh && argc > 1)
@@ -2828,7 +3184,7 @@ static char remote_tmp[4096];    /* a partial upload, removed on exit */
 static int guest_run(const char *const *argv);
 static long long guest_start(const char *const *argv, int capture);
 static int guest_wait(long long pid, struct buf *out);
-static unsigned long long put_data(int fd, const char *local, const char *remote,
+static unsigned long long put_data(int fd, long long at, const char *local, const char *remote,
                                    struct sha256 *sha);
 static long long guest_seek(long long h, long long off, const char *whence);
 static int put_win;              /* put: the guest runs Windows */
@@ -3139,7 +3495,7 @@ put_tree(const char *local, const char *remote)
 		die(EX_IO, "put -r: start tar here:");
 	close(p[1]);
 	handles[0] = file_open(remote_tmp, "w", 0);
-	total = put_data(p[0], local, remote, NULL);
+	total = put_data(p[0], -1, local, remote, NULL);
 	close(p[0]);
 	if ((st = reap(pid)))
 		tree_status("put -r", 0, st, local);
@@ -3155,6 +3511,28 @@ put_tree(const char *local, const char *remote)
 	tree_status("put -r", st, 0, remote);
 	remote_tmp[0] = 0;
 	free(args.p);
+}
+
+/* With several targets, get puts each one's copy in a folder of its own
+ * in dir, named after the target: the name of that folder, once the
+ * child of the target runs. */
+static const char *
+target_dir(const char *dir)
+{
+	static char path[2048];
+	const char *s;
+	size_t n;
+
+	need_session();
+	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
+		die(EX_IO, "mkdir %s:", dir);
+	n = (size_t)snprintf(path, sizeof path - 256, "%s/", dir);
+	for (s = many.tag + strspn(many.tag, "/"); *s && n < sizeof path - 1; s++)
+		path[n++] = *s == '/' ? '_' : *s;
+	path[n] = 0;
+	if (mkdir(path, 0777) < 0 && errno != EEXIST)
+		die(EX_IO, "mkdir %s:", path);
+	return path;
 }
 
 static int
@@ -3182,6 +3560,8 @@ cmd_get(int argc, char **argv)
 	sha_init(&sha);
 	if (tree && (cont || check))
 		die(EX_USAGE, "get -r copies a folder whole: not with -c or --verify");
+	if (many.n > 1 && strcmp(local, "-"))
+		local = target_dir(argc == 3 ? argv[2] : ".");
 	if (tree) {
 		get_tree(remote, local);
 		return 0;
@@ -3293,7 +3673,7 @@ guest_run(const char *const *argv)
 /* Sends fd's bytes to the open guest file; returns how many. sha (unless
  * NULL) hashes them. */
 static unsigned long long
-put_data(int fd, const char *local, const char *remote, struct sha256 *sha)
+put_data(int fd, long long at, const char *local, const char *remote, struct sha256 *sha)
 {
 	struct buf req = {0}, data = {0};
 	unsigned long long total = 0, size = 0;
@@ -3306,10 +3686,16 @@ put_data(int fd, const char *local, const char *remote, struct sha256 *sha)
 
 	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
 		size = (unsigned long long)st.st_size;
+	else
+		at = -1;
 	buf_need(&data, CHUNK);
 	for (;;) {
+		/* A file is read at its own offsets, which the children of
+		 * several targets do not share. */
 		for (data.len = 0; data.len < CHUNK; data.len += (size_t)n) {
-			n = read(fd, data.p + data.len, CHUNK - data.len);
+			n = at < 0 ? read(fd, data.p + data.len, CHUNK - data.len) :
+			    pread(fd, data.p + data.len, CHUNK - data.len, at);
+			at += at < 0 || n <= 0 ? 0 : n;
 			if (n < 0 && errno == EINTR && !interrupted)
 				n = 0;
 			else if (n < 0)
@@ -3580,6 +3966,7 @@ cmd_put(int argc, char **argv)
 	}
 	if (!strcmp(local, "-") && isatty(0))
 		die(EX_USAGE, "put: stdin is a terminal: pipe the data in, or name a file");
+	many.reads_stdin = !strcmp(local, "-");
 	if (strcmp(local, "-") && ((fd = open(local, O_RDONLY | O_CLOEXEC)) < 0 ||
 	                           fstat(fd, &st) < 0))
 		die(EX_IO, "open %s:", local);
@@ -3627,13 +4014,12 @@ cmd_put(int argc, char **argv)
 		guest_run(run);
 	}
 	/* -c sends what comes after the guest's copy, which it appends to. */
-	if (cont && ((off = guest_seek(handles[0], 0, "end")) > st.st_size ||
-	             lseek(fd, off, SEEK_SET) < 0))
+	if (cont && (off = guest_seek(handles[0], 0, "end")) > st.st_size)
 		die(EX_USAGE, "put -c: %s is longer in the guest than %s here", remote, local);
 	sha_init(&sha);
 	if (check)
 		sha_file(&sha, fd, off, local);
-	total = put_data(fd, local, remote, check ? &sha : NULL);
+	total = put_data(fd, fd ? off : lseek(0, 0, SEEK_CUR), local, remote, check ? &sha : NULL);
 	size = guest_seek(handles[0], 0, "end");
 	if (append ? size < (long long)total : size != off + (long long)total)
 		die(EX_PROTO, "put: %s holds %lld bytes after %llu were written", remote,
@@ -4425,6 +4811,8 @@ cmd_fsfreeze(int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	if (run)
+		one_target("fsfreeze --run");
+	if (run)
 		return argc ? freeze_run(argv, max) : -1;
 	if (argc < 1 || max != 60000)
 		return -1;
@@ -4557,6 +4945,9 @@ cmd_passwd(int argc, char **argv)
 		crypted = ch == 'c';
 	if (argc - optind != 1)
 		return -1;
+	if (isatty(0))
+		one_target("passwd with a password typed in");
+	many.reads_stdin = 1;
 	/* Nobody is asked for a password the agent would not take. */
 	if (!enabled("guest-set-user-password"))
 		quit(disabled("guest-set-user-password"));
@@ -4658,6 +5049,10 @@ cmd_ssh_keys(int argc, char **argv)
 /* Waits for the agent: the socket may not exist yet, the agent may not be
  * up, a chardev may accept and stay silent. Each try is bounded by a
  * second (or what is left), so a late agent is found soon after it starts. */
+static const struct option ls_longs[] = {
+	{"dir", required_argument, NULL, 'd'},
+	{NULL, 0, NULL, 0}
+};
 static const struct option wait_longs[] = {
 	{"timeout", required_argument, NULL, 'T'},
 	{NULL, 0, NULL, 0}
@@ -4676,6 +5071,238 @@ cmd_wait(int argc, char **argv)
 		return -1;
 	if ((s = wait_agent(total)))
 		quit(s);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* ls: the agents of this host                                         */
+/* ------------------------------------------------------------------ */
+
+/* Where hosts keep agents' sockets: Proxmox VE's VMID.qga; libvirt's
+ * channel folders, with a folder per domain (domain-ID-NAME, or ID-NAME
+ * under /run) holding org.qemu.guest_agent.0, or in older releases
+ * NAME.org.qemu.guest_agent.0 itself. */
+#define LIBVIRT_AGENT "org.qemu.guest_agent.0"
+static const char *const host_dirs[] = {
+	"/var/run/qemu-server", "/var/lib/libvirt/qemu/channel/target",
+	"/run/libvirt/qemu/channel",
+};
+
+struct found {
+	char *addr, *name;
+	dev_t dev;
+	ino_t ino;
+	int libvirt;
+};
+
+static struct found *found;
+static int nfound;
+
+/* Adds path when it is a socket, under name (n bytes of it). */
+static void
+add_found(const char *path, const char *name, size_t n, int libvirt)
+{
+	struct stat st;
+	int i;
+
+	if (stat(path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return;
+	/* One socket found twice, through a link, is probed once. */
+	for (i = 0; i < nfound; i++)
+		if (found[i].dev == st.st_dev && found[i].ino == st.st_ino)
+			return;
+	found = xrealloc(found, (size_t)(nfound + 1) * sizeof *found);
+	found[nfound].dev = st.st_dev;
+	found[nfound].ino = st.st_ino;
+	found[nfound].addr = xstrdup(path);
+	found[nfound].name = xstrdup(name);
+	found[nfound].name[n] = 0;
+	found[nfound++].libvirt = libvirt;
+}
+
+/* A folder's sockets: any in a folder given with --dir (kind 0), those
+ * named as Proxmox (1) or libvirt (2) name agents' in theirs. */
+static void
+scan_dir(const char *dir, int kind)
+{
+	static const char suffix[] = "." LIBVIRT_AGENT;
+	char path[4096];
+	struct dirent *e;
+	const char *n, *p;
+	size_t len;
+	DIR *d;
+
+	if (!(d = opendir(dir))) {
+		if (!kind)
+			warn("ls: open %s:", dir);
+		return;
+	}
+	while ((e = readdir(d))) {
+		n = e->d_name;
+		len = strlen(n);
+		snprintf(path, sizeof path, "%s/%s", dir, n);
+		if (*n == '.')
+			continue;
+		if (!kind)
+			add_found(path, n, len, 0);
+		else if (kind == 1 && len > 4 && !strcmp(n + len - 4, ".qga"))
+			add_found(path, n, len - 4, 0);
+		else if (kind == 2 && len > sizeof suffix && !strcmp(n + len - (sizeof suffix - 1), suffix))
+			add_found(path, n, len - (sizeof suffix - 1), 1);
+		else if (kind == 2) {
+			p = n + (strncmp(n, "domain-", 7) ? 0 : 7);
+			if (p[strspn(p, "0123456789")] == '-' && p[0] != '-')
+				p += strspn(p, "0123456789") + 1;
+			snprintf(path, sizeof path, "%s/%s/" LIBVIRT_AGENT, dir, n);
+			add_found(path, p, strlen(p), 1);
+		}
+	}
+	closedir(d);
+}
+
+/* Whether another client holds f's socket: the kernel's table of unix
+ * sockets then shows a connected one under a name that is f's socket. */
+static int
+held(const struct found *f)
+{
+	char line[4352], *w, *st = NULL;
+	FILE *p = fopen("/proc/net/unix", "r");
+	struct stat s;
+	int i, yes = 0;
+
+	if (!p)
+		return 0;
+	while (!yes && fgets(line, sizeof line, p))
+		for (i = 0, w = strtok(line, " \n"); w; w = strtok(NULL, " \n"), i++) {
+			st = i == 5 ? w : st;
+			yes |= i == 7 && !strcmp(st, "03") && !stat(w, &s) &&
+			       s.st_dev == f->dev && s.st_ino == f->ino;
+		}
+	fclose(p);
+	return yes;
+}
+
+static int
+by_addr(const void *a, const void *b)
+{
+	return strcmp(((const struct found *)a)->addr, ((const struct found *)b)->addr);
+}
+
+/* In the child for f: a line of tab-separated fields, its state, the
+ * agent's version and the guest's system. */
+static _Noreturn void
+probe(const struct found *f)
+{
+	struct buf req = {0};
+	struct reply r;
+	struct doc d;
+	char *ver, *os = NULL, *m;
+	int s, i;
+
+	if (held(f)) {
+		printf("held by %s\n", f->libvirt ? "libvirtd" : "another client");
+		leave(0);
+	}
+	if (!opt.timeout_set)
+		opt.timeout = 1000;
+	if ((s = session_open(&sess, opt.addr, opt.timeout))) {
+		m = strrchr(errmsg, ':');
+		printf("%s\n", s == EX_TIMEOUT ? "no answer" : m ? m + 2 : errmsg);
+		leave(0);
+	}
+	simple_call("guest-info", &r, &d);
+	ver = dstr(&d, dget(&d, 0, "version"));
+	free(d.t);
+	buf_str(&req, "{\"execute\":\"guest-get-osinfo\"}");
+	call_any(&req, "guest-get-osinfo", &r, opt.timeout);
+	if (r.err < 0) {
+		doc_load(&d, &r);
+		if ((i = dget(&d, 0, "pretty-name")) < 0)
+			i = dget(&d, 0, "name");
+		os = dstr(&d, i);
+		free(d.t);
+	}
+	printf("up\t%s\t%s\n", ver, os && *os ? os : "-");
+	free(ver);
+	free(os);
+	free(req.p);
+	leave(0);
+}
+
+static int
+cmd_ls(int argc, char **argv)
+{
+	static const char *const key[] = {"address", "name", "agent", "version", "os"};
+	struct table t = {NULL, 5, 0, 0};
+	struct buf o = {0}, *out;
+	const char *env = getenv("QGA_SOCKET"), *v[5];
+	int ch, i, k, virsh = -1;
+
+	while ((ch = cmdopt(argc, argv)) != -1)
+		scan_dir(optarg, 0);
+	if (optind != argc)
+		return -1;
+	for (i = 0; i < (int)(sizeof host_dirs / sizeof *host_dirs); i++)
+		scan_dir(host_dirs[i], i ? 2 : 1);
+	for (i = 0; i < many.n; i++)
+		add_found(many.addr[i], "", 0, 0);
+	if (env)
+		add_found(env, "", 0, 0);
+	add_found("/tmp/qga.sock", "", 0, 0);
+	if (!nfound)
+		die(EX_AGENT, "ls: no agent socket in Proxmox's or libvirt's folders, "
+		    "QGA_SOCKET or /tmp/qga.sock");
+	qsort(found, (size_t)nfound, sizeof *found, by_addr);
+	many.addr = xrealloc(many.addr, (size_t)nfound * sizeof *many.addr);
+	for (i = 0; i < nfound; i++)
+		many.addr[i] = found[i].addr;
+	many.n = nfound;
+	many.quiet = 1;
+	many.held = out = xrealloc(NULL, (size_t)nfound * sizeof *out);
+	memset(out, 0, (size_t)nfound * sizeof *out);
+	if (run_targets() < 0) {
+		opt.json = 0;
+		probe(&found[many.index]);
+	}
+	if (!many.json)
+		table_add(&t, "ADDRESS", "NAME", "AGENT", "VERSION", "OS");
+	for (i = 0; i < nfound; i++) {
+		buf_add(&out[i], "", 1);
+		v[0] = found[i].addr;
+		v[1] = *found[i].name ? found[i].name : "-";
+		v[2] = strtok(out[i].p, "\t\n");
+		v[3] = strtok(NULL, "\t\n");
+		v[4] = strtok(NULL, "\t\n");
+		if (v[2] && !strcmp(v[2], "held by libvirtd"))
+			virsh = i;
+		for (k = 0; k < 5; k++) {
+			v[k] = v[k] ? v[k] : "-";
+			if (!many.json) {
+				table_cell(&t, v[k]);
+				continue;
+			}
+			buf_str(&o, k ? ",\"" : "{\"");
+			buf_str(&o, key[k]);
+			buf_str(&o, "\":");
+			if (strcmp(v[k], "-"))
+				buf_jstr(&o, v[k], strlen(v[k]));
+			else
+				buf_str(&o, "null");
+		}
+		if (many.json)
+			buf_str(&o, "}\n");
+		free(out[i].p);
+	}
+	if (o.len)
+		fwrite(o.p, 1, o.len, stdout);
+	if (!many.json)
+		table_print(&t);
+	if (virsh >= 0)
+		warn("ls: libvirtd holds an agent: ask it through libvirt, as in "
+		     "virsh qemu-agent-command %s '{\"execute\":\"guest-ping\"}'",
+		     found[virsh].name);
+	free(o.p);
+	free(out);
 	return 0;
 }
 
@@ -5517,6 +6144,7 @@ cmd_serve(int argc, char **argv)
 	}
 	if (optind != argc || !na)
 		return -1;
+	one_target("serve");
 	for (i = 0; i < na; i++)
 		serve_listen(addrs[i], http[i]);
 	sv.cl = xrealloc(NULL, (size_t)sv.max * sizeof *sv.cl);
@@ -5739,6 +6367,11 @@ static const struct cmd cmds[] = {
 	 "[-T SECS]\n"
 	 "Waits until the agent answers a ping (default 60 s): exits 0, or 4.\n",
 	 "guest-ping", 0},
+	{"ls", cmd_ls, NULL, "d:", ls_longs,
+	 "[-d DIR]...\n"
+	 "Finds this host's agent sockets (Proxmox's and libvirt's folders, DIR,\n"
+	 "-s, QGA_SOCKET, /tmp/qga.sock) and asks each which agent answers.\n",
+	 "guest-info,guest-get-osinfo", 1},
 	{"completion", cmd_completion, NULL, NULL, NULL,
 	 "bash | zsh\n"
 	 "Prints a completion script for bash or zsh.\n",
@@ -6050,7 +6683,9 @@ static const char usage_text[] =
 "  -s, --socket ADDR     unix:PATH, tcp:HOST:PORT, vsock:CID:PORT, serial:PATH,\n"
 "                        hvsock:PATH:PORT (Firecracker, Cloud Hypervisor),\n"
 "                        pve:VMID (Proxmox) or a path (default: $QGA_SOCKET,\n"
-"                        else /tmp/qga.sock)\n"
+"                        else /tmp/qga.sock); several: the command runs on each\n"
+"      --targets FILE    more addresses, one a line;  -P, --parallel N  at once\n"
+"      --no-tag          no target before each line;  -q, --quiet  no summary\n"
 "  -t, --timeout SECS    bound on connecting and on each reply (default 10;\n"
 "                        fsfreeze freeze 3600, thaw 180, fstrim 600)\n"
 "  -r, --return          print only the reply's return value\n"
@@ -6064,7 +6699,7 @@ static const char usage_text[] =
 "\n"
 "exit status: 0 success; 1 the agent answered with an error; 2 usage;\n"
 "3 connection or I/O failure; 4 timeout; 5 protocol error. exec and sh:\n"
-"the program's status, 255 when qga fails.\n"
+"the program's status, 255 when qga fails. Several targets: the highest.\n"
 "\n"
 "commands (qga help COMMAND says more):\n";
 
@@ -6187,6 +6822,7 @@ main(int argc, char **argv)
 		}
 	}
 
+	many.reads_stdin = batch;
 	need_session();
 	s = batch ? run_batch(&sess) : raw_request(&sess, &req, name, named, 0);
 	free(req.p);
