@@ -990,6 +990,16 @@ struct reply {
 
 /* Parses buf[start..end) as a reply object; returns 0, or an exit status
  * if it is not JSON or not an object. */
+/* A value's text as it stands in js, a string's quotes included. */
+static const char *
+tok_text(const char *js, const struct json_tok *t, size_t *n)
+{
+	size_t q = t->type == JSON_STRING;
+
+	*n = t->end - t->start + 2 * q;
+	return js + t->start - q;
+}
+
 static int
 reply_text(struct reply *r, const char *js, size_t len, const char *who)
 {
@@ -1056,8 +1066,10 @@ reply_error(const struct reply *r, const char *name)
 	char cls[64], desc[400];
 	const struct json_tok *e = &r->tok[r->err];
 
-	return fail(EX_AGENT, "%s: %s: %s", name,
-	            member_str(r->js, e, "class", cls, sizeof cls),
+	member_str(r->js, e, "class", cls, sizeof cls);
+	/* qga serve's own: the agent behind it is out of reach, or late. */
+	return fail(!strcmp(cls, "AgentUnavailable") ? EX_IO : !strcmp(cls, "AgentTimeout") ?
+	            EX_TIMEOUT : EX_AGENT, "%s: %s: %s", name, cls,
 	            member_str(r->js, e, "desc", desc, sizeof desc));
 }
 
@@ -1452,14 +1464,12 @@ print_json(const char *s, size_t n)
 static void
 print_result(const struct reply *r)
 {
-	const struct json_tok *v;
+	const char *v;
+	size_t n;
 
 	if (opt.ret && r->ret >= 0) {
-		v = &r->tok[r->ret];
-		if (v->type == JSON_STRING)
-			print_json(r->js + v->start - 1, v->end - v->start + 2);
-		else
-			print_json(r->js + v->start, v->end - v->start);
+		v = tok_text(r->js, &r->tok[r->ret], &n);
+		print_json(v, n);
 	} else
 		print_json(r->js, r->len);
 }
@@ -5312,9 +5322,22 @@ cmd_ls(int argc, char **argv)
 
 /* The agent serves one client at a time, keeps its parser state between
  * clients and exits when one leaves a reply unread. serve holds the one
- * connection to it and queues the requests of all its clients, sending
- * one at a time and returning each reply to the client that asked. It is
- * single-threaded: poll() for the clients, a bounded wait for the agent. */
+ * connection to it, a descriptor of its single-threaded poll loop like
+ * the clients' own, and nothing in the loop waits for the agent.
+ *
+ * Every client request becomes an item in one queue, in the order they
+ * came. An agent request is rewritten with an id of the proxy's own and
+ * sent at once, behind the others (the agent answers them in turn); its
+ * reply is found by that id and goes back with the client's own id, or
+ * none, as the client sent it. A reply whose id matches nothing (a late
+ * one, after its request's deadline gave the client an error) or that
+ * has none (the agent's answer to something it could not read as a
+ * request; serve sends only requests it has parsed) is dropped, so that
+ * no reply is ever given to the wrong request. guest-shutdown and
+ * guest-suspend-* reply only when they fail: each is followed by a
+ * guest-ping of its own id, whose reply first means that it was taken.
+ * A client gets its replies in the order of its requests; an item waits
+ * only for those of its own client before it. */
 
 struct client {
 	int fd, http;
@@ -5322,20 +5345,34 @@ struct client {
 	struct buf in, out;
 	size_t outoff;
 	struct json_scan sc;
+	int pending;          /* its items not yet given back */
+	int eof;              /* it sent all it will: it goes once answered */
+	unsigned seen;        /* the delivery pass that last found one waiting */
 	char name[64];
 };
 
 /* A local reply is answered by the proxy itself: ITEM_LOCAL (HTTP 200),
  * ITEM_BAD for what is not a request (400), ITEM_DENIED (403). */
 enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_HEALTH, ITEM_BAD, ITEM_DENIED };
+enum { QUEUED, SENT, DONE, GONE };
+enum { AGENT_DOWN, AGENT_SYNCING, AGENT_UP };
 
 struct item {
 	int cl, kind, keep;   /* keep: HTTP keep-alive */
+	int state, code;      /* code: the HTTP status of the reply */
 	unsigned gen;
-	char *req;            /* the request, or a local reply */
+	long long id, mark;   /* the proxy's ids: the request's, its guest-ping's */
+	long long deadline;
+	char *req;            /* the request as the agent gets it */
 	size_t len;
+	char *cid;            /* the client's id, as it wrote it */
+	size_t cidlen;
+	struct buf reply;     /* what the client gets */
 	char name[64];
 };
+
+/* A client may have this many requests queued before it is read again. */
+#define CLIENT_PENDING_MAX 64
 
 static struct {
 	struct client *cl;
@@ -5343,9 +5380,15 @@ static struct {
 	struct item *q;
 	size_t qhead, qlen, qcap;
 	int lfd[16], lhttp[16], nl;
-	int agent_up, quiet;
+	int quiet;
 	mode_t mode;
+	int agent;            /* AGENT_DOWN, AGENT_SYNCING or AGENT_UP */
+	struct buf ain, aout; /* from the agent, not yet framed; to it, unsent */
+	size_t aoff;
+	struct json_scan asc;
+	long long next_id, sync_id, sync_deadline;
 	long long retry_at, backoff;
+	char why[sizeof errmsg]; /* why the agent is down */
 	size_t maxreq;
 	char **allow, **deny;
 	int nallow, ndeny;
@@ -5649,12 +5692,15 @@ client_flush(int i)
 	}
 	if (c->outoff == c->out.len)
 		c->out.len = c->outoff = 0;
+	if (c->outoff == c->out.len && c->eof && !c->pending)
+		client_close(i, "disconnected");
 	else if (c->out.len - c->outoff > sv.maxreq + opt.maxreply)
 		client_close(i, "cut off: it does not read its replies");
 }
 
-/* Queues work for the client, in its order among the others'. */
-static void
+/* Queues work for the client, in its order among the others': a request
+ * for the agent, or a reply of the proxy's own, done at once. */
+static struct item *
 enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep)
 {
 	struct item *it;
@@ -5669,14 +5715,23 @@ enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep
 		}
 	}
 	it = &sv.q[sv.qhead + sv.qlen++];
+	memset(it, 0, sizeof *it);
 	it->cl = i;
 	it->gen = sv.cl[i].gen;
 	it->kind = kind;
 	it->keep = keep;
-	it->req = xrealloc(NULL, len + 1);
-	memcpy(it->req, req, len);
-	it->len = len;
 	snprintf(it->name, sizeof it->name, "%s", name);
+	sv.cl[i].pending++;
+	if (kind == ITEM_AGENT || kind == ITEM_NOREPLY) {
+		it->req = memcpy(xrealloc(NULL, len + 1), req, len);
+		it->len = len;
+		it->state = QUEUED;
+	} else {
+		buf_add(&it->reply, req, len);
+		it->state = DONE;
+		it->code = kind == ITEM_BAD ? 400 : kind == ITEM_DENIED ? 403 : 200;
+	}
+	return it;
 }
 
 /* An error reply as the agent gives it, the request's id echoed. */
@@ -5702,31 +5757,33 @@ static void
 take_request(int i, const char *js, size_t len, int keep)
 {
 	struct json_parser p;
-	struct json_tok t[64];
+	struct json_tok t[64], a[64];
 	struct buf b = {0};
-	const char *id = "";
+	struct item *it;
+	const char *id = "", *v;
 	char name[64], desc[160];
-	size_t idlen = 0;
+	size_t idlen = 0, n;
 	long long sid;
-	int n, ex, args, v, kind = ITEM_AGENT;
-	long k = -1;
+	int ntok, ex, args, k, kind = ITEM_AGENT;
+	long m = -1;
 
+	/* The request's members, each value whole: its own tokens stay. */
 	json_init(&p);
-	p.keep = 3;
-	n = json_parse(&p, js, len, t, 64);
-	if (n > 0 && t[0].type == JSON_OBJECT) {
-		if ((v = json_get(js, t, 0, "id")) >= 0) {
-			id = js + t[v].start - (t[v].type == JSON_STRING);
-			idlen = t[v].end - t[v].start + 2 * (t[v].type == JSON_STRING);
-		}
+	p.keep = 2;
+	ntok = json_parse(&p, js, len, t, 64);
+	if (ntok > 0 && t[0].type == JSON_OBJECT) {
+		if ((k = json_get(js, t, 0, "id")) >= 0)
+			id = tok_text(js, &t[k], &idlen);
 		if ((ex = json_get(js, t, 0, "execute")) >= 0 && t[ex].type == JSON_STRING)
-			k = json_unescape(js, &t[ex], name, sizeof name - 1);
+			m = json_unescape(js, &t[ex], name, sizeof name - 1);
 	}
-	name[k >= 0 ? k : 0] = 0;
-	if (n < 0 && n != JSON_ENOMEM) {
-		error_reply(&b, "GenericError", "JSON parse error", "", 0);
+	name[m >= 0 ? m : 0] = 0;
+	args = ntok > 0 ? json_get(js, t, 0, "arguments") : -1;
+	if (ntok < 0) {
+		error_reply(&b, "GenericError", ntok == JSON_ENOMEM ? "Too many members "
+		            "in the request" : "JSON parse error", "", 0);
 		kind = ITEM_BAD;
-	} else if (k < 0) {
+	} else if (m < 0) {
 		error_reply(&b, "GenericError",
 		            "Expecting the request to be an object with 'execute'",
 		            id, idlen);
@@ -5734,15 +5791,19 @@ take_request(int i, const char *js, size_t len, int keep)
 	} else if (!strcmp(name, "guest-sync") || !strcmp(name, "guest-sync-delimited")) {
 		/* Every client syncs with the proxy, which is always in sync
 		 * with the agent, whatever --allow and --deny say. */
-		args = json_get(js, t, 0, "arguments");
-		v = args >= 0 ? json_get(js, t, args, "id") : -1;
+		json_init(&p);
+		p.keep = 2;
+		k = -1;
+		if (args >= 0 && t[args].type == JSON_OBJECT &&
+		    json_parse(&p, js + t[args].start, t[args].end - t[args].start, a, 64) > 0)
+			k = json_get(js + t[args].start, a, 0, "id");
 		kind = ITEM_LOCAL;
-		if (v < 0 || json_int(js, &t[v], &sid) < 0) {
+		if (k < 0 || json_int(js + t[args].start, &a[k], &sid) < 0) {
 			error_reply(&b, "GenericError", "Parameter 'id' is missing", id, idlen);
 			kind = ITEM_BAD;
 		} else {
 			buf_str(&b, name[10] ? "\xff{\"return\": " : "{\"return\": ");
-			buf_add(&b, js + t[v].start, t[v].end - t[v].start);
+			buf_add(&b, js + t[args].start + a[k].start, a[k].end - a[k].start);
 			if (idlen) {
 				buf_str(&b, ", \"id\": ");
 				buf_add(&b, id, idlen);
@@ -5756,10 +5817,26 @@ take_request(int i, const char *js, size_t len, int keep)
 		kind = ITEM_DENIED;
 	} else if (!strcmp(name, "guest-shutdown") || !strncmp(name, "guest-suspend-", 14))
 		kind = ITEM_NOREPLY;
-	if (b.len)
+	if (kind != ITEM_AGENT && kind != ITEM_NOREPLY) {
 		enqueue(i, kind, b.p, b.len, name, keep);
-	else
-		enqueue(i, kind, js, len, name, keep);
+		free(b.p);
+		return;
+	}
+	/* The agent gets the request under the proxy's id. */
+	buf_str(&b, "{\"execute\": ");
+	v = tok_text(js, &t[ex], &n);
+	buf_add(&b, v, n);
+	if (args >= 0) {
+		buf_str(&b, ", \"arguments\": ");
+		v = tok_text(js, &t[args], &n);
+		buf_add(&b, v, n);
+	}
+	buf_need(&b, 32);
+	b.len += (size_t)snprintf(b.p + b.len, 32, ", \"id\": %lld}", ++sv.next_id);
+	it = enqueue(i, kind, b.p, b.len, name, keep);
+	it->id = sv.next_id;
+	it->cid = memcpy(xrealloc(NULL, idlen + 1), id, idlen);
+	it->cidlen = idlen;
 	free(b.p);
 }
 
@@ -5801,7 +5878,8 @@ http_reply(int i, int code, const char *body, size_t len, int keep)
 	static const char *const reasons[] = {
 		"200 OK", "204 No Content", "400 Bad Request", "401 Unauthorized", "403 Forbidden",
 		"404 Not Found", "405 Method Not Allowed", "411 Length Required",
-		"413 Content Too Large", "503 Service Unavailable"};
+		"413 Content Too Large", "431 Request Header Fields Too Large",
+		"503 Service Unavailable", "504 Gateway Timeout"};
 	struct client *c = &sv.cl[i];
 	char head[256], err[128];
 	const char *reason = "500 Internal Server Error";
@@ -5860,6 +5938,27 @@ authorized(const char *hv)
 	return !d && (!hv[n] || hv[n] == '\r');
 }
 
+/* GET /health answers from what the proxy knows, behind nothing the agent
+ * is doing: 200 when the agent is connected and in sync, else 503. */
+static void
+health(int i, int keep)
+{
+	char b[sizeof sv.why + 128];
+	size_t k, n = 0;
+	struct buf why = {0};
+
+	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++)
+		n += sv.q[k].state == QUEUED || sv.q[k].state == SENT;
+	buf_jstr(&why, sv.why, strlen(sv.why));
+	buf_add(&why, "", 1);
+	snprintf(b, sizeof b, "{\"return\": {\"agent\": \"%s\", \"waiting\": %zu%s%s}}\n",
+	         sv.agent == AGENT_UP ? "up" : sv.agent ? "syncing" : "down", n,
+	         sv.agent == AGENT_UP ? "" : ", \"why\": ", sv.agent == AGENT_UP ? "" : why.p);
+	enqueue(i, ITEM_LOCAL, b, strlen(b), "health", keep)->code =
+		sv.agent == AGENT_UP ? 200 : 503;
+	free(why.p);
+}
+
 /* Parses the HTTP requests a client sent: POST / with a request as the
  * body, GET /health (which needs no token). */
 static void
@@ -5877,7 +5976,7 @@ client_http(int i)
 		c->in.p[c->in.len] = 0;
 		if (!(end = strstr(c->in.p, "\r\n\r\n"))) {
 			if (c->in.len > 16384)
-				http_reply(i, 413, "", 0, 0);
+				http_reply(i, 431, "", 0, 0);
 			return;
 		}
 		head = (size_t)(end - c->in.p) + 4;
@@ -5910,7 +6009,7 @@ client_http(int i)
 		if (c->in.len < head + body)
 			return;
 		if (!strncmp(c->in.p, "GET /health ", 12)) {
-			enqueue(i, ITEM_HEALTH, "", 0, "health", keep);
+			health(i, keep);
 		} else if (!auth) {
 			http_reply(i, 401, "", 0, keep);
 		} else if (!strncmp(c->in.p, "POST / ", 7)) {
@@ -5942,6 +6041,10 @@ client_read(int i)
 	n = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
+	if (n <= 0 && c->pending) {
+		c->eof = 1;
+		return;
+	}
 	if (n <= 0) {
 		client_close(i, "disconnected");
 		return;
@@ -5980,110 +6083,344 @@ client_accept(int lfd, int http)
 	note("%s: connected", sv.cl[i].name);
 }
 
-/* Opens the agent when it is down, no more often than the backoff allows. */
-static int
-agent_ready(void)
+/* The agent's connection: the same as a client's, made non-blocking, and
+ * resynchronised within the loop. */
+static void
+agent_connect(void)
 {
 	int s;
 
-	if (sv.agent_up)
-		return 1;
-	if (now_ms() < sv.retry_at)
-		return 0;
+	sv.retry_at = now_ms() + (sv.backoff = sv.backoff ? (sv.backoff * 2 > 2000 ? 2000 :
+	                                       sv.backoff * 2) : 100);
 	conn_close(&sess);
-	if ((s = session_open(&sess, opt.addr, opt.timeout))) {
+	if ((s = opt.qmp ? session_open(&sess, opt.addr, opt.timeout) :
+	         conn_open(&sess, opt.addr, opt.timeout))) {
+		snprintf(sv.why, sizeof sv.why, "%s", errmsg);
 		note("agent %s: %s", opt.addr, errmsg);
 		conn_close(&sess);
-		sv.backoff = sv.backoff ? (sv.backoff * 2 > 2000 ? 2000 : sv.backoff * 2) : 100;
-		sv.retry_at = now_ms() + sv.backoff;
-		return 0;
+		return;
 	}
-	note("agent %s: connected", opt.addr);
-	sv.agent_up = 1;
-	sv.backoff = 0;
-	check_names();
-	return 1;
+	fcntl(sess.fd, F_SETFL, fcntl(sess.fd, F_GETFL) | O_NONBLOCK);
+	sv.ain.len = sv.aout.len = sv.aoff = 0;
+	json_scan_init(&sv.asc, 0);
+	if (opt.qmp) {
+		sv.agent = AGENT_UP;
+		note("agent %s: connected", opt.addr);
+		return;
+	}
+	sv.sync_id = random_id();
+	buf_need(&sv.aout, 128);
+	sv.aout.len = (size_t)snprintf(sv.aout.p, 128, "\xff{\"execute\":\"guest-sync-delimited\","
+	                               "\"arguments\":{\"id\":%lld}}", sv.sync_id);
+	sv.sync_deadline = deadline_in(opt.timeout);
+	sv.agent = AGENT_SYNCING;
 }
 
 static void
-agent_lost(void)
+item_done(struct item *it, int code, const char *reply, size_t len)
 {
-	note("agent %s: %s", opt.addr, errmsg);
-	conn_close(&sess);
-	sv.agent_up = 0;
-	sv.retry_at = 0;
+	it->state = DONE;
+	it->code = code;
+	it->reply.len = 0;
+	buf_add(&it->reply, reply, len);
 }
 
-/* Gives the reply, or its absence, to the client that asked, if it is
- * still there. */
+/* An error of the proxy's own, as the agent words one. AgentUnavailable
+ * and AgentTimeout are classes of qga's: a qga client exits 3 and 4 on
+ * them, as it would had it asked the agent itself. */
 static void
-deliver(const struct item *it, int code, const char *reply, size_t len)
+item_fail(struct item *it, int code, const char *cls, const char *desc)
+{
+	struct buf b = {0};
+
+	error_reply(&b, cls, desc, it->cid, it->cidlen);
+	item_done(it, code, b.p, b.len);
+	free(b.p);
+}
+
+/* The agent is gone: what it was asked fails, what is queued goes to the
+ * next connection. */
+static void
+agent_lost(const char *why)
+{
+	char desc[sizeof errmsg + 64];
+	size_t k;
+
+	snprintf(sv.why, sizeof sv.why, "%s", why);
+	note("agent %s: %s", opt.addr, why);
+	snprintf(desc, sizeof desc, "the guest agent went away: %s", why);
+	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++)
+		if (sv.q[k].state == SENT)
+			item_fail(&sv.q[k], 503, "AgentUnavailable", desc);
+	/* A reply half read or a request half sent is dealt with as a
+	 * client's would be: the agent survives both. */
+	sess.owed = 1;
+	sess.partial = sv.aoff > 0 && sv.aoff < sv.aout.len;
+	conn_close(&sess);
+	/* An agent that was serving is tried again at once, after which
+	 * the backoff spaces the tries. */
+	if (sv.agent == AGENT_UP)
+		sv.retry_at = 0;
+	sv.agent = AGENT_DOWN;
+}
+
+/* The HTTP status of the agent's error reply: 404 for a command or device
+ * it does not have, 403 for one disabled, 500 for any other failure. */
+static int
+error_status(const struct reply *r)
+{
+	char cls[64], desc[200];
+
+	member_str(r->js, &r->tok[r->err], "class", cls, sizeof cls);
+	member_str(r->js, &r->tok[r->err], "desc", desc, sizeof desc);
+	return !strcmp(cls, "CommandNotFound") || !strcmp(cls, "DeviceNotFound") ? 404 :
+	       strstr(desc, "has been disabled") ? 403 : 500;
+}
+
+/* A reply from the agent, js[0..len): the sync's, or an item's. */
+static void
+agent_reply(const char *js, size_t len)
+{
+	struct buf b = {0}, marked = {0};
+	struct reply r;
+	struct item *it = NULL;
+	const char *v;
+	long long id;
+	size_t k, n;
+
+	if (reply_text(&r, js, len, "agent")) {
+		note("agent %s: %s, dropped", opt.addr, errmsg);
+		return;
+	}
+	if (sv.agent == AGENT_SYNCING) {
+		/* Before the sync's reply, what comes is a previous client's. */
+		if (r.ret >= 0 && json_int(js, &r.tok[r.ret], &id) == 0 && id == sv.sync_id) {
+			sv.agent = AGENT_UP;
+			sv.backoff = 0;
+			note("agent %s: connected", opt.addr);
+			check_names();
+		} else if (json_get(js, r.tok, 0, "QMP") >= 0) {
+			opt.qmp = 1;
+			agent_lost("a QMP monitor: connecting again as its client");
+			sv.retry_at = 0;
+		}
+		return;
+	}
+	if (r.id < 0 || json_int(js, &r.tok[r.id], &id) < 0 || (r.ret < 0 && r.err < 0)) {
+		if (json_get(js, r.tok, 0, "event") < 0)
+			note("agent %s: a reply to no request, dropped: %s", opt.addr, excerpt(js, len));
+		return;
+	}
+	for (k = sv.qhead; k < sv.qhead + sv.qlen && !it; k++)
+		if (sv.q[k].state == SENT && (sv.q[k].id == id || sv.q[k].mark == id))
+			it = &sv.q[k];
+	if (!it)
+		return;
+	if (it->kind == ITEM_NOREPLY && id == it->mark && r.err < 0) {
+		item_done(it, 204, "", 0);
+		return;
+	}
+	if (r.ret >= 0 && !strcmp(it->name, "guest-info") && (sv.nallow || sv.ndeny)) {
+		mark_denied(&marked, &r);
+		reply_text(&r, marked.p, marked.len, "agent");
+	}
+	buf_str(&b, r.ret >= 0 ? "{\"return\": " : "{\"error\": ");
+	v = tok_text(r.js, &r.tok[r.ret >= 0 ? r.ret : r.err], &n);
+	buf_add(&b, v, n);
+	if (it->cidlen) {
+		buf_str(&b, ", \"id\": ");
+		buf_add(&b, it->cid, it->cidlen);
+	}
+	buf_str(&b, "}\n");
+	item_done(it, r.err >= 0 && r.ret < 0 ? error_status(&r) : 200, b.p, b.len);
+	free(b.p);
+	free(marked.p);
+}
+
+/* Reads what the agent sent and takes each reply in it. */
+static void
+agent_read(void)
+{
+	ssize_t n;
+	int r;
+
+	buf_need(&sv.ain, 65536);
+	n = read(sess.fd, sv.ain.p + sv.ain.len, sv.ain.cap - sv.ain.len);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		agent_lost(n ? strerror(errno) : "it closed the connection");
+		return;
+	}
+	sv.ain.len += (size_t)n;
+	while ((r = json_scan(&sv.asc, sv.ain.p, sv.ain.len)) != JSON_SCAN_MORE) {
+		if (r < 0) {
+			agent_lost("it sent bytes that are not JSON");
+			return;
+		}
+		if (r == JSON_SCAN_VALUE)
+			agent_reply(sv.ain.p + sv.asc.start, sv.asc.pos - sv.asc.start);
+		if (sv.agent == AGENT_DOWN)
+			return;
+	}
+	if (json_scan_between(&sv.asc)) {
+		sv.ain.len = 0;
+		json_scan_init(&sv.asc, 0);
+	} else if (sv.ain.len - sv.asc.start > opt.maxreply)
+		agent_lost("a reply larger than --max-reply");
+}
+
+/* Sends what the agent can take now. */
+static void
+agent_write(void)
+{
+	ssize_t w;
+
+	while (sv.agent != AGENT_DOWN && sv.aoff < sv.aout.len) {
+		w = write(sess.fd, sv.aout.p + sv.aoff, sv.aout.len - sv.aoff);
+		if (w < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (w <= 0) {
+			agent_lost(strerror(errno));
+			return;
+		}
+		sv.aoff += (size_t)w;
+	}
+	sv.aout.len = sv.aoff = 0;
+}
+
+/* How long the agent may take over a reply to name, as the built-in
+ * command that sends it waits. */
+static long long
+reply_timeout(const char *name)
+{
+	return timeout_or(!strncmp(name, "guest-fsfreeze-freeze", 21) ? FREEZE_TIMEOUT :
+	                  !strcmp(name, "guest-fsfreeze-thaw") ? THAW_TIMEOUT :
+	                  !strcmp(name, "guest-fstrim") ? TRIM_TIMEOUT :
+	                  !strcmp(name, "guest-shutdown") || !strncmp(name, "guest-suspend-", 14) ?
+	                  POWER_WAIT : opt.timeout);
+}
+
+/* Moves the queue on: connects the agent when something waits for it,
+ * sends what is queued, fails what waited too long. Returns the ms until
+ * the next deadline, or -1. */
+static int
+agent_pump(void)
+{
+	char desc[sizeof errmsg + 64];
+	long long now = now_ms(), next = -1, left;
+	struct item *it;
+	size_t k;
+	int want = 0;
+
+	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++)
+		want |= sv.q[k].state == QUEUED;
+	if (want && sv.agent == AGENT_DOWN && now >= sv.retry_at) {
+		agent_connect();
+		/* What waits for a down agent fails when a try to connect does. */
+		snprintf(desc, sizeof desc, "the guest agent is unavailable: %s", sv.why);
+		for (k = sv.qhead; sv.agent == AGENT_DOWN && k < sv.qhead + sv.qlen; k++)
+			if (sv.q[k].state == QUEUED)
+				item_fail(&sv.q[k], 503, "AgentUnavailable", desc);
+	}
+	if (sv.agent == AGENT_SYNCING && sv.sync_deadline >= 0 && now >= sv.sync_deadline) {
+		snprintf(desc, sizeof desc, "no answer to guest-sync-delimited within %s",
+		         seconds(opt.timeout));
+		agent_lost(desc);
+	}
+	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++) {
+		it = &sv.q[k];
+		if (it->state == QUEUED && sv.agent == AGENT_UP) {
+			buf_add(&sv.aout, it->req, it->len);
+			if (it->kind == ITEM_NOREPLY) {
+				it->mark = ++sv.next_id;
+				buf_need(&sv.aout, 64);
+				sv.aout.len += (size_t)snprintf(sv.aout.p + sv.aout.len, 64,
+				                                "{\"execute\": \"guest-ping\", \"id\": %lld}",
+				                                it->mark);
+			}
+			it->state = SENT;
+			it->deadline = deadline_in(reply_timeout(it->name));
+		}
+		if (it->state != SENT || it->deadline < 0)
+			continue;
+		if ((left = it->deadline - now) <= 0 && it->kind == ITEM_NOREPLY)
+			item_done(it, 204, "", 0);  /* no error came in time: taken */
+		else if (left <= 0) {
+			snprintf(desc, sizeof desc, "no reply from the guest agent within %s",
+			         seconds(reply_timeout(it->name)));
+			item_fail(it, 504, "AgentTimeout", desc);
+		} else if (next < 0 || left < next)
+			next = left;
+	}
+	agent_write();
+	if (sv.agent == AGENT_SYNCING && sv.sync_deadline >= 0 &&
+	    (next < 0 || sv.sync_deadline - now < next))
+		next = sv.sync_deadline - now;
+	if (want && sv.agent == AGENT_DOWN && (next < 0 || sv.retry_at - now < next))
+		next = sv.retry_at - now;
+	return next < 0 ? -1 : (int)(next > 0 ? next : 0);
+}
+
+/* Gives the reply to the client that asked, if it is still there. */
+static void
+deliver(struct item *it)
 {
 	struct client *c = &sv.cl[it->cl];
 
 	if (c->fd < 0 || c->gen != it->gen)
 		return;
-	if (c->http) {
-		http_reply(it->cl, code, reply, len, it->keep);
-		return;
+	c->pending--;
+	if (c->http)
+		http_reply(it->cl, it->code, it->reply.p, it->reply.len, it->keep);
+	else {
+		buf_add(&c->out, it->reply.p, it->reply.len);
+		client_flush(it->cl);
 	}
-	if (!len)
-		return;
-	buf_add(&c->out, reply, len);
-	client_flush(it->cl);
 }
 
-/* Runs the first queued item. */
 static void
-run_item(void)
+item_free(struct item *it)
 {
-	static const char ping[] = "{\"execute\":\"guest-ping\"}";
-	struct item *it = &sv.q[sv.qhead];
-	struct buf b = {0};
-	struct reply r;
-	char desc[600];
-	int s, code;
-
-	sv.qhead++;
-	sv.qlen--;
-	if (it->kind == ITEM_LOCAL || it->kind >= ITEM_BAD) {
-		deliver(it, it->kind == ITEM_BAD ? 400 : it->kind == ITEM_DENIED ? 403 : 200,
-		        it->req, it->len);
-		goto done;
-	}
-	if (!agent_ready()) {
-		snprintf(desc, sizeof desc, "the guest agent is unavailable: %s", errmsg);
-		error_reply(&b, "GenericError", desc, "", 0);
-		deliver(it, 503, b.p, b.len);
-		goto done;
-	}
-	if (it->kind == ITEM_NOREPLY) {
-		s = send_noreply(&sess, it->req, it->len, it->name, &b);
-		if (s == EX_AGENT || !s) {
-			deliver(it, s ? 200 : 204, b.p, s ? b.len : 0);
-			goto done;
-		}
-	} else if (it->kind == ITEM_HEALTH)
-		s = transact(&sess, ping, sizeof ping - 1, &r, "guest-ping", opt.timeout);
-	else
-		s = transact(&sess, it->req, it->len, &r, it->name, opt.timeout);
-	if (s) {
-		snprintf(desc, sizeof desc, "the guest agent failed: %s", errmsg);
-		agent_lost();
-		error_reply(&b, "GenericError", desc, "", 0);
-		deliver(it, 503, b.p, b.len);
-		goto done;
-	}
-	code = r.err >= 0 && it->kind == ITEM_HEALTH ? 503 : 200;
-	if (r.ret >= 0 && !strcmp(it->name, "guest-info") && (sv.nallow || sv.ndeny))
-		mark_denied(&b, &r);
-	else
-		buf_add(&b, r.js, r.len);
-	buf_add(&b, "\n", 1);
-	deliver(it, code, b.p, b.len);
-done:
-	free(b.p);
+	it->state = GONE;
 	free(it->req);
+	free(it->cid);
+	free(it->reply.p);
+}
+
+/* Gives back each item that is done, in the order its client sent them:
+ * an item waits for the client's earlier ones, not for other clients'. */
+static void
+deliver_done(void)
+{
+	static unsigned pass;
+	struct item *it;
+	struct client *c;
+	size_t k;
+
+	pass++;
+	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++) {
+		it = &sv.q[k];
+		c = &sv.cl[it->cl];
+		if (it->state == GONE)
+			continue;
+		/* A gone client's request stays until its reply is read. */
+		if (c->fd < 0 || c->gen != it->gen) {
+			if (it->state != SENT)
+				item_free(it);
+			continue;
+		}
+		if (it->state != DONE || c->seen == pass) {
+			c->seen = pass;
+			continue;
+		}
+		deliver(it);
+		item_free(it);
+	}
+	while (sv.qlen && sv.q[sv.qhead].state == GONE) {
+		sv.qhead++;
+		sv.qlen--;
+	}
 }
 
 static const struct option serve_longs[] = {
@@ -6105,7 +6442,7 @@ cmd_serve(int argc, char **argv)
 	struct sigaction sa;
 	struct pollfd *pfd = NULL;
 	char *addrs[16];
-	int http[16], na = 0, ch, i, n, k;
+	int http[16], na = 0, ch, i, n, k, wait;
 	long long v;
 	char *end;
 
@@ -6148,22 +6485,29 @@ cmd_serve(int argc, char **argv)
 	for (i = 0; i < na; i++)
 		serve_listen(addrs[i], http[i]);
 	sv.cl = xrealloc(NULL, (size_t)sv.max * sizeof *sv.cl);
-	pfd = xrealloc(NULL, (size_t)(sv.max + na) * sizeof *pfd);
+	pfd = xrealloc(NULL, (size_t)(sv.max + na + 1) * sizeof *pfd);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_stop;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	agent_ready();
+	agent_connect();
 
 	while (!stopping) {
+		wait = agent_pump();
+		deliver_done();
 		for (n = 0; n < sv.nl; n++)
 			pfd[n] = (struct pollfd){sv.lfd[n], POLLIN, 0};
+		/* A client with many requests waiting is not read until they
+		 * are answered. */
 		for (i = 0; i < sv.ncl; i++)
-			pfd[n + i] = (struct pollfd){sv.cl[i].fd,
-				(short)(POLLIN | (sv.cl[i].outoff < sv.cl[i].out.len ? POLLOUT : 0)), 0};
-		if (poll(pfd, (nfds_t)(n + sv.ncl), sv.qlen ? 0 : -1) < 0 && errno != EINTR)
+			pfd[n + i] = (struct pollfd){sv.cl[i].fd, (short)((sv.cl[i].pending <
+				CLIENT_PENDING_MAX && !sv.cl[i].eof ? POLLIN : 0) |
+				(sv.cl[i].outoff < sv.cl[i].out.len ? POLLOUT : 0)), 0};
+		pfd[n + sv.ncl] = (struct pollfd){sv.agent ? sess.fd : -1,
+			(short)(POLLIN | (sv.aoff < sv.aout.len ? POLLOUT : 0)), 0};
+		if (poll(pfd, (nfds_t)(n + sv.ncl + 1), wait) < 0 && errno != EINTR)
 			die(EX_IO, "poll:");
 		for (k = 0; k < sv.nl; k++)
 			if (pfd[k].revents & POLLIN)
@@ -6173,20 +6517,20 @@ cmd_serve(int argc, char **argv)
 				continue;
 			if (pfd[n + i].revents & POLLOUT)
 				client_flush(i);
-			if (sv.cl[i].fd >= 0 && pfd[n + i].revents & (POLLIN | POLLHUP | POLLERR))
+			if (sv.cl[i].fd >= 0 && !sv.cl[i].eof &&
+			    pfd[n + i].revents & (POLLIN | POLLHUP | POLLERR))
 				client_read(i);
 		}
-		if (sv.qlen)
-			run_item();
+		if (sv.agent && pfd[n + sv.ncl].revents & POLLOUT)
+			agent_write();
+		if (sv.agent && pfd[n + sv.ncl].revents & (POLLIN | POLLHUP | POLLERR))
+			agent_read();
 	}
 	note("stopping on signal %d", (int)stopping);
-	for (; sv.qlen; sv.qhead++, sv.qlen--) {
-		struct buf b = {0};
-		error_reply(&b, "GenericError", "qga serve is stopping", "", 0);
-		deliver(&sv.q[sv.qhead], 503, b.p, b.len);
-		free(b.p);
-		free(sv.q[sv.qhead].req);
-	}
+	for (k = (int)sv.qhead; k < (int)(sv.qhead + sv.qlen); k++)
+		if (sv.q[k].state == QUEUED || sv.q[k].state == SENT)
+			item_fail(&sv.q[k], 503, "AgentUnavailable", "qga serve is stopping");
+	deliver_done();
 	for (i = 0; i < sv.ncl; i++) {
 		client_flush(i);
 		client_close(i, "closed: the server stops");
@@ -6194,6 +6538,8 @@ cmd_serve(int argc, char **argv)
 	for (i = 0; i < na; i++)
 		if (unix_path(addrs[i]))
 			unlink(unix_path(addrs[i]));
+	sess.owed = 1;
+	sess.partial = sv.aoff > 0 && sv.aoff < sv.aout.len;
 	conn_close(&sess);
 	free(pfd);
 	return 0;

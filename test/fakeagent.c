@@ -7,6 +7,7 @@
  *             tests may not do to the real one: shutdown, freeze, trim,
  *             passwords and keys, checking the arguments it gets
  *   poweroff  as ok, but a shutdown closes the connection at once
+ *   slow      as ok, but guest-get-time takes 2 s
  *   split     answers one byte at a time
  *   nonl      answers without the final newline
  *   stale     before the sync reply: old replies, half a reply, a reply
@@ -23,6 +24,9 @@
  *   windows   a replay of a Windows guest's reply shapes, as QEMU's schema
  *             and qga/commands-win32.c document them (no Windows agent
  *             runs here); each request is appended to SOCKET.log
+ *
+ * A request's top-level id comes back in each of its replies, as the
+ * real agent echoes it.
  *
  * usage: fakeagent SOCKET SCENARIO
  */
@@ -41,6 +45,9 @@
 static const char *scenario;
 static int cfd;
 static FILE *reqlog;
+/* The id of the request being answered, which each reply echoes, as the
+ * agent does: the request's own text, or empty. */
+static char req_id[64];
 
 static int
 is(const char *s)
@@ -58,8 +65,19 @@ static void
 out(const char *s, size_t n)
 {
 	struct timespec pause = {0, 200000};
+	char line[70000];
 	ssize_t w;
-	size_t step = is("split") ? 1 : n;
+	size_t step, e = n > 2 && s[n - 2] == '\r' ? 3 : 2;
+
+	/* A reply echoes the id, a parse error (of no request) does not. */
+	if (*req_id && n >= e && n + sizeof req_id + 8 < sizeof line && s[n - e] == '}' &&
+	    (!strncmp(s + (*s == '\xff'), "{\"return\"", 9) ||
+	     (!strncmp(s, "{\"error\"", 8) && !strstr(s, "JSON parse error")))) {
+		n = (size_t)snprintf(line, sizeof line, "%.*s, \"id\": %s%s", (int)(n - e + 1) - 1,
+		                     s, req_id, s + n - e);
+		s = line;
+	}
+	step = is("split") ? 1 : n;
 
 	while (n) {
 		w = write(cfd, s, step < n ? step : n);
@@ -293,6 +311,9 @@ answer(const char *js, size_t len, int after_ff)
 	if (json_parse(&p, js, len, t, 64) < 0 ||
 	    (name = json_get(js, t, 0, "execute")) < 0)
 		return 1;
+	req_id[0] = 0;
+	if ((v = json_get(js, t, 0, "id")) >= 0 && t[v].type == JSON_NUMBER)
+		snprintf(req_id, sizeof req_id, "%.*s", (int)(t[v].end - t[v].start), js + t[v].start);
 	args = json_get(js, t, 0, "arguments");
 	if (args >= 0 && (v = json_get(js, t, args, "id")) >= 0)
 		json_int(js, &t[v], &id);
@@ -342,7 +363,13 @@ answer(const char *js, size_t len, int after_ff)
 				pause();
 		return 1;
 	}
-	if (is("ok") || is("poweroff"))
+	/* slow: guest-get-time takes 2 s, as a busy guest's command may. */
+	if (is("slow") && json_eq(js, &t[name], "guest-get-time")) {
+		nanosleep(&(struct timespec){2, 0}, NULL);
+		outs("{\"return\": 1700000000000000000}\n");
+		return 1;
+	}
+	if (is("ok") || is("poweroff") || is("slow"))
 		return privileged(js, t, name, args);
 	if (is("windows")) {
 		windows(js, len, t, name, args);

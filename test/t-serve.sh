@@ -92,7 +92,7 @@ check "serve: a half request from one client does not poison the next" 0 '' '' \
 # HTTP, with curl.
 check "serve: HTTP POST /" 0 '{"return": {"host-name": "*"}, "id": 1}' '' \
 	curl -sf -d '{"execute":"guest-get-host-name","id":1}' "$H/"
-check "serve: HTTP GET /health" 0 '200 {"return": {}}' '' \
+check "serve: HTTP GET /health" 0 '200 {"return": {"agent": "up", "waiting": 0}}' '' \
 	curl -s -w '%{http_code} ' -o "$P/body" "$H/health" --next -s -o - "$H/health" 
 curl -sv -d '{"execute":"guest-ping"}' "$H/" -d '{"execute":"guest-ping"}' "$H/" >/dev/null 2>"$P/curl.err"
 expect "serve: HTTP keep-alive reuses the connection" grep -q 'Re-using existing connection' "$P/curl.err"
@@ -115,9 +115,14 @@ big="{\"execute\":\"guest-exec\",\"arguments\":{\"path\":\"/bin/true\",\"arg\":[
 check "serve: HTTP, a request of many arguments reaches the agent" 0 '{"return": {"pid": *}}' '' \
 	curl -sf -d "$big" "$H/"
 check "serve: and through a QGA listener" 0 '{"return": {"pid": *}}' '' $QGA -s "$S" "$big"
-check "serve: HTTP, an agent error is a 200 with the error" 0 \
-	'{"error": {"class": "CommandNotFound", *}}* 200' '' \
+check "serve: HTTP, an unknown command is a 404 with the agent's error" 0 \
+	'{"error": {"class": "CommandNotFound", *}}* 404' '' \
 	curl -s -w ' %{http_code}' -d '{"execute":"guest-nope"}' "$H/"
+check "serve: HTTP, an agent's other error is a 500" 0 \
+	'{"error": {"class": "GenericError", *}}* 500' '' \
+	curl -s -w ' %{http_code}' -d '{"execute":"guest-file-open","arguments":{"path":"/nonexistent/x"}}' "$H/"
+check "serve: curl -f fails on an agent's error" 22 '' '' \
+	curl -sf -o /dev/null -d '{"execute":"guest-nope"}' "$H/"
 
 # Off loopback only HTTP with a token listens; a token is then asked of
 # every HTTP request but /health. Connections go to loopback only; the

@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: MIT
+# qga serve as a multiplexer: the requests of many clients go to one real
+# agent back to back under the proxy's own ids, and each reply goes back
+# to its own client, in order, while the agent is killed and restarted and
+# clients are killed mid-request. A slow command does not hold the loop,
+# and a reply that comes after its deadline goes to nobody.
+X=$T/mux
+rm -rf "$X"
+mkdir -p "$X/state"
+nl='
+'
+# agent N: starts the Nth instance of the agent on the one socket.
+agent() {
+	rm -f "$X/agent.sock"
+	start "xagent$1" "$QEMU_GA" --method=unix-listen --path="$X/agent.sock" \
+		--statedir="$X/state" --logfile="$X/qga$1.log" --block-rpcs="$BLOCK"
+	wait_for "$X/agent.sock"
+}
+agent 1
+start xproxy $QGA -s "$X/agent.sock" serve --listen "$X/proxy.sock" --http tcp:127.0.0.1:0
+wait_for "$X/proxy.sock"
+hport=$(port_of xproxy)
+
+# 40 QGA clients and 10 HTTP clients, 200 requests each, every one with an
+# id of its client's; 3 more clients that leave with replies owed.
+c=1
+while [ $c -le 50 ]; do
+	k=1
+	if [ $c -le 40 ]; then
+		while [ $k -le 200 ]; do
+			echo "{\"execute\":\"guest-ping\",\"id\":\"q$c-$k\"}"
+			k=$((k + 1))
+		done >"$X/batch$c"
+		$QGA -s "$X/proxy.sock" - <"$X/batch$c" >"$X/out$c" 2>/dev/null &
+	else
+		set --
+		while [ $k -le 200 ]; do
+			set -- "$@" -d "{\"execute\":\"guest-ping\",\"id\":\"h$c-$k\"}" \
+				"http://127.0.0.1:$hport/" --next
+			k=$((k + 1))
+		done
+		curl -s "$@" -d '{"execute":"guest-ping"}' "http://127.0.0.1:$hport/" >"$X/out$c" &
+	fi
+	eval "client$c=\$!"
+	c=$((c + 1))
+done
+for d in 1 2 3; do
+	cat "$X/batch1" "$X/batch1" | socat -u - UNIX-CONNECT:"$X/proxy.sock" &
+done
+$QGA -s "$X/proxy.sock" - <"$X/batch2" >/dev/null 2>&1 &
+doomed=$!
+sleep 0.1
+kill -9 $doomed 2>/dev/null
+# The agent is killed twice while the clients run: each instance must have
+# lived until then.
+sleep 0.2
+alive xagent1 && lived1=yes
+kill -9 "$PID_xagent1"
+agent 2
+sleep 0.3
+alive xagent2 && lived2=yes
+kill -9 "$PID_xagent2"
+agent 3
+c=1
+while [ $c -le 50 ]; do eval "wait \$client$c"; c=$((c + 1)); done
+
+# Each client has exactly its 200 replies, each with its own id, in the
+# order it asked (a reply or, while the agent was away, an error).
+bad=0
+c=1
+while [ $c -le 50 ]; do
+	p=$([ $c -le 40 ] && echo q || echo h)
+	awk -v p="$p$c-" -v n=200 'NR <= n && index($0, "\"id\": \"" p NR "\"}") == 0 { bad++ }
+		END { exit !(bad == 0 && NR >= n) }' "$X/out$c" || bad=$((bad + 1))
+	c=$((c + 1))
+done
+expect "mux: 50 clients x 200 requests: each its own replies, in order ($bad wrong)" test $bad = 0
+ok_replies=$(cat "$X"/out* | grep -c '^{"return": {}, "id"')
+expect "mux: most requests were answered by an agent ($ok_replies)" test "$ok_replies" -gt 5000
+expect "mux: the first agent lived until it was killed" test "${lived1:-no}" = yes
+expect "mux: so did the second" test "${lived2:-no}" = yes
+sleep 0.2
+expect "mux: the third lives after every client's departure" alive xagent3
+check "mux: and answers through the proxy" 0 '{"return": {}}' '' $QGA -s "$X/proxy.sock" guest-ping
+expect "mux: the proxy lives" alive xproxy
+
+# The agent unreachable: a qga client of the proxy exits as it would
+# against the agent itself (3), and the proxy says why.
+kill "$PID_xagent3"
+wait "$PID_xagent3" 2>/dev/null
+check "mux: no agent: a client of the proxy exits 3" 3 '' \
+	"qga: guest-ping: AgentUnavailable: the guest agent is unavailable: connect $X/agent.sock: *" \
+	$QGA -s "$X/proxy.sock" guest-ping
+check "mux: /health says 503 and why, at once" 0 '503 {"return": {"agent": "down", "waiting": 0, "why": "connect *"}}' '' \
+	curl -s -m 1 -w '%{http_code} ' -o "$X/body" "http://127.0.0.1:$hport/health" --next -s -o - "http://127.0.0.1:$hport/health"
+agent 4
+check "mux: the agent back: served again" 0 '{"return": {}}' '' $QGA -s "$X/proxy.sock" guest-ping
+kill "$PID_xproxy"
+
+# A command the agent takes 2 s over: meanwhile the proxy answers /health
+# and syncs at once, and another client's ping is answered right after.
+rm -f "$X/slow.sock"
+start xslow "$PWD/test/fakeagent" "$X/slow.sock" slow
+wait_for "$X/slow.sock"
+start xproxy2 $QGA -s "$X/slow.sock" serve --listen "$X/proxy2.sock" --http tcp:127.0.0.1:0
+wait_for "$X/proxy2.sock"
+hport=$(port_of xproxy2)
+$QGA -s "$X/proxy2.sock" guest-get-time >"$X/slow.out" 2>&1 &
+slow=$!
+sleep 0.2
+t0=$(date +%s%N)
+check "mux: /health while the agent is busy" 0 '200' '' \
+	curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hport/health"
+check "mux: a sync while the agent is busy" 0 '{"return": 5}' '' \
+	sh -c "printf '{\"execute\":\"guest-sync\",\"arguments\":{\"id\":5}}' | socat -t2 - UNIX-CONNECT:'$X/proxy2.sock'"
+t1=$(date +%s%N)
+expect "mux: both at once ($(( (t1 - t0) / 1000000 )) ms)" test $(( (t1 - t0) / 1000000 )) -lt 1000
+check "mux: a ping behind it is its own" 0 '{"return": {}}' '' $QGA -s "$X/proxy2.sock" guest-ping
+wait $slow
+expect "mux: the slow command's reply is its own" test "$(cat "$X/slow.out")" = '{"return": 1700000000000000000}'
+kill "$PID_xproxy2"
+
+# -t at the proxy bounds each request: the slow one fails with 4, and its
+# late reply is dropped, not given to the ping that comes next.
+start xproxy3 $QGA -t 1.5 -s "$X/slow.sock" serve --listen "$X/proxy3.sock"
+wait_for "$X/proxy3.sock"
+check "mux: a reply that does not come in time: 4" 4 '' \
+	'qga: guest-get-time: AgentTimeout: no reply from the guest agent within 1.500 s' \
+	$QGA -s "$X/proxy3.sock" -t 5 guest-get-time
+check "mux: the next request gets its own reply, not the late one" 0 '{"return": {}}' '' \
+	$QGA -s "$X/proxy3.sock" guest-ping
+expect "mux: the proxy lives" alive xproxy3
