@@ -18,7 +18,8 @@ TIGHT = -fno-pie -no-pie -ffunction-sections -fdata-sections -fno-asynchronous-u
 	-Wl,-z,noseparate-code -Wl,-z,common-page-size=64 -fno-jump-tables -malign-data=abi
 SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
-TESTBIN = test/json_test test/json_test_swar test/fuzz_replay test/fakeagent
+TESTBIN = test/json_test test/json_test_swar test/fuzz_replay test/fuzz_http_replay \
+	test/fakeagent
 
 all: qga
 
@@ -54,12 +55,17 @@ test/json_test_swar: test/json_test.c json.c json.h
 test/fuzz_replay: test/fuzz.c test/fuzz_main.c json.c json.h
 	$(HOSTCC) $(WARN) $(SAN) -o $@ test/fuzz.c test/fuzz_main.c json.c
 
+test/fuzz_http_replay: test/fuzz_http.c test/fuzz_main.c qga.c json.c json.h
+	$(HOSTCC) $(WARN) -Wno-missing-prototypes $(SAN) -o $@ test/fuzz_http.c test/fuzz_main.c json.c
+
 test/fakeagent: test/fakeagent.c json.c json.h
 	$(HOSTCC) $(WARN) -O2 -o $@ test/fakeagent.c json.c
 
 # libFuzzer, with clang: make fuzz, then test/fuzz -max_total_time=60 test/corpus
-fuzz: test/fuzz.c json.c json.h
+# and test/fuzz_http -max_total_time=60 test/corpus-http
+fuzz: test/fuzz.c test/fuzz_http.c qga.c json.c json.h
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o test/fuzz test/fuzz.c json.c
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -o test/fuzz_http test/fuzz_http.c json.c
 
 # make check runs every test; make check T='t-serve t-agent' runs those.
 check: qga qga-asan $(TESTBIN)
@@ -97,6 +103,6 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/qga $(DESTDIR)$(MANPREFIX)/man1/qga.1
 
 clean:
-	rm -f qga qga-asan qga-oci.tar $(TESTBIN) test/fuzz
+	rm -f qga qga-asan qga-oci.tar $(TESTBIN) test/fuzz test/fuzz_http
 
 .PHONY: all bench check demo image install uninstall clean fuzz

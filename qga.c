@@ -5347,6 +5347,8 @@ struct client {
 	struct json_scan sc;
 	int pending;          /* its items not yet given back */
 	int eof;              /* it sent all it will: it goes once answered */
+	long long since;      /* HTTP: when its unfinished request began */
+	int drain;            /* HTTP: refused, its bytes are read and dropped */
 	unsigned seen;        /* the delivery pass that last found one waiting */
 	char name[64];
 };
@@ -5692,7 +5694,12 @@ client_flush(int i)
 	}
 	if (c->outoff == c->out.len)
 		c->out.len = c->outoff = 0;
-	if (c->outoff == c->out.len && c->eof && !c->pending)
+	/* A refused HTTP client gets its answer and the end of the stream, and
+	 * what it still sends is read, so that its kernel does not drop the
+	 * answer for a reset. */
+	if (c->outoff == c->out.len && c->eof && !c->pending && c->drain)
+		shutdown(c->fd, SHUT_WR);
+	else if (c->outoff == c->out.len && c->eof && !c->pending)
 		client_close(i, "disconnected");
 	else if (c->out.len - c->outoff > sv.maxreq + opt.maxreply)
 		client_close(i, "cut off: it does not read its replies");
@@ -5901,7 +5908,7 @@ http_reply(int i, int code, const char *body, size_t len, int keep)
 	buf_str(&c->out, head);
 	buf_add(&c->out, body, len);
 	client_flush(i);
-	if (!keep && c->fd >= 0 && c->outoff == c->out.len)
+	if (!keep && c->fd >= 0 && c->outoff == c->out.len && !c->drain)
 		client_close(i, "done");
 }
 
@@ -5919,23 +5926,96 @@ read_token(const char *path)
 		die(EX_USAGE, "serve: the token in %s is shorter than 16 bytes", path);
 }
 
-/* Whether a request's headers carry the token, compared in a time that
- * does not depend on where they differ. */
+/* Whether an Authorization value, v[0..n), carries the token, compared in
+ * a time that does not depend on where they differ. */
 static int
-authorized(const char *hv)
+authorized(const char *token, const char *v, size_t n)
 {
-	size_t i, n = strlen(sv.token);
+	size_t i, k = strlen(token);
 	unsigned char d = 0;
 
-	if (strncmp(hv, "Bearer ", 7))
+	if (n != k + 7 || strncmp(v, "Bearer ", 7))
 		return 0;
-	hv += 7;
-	for (i = 0; i < n; i++) {
-		d |= (unsigned char)(hv[i] ^ sv.token[i]);
-		if (!hv[i])
-			return 0;
+	for (i = 0; i < k; i++)
+		d |= (unsigned char)(v[7 + i] ^ token[i]);
+	return !d;
+}
+
+/* What serve needs of an HTTP request's head. */
+struct http_req {
+	const char *method, *target;
+	size_t mlen, tlen;
+	size_t head, body; /* the head's bytes, its blank line included; the body's */
+	int keep, haslen, chunked, auth;
+};
+
+#define HTTP_HEAD_MAX 16384
+
+/* Whether the header line at h, whose name ends at colon, is name. */
+static int
+header_is(const char *h, const char *colon, const char *name)
+{
+	return (size_t)(colon - h) == strlen(name) && !strncasecmp(h, name, strlen(name));
+}
+
+/* Parses the HTTP request at the start of s[0..n), a pure function of
+ * those bytes (and of the token a request must carry, if any): 1 with *r
+ * filled once the head and the body are all there, 0 while more bytes are
+ * needed, else the status that refuses it (400, 413, 431), after which
+ * the connection ends. */
+static int
+http_parse(const char *s, size_t n, size_t maxbody, const char *token, struct http_req *r)
+{
+	const char *end, *line, *eol, *colon, *v, *sp;
+	long long len = -1, k;
+	size_t vn;
+	char *e;
+
+	memset(r, 0, sizeof *r);
+	if (!(end = memmem(s, n < HTTP_HEAD_MAX ? n : HTTP_HEAD_MAX, "\r\n\r\n", 4)))
+		return n >= HTTP_HEAD_MAX ? 431 : 0;
+	r->head = (size_t)(end - s) + 4;
+	/* METHOD SP TARGET SP HTTP/1.0 or HTTP/1.1 */
+	eol = memchr(s, '\r', r->head);
+	if (!(sp = memchr(s, ' ', (size_t)(eol - s))) || sp == s)
+		return 400;
+	r->method = s;
+	r->mlen = (size_t)(sp - s);
+	r->target = sp + 1;
+	if (!(sp = memchr(r->target, ' ', (size_t)(eol - r->target))) || sp == r->target ||
+	    eol - sp != 9 || memcmp(sp + 1, "HTTP/1.", 7) || (sp[8] != '0' && sp[8] != '1'))
+		return 400;
+	r->tlen = (size_t)(sp - r->target);
+	r->keep = sp[8] == '1';
+	for (line = eol + 2; line < end; line = eol + 2) {
+		eol = memchr(line, '\r', (size_t)(end - line) + 1);
+		if (eol[1] != '\n' || !(colon = memchr(line, ':', (size_t)(eol - line))) ||
+		    colon == line)
+			return 400;
+		v = colon + 1 + strspn(colon + 1, " \t");
+		for (vn = v < eol ? (size_t)(eol - v) : 0; vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'); vn--)
+			;
+		if (header_is(line, colon, "content-length")) {
+			/* Two lengths that differ would let two readers of one
+			 * stream disagree on where a request ends. */
+			if ((k = num(v, &e, 10, 1LL << 40)) < 0 || e != v + vn || (len >= 0 && k != len))
+				return 400;
+			len = k;
+		} else if (header_is(line, colon, "connection"))
+			r->keep = vn == 5 && !strncasecmp(v, "close", 5) ? 0 :
+			          vn == 10 && !strncasecmp(v, "keep-alive", 10) ? 1 : r->keep;
+		else if (header_is(line, colon, "transfer-encoding"))
+			r->chunked = 1;
+		else if (header_is(line, colon, "authorization"))
+			r->auth |= *token && authorized(token, v, vn);
 	}
-	return !d && (!hv[n] || hv[n] == '\r');
+	if (r->chunked)
+		len = -1;
+	if (len > (long long)maxbody)
+		return 413;
+	r->haslen = len >= 0;
+	r->body = len > 0 ? (size_t)len : 0;
+	return n - r->head >= r->body;
 }
 
 /* GET /health answers from what the proxy knows, behind nothing the agent
@@ -5959,76 +6039,78 @@ health(int i, int keep)
 	free(why.p);
 }
 
-/* Parses the HTTP requests a client sent: POST / with a request as the
+/* A reply of serve's own, given in its turn among the client's others:
+ * HTTP/1.1 answers pipelined requests in their order. */
+static void
+http_local(int i, int code, int keep)
+{
+	enqueue(i, ITEM_LOCAL, "", 0, "http", keep)->code = code;
+	if (!keep) {
+		sv.cl[i].eof = 1;
+		sv.cl[i].drain = code >= 400;
+		sv.cl[i].since = now_ms();
+	}
+}
+
+static int
+http_is(const struct http_req *r, const char *method, const char *target)
+{
+	return r->mlen == strlen(method) && !memcmp(r->method, method, r->mlen) &&
+	       (!target || (r->tlen == strlen(target) && !memcmp(r->target, target, r->tlen)));
+}
+
+/* Takes the HTTP requests a client sent: POST / with a request as the
  * body, GET /health (which needs no token). */
 static void
 client_http(int i)
 {
 	struct client *c = &sv.cl[i];
-	char *end, *p, *line, *hv;
-	size_t head, body = 0, used;
-	long long n;
-	int keep, chunked = 0, haslen = 0, auth;
+	struct http_req r;
+	size_t used;
+	int st;
 
-	while (c->fd >= 0 && c->in.len) {
-		auth = !*sv.token;
-		buf_need(&c->in, 1);
-		c->in.p[c->in.len] = 0;
-		if (!(end = strstr(c->in.p, "\r\n\r\n"))) {
-			if (c->in.len > 16384)
-				http_reply(i, 431, "", 0, 0);
+	while (c->fd >= 0 && !c->eof && c->in.len &&
+	       (st = http_parse(c->in.p, c->in.len, sv.maxreq, sv.token, &r))) {
+		if (st > 1) {
+			http_local(i, st, 0);
 			return;
 		}
-		head = (size_t)(end - c->in.p) + 4;
-		*end = 0;  /* the headers as a string, until they are read */
-		keep = !strstr(c->in.p, "HTTP/1.0");
-		for (line = strstr(c->in.p, "\r\n"); line; line = strstr(line, "\r\n")) {
-			line += 2;
-			if (!(hv = strchr(line, ':')))
-				continue;
-			for (p = line; p < hv; p++)
-				*p = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-			hv += 1 + strspn(hv + 1, " \t");
-			if (!strncmp(line, "content-length:", 15)) {
-				n = num(hv, NULL, 10, 1LL << 40);
-				body = n < 0 ? 0 : (size_t)n;
-				haslen = n >= 0;
-			} else if (!strncmp(line, "connection:", 11))
-				keep = strncmp(hv, "close", 5) != 0 &&
-				       (keep || !strncmp(hv, "keep-alive", 10));
-			else if (!strncmp(line, "transfer-encoding:", 18))
-				chunked = 1;
-			else if (!strncmp(line, "authorization:", 14))
-				auth |= authorized(hv);
-		}
-		*end = '\r';
-		if (body > sv.maxreq) {
-			http_reply(i, 413, "", 0, 0);
-			return;
-		}
-		if (c->in.len < head + body)
-			return;
-		if (!strncmp(c->in.p, "GET /health ", 12)) {
-			health(i, keep);
-		} else if (!auth) {
-			http_reply(i, 401, "", 0, keep);
-		} else if (!strncmp(c->in.p, "POST / ", 7)) {
-			if (chunked || !haslen)
-				http_reply(i, 411, "", 0, 0);
-			else
-				take_request(i, c->in.p + head, body, keep);
-		} else if (!strncmp(c->in.p, "GET /", 5) || !strncmp(c->in.p, "POST /", 6))
-			http_reply(i, 404, "", 0, keep);
-		else if (strstr(c->in.p, " HTTP/1."))
-			http_reply(i, 405, "", 0, keep);
+		if (http_is(&r, "GET", "/health"))
+			health(i, r.keep);
+		else if (*sv.token && !r.auth)
+			http_local(i, 401, r.keep);
+		else if (http_is(&r, "POST", "/") && !r.haslen)
+			http_local(i, 411, 0);
+		else if (http_is(&r, "POST", "/"))
+			take_request(i, c->in.p + r.head, r.body, r.keep);
 		else
-			http_reply(i, 400, "", 0, 0);
-		used = head + body;
-		if (c->fd < 0)
-			return;
+			http_local(i, http_is(&r, "GET", NULL) || http_is(&r, "POST", NULL) ? 404 : 405,
+			           r.keep);
+		used = r.head + r.body;
 		memmove(c->in.p, c->in.p + used, c->in.len - used);
 		c->in.len -= used;
 	}
+	c->since = !c->in.len ? 0 : c->since ? c->since : now_ms();
+}
+
+/* Cuts off the HTTP clients whose request has not come whole within -t,
+ * as a client that sends a byte now and then would hold its slot for
+ * ever; returns the ms until the next such deadline, or -1. */
+static int
+http_deadlines(int wait)
+{
+	long long now = now_ms(), left;
+	int i;
+
+	for (i = 0; i < sv.ncl && opt.timeout; i++) {
+		if (sv.cl[i].fd < 0 || !sv.cl[i].since)
+			continue;
+		if ((left = sv.cl[i].since + opt.timeout - now) <= 0)
+			client_close(i, "cut off: its request did not come whole in time");
+		else if (wait < 0 || left < wait)
+			wait = (int)left;
+	}
+	return wait;
 }
 
 static void
@@ -6037,6 +6119,12 @@ client_read(int i)
 	struct client *c = &sv.cl[i];
 	ssize_t n;
 
+	if (c->drain) {
+		char sink[16384];
+		if ((n = read(c->fd, sink, sizeof sink)) <= 0 && (n == 0 || errno != EAGAIN))
+			client_close(i, "done");
+		return;
+	}
 	buf_need(&c->in, 65536);
 	n = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -6495,7 +6583,7 @@ cmd_serve(int argc, char **argv)
 	agent_connect();
 
 	while (!stopping) {
-		wait = agent_pump();
+		wait = http_deadlines(agent_pump());
 		deliver_done();
 		for (n = 0; n < sv.nl; n++)
 			pfd[n] = (struct pollfd){sv.lfd[n], POLLIN, 0};
@@ -6503,7 +6591,7 @@ cmd_serve(int argc, char **argv)
 		 * are answered. */
 		for (i = 0; i < sv.ncl; i++)
 			pfd[n + i] = (struct pollfd){sv.cl[i].fd, (short)((sv.cl[i].pending <
-				CLIENT_PENDING_MAX && !sv.cl[i].eof ? POLLIN : 0) |
+				CLIENT_PENDING_MAX && (!sv.cl[i].eof || sv.cl[i].drain) ? POLLIN : 0) |
 				(sv.cl[i].outoff < sv.cl[i].out.len ? POLLOUT : 0)), 0};
 		pfd[n + sv.ncl] = (struct pollfd){sv.agent ? sess.fd : -1,
 			(short)(POLLIN | (sv.aoff < sv.aout.len ? POLLOUT : 0)), 0};
@@ -6517,7 +6605,7 @@ cmd_serve(int argc, char **argv)
 				continue;
 			if (pfd[n + i].revents & POLLOUT)
 				client_flush(i);
-			if (sv.cl[i].fd >= 0 && !sv.cl[i].eof &&
+			if (sv.cl[i].fd >= 0 && (!sv.cl[i].eof || sv.cl[i].drain) &&
 			    pfd[n + i].revents & (POLLIN | POLLHUP | POLLERR))
 				client_read(i);
 		}

@@ -122,11 +122,28 @@ kill "$PID_xproxy2"
 
 # -t at the proxy bounds each request: the slow one fails with 4, and its
 # late reply is dropped, not given to the ping that comes next.
-start xproxy3 $QGA -t 1.5 -s "$X/slow.sock" serve --listen "$X/proxy3.sock"
+start xproxy3 $QGA -t 1.5 -s "$X/slow.sock" serve --listen "$X/proxy3.sock" --http tcp:127.0.0.1:0
 wait_for "$X/proxy3.sock"
+hport=$(port_of xproxy3)
 check "mux: a reply that does not come in time: 4" 4 '' \
 	'qga: guest-get-time: AgentTimeout: no reply from the guest agent within 1.500 s' \
 	$QGA -s "$X/proxy3.sock" -t 5 guest-get-time
 check "mux: the next request gets its own reply, not the late one" 0 '{"return": {}}' '' \
 	$QGA -s "$X/proxy3.sock" guest-ping
 expect "mux: the proxy lives" alive xproxy3
+
+# An HTTP client that never ends its headers is cut off after -t; others
+# are served meanwhile.
+t0=$(date +%s%N)
+{ printf 'GET /health HTTP/1.1\r\nHost: x\r\n'; sleep 4; } | socat -t0.1 - TCP:127.0.0.1:$hport >"$X/loris" &
+sleep 0.2
+check "mux: others are served meanwhile" 0 '200' '' \
+	curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hport/health"
+i=0
+while ! grep -q 'cut off: its request did not come whole' "$T/xproxy3.stderr" && [ $i -lt 80 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+t1=$(date +%s%N)
+expect "mux: the client that never ends its headers is cut off after -t ($(( (t1 - t0) / 1000000 )) ms)" \
+	test $(( (t1 - t0) / 1000000 )) -ge 1400 -a $(( (t1 - t0) / 1000000 )) -lt 3500 -a ! -s "$X/loris"

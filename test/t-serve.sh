@@ -105,6 +105,23 @@ check "serve: HTTP, a body that comes after its headers" 0 '*200 OK*{"return": {
 		printf '{\"execute\":\"guest-ping\"}') | socat -t3 - TCP:127.0.0.1:$hport"
 check "serve: HTTP 400 for a body that is not JSON" 0 '400 {"error": {"class": "GenericError", "desc": "JSON parse error"}}' '' \
 	curl -s -w '%{http_code} ' -o "$P/body" -d 'not JSON' "$H/" --next -s -o - -d 'not JSON' "$H/"
+# HTTP as a raw client speaks it: pipelined, a byte at a time, too long,
+# ambiguous, and a client that never ends its headers.
+check "serve: HTTP, pipelined requests answered in their order" 0 \
+	"*200 OK*\"host-name\"*404 Not Found*\"Not Found\"*200 OK*{\"return\": {}}*" '' \
+	sh -c "printf 'POST / HTTP/1.1\r\nContent-Length: 33\r\n\r\n{\"execute\":\"guest-get-host-name\"}GET /nope HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 24\r\nConnection: close\r\n\r\n{\"execute\":\"guest-ping\"}' |
+		socat -t3 - TCP:127.0.0.1:$hport | tr -d '\r\n'"
+check "serve: HTTP, a request written a byte at a time, in four bursts" 0 '*200 OK*{"return": {}}' '' \
+	sh -c "{ printf 'POST / HTTP/1.1\r\nConte'; sleep 0.2; printf 'nt-Length: 24\r\nConnection: close\r\n\r'
+		sleep 0.2; printf '\n{\"execute\":'; sleep 0.2; printf '\"guest-ping\"}'; } |
+		socat -b1 -t3 - TCP:127.0.0.1:$hport"
+head -c 1048576 /dev/zero | tr '\0' a >"$P/bighead"
+check "serve: HTTP, 1 MiB of headers: 431" 0 '*431 Request Header Fields Too Large*' '' \
+	sh -c "{ printf 'GET /health HTTP/1.1\r\nX-Big: '; cat '$P/bighead'; printf '\r\n\r\n'; } |
+		socat -t3 - TCP:127.0.0.1:$hport 2>/dev/null | head -c 200"
+check "serve: HTTP, two Content-Lengths that differ: 400" 0 '*400 Bad Request*' '' \
+	sh -c "printf 'POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}' |
+		socat -t3 - TCP:127.0.0.1:$hport"
 check "serve: HTTP 400 for JSON that is not a request" 0 '400' '' \
 	curl -s -o /dev/null -w '%{http_code}' -d '[1, 2]' "$H/"
 check "serve: HTTP 403 for a denied command, its error as the body" 0 \
