@@ -2449,7 +2449,7 @@ enabled(const char *name)
 enum {
 	O_QMP = 256, O_NOSYNC, O_MAXREPLY, O_NOWAIT, O_MERGE, O_HTTP, O_ALLOW,
 	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE, O_PS, O_RUN, O_MAX,
-	O_STREAM, O_NOSTREAM, O_VERIFY, O_TOKEN, O_TARGETS, O_NOTAG
+	O_STREAM, O_NOSTREAM, O_VERIFY, O_TOKEN, O_TARGETS, O_NOTAG, O_LOG
 };
 
 /* The options every command takes, before its name or after it. */
@@ -5364,7 +5364,7 @@ struct item {
 	int state, code;      /* code: the HTTP status of the reply */
 	unsigned gen;
 	long long id, mark;   /* the proxy's ids: the request's, its guest-ping's */
-	long long deadline;
+	long long deadline, t0;
 	char *req;            /* the request as the agent gets it */
 	size_t len;
 	char *cid;            /* the client's id, as it wrote it */
@@ -5372,6 +5372,18 @@ struct item {
 	struct buf reply;     /* what the client gets */
 	char name[64];
 };
+
+/* What /metrics counts of each command: its requests by outcome. */
+enum { OUT_OK, OUT_ERROR, OUT_DENIED, OUT_BAD, OUT_UNAVAILABLE, OUT_TIMEOUT, NOUT };
+static const char *const outcomes[NOUT] = {
+	"ok", "error", "denied", "bad", "unavailable", "timeout"};
+struct stat_row {
+	char name[64];
+	unsigned long long n[NOUT];
+};
+/* Latency buckets in ms, as Prometheus' le labels say them in seconds. */
+static const int buckets[6] = {1, 10, 100, 1000, 10000, 0};
+#define STATS_MAX 128
 
 /* A client may have this many requests queued before it is read again. */
 #define CLIENT_PENDING_MAX 64
@@ -5395,6 +5407,11 @@ static struct {
 	char **allow, **deny;
 	int nallow, ndeny;
 	char token[256];  /* what HTTP clients must send, when not empty */
+	FILE *log;        /* --log: a line per request */
+	struct stat_row *stats;
+	int nstats, reconnects;
+	unsigned long long le[6]; /* requests answered within each bucket */
+	double seconds;           /* their time, in all */
 } sv;
 
 static volatile sig_atomic_t stopping;
@@ -5705,6 +5722,46 @@ client_flush(int i)
 		client_close(i, "cut off: it does not read its replies");
 }
 
+/* Counts a request that is done, for /metrics, and logs it for --log:
+ * when, who, what, how it ended and how long it took; never its
+ * arguments, which may be passwords, file data or a program's input. */
+static void
+account(const struct item *it)
+{
+	int o = it->code == 400 ? OUT_BAD : it->kind == ITEM_DENIED ? OUT_DENIED :
+	        it->code == 503 ? OUT_UNAVAILABLE : it->code == 504 ? OUT_TIMEOUT :
+	        it->code < 300 ? OUT_OK : OUT_ERROR;
+	long long ms = now_ms() - it->t0;
+	struct timespec ts;
+	int k;
+
+	for (k = 0; k < sv.nstats && strcmp(sv.stats[k].name, it->name); k++)
+		;
+	if (k == sv.nstats && k < STATS_MAX) {
+		sv.stats = xrealloc(sv.stats, (size_t)++sv.nstats * sizeof *sv.stats);
+		memset(&sv.stats[k], 0, sizeof sv.stats[k]);
+		/* Names come from clients: past a bound they count as one. */
+		snprintf(sv.stats[k].name, sizeof sv.stats[k].name, "%s",
+		         k < STATS_MAX - 1 ? it->name : "other");
+	}
+	sv.stats[k < STATS_MAX ? k : STATS_MAX - 1].n[o]++;
+	for (k = 0; k < 6; k++)
+		sv.le[k] += !buckets[k] || ms <= buckets[k];
+	sv.seconds += (double)ms / 1000;
+	if (!sv.log)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	fprintf(sv.log, "{\"time\": \"%s\", \"client\": %u, \"command\": ",
+	        iso_time(ts.tv_sec, ts.tv_nsec), it->gen);
+	fputs("\"", sv.log);
+	for (k = 0; it->name[k]; k++)
+		if ((unsigned char)it->name[k] >= ' ' && it->name[k] != '"' && it->name[k] != '\\')
+			putc(it->name[k], sv.log);
+	fprintf(sv.log, "\", \"outcome\": \"%s\", \"status\": %d, \"ms\": %lld}\n",
+	        outcomes[o], it->code, ms);
+	fflush(sv.log);
+}
+
 /* Queues work for the client, in its order among the others': a request
  * for the agent, or a reply of the proxy's own, done at once. */
 static struct item *
@@ -5728,6 +5785,7 @@ enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep
 	it->kind = kind;
 	it->keep = keep;
 	snprintf(it->name, sizeof it->name, "%s", name);
+	it->t0 = now_ms();
 	sv.cl[i].pending++;
 	if (kind == ITEM_AGENT || kind == ITEM_NOREPLY) {
 		it->req = memcpy(xrealloc(NULL, len + 1), req, len);
@@ -5737,6 +5795,8 @@ enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep
 		buf_add(&it->reply, req, len);
 		it->state = DONE;
 		it->code = kind == ITEM_BAD ? 400 : kind == ITEM_DENIED ? 403 : 200;
+		if (kind != ITEM_LOCAL || !strncmp(name, "guest-sync", 10))
+			account(it);
 	}
 	return it;
 }
@@ -6018,6 +6078,48 @@ http_parse(const char *s, size_t n, size_t maxbody, const char *token, struct ht
 	return n - r->head >= r->body;
 }
 
+/* GET /metrics: the counts, in Prometheus' text format. */
+static void
+metrics(int i, int keep)
+{
+	struct buf b = {0};
+	char line[200];
+	size_t k, waiting = 0;
+	int j, o, n = 0;
+
+	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++)
+		waiting += sv.q[k].state == QUEUED || sv.q[k].state == SENT;
+	for (j = 0; j < sv.ncl; j++)
+		n += sv.cl[j].fd >= 0;
+	snprintf(line, sizeof line, "# TYPE qga_agent_up gauge\nqga_agent_up %d\n"
+	         "# TYPE qga_agent_reconnects_total counter\nqga_agent_reconnects_total %d\n"
+	         "# TYPE qga_waiting gauge\nqga_waiting %zu\n# TYPE qga_clients gauge\n"
+	         "qga_clients %d\n", sv.agent == AGENT_UP, sv.reconnects, waiting, n);
+	buf_str(&b, line);
+	buf_str(&b, "# TYPE qga_requests_total counter\n");
+	for (j = 0; j < sv.nstats; j++)
+		for (o = 0; o < NOUT; o++)
+			if (sv.stats[j].n[o]) {
+				snprintf(line, sizeof line, "qga_requests_total{command=\"%s\","
+				         "outcome=\"%s\"} %llu\n", sv.stats[j].name, outcomes[o],
+				         sv.stats[j].n[o]);
+				buf_str(&b, line);
+			}
+	buf_str(&b, "# TYPE qga_request_seconds histogram\n");
+	for (j = 0; j < 6; j++) {
+		if (buckets[j])
+			snprintf(line, sizeof line, "qga_request_seconds_bucket{le=\"%g\"} %llu\n",
+			         buckets[j] / 1000.0, sv.le[j]);
+		else
+			snprintf(line, sizeof line, "qga_request_seconds_bucket{le=\"+Inf\"} %llu\n"
+			         "qga_request_seconds_sum %.3f\nqga_request_seconds_count %llu\n",
+			         sv.le[j], sv.seconds, sv.le[j]);
+		buf_str(&b, line);
+	}
+	enqueue(i, ITEM_LOCAL, b.p, b.len, "metrics", keep);
+	free(b.p);
+}
+
 /* GET /health answers from what the proxy knows, behind nothing the agent
  * is doing: 200 when the agent is connected and in sync, else 503. */
 static void
@@ -6077,6 +6179,8 @@ client_http(int i)
 		}
 		if (http_is(&r, "GET", "/health"))
 			health(i, r.keep);
+		else if (http_is(&r, "GET", "/metrics") && (!*sv.token || r.auth))
+			metrics(i, r.keep);
 		else if (*sv.token && !r.auth)
 			http_local(i, 401, r.keep);
 		else if (http_is(&r, "POST", "/") && !r.haslen)
@@ -6189,6 +6293,7 @@ agent_connect(void)
 		return;
 	}
 	fcntl(sess.fd, F_SETFL, fcntl(sess.fd, F_GETFL) | O_NONBLOCK);
+	sv.reconnects++;
 	sv.ain.len = sv.aout.len = sv.aoff = 0;
 	json_scan_init(&sv.asc, 0);
 	if (opt.qmp) {
@@ -6211,6 +6316,7 @@ item_done(struct item *it, int code, const char *reply, size_t len)
 	it->code = code;
 	it->reply.len = 0;
 	buf_add(&it->reply, reply, len);
+	account(it);
 }
 
 /* An error of the proxy's own, as the agent words one. AgentUnavailable
@@ -6520,6 +6626,7 @@ static const struct option serve_longs[] = {
 	{"max-request", required_argument, NULL, O_MAXREQUEST},
 	{"mode", required_argument, NULL, O_MODE},
 	{"token-file", required_argument, NULL, O_TOKEN},
+	{"log", required_argument, NULL, O_LOG},
 	{"quiet", no_argument, NULL, 'q'},
 	{NULL, 0, NULL, 0}
 };
@@ -6565,6 +6672,10 @@ cmd_serve(int argc, char **argv)
 			break;
 		case 'q': sv.quiet = 1; break;
 		case O_TOKEN: read_token(optarg); break;
+		case O_LOG:
+			if (!(sv.log = strcmp(optarg, "-") ? fopen(optarg, "ae") : stderr))
+				die(EX_USAGE, "serve: open --log %s:", optarg);
+			break;
 		}
 	}
 	if (optind != argc || !na)

@@ -17,12 +17,15 @@ agent() {
 	wait_for "$X/agent.sock"
 }
 agent 1
-start xproxy $QGA -s "$X/agent.sock" serve --listen "$X/proxy.sock" --http tcp:127.0.0.1:0
+start xproxy $QGA -s "$X/agent.sock" serve --listen "$X/proxy.sock" --http tcp:127.0.0.1:0 \
+	--log "$X/audit"
 wait_for "$X/proxy.sock"
 hport=$(port_of xproxy)
 
 # 40 QGA clients and 10 HTTP clients, 200 requests each, every one with an
-# id of its client's; 3 more clients that leave with replies owed.
+# id of its client's; 3 more clients that leave with replies owed. The QGA
+# clients send a request every 4 ms (perl paces them), so that the agent
+# dies while they send.
 c=1
 while [ $c -le 50 ]; do
 	k=1
@@ -31,7 +34,8 @@ while [ $c -le 50 ]; do
 			echo "{\"execute\":\"guest-ping\",\"id\":\"q$c-$k\"}"
 			k=$((k + 1))
 		done >"$X/batch$c"
-		$QGA -s "$X/proxy.sock" - <"$X/batch$c" >"$X/out$c" 2>/dev/null &
+		perl -ne 'BEGIN { $| = 1 } print; select(undef, undef, undef, 0.004)' "$X/batch$c" |
+			$QGA -s "$X/proxy.sock" - >"$X/out$c" 2>/dev/null &
 	else
 		set --
 		while [ $k -le 200 ]; do
@@ -76,13 +80,27 @@ while [ $c -le 50 ]; do
 done
 expect "mux: 50 clients x 200 requests: each its own replies, in order ($bad wrong)" test $bad = 0
 ok_replies=$(cat "$X"/out* | grep -c '^{"return": {}, "id"')
+errors=$(cat "$X"/out* | grep -c '^{"error": {"class": "AgentUnavailable"')
 expect "mux: most requests were answered by an agent ($ok_replies)" test "$ok_replies" -gt 5000
+expect "mux: some were sent while the agent was away ($errors)" test "$errors" -gt 0
 expect "mux: the first agent lived until it was killed" test "${lived1:-no}" = yes
 expect "mux: so did the second" test "${lived2:-no}" = yes
 sleep 0.2
 expect "mux: the third lives after every client's departure" alive xagent3
 check "mux: and answers through the proxy" 0 '{"return": {}}' '' $QGA -s "$X/proxy.sock" guest-ping
 expect "mux: the proxy lives" alive xproxy
+curl -s "http://127.0.0.1:$hport/metrics" >"$X/metrics"
+# The clients that left count too: at least as many as the others got.
+expect "mux: /metrics counts the pings answered" \
+	test "$(sed -n 's/^qga_requests_total{command="guest-ping",outcome="ok"} //p' "$X/metrics")" -ge "$ok_replies"
+expect "mux: and those the agent was away for" grep -q '^qga_requests_total{command="guest-ping",outcome="unavailable"} [1-9]' "$X/metrics"
+expect "mux: three agents, three connections or more" grep -q '^qga_agent_reconnects_total \([3-9]\|[1-9][0-9]\)' "$X/metrics"
+expect "mux: the agent up, nothing waiting" grep -qx 'qga_agent_up 1' "$X/metrics"
+expect "mux: the latency histogram counts each request once" test "$(sed -n 's/^qga_request_seconds_count //p' "$X/metrics")" = \
+	"$(sed -n 's/^qga_request_seconds_bucket{le="+Inf"} //p' "$X/metrics")"
+expect "mux: --log has a JSON line per request" \
+	test "$(jq -r 'select(.command == "guest-ping") | .outcome' "$X/audit" | grep -c '^ok$')" = \
+	"$(sed -n 's/^qga_requests_total{command="guest-ping",outcome="ok"} //p' "$X/metrics")"
 
 # The agent unreachable: a qga client of the proxy exits as it would
 # against the agent itself (3), and the proxy says why.
@@ -102,7 +120,8 @@ kill "$PID_xproxy"
 rm -f "$X/slow.sock"
 start xslow "$PWD/test/fakeagent" "$X/slow.sock" slow
 wait_for "$X/slow.sock"
-start xproxy2 $QGA -s "$X/slow.sock" serve --listen "$X/proxy2.sock" --http tcp:127.0.0.1:0
+start xproxy2 $QGA -s "$X/slow.sock" serve --listen "$X/proxy2.sock" --http tcp:127.0.0.1:0 \
+	--log "$X/audit2"
 wait_for "$X/proxy2.sock"
 hport=$(port_of xproxy2)
 $QGA -s "$X/proxy2.sock" guest-get-time >"$X/slow.out" 2>&1 &
@@ -118,6 +137,10 @@ expect "mux: both at once ($(( (t1 - t0) / 1000000 )) ms)" test $(( (t1 - t0) / 
 check "mux: a ping behind it is its own" 0 '{"return": {}}' '' $QGA -s "$X/proxy2.sock" guest-ping
 wait $slow
 expect "mux: the slow command's reply is its own" test "$(cat "$X/slow.out")" = '{"return": 1700000000000000000}'
+check "mux: a password through the proxy" 0 '' '' sh -c "printf 's3cret\n' | $QGA -s '$X/proxy2.sock' passwd alice"
+expect "mux: --log has the command, not the password" sh -c \
+	"grep -q '\"command\": \"guest-set-user-password\", \"outcome\": \"ok\"' '$X/audit2' &&
+	! grep -q 's3cret\|czNjcmV0' '$X/audit2'"
 kill "$PID_xproxy2"
 
 # -t at the proxy bounds each request: the slow one fails with 4, and its
