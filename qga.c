@@ -6903,10 +6903,12 @@ static const struct cmd cmds[] = {
 	 "guest-ssh-remove-authorized-keys", 1},
 	{"serve", cmd_serve, NULL, "l:q", serve_longs,
 	 "--listen ADDR... [--http ADDR]... [--allow CMD,...] [--deny CMD,...] "
-	 "[--max-clients N] [--max-request BYTES] [--mode MODE] [--token-file FILE] [-q]\n"
-	 "Shares the agent (-s) among clients: --listen unix:PATH or\n"
-	 "tcp:[HOST:]PORT for QGA, --http ADDR for POST / and GET /health.\n"
-	 "--allow and --deny take command names, a built-in's for its own.\n",
+	 "[--max-clients N] [--max-request BYTES] [--mode MODE] [--token-file FILE] "
+	 "[--log FILE] [-q]\n"
+	 "Shares the agent (-s) among clients, their requests pipelined to it:\n"
+	 "--listen unix:PATH or tcp:[HOST:]PORT for QGA, --http ADDR for POST /,\n"
+	 "GET /health and GET /metrics. --allow and --deny take command names,\n"
+	 "a built-in's for its own; --log: a JSON line per request (- for stderr).\n",
 	 NULL, 0},
 	{"wait", cmd_wait, NULL, "T:", wait_longs,
 	 "[-T SECS]\n"
