@@ -1853,6 +1853,7 @@ run_targets(void)
 	struct buf in = {0};
 	char bad[512] = "";
 	int *who, i, j, k, n, next = 0, running = 0, nbad = 0, worst = 0, sig = 0, broken = 0;
+	void (*hook)(void);
 
 	if (many.reads_stdin && (k = read_all(0, &in, MANY_STDIN_MAX)) < 0) {
 		if (k == -2)
@@ -1867,10 +1868,13 @@ run_targets(void)
 	who = xrealloc(NULL, (size_t)k * sizeof *who);
 	for (i = 0; i < many.n; i++)
 		t[i].name = many.addr[i];
+	/* What a command left to undo in a guest is its children's to undo. */
+	hook = on_leave;
 	on_leave = NULL;
 	for (;;) {
 		while (!sig && next < many.n && running < many.max) {
 			if ((k = start_target(&t[next], t, next)) > 0) {
+				on_leave = hook;
 				free(t);
 				free(pfd);
 				free(who);
@@ -5353,9 +5357,11 @@ struct client {
 	char name[64];
 };
 
-/* A local reply is answered by the proxy itself: ITEM_LOCAL (HTTP 200),
- * ITEM_BAD for what is not a request (400), ITEM_DENIED (403). */
-enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_HEALTH, ITEM_BAD, ITEM_DENIED };
+/* A local reply is answered by the proxy itself: ITEM_LOCAL (HTTP 200,
+ * or the status it is given), ITEM_BAD for what is not a request (400),
+ * ITEM_DENIED (403); ITEM_NOREPLY goes to the agent, which answers it
+ * only when it fails. */
+enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_BAD, ITEM_DENIED };
 enum { QUEUED, SENT, DONE, GONE };
 enum { AGENT_DOWN, AGENT_SYNCING, AGENT_UP };
 

@@ -123,6 +123,25 @@ while [ $i -le 50 ]; do
 done
 expect "many: get puts each in LOCAL/TARGET/ ($bad wrong)" test $bad = 0 -a "$(ls "$M/got" | wc -l)" = 50
 
+# An interrupted get of several: each child undoes its own copy.
+truncate -s 4G "$M/a1/huge" "$M/a2/huge"
+rm -rf "$M/int"
+$QGA -s "$M/a1.sock" -s "$M/a2.sock" get huge "$M/int" 2>"$M/int.err" &
+g=$!
+i=0
+while [ "$(find "$M/int" -type f -size +1M 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 200 ]; do
+	sleep 0.05
+	i=$((i + 1))
+done
+kill -INT $g
+wait $g
+st=$?
+rm -f "$M/a1/huge" "$M/a2/huge"
+expect "many: an interrupted get exits 130" test $st = 130
+expect "many: and leaves no partial copy ($(find "$M/int" -type f | wc -l) files)" \
+	test "$(find "$M/int" -type f | wc -l)" = 0
+expect "many: each says it was interrupted" test "$(grep -c 'interrupted' "$M/int.err")" -ge 2
+
 # What works on one agent alone says so; -P wants a number.
 check "many: serve takes one agent" 2 '' 'qga: serve works on one agent: give one -s' \
 	$QGA -s "$M/a1.sock" -s "$M/a2.sock" serve --listen "$M/proxy.sock"
