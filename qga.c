@@ -2717,70 +2717,93 @@ json_member(struct buf *b, const char *key, const char *val)
 	buf_str(b, val);
 }
 
+static const char *const streams[2][3] = {
+	{"out-data", "out-truncated", "out-data-b64"},
+	{"err-data", "err-truncated", "err-data-b64"}};
+
+/* Whether stream i of the ended program d was cut, its data len bytes. */
+static int
+exec_cut(const struct doc *d, int i, size_t len)
+{
+	/* Some agents (10.0.2 among them) cut a stream at exactly 16 MiB and
+	 * say nothing: that size is taken as cut. */
+	return len == EXEC_OUTPUT_MAX || dtrue(d, dget(d, 0, streams[i][1]));
+}
+
+/* The end of a program as one object with the keys of Proxmox's `qm
+ * guest exec`: out-data and err-data as text, or base64 in out-data-b64
+ * and err-data-b64 when not UTF-8, the truncated flags, exitcode or
+ * signal. Returns -1, with js unfinished, when a stream is not base64. */
+static int
+exec_json(struct buf *js, const struct doc *d)
+{
+	struct buf data = {0}, text = {0};
+	size_t len[2] = {0, 0};
+	int i, v, bad = 0;
+	char n[24];
+
+	buf_str(js, "{\"exited\":true");
+	for (i = 0; i < 2 && !bad; i++) {
+		if ((v = dget(d, 0, streams[i][0])) < 0)
+			continue;
+		data.len = text.len = 0;
+		if ((bad = b64_decode(&data, d->js, &d->t[v]) < 0))
+			break;
+		len[i] = data.len;
+		buf_jstr(&text, data.p, data.len);
+		buf_add(&text, "", 1);
+		if (is_json(text.p, text.len - 1)) {
+			json_member(js, streams[i][0], text.p);
+		} else {
+			buf_add(js, ",", 1);
+			buf_jstr(js, streams[i][2], strlen(streams[i][2]));
+			buf_add(js, ":", 1);
+			buf_add(js, d->js + d->t[v].start - 1, d->t[v].end - d->t[v].start + 2);
+		}
+	}
+	for (i = 0; i < 2; i++)
+		json_member(js, streams[i][1], exec_cut(d, i, len[i]) ? "true" : "false");
+	for (i = 0; i < 2; i++)
+		if ((v = dget(d, 0, i ? "signal" : "exitcode")) >= 0) {
+			snprintf(n, sizeof n, "%lld", dint(d, v, 0));
+			json_member(js, i ? "signal" : "exitcode", n);
+		}
+	buf_add(js, "}", 1);
+	free(data.p);
+	free(text.p);
+	return bad ? -1 : 0;
+}
+
 /* Writes what the program wrote, and returns its exit status. With -j,
- * prints instead one object with the keys of Proxmox's `qm guest exec`
- * (out-data and err-data as text, or base64 in out-data-b64 and
- * err-data-b64 when not UTF-8) and returns 0. */
+ * prints instead its end as exec_json says it, and returns 0. */
 static int
 exec_finish(const struct doc *dp, const char *prog)
 {
-	static const char *const streams[2][3] = {
-		{"out-data", "out-truncated", "out-data-b64"},
-		{"err-data", "err-truncated", "err-data-b64"}};
-	struct buf data = {0}, js = {0}, text = {0};
+	struct buf data = {0}, js = {0};
 	struct doc d = *dp;
-	int i, v, code, cut[2] = {0, 0};
-	char n[24];
+	size_t len[2] = {0, 0};
+	int i, v, code = 0;
 
-	buf_str(&js, "{\"exited\":true");
-	for (i = 0; i < 2; i++) {
-		if ((v = dget(&d, 0, streams[i][0])) < 0)
-			continue;
-		if (b64_decode(&data, d.js, &d.t[v]) < 0)
+	if (opt.json && exec_json(&js, &d) < 0)
+		die(EX_PROTO, "%s: the output is not base64", prog);
+	if (opt.json)
+		print_json(js.p, js.len);
+	for (i = 0; i < 2 && !opt.json; i++) {
+		data.len = 0;
+		if ((v = dget(&d, 0, streams[i][0])) >= 0 && b64_decode(&data, d.js, &d.t[v]) < 0)
 			die(EX_PROTO, "%s: %s is not base64", prog, streams[i][0]);
-		/* Some agents (10.0.2 among them) cut a stream at exactly
-		 * 16 MiB and say nothing: that size is taken as cut. */
-		cut[i] = data.len == EXEC_OUTPUT_MAX;
-		if (opt.json) {
-			text.len = 0;
-			buf_jstr(&text, data.p, data.len);
-			buf_add(&text, "", 1);
-			if (is_json(text.p, text.len - 1)) {
-				json_member(&js, streams[i][0], text.p);
-			} else {
-				buf_add(&js, ",", 1);
-				buf_jstr(&js, streams[i][2], strlen(streams[i][2]));
-				buf_add(&js, ":", 1);
-				buf_add(&js, d.js + d.t[v].start - 1, d.t[v].end - d.t[v].start + 2);
-			}
-			continue;
-		}
 		fflush(stdout);
-		if (write_all(i + 1, data.p, data.len) < 0)
+		if (write_all(i + 1, data.p, len[i] = data.len) < 0)
 			die(EX_IO, "write %s:", i ? "stderr" : "stdout");
 	}
-	for (i = 0; i < 2; i++) {
-		cut[i] |= dtrue(&d, dget(&d, 0, streams[i][1]));
-		if (opt.json)
-			json_member(&js, streams[i][1], cut[i] ? "true" : "false");
-		else if (cut[i])
+	for (i = 0; i < 2 && !opt.json; i++)
+		if (exec_cut(&d, i, len[i]))
 			warn("%s: the agent truncated the program's %s", prog,
 			     i ? "stderr" : "stdout");
-	}
-	if (opt.json) {
-		for (i = 0; i < 2; i++)
-			if ((v = dget(&d, 0, i ? "signal" : "exitcode")) >= 0) {
-				snprintf(n, sizeof n, "%lld", dint(&d, v, 0));
-				json_member(&js, i ? "signal" : "exitcode", n);
-			}
-		buf_add(&js, "}", 1);
-		print_json(js.p, js.len);
-		code = 0;
-	} else
+	if (!opt.json)
 		code = exit_code(&d, prog);
 	free(data.p);
 	free(js.p);
-	free(text.p);
 	free(d.t);
 	return code;
 }
@@ -5361,8 +5384,9 @@ struct client {
  * or the status it is given), ITEM_BAD for what is not a request (400),
  * ITEM_DENIED (403); ITEM_NOREPLY goes to the agent, which answers it
  * only when it fails. */
-enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_BAD, ITEM_DENIED };
-enum { QUEUED, SENT, DONE, GONE };
+enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_EXEC, ITEM_BAD, ITEM_DENIED };
+/* WAIT: a POST /exec between two polls of its program's status. */
+enum { QUEUED, SENT, WAIT, DONE, GONE };
 enum { AGENT_DOWN, AGENT_SYNCING, AGENT_UP };
 
 struct item {
@@ -5371,6 +5395,7 @@ struct item {
 	unsigned gen;
 	long long id, mark;   /* the proxy's ids: the request's, its guest-ping's */
 	long long deadline, t0;
+	long long pid, until, next, delay; /* POST /exec: its program, its end */
 	char *req;            /* the request as the agent gets it */
 	size_t len;
 	char *cid;            /* the client's id, as it wrote it */
@@ -5793,7 +5818,7 @@ enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep
 	snprintf(it->name, sizeof it->name, "%s", name);
 	it->t0 = now_ms();
 	sv.cl[i].pending++;
-	if (kind == ITEM_AGENT || kind == ITEM_NOREPLY) {
+	if (kind == ITEM_AGENT || kind == ITEM_NOREPLY || kind == ITEM_EXEC) {
 		it->req = memcpy(xrealloc(NULL, len + 1), req, len);
 		it->len = len;
 		it->state = QUEUED;
@@ -6084,6 +6109,76 @@ http_parse(const char *s, size_t n, size_t maxbody, const char *token, struct ht
 	return n - r->head >= r->body;
 }
 
+/* POST /exec: {"path": PROG, "args": [...], "env": [...], "input": TEXT,
+ * "timeout": SECONDS}, or "sh": LINE for /bin/sh -c LINE instead of path
+ * and args: a guest-exec with its output captured, polled by serve
+ * within its loop until the program ends, or its timeout (none unless
+ * given) passes. */
+static void
+take_exec(int i, const char *js, size_t len, int keep)
+{
+	static const char *const keys[] = {"path", "sh", "args", "env", "input", "timeout"};
+	struct json_parser p;
+	struct json_tok t[64];
+	struct buf b = {0}, in = {0};
+	struct item *it;
+	const char *v;
+	long long secs = 0;
+	size_t n;
+	int k[6], j, bad;
+	long u;
+
+	json_init(&p);
+	p.keep = 2;
+	bad = json_parse(&p, js, len, t, 64) <= 0 || t[0].type != JSON_OBJECT;
+	for (j = 0; j < 6; j++)
+		k[j] = bad ? -1 : json_get(js, t, 0, keys[j]);
+	bad |= (k[0] < 0) == (k[1] < 0) || (k[1] >= 0 && k[2] >= 0);
+	for (j = 0; j < 5 && !bad; j++)
+		bad |= k[j] >= 0 && t[k[j]].type != (j == 2 || j == 3 ? JSON_ARRAY : JSON_STRING);
+	bad |= !bad && k[5] >= 0 && (json_int(js, &t[k[5]], &secs) < 0 || secs < 0);
+	if (bad) {
+		error_reply(&b, "GenericError", "expected {\"path\": PROG, \"args\": [...], "
+		            "\"env\": [...], \"input\": TEXT, \"timeout\": SECONDS}, or "
+		            "\"sh\": LINE for path and args", "", 0);
+		enqueue(i, ITEM_BAD, b.p, b.len, "guest-exec", keep);
+		free(b.p);
+		return;
+	}
+	if (denied("guest-exec") || denied("guest-exec-status")) {
+		error_reply(&b, "CommandNotFound", "Command guest-exec has been refused by the "
+		            "proxy (qga serve --allow/--deny)", "", 0);
+		enqueue(i, ITEM_DENIED, b.p, b.len, "guest-exec", keep);
+		free(b.p);
+		return;
+	}
+	buf_str(&b, "{\"execute\": \"guest-exec\", \"arguments\": {\"path\": ");
+	for (j = 0; j < 4; j++) {
+		if (k[j] < 0)
+			continue;
+		buf_str(&b, j == 1 ? "\"/bin/sh\", \"arg\": [\"-c\", " : j == 2 ? ", \"arg\": " :
+		        j == 3 ? ", \"env\": " : "");
+		v = tok_text(js, &t[k[j]], &n);
+		buf_add(&b, v, n);
+		buf_str(&b, j == 1 ? "]" : "");
+	}
+	if (k[4] >= 0 && (u = json_unescape(js, &t[k[4]], NULL, 0)) > 0) {
+		buf_need(&in, (size_t)u + 1);
+		in.len = (size_t)json_unescape(js, &t[k[4]], in.p, (size_t)u + 1);
+		buf_str(&b, ", \"input-data\": \"");
+		b64_encode(&b, (unsigned char *)in.p, in.len);
+		buf_str(&b, "\"");
+	}
+	buf_need(&b, 64);
+	b.len += (size_t)snprintf(b.p + b.len, 64, ", \"capture-output\": true}, \"id\": %lld}",
+	                          ++sv.next_id);
+	it = enqueue(i, ITEM_EXEC, b.p, b.len, "guest-exec", keep);
+	it->id = sv.next_id;
+	it->until = secs ? deadline_in(secs * 1000) : -1;
+	free(b.p);
+	free(in.p);
+}
+
 /* GET /metrics: the counts, in Prometheus' text format. */
 static void
 metrics(int i, int keep)
@@ -6193,6 +6288,8 @@ client_http(int i)
 			http_local(i, 411, 0);
 		else if (http_is(&r, "POST", "/"))
 			take_request(i, c->in.p + r.head, r.body, r.keep);
+		else if (http_is(&r, "POST", "/exec") && r.haslen)
+			take_exec(i, c->in.p + r.head, r.body, r.keep);
 		else
 			http_local(i, http_is(&r, "GET", NULL) || http_is(&r, "POST", NULL) ? 404 : 405,
 			           r.keep);
@@ -6350,7 +6447,7 @@ agent_lost(const char *why)
 	note("agent %s: %s", opt.addr, why);
 	snprintf(desc, sizeof desc, "the guest agent went away: %s", why);
 	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++)
-		if (sv.q[k].state == SENT)
+		if (sv.q[k].state == SENT || sv.q[k].state == WAIT)
 			item_fail(&sv.q[k], 503, "AgentUnavailable", desc);
 	/* A reply half read or a request half sent is dealt with as a
 	 * client's would be: the agent survives both. */
@@ -6375,6 +6472,43 @@ error_status(const struct reply *r)
 	member_str(r->js, &r->tok[r->err], "desc", desc, sizeof desc);
 	return !strcmp(cls, "CommandNotFound") || !strcmp(cls, "DeviceNotFound") ? 404 :
 	       strstr(desc, "has been disabled") ? 403 : 500;
+}
+
+/* The next step of a POST /exec the agent answered: after guest-exec,
+ * the status of its pid is asked for, and while the program runs again,
+ * from 1 ms on and less and less often, down to ten times a second; once
+ * it has ended, the client gets its end as exec -j prints it. */
+static void
+exec_step(struct item *it, const struct reply *r)
+{
+	struct buf b = {0};
+	struct doc d;
+
+	doc_load(&d, r);
+	if (!it->pid && (it->pid = dint(&d, dget(&d, 0, "pid"), -1)) < 0)
+		item_fail(it, 500, "GenericError", "guest-exec: no pid in the reply");
+	else if (it->delay && dtrue(&d, dget(&d, 0, "exited"))) {
+		if (exec_json(&b, &d) < 0)
+			item_fail(it, 500, "GenericError", "guest-exec-status: output not base64");
+		else {
+			buf_add(&b, "\n", 1);
+			item_done(it, 200, b.p, b.len);
+		}
+	} else {
+		it->delay = it->delay ? (it->delay * 2 > 100 ? 100 : it->delay * 2) : 1;
+		it->next = now_ms() + it->delay;
+		it->state = WAIT;
+		buf_need(&b, 128);
+		b.len = (size_t)snprintf(b.p, 128, "{\"execute\": \"guest-exec-status\", "
+		                         "\"arguments\": {\"pid\": %lld}, \"id\": %lld}", it->pid,
+		                         it->id = ++sv.next_id);
+		free(it->req);
+		it->req = b.p;
+		it->len = b.len;
+		b.p = NULL;
+	}
+	free(b.p);
+	free(d.t);
 }
 
 /* A reply from the agent, js[0..len): the sync's, or an item's. */
@@ -6418,6 +6552,10 @@ agent_reply(const char *js, size_t len)
 		return;
 	if (it->kind == ITEM_NOREPLY && id == it->mark && r.err < 0) {
 		item_done(it, 204, "", 0);
+		return;
+	}
+	if (it->kind == ITEM_EXEC && r.err < 0) {
+		exec_step(it, &r);
 		return;
 	}
 	if (r.ret >= 0 && !strcmp(it->name, "guest-info") && (sv.nallow || sv.ndeny)) {
@@ -6530,6 +6668,18 @@ agent_pump(void)
 	}
 	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++) {
 		it = &sv.q[k];
+		if (it->kind == ITEM_EXEC && it->until >= 0 && it->state < DONE && now >= it->until) {
+			snprintf(desc, sizeof desc, "the program still runs in the guest as pid %lld",
+			         it->pid);
+			item_fail(it, 504, "AgentTimeout", desc);
+		}
+		if (it->state == WAIT && now >= it->next)
+			it->state = QUEUED;
+		else if (it->state == WAIT && (next < 0 || it->next - now < next))
+			next = it->next - now;
+		if (it->kind == ITEM_EXEC && it->until >= 0 && it->state < DONE &&
+		    (next < 0 || it->until - now < next))
+			next = it->until - now;
 		if (it->state == QUEUED && sv.agent == AGENT_UP) {
 			buf_add(&sv.aout, it->req, it->len);
 			if (it->kind == ITEM_NOREPLY) {
@@ -6913,7 +7063,7 @@ static const struct cmd cmds[] = {
 	 "[--log FILE] [-q]\n"
 	 "Shares the agent (-s) among clients, their requests pipelined to it:\n"
 	 "--listen unix:PATH or tcp:[HOST:]PORT for QGA, --http ADDR for POST /,\n"
-	 "GET /health and GET /metrics. --allow and --deny take command names,\n"
+	 "POST /exec, GET /health and GET /metrics. --allow and --deny take names,\n"
 	 "a built-in's for its own; --log: a JSON line per request (- for stderr).\n",
 	 NULL, 0},
 	{"wait", cmd_wait, NULL, "T:", wait_longs,

@@ -122,6 +122,30 @@ check "serve: HTTP, 1 MiB of headers: 431" 0 '*431 Request Header Fields Too Lar
 check "serve: HTTP, two Content-Lengths that differ: 400" 0 '*400 Bad Request*' '' \
 	sh -c "printf 'POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}' |
 		socat -t3 - TCP:127.0.0.1:$hport"
+# POST /exec: a program run and polled by serve, its end as exec -j says.
+check "serve: POST /exec with sh" 0 \
+	'{"exited":true,"out-data":"out\\u000a","err-data":"err\\u000a","out-truncated":false,"err-truncated":false,"exitcode":3}' '' \
+	curl -s -d '{"sh": "echo out; echo err >&2; exit 3"}' "$H/exec"
+check "serve: POST /exec with path, args and input" 0 \
+	'{"exited":true,"out-data":"hello","out-truncated":false,"err-truncated":false,"exitcode":0}' '' \
+	curl -s -d '{"path": "/bin/sh", "args": ["-c", "cat; printf \"$1\"", "sh", "lo"], "input": "hel"}' "$H/exec"
+check "serve: POST /exec, output that is not UTF-8 in base64" 0 \
+	'{"exited":true,"out-data-b64":"/wA=","out-truncated":false,"err-truncated":false,"exitcode":0}' '' \
+	curl -s -d '{"sh": "printf \"\\377\\000\""}' "$H/exec"
+curl -s -o "$P/slowexec" -d '{"sh": "sleep 2; echo done"}' "$H/exec" &
+slowexec=$!
+sleep 0.3
+t0=$(date +%s%N)
+check "serve: a ping while /exec waits for its program" 0 '{"return": {}}' '' $QGA -s "$S" guest-ping
+t1=$(date +%s%N)
+expect "serve: at once ($(( (t1 - t0) / 1000000 )) ms)" test $(( (t1 - t0) / 1000000 )) -lt 1000
+wait $slowexec
+expect "serve: and /exec ends with its program" grep -q '"out-data":"done\\u000a"' "$P/slowexec"
+check "serve: POST /exec past its timeout: 504, the pid said" 0 \
+	'{"error": {"class": "AgentTimeout", "desc": "the program still runs in the guest as pid *"}}*504' '' \
+	curl -s -w ' %{http_code}' -d '{"sh": "sleep 3", "timeout": 1}' "$H/exec"
+check "serve: POST /exec, a body that is not one: 400" 0 '400' '' \
+	curl -s -o /dev/null -w '%{http_code}' -d '{"sh": "true", "args": ["x"]}' "$H/exec"
 check "serve: HTTP 400 for JSON that is not a request" 0 '400' '' \
 	curl -s -o /dev/null -w '%{http_code}' -d '[1, 2]' "$H/"
 check "serve: HTTP 403 for a denied command, its error as the body" 0 \
@@ -216,8 +240,11 @@ expect "serve: -q keeps it quiet" test ! -s "$T/proxy2.stderr"
 
 # Built-in names in --allow and --deny stand for the agent's commands.
 start proxy4 $QGA -s "$P/agent.sock" serve --listen unix:"$P/proxy4.sock" \
-	--deny exec,guest-nope
+	--http tcp:127.0.0.1:0 --deny exec,guest-nope
 wait_for "$P/proxy4.sock"
+check "serve: --deny exec keeps POST /exec out: 403" 0 \
+	'{"error": {"class": "CommandNotFound", "desc": "Command guest-exec has been refused by the proxy (qga serve --allow/--deny)"}}*403' '' \
+	curl -s -w ' %{http_code}' -d '{"sh": "echo no"}' "http://127.0.0.1:$(port_of proxy4)/exec"
 check "serve: --deny exec keeps exec out" 255 '' \
 	'qga: guest-exec: CommandNotFound: Command guest-exec has been refused by the proxy (qga serve --allow/--deny)' \
 	$QGA -s "$P/proxy4.sock" exec -- /bin/echo no
