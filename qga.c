@@ -6883,7 +6883,7 @@ cmd_serve(int argc, char **argv)
 	}
 	note("stopping on signal %d", (int)stopping);
 	for (k = (int)sv.qhead; k < (int)(sv.qhead + sv.qlen); k++)
-		if (sv.q[k].state == QUEUED || sv.q[k].state == SENT)
+		if (sv.q[k].state < DONE)
 			item_fail(&sv.q[k], 503, "AgentUnavailable", "qga serve is stopping");
 	deliver_done();
 	for (i = 0; i < sv.ncl; i++) {
