@@ -142,6 +142,12 @@ expect "many: and leaves no partial copy ($(find "$M/int" -type f | wc -l) files
 	test "$(find "$M/int" -type f | wc -l)" = 0
 expect "many: each says it was interrupted" test "$(grep -c 'interrupted' "$M/int.err")" -ge 2
 
+check "many: wait over several: the missing one times out, alone" 4 '' \
+	"$M/missing.sock	qga: $M/missing.sock: no agent answered within 1 s${nl}qga: 1 of 3 failed: $M/missing.sock (4)" \
+	$QGA -s "$M/a1.sock" -s "$M/a2.sock" -s "$M/missing.sock" wait -T 1
+check "many: an information table, tagged" 0 "$M/a1.sock	$(hostname)${nl}$M/a2.sock	$(hostname)" '' \
+	sh -c "$QGA -s '$M/a1.sock' -s '$M/a2.sock' hostname | sort"
+
 # What works on one agent alone says so; -P wants a number.
 check "many: serve takes one agent" 2 '' 'qga: serve works on one agent: give one -s' \
 	$QGA -s "$M/a1.sock" -s "$M/a2.sock" serve --listen "$M/proxy.sock"
