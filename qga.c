@@ -5129,7 +5129,7 @@ struct found {
 	char *addr, *name;
 	dev_t dev;
 	ino_t ino;
-	int libvirt;
+	int libvirt, held;
 };
 
 static struct found *found;
@@ -5154,6 +5154,7 @@ add_found(const char *path, const char *name, size_t n, int libvirt)
 	found[nfound].addr = xstrdup(path);
 	found[nfound].name = xstrdup(name);
 	found[nfound].name[n] = 0;
+	found[nfound].held = 0;
 	found[nfound++].libvirt = libvirt;
 }
 
@@ -5197,26 +5198,27 @@ scan_dir(const char *dir, int kind)
 	closedir(d);
 }
 
-/* Whether another client holds f's socket: the kernel's table of unix
- * sockets then shows a connected one under a name that is f's socket. */
-static int
-held(const struct found *f)
+/* Marks the sockets another client holds: the kernel's table of unix
+ * sockets shows a connected one under a name that is theirs. Read once,
+ * before any probe connects. */
+static void
+mark_held(void)
 {
 	char line[4352], *w, *st = NULL;
 	FILE *p = fopen("/proc/net/unix", "r");
 	struct stat s;
-	int i, yes = 0;
+	int i, k;
 
-	if (!p)
-		return 0;
-	while (!yes && fgets(line, sizeof line, p))
+	while (p && fgets(line, sizeof line, p))
 		for (i = 0, w = strtok(line, " \n"); w; w = strtok(NULL, " \n"), i++) {
 			st = i == 5 ? w : st;
-			yes |= i == 7 && !strcmp(st, "03") && !stat(w, &s) &&
-			       s.st_dev == f->dev && s.st_ino == f->ino;
+			if (i != 7 || strcmp(st, "03") || stat(w, &s))
+				continue;
+			for (k = 0; k < nfound; k++)
+				found[k].held |= found[k].dev == s.st_dev && found[k].ino == s.st_ino;
 		}
-	fclose(p);
-	return yes;
+	if (p)
+		fclose(p);
 }
 
 static int
@@ -5236,7 +5238,7 @@ probe(const struct found *f)
 	char *ver, *os = NULL, *m;
 	int s, i;
 
-	if (held(f)) {
+	if (f->held) {
 		printf("held by %s\n", f->libvirt ? "libvirtd" : "another client");
 		leave(0);
 	}
@@ -5290,6 +5292,7 @@ cmd_ls(int argc, char **argv)
 		die(EX_AGENT, "ls: no agent socket in Proxmox's or libvirt's folders, "
 		    "QGA_SOCKET or /tmp/qga.sock");
 	qsort(found, (size_t)nfound, sizeof *found, by_addr);
+	mark_held();
 	many.addr = xrealloc(many.addr, (size_t)nfound * sizeof *many.addr);
 	for (i = 0; i < nfound; i++)
 		many.addr[i] = found[i].addr;
@@ -5850,6 +5853,17 @@ error_reply(struct buf *b, const char *cls, const char *desc, const char *id,
 	buf_str(b, "}\n");
 }
 
+/* The error a command --allow or --deny keeps out gets. */
+static void
+refusal(struct buf *b, const char *name, const char *id, size_t idlen)
+{
+	char desc[160];
+
+	snprintf(desc, sizeof desc, "Command %s has been refused by the proxy "
+	         "(qga serve --allow/--deny)", name);
+	error_reply(b, "CommandNotFound", desc, id, idlen);
+}
+
 /* Sorts one request from a client into the queue. */
 static void
 take_request(int i, const char *js, size_t len, int keep)
@@ -5859,7 +5873,7 @@ take_request(int i, const char *js, size_t len, int keep)
 	struct buf b = {0};
 	struct item *it;
 	const char *id = "", *v;
-	char name[64], desc[160];
+	char name[64];
 	size_t idlen = 0, n;
 	long long sid;
 	int ntok, ex, args, k, kind = ITEM_AGENT;
@@ -5909,9 +5923,7 @@ take_request(int i, const char *js, size_t len, int keep)
 			buf_str(&b, "}\n");
 		}
 	} else if (denied(name)) {
-		snprintf(desc, sizeof desc, "Command %s has been refused by the proxy "
-		         "(qga serve --allow/--deny)", name);
-		error_reply(&b, "CommandNotFound", desc, id, idlen);
+		refusal(&b, name, id, idlen);
 		kind = ITEM_DENIED;
 	} else if (!strcmp(name, "guest-shutdown") || !strncmp(name, "guest-suspend-", 14))
 		kind = ITEM_NOREPLY;
@@ -6146,8 +6158,7 @@ take_exec(int i, const char *js, size_t len, int keep)
 		return;
 	}
 	if (denied("guest-exec") || denied("guest-exec-status")) {
-		error_reply(&b, "CommandNotFound", "Command guest-exec has been refused by the "
-		            "proxy (qga serve --allow/--deny)", "", 0);
+		refusal(&b, "guest-exec", "", 0);
 		enqueue(i, ITEM_DENIED, b.p, b.len, "guest-exec", keep);
 		free(b.p);
 		return;
@@ -6179,23 +6190,31 @@ take_exec(int i, const char *js, size_t len, int keep)
 	free(in.p);
 }
 
+/* The requests queued, sent to the agent, or between an /exec's polls. */
+static size_t
+waiting(void)
+{
+	size_t k, n = 0;
+
+	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++)
+		n += sv.q[k].state < DONE;
+	return n;
+}
+
 /* GET /metrics: the counts, in Prometheus' text format. */
 static void
 metrics(int i, int keep)
 {
 	struct buf b = {0};
 	char line[200];
-	size_t k, waiting = 0;
 	int j, o, n = 0;
 
-	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++)
-		waiting += sv.q[k].state == QUEUED || sv.q[k].state == SENT;
 	for (j = 0; j < sv.ncl; j++)
 		n += sv.cl[j].fd >= 0;
 	snprintf(line, sizeof line, "# TYPE qga_agent_up gauge\nqga_agent_up %d\n"
 	         "# TYPE qga_agent_reconnects_total counter\nqga_agent_reconnects_total %d\n"
 	         "# TYPE qga_waiting gauge\nqga_waiting %zu\n# TYPE qga_clients gauge\n"
-	         "qga_clients %d\n", sv.agent == AGENT_UP, sv.reconnects, waiting, n);
+	         "qga_clients %d\n", sv.agent == AGENT_UP, sv.reconnects, waiting(), n);
 	buf_str(&b, line);
 	buf_str(&b, "# TYPE qga_requests_total counter\n");
 	for (j = 0; j < sv.nstats; j++)
@@ -6227,15 +6246,12 @@ static void
 health(int i, int keep)
 {
 	char b[sizeof sv.why + 128];
-	size_t k, n = 0;
 	struct buf why = {0};
 
-	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++)
-		n += sv.q[k].state == QUEUED || sv.q[k].state == SENT;
 	buf_jstr(&why, sv.why, strlen(sv.why));
 	buf_add(&why, "", 1);
 	snprintf(b, sizeof b, "{\"return\": {\"agent\": \"%s\", \"waiting\": %zu%s%s}}\n",
-	         sv.agent == AGENT_UP ? "up" : sv.agent ? "syncing" : "down", n,
+	         sv.agent == AGENT_UP ? "up" : sv.agent ? "syncing" : "down", waiting(),
 	         sv.agent == AGENT_UP ? "" : ", \"why\": ", sv.agent == AGENT_UP ? "" : why.p);
 	enqueue(i, ITEM_LOCAL, b, strlen(b), "health", keep)->code =
 		sv.agent == AGENT_UP ? 200 : 503;
