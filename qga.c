@@ -6,6 +6,7 @@
  * See README and qga.1 for the interface; the exit statuses are part of it.
  */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -93,6 +94,23 @@ hold_signals(int hold)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	sigprocmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+/* Waits for input on fd, which has no deadline (a pipe), or a signal:
+ * -1 then. The signals are held until ppoll lets them in, so that one
+ * that comes just before the wait cannot leave it waiting for ever. */
+static int
+wait_input(int fd)
+{
+	struct pollfd p = {fd, POLLIN, 0};
+	sigset_t none;
+	int r;
+
+	hold_signals(1);
+	sigemptyset(&none);
+	r = interrupted ? -1 : ppoll(&p, 1, NULL, &none);
+	hold_signals(0);
+	return r;
 }
 
 /* Starts argv[0] here, found in PATH, with in and out (unless -1) as its
@@ -696,6 +714,18 @@ open_vsock(struct conn *c, const char *spec, long long deadline)
  * or a bare path, which is a socket or a character device. */
 static int open_hvsock(struct conn *c, const char *spec, long long deadline);
 
+/* Readies c, not yet connected, for a session within timeout. */
+static void
+conn_init(struct conn *c, long long timeout)
+{
+	memset(c, 0, offsetof(struct conn, first));
+	c->in = (struct buf){c->first, 0, sizeof c->first, 1};
+	c->up = 1;
+	c->fd = -1;
+	c->timeout = timeout;
+	c->fresh = 1;
+}
+
 static int
 conn_open(struct conn *c, const char *addr, long long timeout)
 {
@@ -704,13 +734,8 @@ conn_open(struct conn *c, const char *addr, long long timeout)
 	struct stat st;
 	int r;
 
-	memset(c, 0, offsetof(struct conn, first));
-	c->in = (struct buf){c->first, 0, sizeof c->first, 1};
-	c->up = 1;
-	c->fd = -1;
-	c->timeout = timeout;
+	conn_init(c, timeout);
 	deadline = conn_deadline(c, timeout);
-	c->fresh = 1;
 	if (strlen(addr) >= sizeof spec)
 		return fail(EX_USAGE, "address too long: %.40s...", addr);
 	strcpy(c->name, addr);
@@ -3730,8 +3755,8 @@ put_data(int fd, long long at, const char *local, const char *remote, struct sha
 		/* A file is read at its own offsets, which the children of
 		 * several targets do not share. */
 		for (data.len = 0; data.len < CHUNK; data.len += (size_t)n) {
-			n = at < 0 ? read(fd, data.p + data.len, CHUNK - data.len) :
-			    pread(fd, data.p + data.len, CHUNK - data.len, at);
+			n = at >= 0 ? pread(fd, data.p + data.len, CHUNK - data.len, at) :
+			    wait_input(fd) < 0 ? -1 : read(fd, data.p + data.len, CHUNK - data.len);
 			at += at < 0 || n <= 0 ? 0 : n;
 			if (n < 0 && errno == EINTR && !interrupted)
 				n = 0;
@@ -5377,23 +5402,42 @@ struct client {
 	struct json_scan sc;
 	int pending;          /* its items not yet given back */
 	int eof;              /* it sent all it will: it goes once answered */
+	int last;             /* HTTP: its last request is taken */
 	long long since;      /* HTTP: when its unfinished request began */
 	int drain;            /* HTTP: refused, its bytes are read and dropped */
 	unsigned seen;        /* the delivery pass that last found one waiting */
+	int xf;               /* HTTP: its /file transfer's slot + 1, or 0 */
 	char name[64];
+};
+
+/* A GET or PUT /file under way. */
+struct xfer {
+	pid_t pid;            /* the child that runs get or put; 0: a free slot */
+	int cl, put, keep;
+	unsigned gen;
+	int data, err;        /* the data's pipe (to the child for PUT), its stderr */
+	int status;           /* the child's exit status; -1 until it is known */
+	int started;          /* GET: the head has gone out */
+	int chunked, after;   /* PUT: a chunked body; a chunk's CRLF comes next */
+	int whole, bad;       /* PUT: all the body taken; why it is refused */
+	int blocked, killed;  /* PUT: the pipe is full; the child was told to stop */
+	unsigned long long left, bytes; /* PUT: the rest of the body or chunk; all given */
+	struct buf msg;       /* the child's stderr, its first KiB */
 };
 
 /* A local reply is answered by the proxy itself: ITEM_LOCAL (HTTP 200,
  * or the status it is given), ITEM_BAD for what is not a request (400),
  * ITEM_DENIED (403); ITEM_NOREPLY goes to the agent, which answers it
  * only when it fails. */
-enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_EXEC, ITEM_BAD, ITEM_DENIED };
-/* WAIT: a POST /exec between two polls of its program's status. */
-enum { QUEUED, SENT, WAIT, DONE, GONE };
+enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_EXEC, ITEM_FILE, ITEM_BAD, ITEM_DENIED };
+/* WAIT: a POST /exec between two polls of its program's status; RUNNING:
+ * a /file transfer, whose child talks to the agent as a client. */
+enum { QUEUED, SENT, WAIT, RUNNING, DONE, GONE };
 enum { AGENT_DOWN, AGENT_SYNCING, AGENT_UP };
 
 struct item {
 	int cl, kind, keep;   /* keep: HTTP keep-alive */
+	int raw;              /* its reply is HTTP already */
 	int state, code;      /* code: the HTTP status of the reply */
 	unsigned gen;
 	long long id, mark;   /* the proxy's ids: the request's, its guest-ping's */
@@ -5427,6 +5471,7 @@ static struct {
 	int ncl, max;
 	struct item *q;
 	size_t qhead, qlen, qcap;
+	struct xfer *xf;      /* as many as clients */
 	int lfd[16], lhttp[16], nl;
 	int quiet;
 	mode_t mode;
@@ -5821,7 +5866,9 @@ enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep
 	snprintf(it->name, sizeof it->name, "%s", name);
 	it->t0 = now_ms();
 	sv.cl[i].pending++;
-	if (kind == ITEM_AGENT || kind == ITEM_NOREPLY || kind == ITEM_EXEC) {
+	if (kind == ITEM_FILE)
+		it->state = RUNNING;
+	else if (kind == ITEM_AGENT || kind == ITEM_NOREPLY || kind == ITEM_EXEC) {
 		it->req = memcpy(xrealloc(NULL, len + 1), req, len);
 		it->len = len;
 		it->state = QUEUED;
@@ -5862,6 +5909,29 @@ refusal(struct buf *b, const char *name, const char *id, size_t idlen)
 	snprintf(desc, sizeof desc, "Command %s has been refused by the proxy "
 	         "(qga serve --allow/--deny)", name);
 	error_reply(b, "CommandNotFound", desc, id, idlen);
+}
+
+static void
+item_done(struct item *it, int code, const char *reply, size_t len)
+{
+	it->state = DONE;
+	it->code = code;
+	it->reply.len = 0;
+	buf_add(&it->reply, reply, len);
+	account(it);
+}
+
+/* An error of the proxy's own, as the agent words one. AgentUnavailable
+ * and AgentTimeout are classes of qga's: a qga client exits 3 and 4 on
+ * them, as it would had it asked the agent itself. */
+static void
+item_fail(struct item *it, int code, const char *cls, const char *desc)
+{
+	struct buf b = {0};
+
+	error_reply(&b, cls, desc, it->cid, it->cidlen);
+	item_done(it, code, b.p, b.len);
+	free(b.p);
 }
 
 /* Sorts one request from a client into the queue. */
@@ -6048,8 +6118,9 @@ authorized(const char *token, const char *v, size_t n)
 struct http_req {
 	const char *method, *target;
 	size_t mlen, tlen;
-	size_t head, body; /* the head's bytes, its blank line included; the body's */
-	int keep, haslen, chunked, auth;
+	size_t head;          /* its bytes, the blank line included */
+	unsigned long long body; /* Content-Length, or 0 */
+	int keep, haslen, chunked, expect, auth;
 };
 
 #define HTTP_HEAD_MAX 16384
@@ -6061,13 +6132,13 @@ header_is(const char *h, const char *colon, const char *name)
 	return (size_t)(colon - h) == strlen(name) && !strncasecmp(h, name, strlen(name));
 }
 
-/* Parses the HTTP request at the start of s[0..n), a pure function of
- * those bytes (and of the token a request must carry, if any): 1 with *r
- * filled once the head and the body are all there, 0 while more bytes are
- * needed, else the status that refuses it (400, 413, 431), after which
- * the connection ends. */
+/* Parses the head of the HTTP request at the start of s[0..n), a pure
+ * function of those bytes (and of the token a request must carry, if
+ * any): 1 with *r filled once the head is all there, 0 while more bytes
+ * are needed, else the status that refuses it (400, 431, 501), after
+ * which the connection ends. Its body, if any, follows the head. */
 static int
-http_parse(const char *s, size_t n, size_t maxbody, const char *token, struct http_req *r)
+http_parse(const char *s, size_t n, const char *token, struct http_req *r)
 {
 	const char *end, *line, *eol, *colon, *v, *sp;
 	long long len = -1, k;
@@ -6101,24 +6172,108 @@ http_parse(const char *s, size_t n, size_t maxbody, const char *token, struct ht
 		if (header_is(line, colon, "content-length")) {
 			/* Two lengths that differ would let two readers of one
 			 * stream disagree on where a request ends. */
-			if ((k = num(v, &e, 10, 1LL << 40)) < 0 || e != v + vn || (len >= 0 && k != len))
+			if ((k = num(v, &e, 10, 1LL << 50)) < 0 || e != v + vn || (len >= 0 && k != len))
 				return 400;
 			len = k;
 		} else if (header_is(line, colon, "connection"))
 			r->keep = vn == 5 && !strncasecmp(v, "close", 5) ? 0 :
 			          vn == 10 && !strncasecmp(v, "keep-alive", 10) ? 1 : r->keep;
-		else if (header_is(line, colon, "transfer-encoding"))
+		else if (header_is(line, colon, "transfer-encoding")) {
+			if (vn != 7 || strncasecmp(v, "chunked", 7))
+				return 501;
 			r->chunked = 1;
+		} else if (header_is(line, colon, "expect"))
+			r->expect = vn == 12 && !strncasecmp(v, "100-continue", 12);
 		else if (header_is(line, colon, "authorization"))
 			r->auth |= *token && authorized(token, v, vn);
 	}
-	if (r->chunked)
-		len = -1;
-	if (len > (long long)maxbody)
-		return 413;
+	/* Both would be the same ambiguity. */
+	if (r->chunked && len >= 0)
+		return 400;
 	r->haslen = len >= 0;
-	r->body = len > 0 ? (size_t)len : 0;
-	return n - r->head >= r->body;
+	r->body = len > 0 ? (unsigned long long)len : 0;
+	return 1;
+}
+
+static int
+hexval(char c)
+{
+	return !isxdigit((unsigned char)c) ? -1 : isdigit((unsigned char)c) ? c - '0' :
+	       tolower((unsigned char)c) - 'a' + 10;
+}
+
+/* The chunk-size line of a chunked body (RFC 9112, 7.1) at s[0..n), after
+ * the CRLF that ends the data of the chunk before when after is set: its
+ * length, with the chunk's size in *size; 0 while more bytes are needed;
+ * -1 if it is not one. For the last chunk, of size 0, the length takes in
+ * the trailer section too, which ends the body. Extensions are ignored. */
+static long
+http_chunk(const char *s, size_t n, int after, unsigned long long *size)
+{
+	const char *p = s, *e = s + n, *eol;
+	unsigned long long v = 0;
+	int d, digits = 0;
+
+	if (after) {
+		if (n < 2)
+			return n && *s != '\r' ? -1 : 0;
+		if (memcmp(s, "\r\n", 2))
+			return -1;
+		p += 2;
+	}
+	if (!(eol = memmem(p, (size_t)(e - p), "\r\n", 2)))
+		return e - p > 1024 ? -1 : 0;
+	for (; p < eol && (d = hexval(*p)) >= 0; p++, digits++) {
+		if (v >> 56)
+			return -1;
+		v = v * 16 + (unsigned)d;
+	}
+	if (!digits || (p < eol && *p != ';' && *p != ' ' && *p != '\t'))
+		return -1;
+	for (p = eol + 2; !v; p = eol + 2) {
+		if (!(eol = memmem(p, (size_t)(e - p), "\r\n", 2)))
+			return e - s > HTTP_HEAD_MAX ? -1 : 0;
+		if (eol == p) {
+			p += 2;
+			break;
+		}
+	}
+	if (p - s > 1024 + HTTP_HEAD_MAX)
+		return -1;
+	*size = v;
+	return p - s;
+}
+
+/* The value of key in the query of an HTTP request's target, its %XX and
+ * + decoded, into out[0..size): its length; -1 when it is not there, -2
+ * when it is not well formed (a byte that is not printable, a % not of
+ * two hex digits), does not fit, or would hold a NUL byte. */
+static long
+http_query(const struct http_req *r, const char *key, char *out, size_t size)
+{
+	const char *p = memchr(r->target, '?', r->tlen), *e = r->target + r->tlen, *amp;
+	size_t k = strlen(key), n = 0;
+	int hi = 0, lo = 0;
+
+	for (; p && p < e; p = amp) {
+		p++;
+		if (!(amp = memchr(p, '&', (size_t)(e - p))))
+			amp = e;
+		if ((size_t)(amp - p) <= k || memcmp(p, key, k) || p[k] != '=')
+			continue;
+		for (p += k + 1; p < amp; p++) {
+			if ((unsigned char)*p <= ' ' || (*p == '%' && (amp - p < 3 ||
+			    (hi = hexval(p[1])) < 0 || (lo = hexval(p[2])) < 0 || !(hi | lo))))
+				return -2;
+			if (n + 1 >= size)
+				return -2;
+			out[n++] = *p == '+' ? ' ' : *p == '%' ? (char)(hi * 16 + lo) : *p;
+			p += *p == '%' ? 2 : 0;
+		}
+		out[n] = 0;
+		return (long)n;
+	}
+	return -1;
 }
 
 /* POST /exec: {"path": PROG, "args": [...], "env": [...], "input": TEXT,
@@ -6258,62 +6413,541 @@ health(int i, int keep)
 	free(why.p);
 }
 
+/* The client's last request is taken: it gets its replies, then the end
+ * of the stream; what it still sends is read and dropped (drain), so that
+ * its kernel does not drop the answer for a reset. */
+static void
+http_closing(int i, int drain)
+{
+	sv.cl[i].eof = sv.cl[i].last = 1;
+	sv.cl[i].drain = drain;
+	sv.cl[i].since = now_ms();
+}
+
 /* A reply of serve's own, given in its turn among the client's others:
  * HTTP/1.1 answers pipelined requests in their order. */
 static void
 http_local(int i, int code, int keep)
 {
 	enqueue(i, ITEM_LOCAL, "", 0, "http", keep)->code = code;
-	if (!keep) {
-		sv.cl[i].eof = 1;
-		sv.cl[i].drain = code >= 400;
-		sv.cl[i].since = now_ms();
-	}
+	if (!keep)
+		http_closing(i, code >= 400);
 }
 
+/* Whether the request is method's (when given) for target (when given:
+ * its path, the query left out). */
 static int
 http_is(const struct http_req *r, const char *method, const char *target)
 {
-	return r->mlen == strlen(method) && !memcmp(r->method, method, r->mlen) &&
-	       (!target || (r->tlen == strlen(target) && !memcmp(r->target, target, r->tlen)));
+	const char *q = memchr(r->target, '?', r->tlen);
+	size_t n = q ? (size_t)(q - r->target) : r->tlen;
+
+	return (!method || (r->mlen == strlen(method) && !memcmp(r->method, method, r->mlen))) &&
+	       (!target || (n == strlen(target) && !memcmp(r->target, target, n)));
 }
 
-/* Takes the HTTP requests a client sent: POST / with a request as the
- * body, GET /health (which needs no token). */
+/* Takes a client of the loop in a free slot, fd non-blocking already: its
+ * slot, or -1 when --max-clients are there. */
+static int
+client_add(int fd, int http, const char *what)
+{
+	static unsigned gen;
+	int i;
+
+	for (i = 0; i < sv.ncl && sv.cl[i].fd >= 0; i++)
+		;
+	if (i == sv.max)
+		return -1;
+	if (i == sv.ncl)
+		sv.ncl++;
+	memset(&sv.cl[i], 0, sizeof sv.cl[i]);
+	sv.cl[i].fd = fd;
+	sv.cl[i].http = http;
+	sv.cl[i].gen = ++gen;
+	json_scan_init(&sv.cl[i].sc, 0);
+	snprintf(sv.cl[i].name, sizeof sv.cl[i].name, "%s %u", what, gen);
+	note("%s: connected", sv.cl[i].name);
+	return i;
+}
+
+static struct xfer *
+xfer_of(int i)
+{
+	struct xfer *x = sv.cl[i].xf ? &sv.xf[sv.cl[i].xf - 1] : NULL;
+
+	return x && x->pid && x->gen == sv.cl[i].gen ? x : NULL;
+}
+
+static _Noreturn void run_builtin(int argc, char **argv);
+
+/* The child of a /file transfer: get or put as the command runs them,
+ * with data as its stdin (put) or stdout (get), err as its stderr, and
+ * serve, through sock, as its agent. It keeps none of serve's other
+ * descriptors. */
+static _Noreturn void
+file_child(int sock, int data, int err, int put, int argc, char **argv)
+{
+	int i;
+
+	for (i = 0; i < sv.ncl; i++)
+		if (sv.cl[i].fd >= 0)
+			close(sv.cl[i].fd);
+	for (i = 0; i < sv.nl; i++)
+		close(sv.lfd[i]);
+	for (i = 0; i < sv.max; i++)
+		if (sv.xf[i].pid) {
+			close(sv.xf[i].data);
+			close(sv.xf[i].err);
+		}
+	if (sess.fd >= 0)
+		close(sess.fd);
+	if (sv.log && sv.log != stderr)
+		close(fileno(sv.log));
+	dup2(data, put ? 0 : 1);
+	dup2(err, 2);
+	close(data);
+	close(err);
+	catch_signals();
+	hold_signals(0);
+	conn_init(&sess, opt.timeout);
+	snprintf(sess.name, sizeof sess.name, "%s", opt.addr);
+	sess.fd = sock;
+	sess.sock = 1;
+	sess.rcvto = sess.sndto = -1;
+	cur = find_cmd(argv[0]);
+	run_builtin(argc, argv);
+}
+
+/* GET /file?path=P streams a guest file down, PUT /file?path=P[&mode=M]
+ * one up. qga get or put runs in a child of serve's, its stdout or stdin a
+ * pipe to this client and its agent serve itself, through a socket pair
+ * that is one more client of the loop. So the transfer is the commands'
+ * own, put's temporary file and rename included; the guest handle is
+ * closed and the temporary file removed however it ends, even when the
+ * HTTP client goes (the child is then stopped by SIGTERM, and undoes what
+ * it did as the command does); memory is bounded by the pipe; and the
+ * loop waits for nothing. */
+static void
+take_file(int i, const struct http_req *r)
+{
+	static char get[] = "get", put_[] = "put", m_[] = "-m", dd[] = "--", dash[] = "-";
+	char path[4096], mode[16], *argv[8];
+	int put = *r->method == 'P', sp[2], dp[2], ep[2], argc = 0, peer, k;
+	struct buf b = {0};
+	struct xfer *x;
+	struct item *it;
+	long m = 0;
+	pid_t pid;
+
+	if (http_query(r, "path", path, sizeof path) <= 0 ||
+	    (m = http_query(r, "mode", mode, sizeof mode)) == -2 ||
+	    (m >= 0 && (!put || !m || strspn(mode, "01234567") != (size_t)m))) {
+		http_local(i, 400, 0);
+		return;
+	}
+	if (denied("guest-file-open") || denied(put ? "guest-file-write" : "guest-file-read")) {
+		refusal(&b, put ? "guest-file-write" : "guest-file-read", "", 0);
+		enqueue(i, ITEM_DENIED, b.p, b.len, put ? "PUT /file" : "GET /file", 0);
+		http_closing(i, 1);
+		free(b.p);
+		return;
+	}
+	if (put && !r->haslen && !r->chunked) {
+		http_local(i, 411, 0);
+		return;
+	}
+	for (peer = 0; peer < sv.ncl && sv.cl[peer].fd >= 0; peer++)
+		;
+	if (opt.qmp || peer == sv.max) {
+		http_local(i, opt.qmp ? 404 : 503, 0);
+		return;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		die(EX_IO, "serve: socketpair:");
+	if (pipe2(dp, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0)
+		die(EX_IO, "serve: pipe:");
+	argv[argc++] = put ? put_ : get;
+	if (m > 0) {
+		argv[argc++] = m_;
+		argv[argc++] = mode;
+	}
+	argv[argc++] = dd;
+	argv[argc++] = put ? dash : path;
+	argv[argc++] = put ? path : dash;
+	argv[argc] = NULL;
+	fflush(NULL);
+	/* A signal to the child before it has its handlers waits for them. */
+	hold_signals(1);
+	if ((pid = fork()) < 0)
+		die(EX_IO, "serve: fork:");
+	if (!pid) {
+		close(sp[0]);
+		close(dp[put]);
+		close(ep[0]);
+		file_child(sp[1], dp[!put], ep[1], put, argc, argv);
+	}
+	/* The child reads dp[0] (put) or writes dp[1] (get); serve the other. */
+	hold_signals(0);
+	close(sp[1]);
+	close(dp[!put]);
+	close(ep[1]);
+	for (k = 0; sv.xf[k].pid; k++)
+		;
+	x = &sv.xf[k];
+	memset(x, 0, sizeof *x);
+	x->pid = pid;
+	x->cl = i;
+	x->gen = sv.cl[i].gen;
+	x->put = put;
+	x->keep = r->keep;
+	x->data = dp[put];
+	x->err = ep[0];
+	x->status = -1;
+	x->chunked = r->chunked;
+	x->left = r->body;
+	sv.cl[i].xf = k + 1;
+	sv.cl[i].since = put ? now_ms() : 0;
+	fcntl(x->data, F_SETFL, O_NONBLOCK);
+	fcntl(x->err, F_SETFL, O_NONBLOCK);
+	fcntl(sp[0], F_SETFL, O_NONBLOCK);
+	snprintf(path, sizeof path, "%s's file: QGA client", sv.cl[i].name);
+	client_add(sp[0], 0, path);
+	it = enqueue(i, ITEM_FILE, "", 0, put ? "PUT /file" : "GET /file", r->keep);
+	(void)it;
+	/* curl waits a second for this before it sends a large body. */
+	if (put && r->expect && sv.cl[i].pending == 1) {
+		buf_str(&sv.cl[i].out, "HTTP/1.1 100 Continue\r\n\r\n");
+		client_flush(i);
+	}
+}
+
+/* Tells the child to stop, once: it undoes what it did in the guest and
+ * exits. A put's stdin is kept open, since its end would finish the copy;
+ * a get's is closed, which ends a write that the signal came too early
+ * to interrupt. */
+static void
+xfer_kill(struct xfer *x)
+{
+	if (x->killed)
+		return;
+	kill(x->pid, SIGTERM);
+	x->killed = 1;
+	if (!x->put && x->data >= 0) {
+		close(x->data);
+		x->data = -1;
+	}
+}
+
+/* Passes what the client sent of a PUT /file's body to the child, as much
+ * as its pipe takes: Content-Length's bytes, or a chunked body's data. */
+static void
+xfer_body(struct xfer *x)
+{
+	struct client *c = &sv.cl[x->cl];
+	unsigned long long size;
+	size_t used = 0, n;
+	ssize_t w = 0;
+	long k;
+
+	x->blocked = 0;
+	while (x->data >= 0 && !x->bad && !x->killed) {
+		if (x->chunked && !x->left && !x->whole) {
+			if ((k = http_chunk(c->in.p + used, c->in.len - used, x->after, &size)) <= 0) {
+				x->bad = k < 0 ? 400 : 0;
+				break;
+			}
+			used += (size_t)k;
+			x->after = 1;
+			x->left = size;
+			x->whole = !size;
+		}
+		if (!x->left) {
+			/* The body is all there: the child's stdin ends. */
+			x->whole = 1;
+			close(x->data);
+			x->data = -1;
+			break;
+		}
+		n = c->in.len - used < x->left ? c->in.len - used : (size_t)x->left;
+		if (!n)
+			break;
+		if ((w = write(x->data, c->in.p + used, n)) < 0) {
+			x->blocked = errno == EAGAIN;
+			if (errno != EAGAIN && errno != EINTR) {
+				close(x->data); /* the child is gone: its status says why */
+				x->data = -1;
+			}
+			break;
+		}
+		used += (size_t)w;
+		x->left -= (unsigned long long)w;
+		x->bytes += (unsigned long long)w;
+	}
+	if (used) {
+		memmove(c->in.p, c->in.p + used, c->in.len - used);
+		c->in.len -= used;
+	}
+	/* A stalled body is cut off after -t, as a head is. */
+	c->since = x->data < 0 ? 0 : used ? now_ms() : c->since;
+	if (c->eof && x->data >= 0 && !x->bad)
+		x->bad = 400;
+	if (x->bad)
+		xfer_kill(x);
+}
+
+/* GET /file: the child's next piece of the file, to the client as a
+ * chunk of a chunked reply, which the head goes before. */
+static void
+xfer_read(struct xfer *x)
+{
+	struct client *c = &sv.cl[x->cl];
+	char b[65536], head[200];
+	ssize_t n = read(x->data, b, sizeof b);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		close(x->data);
+		x->data = -1;
+		return;
+	}
+	if (!x->started) {
+		snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream"
+		         "\r\nTransfer-Encoding: chunked\r\n%s\r\n", x->keep ? "" : "Connection: close\r\n");
+		buf_str(&c->out, head);
+		x->started = 1;
+	}
+	snprintf(head, sizeof head, "%zx\r\n", (size_t)n);
+	buf_str(&c->out, head);
+	buf_add(&c->out, b, (size_t)n);
+	buf_str(&c->out, "\r\n");
+	x->bytes += (unsigned long long)n;
+	client_flush(x->cl);
+}
+
+/* Keeps the child's first KiB of messages, and sees its stderr end. */
+static void
+xfer_msg(struct xfer *x)
+{
+	char b[1024];
+	ssize_t n = read(x->err, b, sizeof b);
+
+	if (n > 0 && x->msg.len < sizeof b)
+		buf_add(&x->msg, b, (size_t)n < sizeof b - x->msg.len ? (size_t)n : sizeof b - x->msg.len);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		close(x->err);
+		x->err = -1;
+	}
+}
+
+/* The HTTP status of a get or put that failed, by its exit status and its
+ * message: as error_status() has the agent's errors, and 404 or 403 for a
+ * guest file that is not there or may not be opened. */
+static int
+file_status(int st, const char *msg)
+{
+	return st == EX_USAGE ? 400 : st == EX_IO ? 503 : st == EX_TIMEOUT ? 504 :
+	       st == EX_PROTO ? 502 : st != EX_AGENT ? 500 :
+	       strstr(msg, "No such file") ? 404 :
+	       strstr(msg, "ermission denied") || strstr(msg, "by the proxy") ||
+	       strstr(msg, "has been disabled") ? 403 : 500;
+}
+
+static void client_http(int i);
+
+/* The transfer's child has ended: its client gets the end of the file,
+ * put's outcome, or the child's last message as an error. */
+static void
+xfer_finish(struct xfer *x)
+{
+	struct client *c = &sv.cl[x->cl];
+	struct item *it = NULL;
+	char b[sizeof errmsg + 64], *m, *e;
+	size_t k;
+
+	for (k = sv.qhead; k < sv.qhead + sv.qlen && !it; k++)
+		if (sv.q[k].kind == ITEM_FILE && sv.q[k].state == RUNNING &&
+		    sv.q[k].cl == x->cl && sv.q[k].gen == x->gen)
+			it = &sv.q[k];
+	buf_add(&x->msg, "", 1);
+	for (m = x->msg.p; (e = strchr(m, '\n')) && e[1]; m = e + 1)
+		;
+	m[strcspn(m, "\n")] = 0;
+	m += strncmp(m, "qga: ", 5) ? 0 : 5;
+	if (it) {
+		it->keep = x->keep && (!x->put || x->whole);
+		it->raw = !x->put;
+		if (!x->put && !x->status)
+			item_done(it, 200, x->started ? "0\r\n\r\n" : b, x->started ? 5 :
+			          (size_t)snprintf(b, sizeof b, "HTTP/1.1 200 OK\r\nContent-Type: "
+			                           "application/octet-stream\r\nContent-Length: 0\r\n%s\r\n",
+			                           it->keep ? "" : "Connection: close\r\n"));
+		else if (!x->put && x->started) {
+			/* A reply begun can only be cut short. */
+			item_done(it, 500, "", 0);
+			client_close(x->cl, "cut off: the file could not be read whole");
+		} else if (!x->status && !x->bad) {
+			snprintf(b, sizeof b, "{\"return\": {\"size\": %llu}}\n", x->bytes);
+			item_done(it, 200, b, strlen(b));
+		} else {
+			it->raw = 0;
+			item_fail(it, x->bad ? x->bad : file_status(x->status, m),
+			          x->status == EX_IO ? "AgentUnavailable" : x->status == EX_TIMEOUT ?
+			          "AgentTimeout" : "GenericError",
+			          x->bad ? "the request's body ended early or is not well formed" : m);
+		}
+		if (!it->keep && c->fd >= 0)
+			http_closing(x->cl, x->put && !x->whole);
+	}
+	if (x->data >= 0)
+		close(x->data);
+	if (x->err >= 0)
+		close(x->err);
+	free(x->msg.p);
+	x->pid = 0;
+	/* The requests that came behind it are taken now. */
+	if (c->fd >= 0 && c->gen == x->gen) {
+		c->xf = 0;
+		client_http(x->cl);
+	}
+}
+
+/* What each transfer waits for: for GET, the child's data while its
+ * client, whose turn it is, has little of it left to read. */
+static void
+xfer_poll(struct pollfd *p)
+{
+	struct client *c;
+	struct xfer *x;
+	int k;
+
+	for (k = 0; k < sv.max; k++) {
+		x = &sv.xf[k];
+		c = &sv.cl[x->cl];
+		p[2 * k] = (struct pollfd){-1, 0, 0};
+		p[2 * k + 1] = (struct pollfd){x->pid ? x->err : -1, POLLIN, 0};
+		if (x->pid && x->put && x->blocked)
+			p[2 * k] = (struct pollfd){x->data, POLLOUT, 0};
+		else if (x->pid && !x->put && c->fd >= 0 && c->gen == x->gen && c->pending == 1 &&
+		         c->out.len - c->outoff < 262144)
+			p[2 * k] = (struct pollfd){x->data, POLLIN, 0};
+	}
+}
+
+static void
+xfer_io(const struct pollfd *p)
+{
+	struct xfer *x;
+	int k;
+
+	for (k = 0; k < sv.max; k++) {
+		if (!(x = &sv.xf[k])->pid)
+			continue;
+		if (p[2 * k].fd >= 0 && p[2 * k].fd == x->data && p[2 * k].revents)
+			x->put ? xfer_body(x) : xfer_read(x);
+		if (x->err >= 0 && p[2 * k + 1].revents)
+			xfer_msg(x);
+	}
+}
+
+/* When serve stops, each transfer's child is told to stop too, and serve
+ * goes on until they have undone what they did in the guest, for 10 s at
+ * most: the ms it may still go on, or 0. */
+static int
+transfers_stop(void)
+{
+	static long long until;
+	int k, left = 0;
+
+	for (k = 0; k < sv.max; k++) {
+		if (sv.xf[k].pid)
+			xfer_kill(&sv.xf[k]);
+		left |= sv.xf[k].pid != 0;
+	}
+	if (!until)
+		until = now_ms() + 10000;
+	return left && now_ms() < until ? (int)(until - now_ms()) : 0;
+}
+
+/* Moves each transfer on: stops the child of a client gone, and finishes
+ * a transfer whose child has ended. Returns wait, or less. */
+static int
+xfer_pump(int wait)
+{
+	struct xfer *x;
+	int k, st, gone;
+
+	for (k = 0; k < sv.max; k++) {
+		if (!(x = &sv.xf[k])->pid)
+			continue;
+		gone = sv.cl[x->cl].fd < 0 || sv.cl[x->cl].gen != x->gen;
+		if (gone)
+			xfer_kill(x);
+		if (x->put && !gone)
+			xfer_body(x);
+		if (x->err < 0 && x->status < 0) {
+			/* Its stderr ends as it exits, a moment before it can be waited for. */
+			if (waitpid(x->pid, &st, WNOHANG) == x->pid)
+				x->status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			else
+				wait = 1;
+		}
+		if (x->status >= 0 && (x->put || x->data < 0 || x->status || gone))
+			xfer_finish(x);
+	}
+	return wait;
+}
+
+/* Takes the HTTP requests a client sent: POST / with a request as its
+ * body, POST /exec, GET and PUT /file, GET /health (which needs no token)
+ * and GET /metrics. */
 static void
 client_http(int i)
 {
 	struct client *c = &sv.cl[i];
+	struct xfer *x;
 	struct http_req r;
 	size_t used;
-	int st;
+	int st, file;
 
-	while (c->fd >= 0 && !c->eof && c->in.len &&
-	       (st = http_parse(c->in.p, c->in.len, sv.maxreq, sv.token, &r))) {
+	while (c->fd >= 0 && !c->last && c->in.len && !xfer_of(i) &&
+	       (st = http_parse(c->in.p, c->in.len, sv.token, &r))) {
+		/* A file's body is streamed; any other is taken whole. */
+		file = st == 1 && (http_is(&r, "GET", "/file") || http_is(&r, "PUT", "/file"));
+		if (st == 1 && !file && r.body > sv.maxreq)
+			st = 413;
 		if (st > 1) {
 			http_local(i, st, 0);
 			return;
 		}
+		if (!file && c->in.len - r.head < r.body)
+			break;
+		used = r.head + (file ? 0 : r.body);
 		if (http_is(&r, "GET", "/health"))
 			health(i, r.keep);
 		else if (http_is(&r, "GET", "/metrics") && (!*sv.token || r.auth))
 			metrics(i, r.keep);
 		else if (*sv.token && !r.auth)
-			http_local(i, 401, r.keep);
-		else if (http_is(&r, "POST", "/") && !r.haslen)
+			http_local(i, 401, r.keep && !file);
+		else if (file)
+			take_file(i, &r);
+		else if ((http_is(&r, "POST", "/") || http_is(&r, "POST", "/exec")) && !r.haslen)
 			http_local(i, 411, 0);
 		else if (http_is(&r, "POST", "/"))
 			take_request(i, c->in.p + r.head, r.body, r.keep);
-		else if (http_is(&r, "POST", "/exec") && r.haslen)
+		else if (http_is(&r, "POST", "/exec"))
 			take_exec(i, c->in.p + r.head, r.body, r.keep);
 		else
-			http_local(i, http_is(&r, "GET", NULL) || http_is(&r, "POST", NULL) ? 404 : 405,
-			           r.keep);
-		used = r.head + r.body;
+			http_local(i, http_is(&r, NULL, "/") || http_is(&r, NULL, "/exec") ||
+			           http_is(&r, NULL, "/file") || http_is(&r, NULL, "/health") ||
+			           http_is(&r, NULL, "/metrics") ? 405 : 404, r.keep && !r.chunked);
 		memmove(c->in.p, c->in.p + used, c->in.len - used);
 		c->in.len -= used;
 	}
-	c->since = !c->in.len ? 0 : c->since ? c->since : now_ms();
+	if ((x = xfer_of(i)) && x->put)
+		xfer_body(x);
+	else
+		c->since = !c->in.len || x ? 0 : c->since ? c->since : now_ms();
 }
 
 /* Cuts off the HTTP clients whose request has not come whole within -t,
@@ -6370,28 +7004,12 @@ client_read(int i)
 static void
 client_accept(int lfd, int http)
 {
-	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), i;
-	static unsigned gen;
+	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
-	if (fd < 0)
-		return;
-	for (i = 0; i < sv.ncl && sv.cl[i].fd >= 0; i++)
-		;
-	if (i == sv.max) {
+	if (fd >= 0 && client_add(fd, http, http ? "HTTP client" : "QGA client") < 0) {
 		note("refused a client: already %d (--max-clients)", sv.max);
 		close(fd);
-		return;
 	}
-	if (i == sv.ncl)
-		sv.ncl++;
-	memset(&sv.cl[i], 0, sizeof sv.cl[i]);
-	sv.cl[i].fd = fd;
-	sv.cl[i].http = http;
-	sv.cl[i].gen = ++gen;
-	json_scan_init(&sv.cl[i].sc, 0);
-	snprintf(sv.cl[i].name, sizeof sv.cl[i].name, "%s client %u",
-	         http ? "HTTP" : "QGA", gen);
-	note("%s: connected", sv.cl[i].name);
 }
 
 /* The agent's connection: the same as a client's, made non-blocking, and
@@ -6426,29 +7044,6 @@ agent_connect(void)
 	                               "\"arguments\":{\"id\":%lld}}", sv.sync_id);
 	sv.sync_deadline = deadline_in(opt.timeout);
 	sv.agent = AGENT_SYNCING;
-}
-
-static void
-item_done(struct item *it, int code, const char *reply, size_t len)
-{
-	it->state = DONE;
-	it->code = code;
-	it->reply.len = 0;
-	buf_add(&it->reply, reply, len);
-	account(it);
-}
-
-/* An error of the proxy's own, as the agent words one. AgentUnavailable
- * and AgentTimeout are classes of qga's: a qga client exits 3 and 4 on
- * them, as it would had it asked the agent itself. */
-static void
-item_fail(struct item *it, int code, const char *cls, const char *desc)
-{
-	struct buf b = {0};
-
-	error_reply(&b, cls, desc, it->cid, it->cidlen);
-	item_done(it, code, b.p, b.len);
-	free(b.p);
 }
 
 /* The agent is gone: what it was asked fails, what is queued goes to the
@@ -6737,7 +7332,7 @@ deliver(struct item *it)
 	if (c->fd < 0 || c->gen != it->gen)
 		return;
 	c->pending--;
-	if (c->http)
+	if (c->http && !it->raw)
 		http_reply(it->cl, it->code, it->reply.p, it->reply.len, it->keep);
 	else {
 		buf_add(&c->out, it->reply.p, it->reply.len);
@@ -6809,7 +7404,7 @@ cmd_serve(int argc, char **argv)
 	struct sigaction sa;
 	struct pollfd *pfd = NULL;
 	char *addrs[16];
-	int http[16], na = 0, ch, i, n, k, wait;
+	int http[16], na = 0, ch, i, n, k, wait, left = 0;
 	long long v;
 	char *end;
 
@@ -6856,7 +7451,9 @@ cmd_serve(int argc, char **argv)
 	for (i = 0; i < na; i++)
 		serve_listen(addrs[i], http[i]);
 	sv.cl = xrealloc(NULL, (size_t)sv.max * sizeof *sv.cl);
-	pfd = xrealloc(NULL, (size_t)(sv.max + na + 1) * sizeof *pfd);
+	sv.xf = xrealloc(NULL, (size_t)sv.max * sizeof *sv.xf);
+	memset(sv.xf, 0, (size_t)sv.max * sizeof *sv.xf);
+	pfd = xrealloc(NULL, (size_t)(16 + 3 * sv.max + 1) * sizeof *pfd);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_stop;
 	sigaction(SIGINT, &sa, NULL);
@@ -6865,24 +7462,32 @@ cmd_serve(int argc, char **argv)
 	sigaction(SIGPIPE, &sa, NULL);
 	agent_connect();
 
-	while (!stopping) {
-		wait = http_deadlines(agent_pump());
+	for (;;) {
+		wait = xfer_pump(http_deadlines(agent_pump()));
 		deliver_done();
+		if (stopping && !(left = transfers_stop()))
+			break;
+		if (stopping && (wait < 0 || wait > left))
+			wait = left;
 		for (n = 0; n < sv.nl; n++)
-			pfd[n] = (struct pollfd){sv.lfd[n], POLLIN, 0};
+			pfd[n] = (struct pollfd){stopping ? -1 : sv.lfd[n], POLLIN, 0};
 		/* A client with many requests waiting is not read until they
-		 * are answered. */
+		 * are answered, nor one whose file transfer has not taken what
+		 * it sent. */
 		for (i = 0; i < sv.ncl; i++)
 			pfd[n + i] = (struct pollfd){sv.cl[i].fd, (short)((sv.cl[i].pending <
-				CLIENT_PENDING_MAX && (!sv.cl[i].eof || sv.cl[i].drain) ? POLLIN : 0) |
+				CLIENT_PENDING_MAX && (!sv.cl[i].eof || sv.cl[i].drain) &&
+				(!sv.cl[i].xf || sv.cl[i].in.len < 65536) ? POLLIN : 0) |
 				(sv.cl[i].outoff < sv.cl[i].out.len ? POLLOUT : 0)), 0};
 		pfd[n + sv.ncl] = (struct pollfd){sv.agent ? sess.fd : -1,
 			(short)(POLLIN | (sv.aoff < sv.aout.len ? POLLOUT : 0)), 0};
-		if (poll(pfd, (nfds_t)(n + sv.ncl + 1), wait) < 0 && errno != EINTR)
+		xfer_poll(pfd + n + sv.ncl + 1);
+		if (poll(pfd, (nfds_t)(n + sv.ncl + 1 + 2 * sv.max), wait) < 0 && errno != EINTR)
 			die(EX_IO, "poll:");
 		for (k = 0; k < sv.nl; k++)
 			if (pfd[k].revents & POLLIN)
 				client_accept(sv.lfd[k], sv.lhttp[k]);
+		xfer_io(pfd + n + sv.ncl + 1);
 		for (i = 0; i < sv.ncl; i++) {
 			if (sv.cl[i].fd < 0 || pfd[n + i].fd != sv.cl[i].fd)
 				continue;

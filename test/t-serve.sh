@@ -146,6 +146,68 @@ check "serve: POST /exec past its timeout: 504, the pid said" 0 \
 	curl -s -w ' %{http_code}' -d '{"sh": "sleep 3", "timeout": 1}' "$H/exec"
 check "serve: POST /exec, a body that is not one: 400" 0 '400' '' \
 	curl -s -o /dev/null -w '%{http_code}' -d '{"sh": "true", "args": ["x"]}' "$H/exec"
+# GET and PUT /file: get and put as the commands do them, streamed.
+: >"$P/f0"
+printf x >"$P/f1"
+head -c 9437184 /dev/urandom >"$P/f9"
+for f in f0 f1 f9; do
+	size=$(wc -c <"$P/$f")
+	check "serve: PUT /file, $size bytes" 0 "{\"return\": {\"size\": $size}}* 200" '' \
+		curl -s -w ' %{http_code}' -T "$P/$f" "$H/file?path=$P/$f.up"
+	expect "serve: and the guest's copy is the same" cmp -s "$P/$f" "$P/$f.up"
+	check "serve: GET /file, $size bytes" 0 '200' '' \
+		curl -s -o "$P/$f.down" -w '%{http_code}' "$H/file?path=$P/$f.up"
+	expect "serve: and what came down is the same" cmp -s "$P/$f" "$P/$f.down"
+done
+check "serve: PUT /file, a chunked body from a pipe" 0 '{"return": {"size": 9437184}}' '' \
+	sh -c "curl -s -H 'Transfer-Encoding: chunked' -T - '$H/file?path=$P/f9.chunked' <'$P/f9'"
+expect "serve: and the guest's copy is the same" cmp -s "$P/f9" "$P/f9.chunked"
+check "serve: PUT /file, chunks written a byte at a time, extensions and a trailer" 0 \
+	'*200 OK*{"return": {"size": 11}}*' '' \
+	sh -c "printf 'PUT /file?path=$P/chunks+%%231 HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5;a=b\r\nhello\r\n6\r\n world\r\n0\r\nX-Sum: 1\r\n\r\n' |
+		socat -b1 -t3 - TCP:127.0.0.1:$hport"
+check "serve: and the path was %-decoded, + a space" 0 'hello world' '' cat "$P/chunks #1"
+check "serve: PUT /file, then a request on the same connection" 0 \
+	'*200 OK*{"return": {"size": 3}}*200 OK*"agent": "up"*' '' \
+	sh -c "printf 'PUT /file?path=$P/three HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /health HTTP/1.1\r\nConnection: close\r\n\r\n' |
+		socat -t3 - TCP:127.0.0.1:$hport"
+check "serve: PUT /file with mode=0640 gives a new file its mode" 0 '640' '' \
+	sh -c "curl -s -o /dev/null -T '$P/f1' '$H/file?path=$P/moded&mode=0640' && stat -c %a '$P/moded'"
+check "serve: GET /file of no file: 404, the agent's words" 0 \
+	"{\"error\": {\"class\": \"GenericError\", \"desc\": \"guest-file-open: GenericError: failed to open file '$P/none' (mode: 'r'): No such file or directory\"}}* 404" '' \
+	curl -s -w ' %{http_code}' "$H/file?path=$P/none"
+check "serve: PUT /file into no folder: 404" 0 '404' '' \
+	curl -s -o /dev/null -w '%{http_code}' -T "$P/f1" "$H/file?path=$P/nodir/x"
+check "serve: GET /file without a path: 400" 0 '400' '' \
+	curl -s -o /dev/null -w '%{http_code}' "$H/file"
+check "serve: PUT /file without a length: 411" 0 '*411 Length Required*' '' \
+	sh -c "printf 'PUT /file?path=$P/nolen HTTP/1.1\r\n\r\n' | socat -t3 - TCP:127.0.0.1:$hport"
+cp "$P/f9" "$P/kept"
+check "serve: PUT /file, a chunked body not well formed: 400" 0 '*400 Bad Request*' '' \
+	sh -c "printf 'PUT /file?path=$P/kept HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\n' |
+		socat -t3 - TCP:127.0.0.1:$hport"
+# A client that goes mid-transfer: put's target is as it was, its
+# temporary file removed, the guest's handle closed (no descriptor of the
+# agent's left on the file), the agent alive.
+perl -e 'use IO::Socket::INET; my $s = IO::Socket::INET->new("127.0.0.1:'"$hport"'") or die;
+	print $s "PUT /file?path='"$P"'/kept HTTP/1.1\r\nContent-Length: 9437184\r\n\r\n", "y" x 3000000;
+	sleep 1; close $s'
+sleep 0.5
+expect "serve: a PUT /file cut short leaves the target as it was" cmp -s "$P/f9" "$P/kept"
+expect "serve: and no temporary file" sh -c "! ls -a '$P' | grep -q qga-put"
+head -c 67108864 /dev/zero >"$P/zeros"
+curl -s --limit-rate 1M -o /dev/null "$H/file?path=$P/zeros" &
+slow=$!
+sleep 0.5
+check "serve: a GET /file under way holds the file open in the agent" 0 '1' '' \
+	sh -c "ls -l /proc/$PID_sagent/fd | grep -c '$P/zeros'; :"
+kill $slow
+wait $slow 2>/dev/null
+sleep 0.5
+check "serve: its client gone, the agent has closed it" 0 '0' '' \
+	sh -c "ls -l /proc/$PID_sagent/fd | grep -c '$P/zeros\|$P/kept'; :"
+expect "serve: and the agent lives" alive sagent
+check "serve: the proxy serves on" 0 '{"return": {}}' '' $QGA -s "$S" guest-ping
 check "serve: HTTP 400 for JSON that is not a request" 0 '400' '' \
 	curl -s -o /dev/null -w '%{http_code}' -d '[1, 2]' "$H/"
 check "serve: HTTP 403 for a denied command, its error as the body" 0 \
@@ -197,6 +259,10 @@ check "serve: the token, 200" 0 '200 {"return": {}}' '' curl -s -w '%{http_code}
 	--next -s -o - -H 'Authorization: Bearer s3cret-token-0123456789' \
 	-d '{"execute":"guest-ping"}' "$TH/"
 check "serve: /health needs no token" 0 '200' '' curl -s -o /dev/null -w '%{http_code}' "$TH/health"
+check "serve: GET /file needs the token" 0 '401' '' \
+	curl -s -o /dev/null -w '%{http_code}' "$TH/file?path=$P/f1"
+check "serve: and with it, the file" 0 'x' '' \
+	curl -sf -H 'Authorization: Bearer s3cret-token-0123456789' "$TH/file?path=$P/f1"
 kill "$PID_tproxy"
 
 # The agent killed mid-run: requests fail cleanly, later ones succeed.
@@ -240,8 +306,13 @@ expect "serve: -q keeps it quiet" test ! -s "$T/proxy2.stderr"
 
 # Built-in names in --allow and --deny stand for the agent's commands.
 start proxy4 $QGA -s "$P/agent.sock" serve --listen unix:"$P/proxy4.sock" \
-	--http tcp:127.0.0.1:0 --deny exec,guest-nope
+	--http tcp:127.0.0.1:0 --deny exec,guest-nope,guest-file-write
 wait_for "$P/proxy4.sock"
+check "serve: --deny guest-file-write keeps PUT /file out: 403" 0 '*403' '' \
+	curl -s -w ' %{http_code}' -T "$P/f1" "http://127.0.0.1:$(port_of proxy4)/file?path=$P/denied"
+expect "serve: and the file is not made" test ! -e "$P/denied"
+check "serve: while GET /file goes through" 0 'x' '' \
+	curl -sf "http://127.0.0.1:$(port_of proxy4)/file?path=$P/f1"
 check "serve: --deny exec keeps POST /exec out: 403" 0 \
 	'{"error": {"class": "CommandNotFound", "desc": "Command guest-exec has been refused by the proxy (qga serve --allow/--deny)"}}*403' '' \
 	curl -s -w ' %{http_code}' -d '{"sh": "echo no"}' "http://127.0.0.1:$(port_of proxy4)/exec"
