@@ -5,6 +5,8 @@
  *
  *   raw SOCK ping N                 N guest-pings, one after another
  *   raw SOCK lines FILE             each line of FILE as a request, in turn
+ *   raw SOCK window FILE W          the same, with up to W requests sent
+ *                                   ahead of their replies
  *   raw SOCK exec PROG              guest-exec, then guest-exec-status
  *                                   until it exited, no pause
  *   raw SOCK read PATH CHUNK        guest-file-read CHUNK bytes at a time
@@ -100,6 +102,22 @@ main(int argc, char **argv)
 		while (fgets(req, sizeof req, f)) {
 			put(req, strcspn(req, "\n"));
 			line();
+		}
+	} else if (!strcmp(argv[2], "window") && argc > 4) {
+		FILE *f = fopen(argv[3], "r");
+		long long ahead = 0, w = atoll(argv[4]);
+
+		if (!f)
+			die(argv[3]);
+		for (;;) {
+			while (ahead < w && fgets(req, sizeof req, f)) {
+				put(req, strcspn(req, "\n"));
+				ahead++;
+			}
+			if (!ahead)
+				break;
+			line();
+			ahead--;
 		}
 	} else if (!strcmp(argv[2], "exec")) {
 		snprintf(req, sizeof req, "{\"execute\":\"guest-exec\",\"arguments\":"
