@@ -108,7 +108,11 @@ wait_input(int fd)
 
 	hold_signals(1);
 	sigemptyset(&none);
-	r = interrupted ? -1 : ppoll(&p, 1, NULL, &none);
+	if (interrupted) {
+		errno = EINTR;
+		r = -1;
+	} else
+		r = ppoll(&p, 1, NULL, &none);
 	hold_signals(0);
 	return r;
 }
@@ -2355,37 +2359,48 @@ b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 	return 0;
 }
 
-/* The peer's commands as ",a,!b,...,", a disabled one marked with "!":
- * guest-info's, or QMP's query-commands, asked once in a process. */
+/* The commands of guest-info's reply r (query-commands' for qmp) as
+ * ",a,!b,...,", a disabled one marked with "!", into names. */
+static void
+command_list(const struct reply *r, int qmp, struct buf *names)
+{
+	struct doc d;
+	char *n;
+	int l, i, k;
+
+	buf_add(names, ",", 1);
+	if (r->ret >= 0) {
+		doc_load(&d, r);
+		l = qmp ? 0 : dget(&d, 0, "supported_commands");
+		each(&d, l, i, k) {
+			n = dstr(&d, dget(&d, i, "name"));
+			if (!qmp && !dtrue(&d, dget(&d, i, "enabled")))
+				buf_add(names, "!", 1);
+			buf_str(names, n);
+			buf_add(names, ",", 1);
+			free(n);
+		}
+		free(d.t);
+	}
+	buf_add(names, "", 1);
+}
+
+/* The peer's commands, as command_list() has them, asked once in a
+ * process. */
 static int
 peer_commands(struct conn *c, const char **list)
 {
 	static struct buf names;
 	const char *q = c->qmp ? "query-commands" : "guest-info";
 	struct reply r;
-	struct doc d;
-	char req[40], *n;
-	int s, l, i, k;
+	char req[40];
+	int s;
 
 	if (!names.len) {
 		snprintf(req, sizeof req, "{\"execute\":\"%s\"}", q);
 		if ((s = transact(c, req, strlen(req), &r, q, opt.timeout)))
 			return s;
-		buf_add(&names, ",", 1);
-		if (r.ret >= 0) {
-			doc_load(&d, &r);
-			l = c->qmp ? 0 : dget(&d, 0, "supported_commands");
-			each(&d, l, i, k) {
-				n = dstr(&d, dget(&d, i, "name"));
-				if (!c->qmp && !dtrue(&d, dget(&d, i, "enabled")))
-					buf_add(&names, "!", 1);
-				buf_str(&names, n);
-				buf_add(&names, ",", 1);
-				free(n);
-			}
-			free(d.t);
-		}
-		buf_add(&names, "", 1);
+		command_list(&r, c->qmp, &names);
 	}
 	*list = names.p;
 	return 0;
@@ -5417,7 +5432,7 @@ struct xfer {
 	unsigned gen;
 	int data, err;        /* the data's pipe (to the child for PUT), its stderr */
 	int status;           /* the child's exit status; -1 until it is known */
-	int started;          /* GET: the head has gone out */
+	int started, v11;     /* GET: the head has gone out; in chunks, for HTTP/1.1 */
 	int chunked, after;   /* PUT: a chunked body; a chunk's CRLF comes next */
 	int whole, bad;       /* PUT: all the body taken; why it is refused */
 	int blocked, killed;  /* PUT: the pipe is full; the child was told to stop */
@@ -5480,6 +5495,8 @@ static struct {
 	size_t aoff;
 	struct json_scan asc;
 	long long next_id, sync_id, sync_deadline;
+	long long info_id;    /* the guest-info that checks --allow and --deny */
+	int checked;          /* that guest-info was sent */
 	long long retry_at, backoff;
 	char why[sizeof errmsg]; /* why the agent is down */
 	size_t maxreq;
@@ -5578,19 +5595,19 @@ denied(const char *name)
 	       listed(sv.deny, sv.ndeny, name);
 }
 
-/* Says which names of --allow and --deny the agent does not know, once,
- * when it first comes up: a name mistyped there protects nothing. */
+/* Says which names of --allow and --deny the agent does not know, as
+ * its guest-info reply r lists them, once, when it first comes up: a name
+ * mistyped there protects nothing. */
 static void
-check_names(void)
+check_names(const struct reply *r)
 {
-	static int done;
+	struct buf names = {0};
 	const char *list, *n;
 	char on[160], off[160];
 	int j;
 
-	if (done || (!sv.nallow && !sv.ndeny) || peer_commands(&sess, &list))
-		return;
-	done = 1;
+	command_list(r, 0, &names);
+	list = names.p;
 	for (j = 0; j < sv.nallow + sv.ndeny; j++) {
 		n = j < sv.nallow ? sv.allow[j] : sv.deny[j - sv.nallow];
 		snprintf(on, sizeof on, ",%s,", n);
@@ -5599,6 +5616,7 @@ check_names(void)
 			note("warning: %s %s: the agent has no such command",
 			     j < sv.nallow ? "--allow" : "--deny", n);
 	}
+	free(names.p);
 }
 
 /* Marks in the agent's guest-info reply the commands the proxy refuses:
@@ -6121,6 +6139,7 @@ struct http_req {
 	size_t head;          /* its bytes, the blank line included */
 	unsigned long long body; /* Content-Length, or 0 */
 	int keep, haslen, chunked, expect, auth;
+	int v11;              /* HTTP/1.1, which chunked replies need */
 };
 
 #define HTTP_HEAD_MAX 16384
@@ -6160,7 +6179,7 @@ http_parse(const char *s, size_t n, const char *token, struct http_req *r)
 	    eol - sp != 9 || memcmp(sp + 1, "HTTP/1.", 7) || (sp[8] != '0' && sp[8] != '1'))
 		return 400;
 	r->tlen = (size_t)(sp - r->target);
-	r->keep = sp[8] == '1';
+	r->keep = r->v11 = sp[8] == '1';
 	for (line = eol + 2; line < end; line = eol + 2) {
 		eol = memchr(line, '\r', (size_t)(end - line) + 1);
 		if (eol[1] != '\n' || !(colon = memchr(line, ':', (size_t)(eol - line))) ||
@@ -6562,10 +6581,6 @@ take_file(int i, const struct http_req *r)
 		http_local(i, opt.qmp ? 404 : 503, 0);
 		return;
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		die(EX_IO, "serve: socketpair:");
-	if (pipe2(dp, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0)
-		die(EX_IO, "serve: pipe:");
 	argv[argc++] = put ? put_ : get;
 	if (m > 0) {
 		argv[argc++] = m_;
@@ -6578,8 +6593,19 @@ take_file(int i, const struct http_req *r)
 	fflush(NULL);
 	/* A signal to the child before it has its handlers waits for them. */
 	hold_signals(1);
-	if ((pid = fork()) < 0)
-		die(EX_IO, "serve: fork:");
+	sp[0] = sp[1] = dp[0] = dp[1] = ep[0] = ep[1] = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
+	    pipe2(dp, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		note("%s: %s /file: %s", sv.cl[i].name, put ? "PUT" : "GET", strerror(errno));
+		for (k = 0; k < 2; k++) {
+			close(sp[k]);
+			close(dp[k]);
+			close(ep[k]);
+		}
+		hold_signals(0);
+		http_local(i, 503, 0);
+		return;
+	}
 	if (!pid) {
 		close(sp[0]);
 		close(dp[put]);
@@ -6599,7 +6625,8 @@ take_file(int i, const struct http_req *r)
 	x->cl = i;
 	x->gen = sv.cl[i].gen;
 	x->put = put;
-	x->keep = r->keep;
+	x->keep = r->keep && r->v11;
+	x->v11 = r->v11;
 	x->data = dp[put];
 	x->err = ep[0];
 	x->status = -1;
@@ -6711,16 +6738,18 @@ xfer_read(struct xfer *x)
 		x->data = -1;
 		return;
 	}
+	/* HTTP/1.0 has no chunks: the end of the connection ends the file. */
 	if (!x->started) {
 		snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream"
-		         "\r\nTransfer-Encoding: chunked\r\n%s\r\n", x->keep ? "" : "Connection: close\r\n");
+		         "\r\n%s%s\r\n", x->v11 ? "Transfer-Encoding: chunked\r\n" : "",
+		         x->keep ? "" : "Connection: close\r\n");
 		buf_str(&c->out, head);
 		x->started = 1;
 	}
 	snprintf(head, sizeof head, "%zx\r\n", (size_t)n);
-	buf_str(&c->out, head);
+	buf_str(&c->out, x->v11 ? head : "");
 	buf_add(&c->out, b, (size_t)n);
-	buf_str(&c->out, "\r\n");
+	buf_str(&c->out, x->v11 ? "\r\n" : "");
 	x->bytes += (unsigned long long)n;
 	client_flush(x->cl);
 }
@@ -6778,7 +6807,7 @@ xfer_finish(struct xfer *x)
 		it->keep = x->keep && (!x->put || x->whole);
 		it->raw = !x->put;
 		if (!x->put && !x->status)
-			item_done(it, 200, x->started ? "0\r\n\r\n" : b, x->started ? 5 :
+			item_done(it, 200, x->started ? "0\r\n\r\n" : b, x->started ? (size_t)(5 * x->v11) :
 			          (size_t)snprintf(b, sizeof b, "HTTP/1.1 200 OK\r\nContent-Type: "
 			                           "application/octet-stream\r\nContent-Length: 0\r\n%s\r\n",
 			                           it->keep ? "" : "Connection: close\r\n"));
@@ -7138,12 +7167,26 @@ agent_reply(const char *js, size_t len)
 		return;
 	}
 	if (sv.agent == AGENT_SYNCING) {
-		/* Before the sync's reply, what comes is a previous client's. */
-		if (r.ret >= 0 && json_int(js, &r.tok[r.ret], &id) == 0 && id == sv.sync_id) {
+		/* Before the sync's reply, what comes is a previous client's.
+		 * The first time, guest-info follows it, within the same
+		 * deadline, so that the names of --allow and --deny are
+		 * checked before any request is sent. */
+		if (r.ret >= 0 && json_int(js, &r.tok[r.ret], &id) == 0 && id == sv.sync_id &&
+		    !sv.checked && (sv.nallow || sv.ndeny)) {
+			sv.checked = 1;
+			buf_need(&sv.aout, 64);
+			sv.aout.len += (size_t)snprintf(sv.aout.p + sv.aout.len, 64,
+			                                "{\"execute\": \"guest-info\", \"id\": %lld}",
+			                                sv.info_id = ++sv.next_id);
+		} else if ((r.ret >= 0 && json_int(js, &r.tok[r.ret], &id) == 0 && id == sv.sync_id) ||
+		           (sv.info_id && r.id >= 0 && json_int(js, &r.tok[r.id], &id) == 0 &&
+		            id == sv.info_id)) {
+			if (sv.info_id == id && r.ret >= 0)
+				check_names(&r);
+			sv.info_id = 0;
 			sv.agent = AGENT_UP;
 			sv.backoff = 0;
 			note("agent %s: connected", opt.addr);
-			check_names();
 		} else if (json_get(js, r.tok, 0, "QMP") >= 0) {
 			opt.qmp = 1;
 			agent_lost("a QMP monitor: connecting again as its client");
@@ -7684,8 +7727,9 @@ static const struct cmd cmds[] = {
 	 "[--log FILE] [-q]\n"
 	 "Shares the agent (-s) among clients, their requests pipelined to it:\n"
 	 "--listen unix:PATH or tcp:[HOST:]PORT for QGA, --http ADDR for POST /,\n"
-	 "POST /exec, GET /health and GET /metrics. --allow and --deny take names,\n"
-	 "a built-in's for its own; --log: a JSON line per request (- for stderr).\n",
+	 "POST /exec, GET and PUT /file?path=P, GET /health and GET /metrics.\n"
+	 "--allow and --deny take names, a built-in's for its own; --log: a JSON\n"
+	 "line per request (- for stderr).\n",
 	 NULL, 0},
 	{"wait", cmd_wait, NULL, "T:", wait_longs,
 	 "[-T SECS]\n"

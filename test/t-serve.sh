@@ -171,6 +171,9 @@ check "serve: PUT /file, then a request on the same connection" 0 \
 	'*200 OK*{"return": {"size": 3}}*200 OK*"agent": "up"*' '' \
 	sh -c "printf 'PUT /file?path=$P/three HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /health HTTP/1.1\r\nConnection: close\r\n\r\n' |
 		socat -t3 - TCP:127.0.0.1:$hport"
+check "serve: GET /file over HTTP/1.0: no chunks, the end of the connection ends it" 0 \
+	'HTTP/1.1 200 OK|Content-Type: application/octet-stream|Connection: close||abc' '' \
+	sh -c "printf 'GET /file?path=$P/three HTTP/1.0\r\n\r\n' | socat -t3 - TCP:127.0.0.1:$hport | tr -d '\r' | paste -sd'|'"
 check "serve: PUT /file with mode=0640 gives a new file its mode" 0 '640' '' \
 	sh -c "curl -s -o /dev/null -T '$P/f1' '$H/file?path=$P/moded&mode=0640' && stat -c %a '$P/moded'"
 check "serve: GET /file of no file: 404, the agent's words" 0 \
