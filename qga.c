@@ -5487,6 +5487,7 @@ static struct {
 	struct item *q;
 	size_t qhead, qlen, qcap;
 	struct xfer *xf;      /* as many as clients */
+	int nxf;              /* the slots up to the last one in use */
 	int lfd[16], lhttp[16], nl;
 	int quiet;
 	mode_t mode;
@@ -6077,7 +6078,8 @@ http_reply(int i, int code, const char *body, size_t len, int keep)
 		"200 OK", "204 No Content", "400 Bad Request", "401 Unauthorized", "403 Forbidden",
 		"404 Not Found", "405 Method Not Allowed", "411 Length Required",
 		"413 Content Too Large", "431 Request Header Fields Too Large",
-		"503 Service Unavailable", "504 Gateway Timeout"};
+		"501 Not Implemented", "502 Bad Gateway", "503 Service Unavailable",
+		"504 Gateway Timeout"};
 	struct client *c = &sv.cl[i];
 	char head[256], err[128];
 	const char *reason = "500 Internal Server Error";
@@ -6513,7 +6515,7 @@ file_child(int sock, int data, int err, int put, int argc, char **argv)
 			close(sv.cl[i].fd);
 	for (i = 0; i < sv.nl; i++)
 		close(sv.lfd[i]);
-	for (i = 0; i < sv.max; i++)
+	for (i = 0; i < sv.nxf; i++)
 		if (sv.xf[i].pid) {
 			close(sv.xf[i].data);
 			close(sv.xf[i].err);
@@ -6620,6 +6622,7 @@ take_file(int i, const struct http_req *r)
 	for (k = 0; sv.xf[k].pid; k++)
 		;
 	x = &sv.xf[k];
+	sv.nxf = k < sv.nxf ? sv.nxf : k + 1;
 	memset(x, 0, sizeof *x);
 	x->pid = pid;
 	x->cl = i;
@@ -6834,6 +6837,8 @@ xfer_finish(struct xfer *x)
 		close(x->err);
 	free(x->msg.p);
 	x->pid = 0;
+	while (sv.nxf && !sv.xf[sv.nxf - 1].pid)
+		sv.nxf--;
 	/* The requests that came behind it are taken now. */
 	if (c->fd >= 0 && c->gen == x->gen) {
 		c->xf = 0;
@@ -6850,7 +6855,7 @@ xfer_poll(struct pollfd *p)
 	struct xfer *x;
 	int k;
 
-	for (k = 0; k < sv.max; k++) {
+	for (k = 0; k < sv.nxf; k++) {
 		x = &sv.xf[k];
 		c = &sv.cl[x->cl];
 		p[2 * k] = (struct pollfd){-1, 0, 0};
@@ -6869,7 +6874,7 @@ xfer_io(const struct pollfd *p)
 	struct xfer *x;
 	int k;
 
-	for (k = 0; k < sv.max; k++) {
+	for (k = 0; k < sv.nxf; k++) {
 		if (!(x = &sv.xf[k])->pid)
 			continue;
 		if (p[2 * k].fd >= 0 && p[2 * k].fd == x->data && p[2 * k].revents)
@@ -6888,7 +6893,7 @@ transfers_stop(void)
 	static long long until;
 	int k, left = 0;
 
-	for (k = 0; k < sv.max; k++) {
+	for (k = 0; k < sv.nxf; k++) {
 		if (sv.xf[k].pid)
 			xfer_kill(&sv.xf[k]);
 		left |= sv.xf[k].pid != 0;
@@ -6906,7 +6911,7 @@ xfer_pump(int wait)
 	struct xfer *x;
 	int k, st, gone;
 
-	for (k = 0; k < sv.max; k++) {
+	for (k = 0; k < sv.nxf; k++) {
 		if (!(x = &sv.xf[k])->pid)
 			continue;
 		gone = sv.cl[x->cl].fd < 0 || sv.cl[x->cl].gen != x->gen;
@@ -7525,7 +7530,7 @@ cmd_serve(int argc, char **argv)
 		pfd[n + sv.ncl] = (struct pollfd){sv.agent ? sess.fd : -1,
 			(short)(POLLIN | (sv.aoff < sv.aout.len ? POLLOUT : 0)), 0};
 		xfer_poll(pfd + n + sv.ncl + 1);
-		if (poll(pfd, (nfds_t)(n + sv.ncl + 1 + 2 * sv.max), wait) < 0 && errno != EINTR)
+		if (poll(pfd, (nfds_t)(n + sv.ncl + 1 + 2 * sv.nxf), wait) < 0 && errno != EINTR)
 			die(EX_IO, "poll:");
 		for (k = 0; k < sv.nl; k++)
 			if (pfd[k].revents & POLLIN)

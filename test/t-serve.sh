@@ -39,6 +39,16 @@ head -c 5000000 /dev/urandom >"$P/file"
 $QGA -s "$S" put "$P/file" "$P/file.remote" && $QGA -s "$S" get "$P/file.remote" "$P/file.got"
 expect "serve: put and get 5 MB through the proxy" cmp -s "$P/file" "$P/file.got"
 check "serve: the socket is mode 0600" 0 '600' '' stat -c %a "$S"
+# Its poll set grows with what is in use, not with --max-clients, which
+# may be more than the descriptors the process may have for poll(2).
+start lowfd sh -c "ulimit -n 64 && exec $QGA -s '$P/agent2.sock' serve --max-clients 60 --listen '$P/lowfd.sock'"
+wait_for "$P/lowfd.sock"
+check "serve: --max-clients past the process's descriptors, and it serves" 3 '' \
+	'qga: guest-ping: AgentUnavailable: the guest agent is unavailable: *' \
+	$QGA -s "$P/lowfd.sock" ping
+expect "serve: and lives on" alive lowfd
+kill "$PID_lowfd"
+
 check "serve: a denied command is refused by the proxy, as it says" 1 '' \
 	'qga: guest-get-osinfo: CommandNotFound: Command guest-get-osinfo has been refused by the proxy (qga serve --allow/--deny)' \
 	$QGA -s "$S" guest-get-osinfo
@@ -122,6 +132,16 @@ check "serve: HTTP, 1 MiB of headers: 431" 0 '*431 Request Header Fields Too Lar
 check "serve: HTTP, two Content-Lengths that differ: 400" 0 '*400 Bad Request*' '' \
 	sh -c "printf 'POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}' |
 		socat -t3 - TCP:127.0.0.1:$hport"
+check "serve: HTTP, a body over --max-request: 413 from its head alone" 0 '*413 Content Too Large*' '' \
+	sh -c "printf 'POST / HTTP/1.1\r\nContent-Length: 9000000\r\n\r\n' | socat -t3 - TCP:127.0.0.1:$hport"
+check "serve: HTTP, a Transfer-Encoding other than chunked: 501" 0 '*501 Not Implemented*' '' \
+	sh -c "printf 'PUT /file?path=$P/gz HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n' | socat -t3 - TCP:127.0.0.1:$hport"
+check "serve: HTTP, both a length and chunked: 400" 0 '*400 Bad Request*' '' \
+	sh -c "printf 'PUT /file?path=$P/both HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n' |
+		socat -t3 - TCP:127.0.0.1:$hport"
+expect "serve: and neither made a file" test ! -e "$P/gz" -a ! -e "$P/both"
+check "serve: HTTP, a method its path does not take: 405" 0 '405' '' \
+	curl -s -o /dev/null -w '%{http_code}' -X PUT -d x "$H/health"
 # POST /exec: a program run and polled by serve, its end as exec -j says.
 check "serve: POST /exec with sh" 0 \
 	'{"exited":true,"out-data":"out\\u000a","err-data":"err\\u000a","out-truncated":false,"err-truncated":false,"exitcode":3}' '' \
@@ -379,7 +399,9 @@ fi
 rm -f "$P/fake.sock"
 start sfake "$PWD/test/fakeagent" "$P/fake.sock" ok
 wait_for "$P/fake.sock"
-start proxy3 $QGA -s "$P/fake.sock" serve -q --listen unix:"$P/proxy3.sock"
-wait_for "$P/proxy3.sock"
+start proxy3 $QGA -s "$P/fake.sock" serve -q --listen unix:"$P/proxy3.sock" --http unix:"$P/proxy3.http"
+wait_for "$P/proxy3.http"
 check "serve: shutdown through the proxy" 0 '' '' $QGA -s "$P/proxy3.sock" shutdown
+check "serve: and over HTTP, 204 once taken" 0 '204' '' curl -s -o /dev/null -w '%{http_code}' \
+	--unix-socket "$P/proxy3.http" -d '{"execute":"guest-shutdown"}' http://x/
 check "serve: the queue goes on after it" 0 '' '' $QGA -s "$P/proxy3.sock" ping
