@@ -5458,6 +5458,7 @@ struct item {
 	long long id, mark;   /* the proxy's ids: the request's, its guest-ping's */
 	long long deadline, t0;
 	long long pid, until, next, delay; /* POST /exec: its program, its end */
+	int polls;            /* POST /exec: its status asked for so far */
 	char *req;            /* the request as the agent gets it */
 	size_t len;
 	char *cid;            /* the client's id, as it wrote it */
@@ -7120,9 +7121,12 @@ error_status(const struct reply *r)
 }
 
 /* The next step of a POST /exec the agent answered: after guest-exec,
- * the status of its pid is asked for, and while the program runs again,
- * from 1 ms on and less and less often, down to ten times a second; once
- * it has ended, the client gets its end as exec -j prints it. */
+ * the status of its pid is asked for at once, and while the program runs
+ * again, 50 times as soon as each answer comes (so that a short program
+ * is answered at once, as exec's 0.2 ms naps do; the loop's timers count
+ * whole ms), then from 1 ms on, less and less often, down to ten times a
+ * second; once it has ended, the client gets its end as exec -j prints
+ * it. */
 static void
 exec_step(struct item *it, const struct reply *r)
 {
@@ -7132,7 +7136,7 @@ exec_step(struct item *it, const struct reply *r)
 	doc_load(&d, r);
 	if (!it->pid && (it->pid = dint(&d, dget(&d, 0, "pid"), -1)) < 0)
 		item_fail(it, 500, "GenericError", "guest-exec: no pid in the reply");
-	else if (it->delay && dtrue(&d, dget(&d, 0, "exited"))) {
+	else if (it->polls && dtrue(&d, dget(&d, 0, "exited"))) {
 		if (exec_json(&b, &d) < 0)
 			item_fail(it, 500, "GenericError", "guest-exec-status: output not base64");
 		else {
@@ -7140,7 +7144,9 @@ exec_step(struct item *it, const struct reply *r)
 			item_done(it, 200, b.p, b.len);
 		}
 	} else {
-		it->delay = it->delay ? (it->delay * 2 > 100 ? 100 : it->delay * 2) : 1;
+		it->delay = it->polls < 50 ? 0 : it->delay ? (it->delay * 2 > 100 ? 100 :
+		            it->delay * 2) : 1;
+		it->polls++;
 		it->next = now_ms() + it->delay;
 		it->state = WAIT;
 		buf_need(&b, 128);
@@ -7499,8 +7505,9 @@ cmd_serve(int argc, char **argv)
 	for (i = 0; i < na; i++)
 		serve_listen(addrs[i], http[i]);
 	sv.cl = xrealloc(NULL, (size_t)sv.max * sizeof *sv.cl);
-	sv.xf = xrealloc(NULL, (size_t)sv.max * sizeof *sv.xf);
-	memset(sv.xf, 0, (size_t)sv.max * sizeof *sv.xf);
+	/* Untouched until used, as --max-clients may be large. */
+	if (!(sv.xf = calloc((size_t)sv.max, sizeof *sv.xf)))
+		die(EX_IO, "out of memory");
 	pfd = xrealloc(NULL, (size_t)(16 + 3 * sv.max + 1) * sizeof *pfd);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_stop;
