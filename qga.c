@@ -4000,7 +4000,7 @@ cmd_put(int argc, char **argv)
 		"chmod \"$m\" \"$2\" && mv -f -- \"$2\" \"$3\"";
 	const char *local, *remote, *base;
 	const char *run[8] = {"/bin/sh", "-c", "rm -f -- \"$1\"????????", "sh"};
-	char prefix[4080], mstr[24], pat[4096];
+	char prefix[4080], mstr[24], pat[4096], into[4096];
 	unsigned long long total;
 	long long mode = -1, size, off = 0;
 	int ch, fd = 0, append = 0, inplace = 0, exec, isnew = 0, tree = 0, cont = 0, check = 0;
@@ -4070,15 +4070,34 @@ cmd_put(int argc, char **argv)
 		free(req.p);
 	}
 	if (!append && !inplace && exec) {
-		/* A leftover of an earlier put that was killed goes first. */
-		base = guest_base(remote);
+		/* A leftover of an earlier put that was killed goes first. A
+		 * folder as the target takes the file in it under its own name,
+		 * as cp does (mv would put the temporary file in it). */
 		put_win = guest_windows();
-		if ((size_t)snprintf(prefix, sizeof prefix, "%.*s.%s.qga-put-",
-		                     (int)(base - remote), remote, base) >= sizeof prefix - 16)
-			die(EX_USAGE, "put: guest path too long: %s", remote);
-		snprintf(pat, sizeof pat, "%s????????", prefix);
-		run[4] = prefix;
-		guest_run(put_win ? (const char *[]){"cmd.exe", "/c", "del", "/q", pat, NULL} : run);
+		for (;;) {
+			base = guest_base(remote);
+			if ((size_t)snprintf(prefix, sizeof prefix, "%.*s.%s.qga-put-",
+			                     (int)(base - remote), remote, base) >= sizeof prefix - 16)
+				die(EX_USAGE, "put: guest path too long: %s", remote);
+			snprintf(pat, sizeof pat, "%s????????", prefix);
+			run[2] = "[ ! -d \"$2\" ] || exit 21; rm -f -- \"$1\"????????";
+			run[4] = prefix;
+			run[5] = remote;
+			if (put_win) {
+				guest_run((const char *[]){"cmd.exe", "/c", "del", "/q", pat, NULL});
+				break;
+			}
+			if (guest_run(run) != 21)
+				break;
+			if (!strcmp(local, "-") || remote == into)
+				die(EX_USAGE, "put: %s is a folder in the guest: name the file to "
+				    "write in it", remote);
+			if ((size_t)snprintf(into, sizeof into, "%s%s%s", remote, *base ? "/" : "",
+			                     strrchr(local, '/') ? strrchr(local, '/') + 1 : local) >=
+			    sizeof into)
+				die(EX_USAGE, "put: guest path too long: %s/...", remote);
+			remote = into;
+		}
 		snprintf(remote_tmp, sizeof remote_tmp, "%s%08x", prefix, random_id());
 	}
 	handles[0] = file_open(*remote_tmp ? remote_tmp : remote, append || cont ? "a" : "w", 0);

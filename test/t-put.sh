@@ -26,6 +26,20 @@ script -qec "$QGA -s '$S' put - '$U/files/tty'; echo status \$?" /dev/null </dev
 check "put: - from a terminal is refused" 0 \
 	"qga: put: stdin is a terminal: pipe the data in, or name a file${nl}status 2" '' cat "$U/tty.out"
 
+# A folder as the target takes the file in it under its own name, as cp
+# does; from stdin there is no name, so it is refused. It once wrote
+# .NAME.qga-put-XXXXXXXX into the folder, with the folder's mode.
+mkdir -p "$U/files/into"
+echo inside >"$U/inside.txt"
+check "put: into a folder, under the file's name" 0 'inside' '' \
+	sh -c "$QGA -s '$S' put '$U/inside.txt' '$U/files/into' && cat '$U/files/into/inside.txt'"
+check "put: and nothing else in it" 0 'inside.txt' '' ls -A "$U/files/into"
+check "put: - into a folder is refused" 2 '' \
+	"qga: put: $U/files/into is a folder in the guest: name the file to write in it" \
+	sh -c "echo data | $QGA -s '$S' put - '$U/files/into'"
+check "put: and leaves it as it was" 0 'inside.txt' '' ls -A "$U/files/into"
+expect "put: and no temporary file beside it" test -z "$(leftovers)"
+
 # Modes: a new file gets the local file's, 0644 from stdin, or --mode.
 echo local >"$U/local"
 chmod 640 "$U/local"

@@ -201,6 +201,9 @@ check "serve: GET /file of no file: 404, the agent's words" 0 \
 	curl -s -w ' %{http_code}' "$H/file?path=$P/none"
 check "serve: PUT /file into no folder: 404" 0 '404' '' \
 	curl -s -o /dev/null -w '%{http_code}' -T "$P/f1" "$H/file?path=$P/nodir/x"
+check "serve: PUT /file onto a folder: 400, put's words" 0 \
+	"{\"error\": {\"class\": \"GenericError\", \"desc\": \"put: $P/out is a folder in the guest: name the file to write in it\"}}* 400" '' \
+	curl -s -w ' %{http_code}' -T "$P/f1" "$H/file?path=$P/out"
 check "serve: GET /file without a path: 400" 0 '400' '' \
 	curl -s -o /dev/null -w '%{http_code}' "$H/file"
 check "serve: PUT /file without a length: 411" 0 '*411 Length Required*' '' \
@@ -224,6 +227,10 @@ slow=$!
 sleep 0.5
 check "serve: a GET /file under way holds the file open in the agent" 0 '1' '' \
 	sh -c "ls -l /proc/$PID_sagent/fd | grep -c '$P/zeros'; :"
+t0=$(date +%s%N)
+check "serve: a ping while a GET /file streams" 0 '{"return": {}}' '' $QGA -s "$S" guest-ping
+t1=$(date +%s%N)
+expect "serve: at once ($(( (t1 - t0) / 1000000 )) ms)" test $(( (t1 - t0) / 1000000 )) -lt 1000
 kill $slow
 wait $slow 2>/dev/null
 sleep 0.5
