@@ -6793,14 +6793,14 @@ xfer_msg(struct xfer *x)
 }
 
 /* The HTTP status of a get or put that failed, by its exit status and its
- * message: as error_status() has the agent's errors, and 404 or 403 for a
- * guest file that is not there or may not be opened. */
+ * message: as error_status() has the agent's errors, and 404, 400 or 403
+ * for a guest file that is not there, is a folder, or may not be opened. */
 static int
 file_status(int st, const char *msg)
 {
 	return st == EX_USAGE ? 400 : st == EX_IO ? 503 : st == EX_TIMEOUT ? 504 :
 	       st == EX_PROTO ? 502 : st != EX_AGENT ? 500 :
-	       strstr(msg, "No such file") ? 404 :
+	       strstr(msg, "No such file") ? 404 : strstr(msg, "Is a directory") ? 400 :
 	       strstr(msg, "ermission denied") || strstr(msg, "by the proxy") ||
 	       strstr(msg, "has been disabled") ? 403 : 500;
 }

@@ -204,6 +204,9 @@ check "serve: PUT /file into no folder: 404" 0 '404' '' \
 check "serve: PUT /file onto a folder: 400, put's words" 0 \
 	"{\"error\": {\"class\": \"GenericError\", \"desc\": \"put: $P/out is a folder in the guest: name the file to write in it\"}}* 400" '' \
 	curl -s -w ' %{http_code}' -T "$P/f1" "$H/file?path=$P/out"
+check "serve: GET /file of a folder: 400, the agent's words" 0 \
+	'{"error": {"class": "GenericError", "desc": "guest-file-read: GenericError: failed to read file: Is a directory"}}* 400' '' \
+	curl -s -w ' %{http_code}' "$H/file?path=$P/out"
 check "serve: GET /file without a path: 400" 0 '400' '' \
 	curl -s -o /dev/null -w '%{http_code}' "$H/file"
 check "serve: PUT /file without a length: 411" 0 '*411 Length Required*' '' \
