@@ -5472,6 +5472,7 @@ enum { AGENT_DOWN, AGENT_SYNCING, AGENT_UP };
 struct item {
 	int cl, kind, keep;   /* keep: HTTP keep-alive */
 	int raw;              /* its reply is HTTP already */
+	int text;             /* its reply is Prometheus' text, not JSON */
 	int state, code;      /* code: the HTTP status of the reply */
 	unsigned gen;
 	long long id, mark;   /* the proxy's ids: the request's, its guest-ping's */
@@ -5869,9 +5870,8 @@ account(const struct item *it)
 	if (!sv.log)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	fprintf(sv.log, "{\"time\": \"%s\", \"client\": %u, \"command\": ",
+	fprintf(sv.log, "{\"time\": \"%s\", \"client\": %u, \"command\": \"",
 	        iso_time(ts.tv_sec, ts.tv_nsec), it->gen);
-	fputs("\"", sv.log);
 	for (k = 0; it->name[k]; k++)
 		if ((unsigned char)it->name[k] >= ' ' && it->name[k] != '"' && it->name[k] != '\\')
 			putc(it->name[k], sv.log);
@@ -5921,6 +5921,16 @@ enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep
 	return it;
 }
 
+/* The client's id of a reply, id[0..idlen), as it wrote it, if any. */
+static void
+add_id(struct buf *b, const char *id, size_t idlen)
+{
+	if (idlen) {
+		buf_str(b, ", \"id\": ");
+		buf_add(b, id, idlen);
+	}
+}
+
 /* An error reply as the agent gives it, the request's id echoed. */
 static void
 error_reply(struct buf *b, const char *cls, const char *desc, const char *id,
@@ -5932,10 +5942,7 @@ error_reply(struct buf *b, const char *cls, const char *desc, const char *id,
 	buf_str(b, "\", \"desc\": ");
 	buf_jstr(b, desc, strlen(desc));
 	buf_str(b, "}");
-	if (idlen) {
-		buf_str(b, ", \"id\": ");
-		buf_add(b, id, idlen);
-	}
+	add_id(b, id, idlen);
 	buf_str(b, "}\n");
 }
 
@@ -6025,10 +6032,7 @@ take_request(int i, const char *js, size_t len, int keep)
 		} else {
 			buf_str(&b, name[10] ? "\xff{\"return\": " : "{\"return\": ");
 			buf_add(&b, js + t[args].start + a[k].start, a[k].end - a[k].start);
-			if (idlen) {
-				buf_str(&b, ", \"id\": ");
-				buf_add(&b, id, idlen);
-			}
+			add_id(&b, id, idlen);
 			buf_str(&b, "}\n");
 		}
 	} else if (denied(name)) {
@@ -6092,7 +6096,7 @@ client_qga(int i)
 }
 
 static void
-http_reply(int i, int code, const char *body, size_t len, int keep)
+http_reply(int i, int code, const char *body, size_t len, int keep, int text)
 {
 	static const char *const reasons[] = {
 		"200 OK", "204 No Content", "400 Bad Request", "401 Unauthorized", "403 Forbidden",
@@ -6114,8 +6118,8 @@ http_reply(int i, int code, const char *body, size_t len, int keep)
 		                       "\"GenericError\", \"desc\": \"%s\"}}", reason + 4);
 		body = err;
 	}
-	snprintf(head, sizeof head, "HTTP/1.1 %s\r\nContent-Type: application/json"
-	         "\r\nContent-Length: %zu\r\n%s%s\r\n", reason, len,
+	snprintf(head, sizeof head, "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu"
+	         "\r\n%s%s\r\n", reason, text ? "text/plain; version=0.0.4" : "application/json", len,
 	         code == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
 	         keep ? "" : "Connection: close\r\n");
 	buf_str(&c->out, head);
@@ -6432,7 +6436,7 @@ metrics(int i, int keep)
 			         sv.le[j], sv.seconds, sv.le[j]);
 		buf_str(&b, line);
 	}
-	enqueue(i, ITEM_LOCAL, b.p, b.len, "metrics", keep);
+	enqueue(i, ITEM_LOCAL, b.p, b.len, "metrics", keep)->text = 1;
 	free(b.p);
 }
 
@@ -6487,17 +6491,26 @@ http_is(const struct http_req *r, const char *method, const char *target)
 	       (!target || (n == strlen(target) && !memcmp(r->target, target, n)));
 }
 
+/* A free client slot, or -1 when --max-clients are there. */
+static int
+client_slot(void)
+{
+	int i;
+
+	for (i = 0; i < sv.ncl && sv.cl[i].fd >= 0; i++)
+		;
+	return i < sv.max ? i : -1;
+}
+
 /* Takes a client of the loop in a free slot, fd non-blocking already: its
  * slot, or -1 when --max-clients are there. */
 static int
 client_add(int fd, int http, const char *what)
 {
 	static unsigned gen;
-	int i;
+	int i = client_slot();
 
-	for (i = 0; i < sv.ncl && sv.cl[i].fd >= 0; i++)
-		;
-	if (i == sv.max)
+	if (i < 0)
 		return -1;
 	if (i == sv.ncl)
 		sv.ncl++;
@@ -6573,10 +6586,9 @@ take_file(int i, const struct http_req *r)
 {
 	static char get[] = "get", put_[] = "put", m_[] = "-m", dd[] = "--", dash[] = "-";
 	char path[4096], mode[16], *argv[8];
-	int put = *r->method == 'P', sp[2], dp[2], ep[2], argc = 0, peer, k;
+	int put = *r->method == 'P', sp[2], dp[2], ep[2], argc = 0, k;
 	struct buf b = {0};
 	struct xfer *x;
-	struct item *it;
 	long m = 0;
 	pid_t pid;
 
@@ -6597,9 +6609,7 @@ take_file(int i, const struct http_req *r)
 		http_local(i, 411, 0);
 		return;
 	}
-	for (peer = 0; peer < sv.ncl && sv.cl[peer].fd >= 0; peer++)
-		;
-	if (opt.qmp || peer == sv.max) {
+	if (opt.qmp || client_slot() < 0) {
 		http_local(i, opt.qmp ? 404 : 503, 0);
 		return;
 	}
@@ -6662,8 +6672,7 @@ take_file(int i, const struct http_req *r)
 	fcntl(sp[0], F_SETFL, O_NONBLOCK);
 	snprintf(path, sizeof path, "%s's file: QGA client", sv.cl[i].name);
 	client_add(sp[0], 0, path);
-	it = enqueue(i, ITEM_FILE, "", 0, put ? "PUT /file" : "GET /file", r->keep);
-	(void)it;
+	enqueue(i, ITEM_FILE, "", 0, put ? "PUT /file" : "GET /file", x->keep);
 	/* curl waits a second for this before it sends a large body. */
 	if (put && r->expect && sv.cl[i].pending == 1) {
 		buf_str(&sv.cl[i].out, "HTTP/1.1 100 Continue\r\n\r\n");
@@ -6745,13 +6754,24 @@ xfer_body(struct xfer *x)
 		xfer_kill(x);
 }
 
+/* GET /file's head, which goes before its first byte or its end. HTTP/1.0
+ * has no chunks: the end of the connection ends the file. */
+static void
+xfer_head(struct xfer *x, struct buf *out)
+{
+	buf_str(out, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n");
+	buf_str(out, x->v11 ? "Transfer-Encoding: chunked\r\n" : "");
+	buf_str(out, x->keep ? "\r\n" : "Connection: close\r\n\r\n");
+	x->started = 1;
+}
+
 /* GET /file: the child's next piece of the file, to the client as a
- * chunk of a chunked reply, which the head goes before. */
+ * chunk of a chunked reply. */
 static void
 xfer_read(struct xfer *x)
 {
 	struct client *c = &sv.cl[x->cl];
-	char b[65536], head[200];
+	char b[65536], head[24];
 	ssize_t n = read(x->data, b, sizeof b);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -6761,19 +6781,12 @@ xfer_read(struct xfer *x)
 		x->data = -1;
 		return;
 	}
-	/* HTTP/1.0 has no chunks: the end of the connection ends the file. */
-	if (!x->started) {
-		snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream"
-		         "\r\n%s%s\r\n", x->v11 ? "Transfer-Encoding: chunked\r\n" : "",
-		         x->keep ? "" : "Connection: close\r\n");
-		buf_str(&c->out, head);
-		x->started = 1;
-	}
+	if (!x->started)
+		xfer_head(x, &c->out);
 	snprintf(head, sizeof head, "%zx\r\n", (size_t)n);
 	buf_str(&c->out, x->v11 ? head : "");
 	buf_add(&c->out, b, (size_t)n);
 	buf_str(&c->out, x->v11 ? "\r\n" : "");
-	x->bytes += (unsigned long long)n;
 	client_flush(x->cl);
 }
 
@@ -6814,7 +6827,8 @@ xfer_finish(struct xfer *x)
 {
 	struct client *c = &sv.cl[x->cl];
 	struct item *it = NULL;
-	char b[sizeof errmsg + 64], *m, *e;
+	struct buf end = {0};
+	char b[64], *m, *e;
 	size_t k;
 
 	for (k = sv.qhead; k < sv.qhead + sv.qlen && !it; k++)
@@ -6828,26 +6842,26 @@ xfer_finish(struct xfer *x)
 	m += strncmp(m, "qga: ", 5) ? 0 : 5;
 	if (it) {
 		it->keep = x->keep && (!x->put || x->whole);
-		it->raw = !x->put;
-		if (!x->put && !x->status)
-			item_done(it, 200, x->started ? "0\r\n\r\n" : b, x->started ? (size_t)(5 * x->v11) :
-			          (size_t)snprintf(b, sizeof b, "HTTP/1.1 200 OK\r\nContent-Type: "
-			                           "application/octet-stream\r\nContent-Length: 0\r\n%s\r\n",
-			                           it->keep ? "" : "Connection: close\r\n"));
-		else if (!x->put && x->started) {
+		if (!x->put && !x->status) {
+			/* The file's end; an empty one's head goes first. */
+			if (!x->started)
+				xfer_head(x, &end);
+			buf_str(&end, x->v11 ? "0\r\n\r\n" : "");
+			it->raw = 1;
+			item_done(it, 200, end.p, end.len);
+			free(end.p);
+		} else if (!x->put && x->started) {
 			/* A reply begun can only be cut short. */
 			item_done(it, 500, "", 0);
 			client_close(x->cl, "cut off: the file could not be read whole");
 		} else if (!x->status && !x->bad) {
 			snprintf(b, sizeof b, "{\"return\": {\"size\": %llu}}\n", x->bytes);
 			item_done(it, 200, b, strlen(b));
-		} else {
-			it->raw = 0;
+		} else
 			item_fail(it, x->bad ? x->bad : file_status(x->status, m),
 			          x->status == EX_IO ? "AgentUnavailable" : x->status == EX_TIMEOUT ?
 			          "AgentTimeout" : "GenericError",
 			          x->bad ? "the request's body ended early or is not well formed" : m);
-		}
 		if (!it->keep && c->fd >= 0)
 			http_closing(x->cl, x->put && !x->whole);
 	}
@@ -7190,6 +7204,7 @@ agent_reply(const char *js, size_t len)
 	struct item *it = NULL;
 	const char *v;
 	long long id;
+	int synced, info;
 	size_t k, n;
 
 	if (reply_text(&r, js, len, "agent")) {
@@ -7201,17 +7216,17 @@ agent_reply(const char *js, size_t len)
 		 * The first time, guest-info follows it, within the same
 		 * deadline, so that the names of --allow and --deny are
 		 * checked before any request is sent. */
-		if (r.ret >= 0 && json_int(js, &r.tok[r.ret], &id) == 0 && id == sv.sync_id &&
-		    !sv.checked && (sv.nallow || sv.ndeny)) {
+		synced = r.ret >= 0 && json_int(js, &r.tok[r.ret], &id) == 0 && id == sv.sync_id;
+		info = sv.info_id && r.id >= 0 && json_int(js, &r.tok[r.id], &id) == 0 &&
+		       id == sv.info_id;
+		if (synced && !sv.checked && (sv.nallow || sv.ndeny)) {
 			sv.checked = 1;
 			buf_need(&sv.aout, 64);
 			sv.aout.len += (size_t)snprintf(sv.aout.p + sv.aout.len, 64,
 			                                "{\"execute\": \"guest-info\", \"id\": %lld}",
 			                                sv.info_id = ++sv.next_id);
-		} else if ((r.ret >= 0 && json_int(js, &r.tok[r.ret], &id) == 0 && id == sv.sync_id) ||
-		           (sv.info_id && r.id >= 0 && json_int(js, &r.tok[r.id], &id) == 0 &&
-		            id == sv.info_id)) {
-			if (sv.info_id == id && r.ret >= 0)
+		} else if (synced || info) {
+			if (info && r.ret >= 0)
 				check_names(&r);
 			sv.info_id = 0;
 			sv.agent = AGENT_UP;
@@ -7249,10 +7264,7 @@ agent_reply(const char *js, size_t len)
 	buf_str(&b, r.ret >= 0 ? "{\"return\": " : "{\"error\": ");
 	v = tok_text(r.js, &r.tok[r.ret >= 0 ? r.ret : r.err], &n);
 	buf_add(&b, v, n);
-	if (it->cidlen) {
-		buf_str(&b, ", \"id\": ");
-		buf_add(&b, it->cid, it->cidlen);
-	}
+	add_id(&b, it->cid, it->cidlen);
 	buf_str(&b, "}\n");
 	item_done(it, r.err >= 0 && r.ret < 0 ? error_status(&r) : 200, b.p, b.len);
 	free(b.p);
@@ -7406,7 +7418,7 @@ deliver(struct item *it)
 		return;
 	c->pending--;
 	if (c->http && !it->raw)
-		http_reply(it->cl, it->code, it->reply.p, it->reply.len, it->keep);
+		http_reply(it->cl, it->code, it->reply.p, it->reply.len, it->keep, it->text);
 	else {
 		buf_add(&c->out, it->reply.p, it->reply.len);
 		client_flush(it->cl);

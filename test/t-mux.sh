@@ -90,6 +90,9 @@ expect "mux: the third lives after every client's departure" alive xagent3
 check "mux: and answers through the proxy" 0 '{"return": {}}' '' $QGA -s "$X/proxy.sock" guest-ping
 expect "mux: the proxy lives" alive xproxy
 curl -s "http://127.0.0.1:$hport/metrics" >"$X/metrics"
+# Prometheus 3 refuses a scrape whose Content-Type is not a format of its own.
+check "mux: /metrics says it is Prometheus' text format" 0 '*Content-Type: text/plain; version=0.0.4*' '' \
+	sh -c "curl -s -D - -o /dev/null 'http://127.0.0.1:$hport/metrics' | tr -d '\r'"
 # The clients that left count too: at least as many as the others got.
 expect "mux: /metrics counts the pings answered" \
 	test "$(sed -n 's/^qga_requests_total{command="guest-ping",outcome="ok"} //p' "$X/metrics")" -ge "$ok_replies"
