@@ -313,11 +313,12 @@ static struct {
 	const char *addr;
 	long long timeout;   /* milliseconds; 0: none */
 	size_t maxreply;
+	unsigned long long maxsize; /* the most a get, cat or get -r takes; 0: no bound */
 	int timeout_set;     /* -t was given: it overrides every default */
 	int addr_default;    /* neither -s nor QGA_SOCKET said where */
 	int qmp, nosync, ret, pretty, json;
 } opt = {
-	NULL, 10000, 80 << 20, 0, 0, 0, 0, 0, 0, 0
+	NULL, 10000, 80 << 20, 0, 0, 0, 0, 0, 0, 0, 0
 };
 
 /* Parses the whole number at s in base, at most max, leaving *end after
@@ -359,9 +360,9 @@ parse_seconds(const char *s, long long *ms)
 	return *end ? -1 : 0;
 }
 
-/* Parses a byte count with an optional K, M or G suffix. */
+/* Parses a byte count with an optional K, M or G suffix, up to 1 TiB. */
 static int
-parse_size(const char *s, size_t *v)
+parse_bytes(const char *s, unsigned long long *v)
 {
 	char *end;
 	long long n;
@@ -375,7 +376,19 @@ parse_size(const char *s, size_t *v)
 		return -1;
 	if (n > (1LL << 40) >> shift)
 		return -1;
-	*v = (size_t)n << shift;
+	*v = (unsigned long long)n << shift;
+	return 0;
+}
+
+/* The same, for a size that memory holds. */
+static int
+parse_size(const char *s, size_t *v)
+{
+	unsigned long long n;
+
+	if (parse_bytes(s, &n) < 0 || n > SIZE_MAX)
+		return -1;
+	*v = (size_t)n;
 	return 0;
 }
 
@@ -2493,7 +2506,7 @@ enabled(const char *name)
 enum {
 	O_QMP = 256, O_NOSYNC, O_MAXREPLY, O_NOWAIT, O_MERGE, O_HTTP, O_ALLOW,
 	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE, O_PS, O_RUN, O_MAX,
-	O_STREAM, O_NOSTREAM, O_VERIFY, O_TOKEN, O_TARGETS, O_NOTAG, O_LOG
+	O_STREAM, O_NOSTREAM, O_VERIFY, O_TOKEN, O_TARGETS, O_NOTAG, O_LOG, O_MAXSIZE
 };
 
 /* The options every command takes, before its name or after it. */
@@ -2507,6 +2520,7 @@ static const struct option global_longs[] = {
 	{"qmp", no_argument, NULL, O_QMP},
 	{"no-sync", no_argument, NULL, O_NOSYNC},
 	{"max-reply", required_argument, NULL, O_MAXREPLY},
+	{"max-size", required_argument, NULL, O_MAXSIZE},
 	{"targets", required_argument, NULL, O_TARGETS},
 	{"parallel", required_argument, NULL, 'P'},
 	{"no-tag", no_argument, NULL, O_NOTAG},
@@ -2591,6 +2605,10 @@ global_opt(int ch, const char *arg)
 		if (parse_size(arg, &opt.maxreply) < 0 || opt.maxreply < 64)
 			die(EX_USAGE, "bad --max-reply '%s': expected bytes "
 			    "(at least 64)", arg);
+		break;
+	case O_MAXSIZE:
+		if (parse_bytes(arg, &opt.maxsize) < 0 || !opt.maxsize)
+			die(EX_USAGE, "bad --max-size '%s': expected bytes", arg);
 		break;
 	default:
 		return 0;
@@ -3155,6 +3173,585 @@ cmd_exec_status(int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------ */
+/* Built-in commands: a guest's folder unpacked here                   */
+/* ------------------------------------------------------------------ */
+
+/* get -r reads the guest's tar stream itself rather than giving it to
+ * the host's tar, which as root keeps the archive's owners, setuid bits
+ * and device nodes, and writes through a symbolic link that the archive,
+ * or an earlier copy, put in its way. Here only files, folders and
+ * symbolic links are made, in a fresh folder that nobody else can enter,
+ * each name walked from that folder one part at a time with O_NOFOLLOW,
+ * files made with O_EXCL. Links are made last, after every file, so that
+ * nothing is written through one; a hard link is made only to a file
+ * this archive made. Owners are the user's; modes keep only the
+ * permission bits that umask allows. The folder takes its place once
+ * the archive has ended well. */
+
+/* What a tar header block says, pax's and GNU's long names applied. */
+struct tar_head {
+	char type;
+	unsigned mode;
+	long long mtime;
+	unsigned long long size;
+	char name[257];      /* ustar's prefix, '/' and name */
+	char link[101];
+};
+
+/* The most a pax header or a GNU long name may hold, and the most the
+ * folders and links kept for the end may take. */
+#define TAR_META_MAX (64 << 10)
+#define TAR_DEFER_MAX (64 << 20)
+
+/* A header's number field p[0..n): octal digits between spaces and NULs,
+ * or base-256 (GNU's, for sizes past 8 GiB) when its first bit is set.
+ * Returns -1 for anything else or a value past 2^63. */
+static int
+tar_num(const unsigned char *p, size_t n, unsigned long long *v)
+{
+	size_t i = 0;
+
+	*v = 0;
+	if (*p == 0x80) {
+		for (i = 1; i < n; i++) {
+			if (*v >> 55)
+				return -1;
+			*v = *v << 8 | p[i];
+		}
+		return 0;
+	}
+	while (i < n && p[i] == ' ')
+		i++;
+	for (; i < n && p[i] >= '0' && p[i] <= '7'; i++) {
+		if (*v >> 60)
+			return -1;
+		*v = *v << 3 | (unsigned)(p[i] - '0');
+	}
+	for (; i < n; i++)
+		if (p[i] != ' ' && p[i])
+			return -1;
+	return 0;
+}
+
+/* Parses the 512-byte header block b, a pure function of its bytes:
+ * 0, 1 for a block of zeros (the archive's end), -1 for one that is not
+ * a header (its checksum is not the sum of its bytes). */
+static int
+tar_head_parse(const unsigned char *b, struct tar_head *h)
+{
+	unsigned long long sum, v;
+	unsigned long mine = 0;
+	long theirs = 0;
+	int i, ustar;
+
+	for (i = 0; i < 512 && !b[i]; i++)
+		;
+	if (i == 512)
+		return 1;
+	for (i = 0; i < 512; i++) {
+		mine += i >= 148 && i < 156 ? ' ' : b[i];
+		theirs += i >= 148 && i < 156 ? ' ' : (signed char)b[i];
+	}
+	if (tar_num(b + 148, 8, &sum) < 0 || (sum != mine && (long long)sum != theirs))
+		return -1;
+	memset(h, 0, sizeof *h);
+	h->type = b[156] ? (char)b[156] : '0';
+	if (tar_num(b + 100, 8, &v) < 0)
+		return -1;
+	h->mode = (unsigned)(v & 07777);
+	if (tar_num(b + 124, 12, &h->size) < 0 || tar_num(b + 136, 12, &v) < 0)
+		return -1;
+	h->mtime = (long long)v;
+	/* POSIX ustar has a prefix; GNU's "ustar  " keeps times there. */
+	ustar = !memcmp(b + 257, "ustar", 6);
+	if (ustar && b[345])
+		snprintf(h->name, sizeof h->name, "%.155s/%.100s", (const char *)b + 345,
+		         (const char *)b);
+	else
+		snprintf(h->name, sizeof h->name, "%.100s", (const char *)b);
+	snprintf(h->link, sizeof h->link, "%.100s", (const char *)b + 157);
+	return 0;
+}
+
+/* What a pax extended header changes of the next entry. */
+struct tar_pax {
+	struct buf path, link;    /* NUL-terminated when set */
+	unsigned long long size;
+	long long mtime;
+	int has_size, has_mtime, sparse;
+};
+
+/* Takes the pax records of s[0..n), each "LEN KEY=VALUE\n" where LEN
+ * counts the whole record, a pure function of the bytes: 0, or -1 when
+ * they are not records. Keys other than path, linkpath, size and mtime
+ * change nothing, but GNU's sparse files are told, since their data
+ * would be wrong. */
+static int
+tar_pax_parse(const char *s, size_t n, struct tar_pax *x)
+{
+	size_t len, k, off = 0;
+	const char *r, *eq, *val;
+	char *end;
+	long long v;
+
+	while (off < n) {
+		r = s + off;
+		len = 0;
+		for (k = 0; off + k < n && r[k] >= '0' && r[k] <= '9' && k < 9; k++)
+			len = len * 10 + (size_t)(r[k] - '0');
+		if (!k || off + k >= n || r[k] != ' ' || len <= k + 1 || len > n - off ||
+		    r[len - 1] != '\n' || !(eq = memchr(r + k + 1, '=', len - k - 1)))
+			return -1;
+		val = eq + 1;
+		k++;
+#define KEY(name) ((size_t)(eq - r) - k == sizeof name - 1 && !memcmp(r + k, name, sizeof name - 1))
+		if (KEY("path") || KEY("linkpath")) {
+			struct buf *b = KEY("path") ? &x->path : &x->link;
+			b->len = 0;
+			buf_add(b, val, (size_t)(r + len - 1 - val));
+			buf_add(b, "", 1);
+		} else if (KEY("size") || KEY("mtime")) {
+			if (*val < '0' || *val > '9')
+				return -1;
+			errno = 0;
+			v = strtoll(val, &end, 10);
+			if (errno || (end != r + len - 1 && *end != '.'))
+				return -1;
+			if (KEY("size")) {
+				x->size = (unsigned long long)v;
+				x->has_size = 1;
+			} else {
+				x->mtime = v;
+				x->has_mtime = 1;
+			}
+		} else if ((size_t)(eq - r) - k > 11 && !memcmp(r + k, "GNU.sparse.", 11))
+			x->sparse = 1;
+#undef KEY
+		off += len;
+	}
+	return 0;
+}
+
+/* An archive's name made safe to make below the folder: "." and empty
+ * parts dropped, in place. -1 for an absolute name or one with "..",
+ * which could reach outside it. "" is the folder itself. */
+static int
+tar_clean(char *name)
+{
+	char *in = name, *out = name, *part;
+	size_t n;
+
+	if (*name == '/')
+		return -1;
+	for (part = name; *part; part += n + (part[n] == '/'))
+		if ((n = strcspn(part, "/")) == 2 && part[0] == '.' && part[1] == '.')
+			return -1;
+	while (*in) {
+		part = in;
+		n = strcspn(in, "/");
+		in += n + (in[n] == '/');
+		if (!n || (n == 1 && *part == '.'))
+			continue;
+		if (out != name)
+			*out++ = '/';
+		memmove(out, part, n);
+		out += n;
+	}
+	*out = 0;
+	return 0;
+}
+
+/* A folder or a symbolic link kept for the end: a folder gets its mode
+ * and time once all within it is made; a link is made after every file,
+ * in the place of an empty file that holds its name meanwhile (as GNU
+ * tar does), so that no later entry can go through it, and only if that
+ * file is still there: a later entry of the same name wins, as in tar. */
+struct tar_late {
+	char *path, *link;   /* link: the target; NULL for a folder */
+	unsigned mode;
+	long long mtime;
+	dev_t dev;           /* the link's placeholder */
+	ino_t ino;
+};
+
+struct untar {
+	int in, root;
+	const char *what;              /* the guest's folder, for messages */
+	unsigned long long got, max;   /* bytes read; --max-size, 0 for none */
+	mode_t mask;
+	struct tar_late *late;
+	size_t nlate, cap, bytes;
+};
+
+/* The most parts a name may have: deeper ones are skipped, so that the
+ * folders open at once to remove a copy stay few. */
+#define TAR_DEPTH_MAX 256
+
+/* Reads n bytes of the archive into p, or skips them (p NULL). 0, or a
+ * failure's status; EX_PROTO without a message for an early end, which
+ * the guest's tar status may explain. */
+static int
+tar_read(struct untar *u, void *p, unsigned long long n)
+{
+	char skip[65536];
+	ssize_t r;
+	size_t step;
+
+	while (n) {
+		step = n < sizeof skip ? (size_t)n : sizeof skip;
+		if ((r = read(u->in, p ? p : skip, step)) < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return fail(EX_IO, "get -r: read the archive:");
+		if (!r)
+			return EX_PROTO;
+		u->got += (unsigned long long)r;
+		if (u->max && u->got > u->max)
+			return fail(EX_IO, "get -r: %s: more than --max-size (%llu bytes)", u->what,
+			            u->max);
+		if (p)
+			p = (char *)p + r;
+		n -= (unsigned long long)r;
+	}
+	return 0;
+}
+
+/* Opens the folder below root that holds path, a clean name that is not
+ * "", making the folders missing on the way when make is set; *leaf is
+ * the name's last part. -1 where a part is not a folder: a symbolic link
+ * is never followed. The caller closes what is not root. */
+static int
+tar_parent(int root, char *path, const char **leaf, int make)
+{
+	char *s = path, *slash;
+	int fd = root, next;
+
+	while ((slash = strchr(s, '/'))) {
+		*slash = 0;
+		next = openat(fd, s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0 && errno == ENOENT && make && !mkdirat(fd, s, 0777))
+			next = openat(fd, s, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		*slash = '/';
+		if (fd != root)
+			close(fd);
+		if (next < 0)
+			return -1;
+		fd = next;
+		s = slash + 1;
+	}
+	*leaf = s;
+	return fd;
+}
+
+/* Makes room for leaf in dir: a file or link of an earlier entry of the
+ * same name goes, as tar replaces it; a folder stays. */
+static int
+tar_unlink(int dir, const char *leaf)
+{
+	return unlinkat(dir, leaf, 0) < 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* Writes the entry's size bytes of data into the new file leaf of dir. */
+static int
+tar_file(struct untar *u, int dir, const char *leaf, const struct tar_head *h, int *made)
+{
+	char data[65536];
+	unsigned long long left = h->size;
+	size_t step;
+	int fd, s, tries;
+
+	for (tries = 0; (fd = openat(dir, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	                             O_CLOEXEC, 0600)) < 0 && errno == EEXIST && tries < 1; tries++)
+		if (tar_unlink(dir, leaf) < 0)
+			break;
+	if (fd < 0) {
+		tries = errno;
+		s = tar_read(u, NULL, h->size);
+		errno = tries;
+		return s;
+	}
+	while (left) {
+		step = left < sizeof data ? (size_t)left : sizeof data;
+		if ((s = tar_read(u, data, step))) {
+			close(fd);
+			return s;
+		}
+		if (write_all(fd, data, step) < 0) {
+			close(fd);
+			return fail(EX_IO, "get -r: write %s:", h->name);
+		}
+		left -= step;
+	}
+	fchmod(fd, h->mode & 0777 & ~u->mask);
+	futimens(fd, (struct timespec[2]){{0, UTIME_OMIT}, {(time_t)h->mtime, 0}});
+	if (close(fd) < 0)
+		return fail(EX_IO, "get -r: write %s:", h->name);
+	*made = 1;
+	return 0;
+}
+
+/* Keeps a folder (link NULL) or a symbolic link, whose placeholder is
+ * st, for the end. */
+static int
+tar_keep(struct untar *u, const char *path, const char *link, const struct tar_head *h,
+         const struct stat *st)
+{
+	size_t more = sizeof *u->late + strlen(path) + 1 + (link ? strlen(link) + 1 : 0);
+
+	if ((u->bytes += more) > TAR_DEFER_MAX)
+		return fail(EX_IO, "get -r: %s: more folders and links than qga keeps (%d MiB "
+		            "of names)", u->what, TAR_DEFER_MAX >> 20);
+	if (u->nlate == u->cap) {
+		u->cap = u->cap ? 2 * u->cap : 64;
+		u->late = xrealloc(u->late, u->cap * sizeof *u->late);
+	}
+	u->late[u->nlate++] = (struct tar_late){xstrdup(path), link ? xstrdup(link) : NULL,
+	                                        h->mode, h->mtime, st->st_dev, st->st_ino};
+	return 0;
+}
+
+/* A hard link: made only to a file this archive made, within the copy. */
+static int
+tar_hardlink(int root, int dir, const char *leaf, char *target)
+{
+	const char *tleaf;
+	struct stat st;
+	int tdir, r = -1;
+
+	if (tar_clean(target) < 0 || !*target || (tdir = tar_parent(root, target, &tleaf, 0)) < 0)
+		return -1;
+	if (!fstatat(tdir, tleaf, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode) &&
+	    !tar_unlink(dir, leaf))
+		r = linkat(tdir, tleaf, dir, leaf, 0);
+	if (tdir != root)
+		close(tdir);
+	return r;
+}
+
+/* Why an entry of kind type is not made, or NULL when it can be. */
+static const char *
+tar_refused(const struct tar_head *h, const char *name, int sparse)
+{
+	const char *s;
+	int depth = 1;
+
+	for (s = name; *s; s++)
+		depth += *s == '/';
+	if (depth > TAR_DEPTH_MAX || strlen(name) >= 4096)
+		return "a name too long or too deep";
+	if (sparse)
+		return "a sparse file, which qga does not unpack";
+	switch (h->type) {
+	case '0': case '7': case '5': case '2': case '1': return NULL;
+	case '3': return "a character device";
+	case '4': return "a block device";
+	case '6': return "a FIFO";
+	default: return "an entry of a kind qga does not unpack";
+	}
+}
+
+/* Makes the entry h, named name (clean), whose data comes next. */
+static int
+tar_entry(struct untar *u, struct tar_head *h, char *name, char *link, int sparse)
+{
+	const char *why = tar_refused(h, name, sparse), *leaf;
+	struct stat st = {0};
+	int dir, fd, s = 0, made = 0, data = !strchr("123456", h->type);
+
+	if (!why && !*name && h->type != '5')
+		why = "not a folder, as the copy's own name";
+	if (why || !*name) {
+		if (why)
+			warn("get -r: %s: skipped: %s", name, why);
+		else if ((s = tar_keep(u, "", NULL, h, &st)))
+			return s;
+		return data ? tar_read(u, NULL, h->size) : 0;
+	}
+	if ((dir = tar_parent(u->root, name, &leaf, 1)) < 0) {
+		warn("get -r: %s: skipped: a part of its name is not a folder", name);
+		return data ? tar_read(u, NULL, h->size) : 0;
+	}
+	switch (h->type) {
+	case '5':
+		if (mkdirat(dir, leaf, 0700) < 0 && (errno != EEXIST ||
+		    fstatat(dir, leaf, &st, AT_SYMLINK_NOFOLLOW) || !S_ISDIR(st.st_mode)))
+			break;
+		made = !(s = tar_keep(u, name, NULL, h, &st));
+		break;
+	case '2':
+		if (tar_unlink(dir, leaf) < 0 || (fd = openat(dir, leaf, O_WRONLY | O_CREAT |
+		    O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0)) < 0)
+			break;
+		made = !fstat(fd, &st) && !(s = tar_keep(u, name, link, h, &st));
+		close(fd);
+		break;
+	case '1':
+		made = !tar_hardlink(u->root, dir, leaf, link);
+		break;
+	default:
+		s = tar_file(u, dir, leaf, h, &made);
+	}
+	if (dir != u->root)
+		close(dir);
+	if (!s && !made)
+		warn("get -r: %s: skipped: %s", name, h->type == '1' ?
+		     "a hard link to no file of this copy" : strerror(errno));
+	return s;
+}
+
+/* The end: the links, then each folder's mode and time, the deepest
+ * first (a folder's time changes as things are made in it). The copy's
+ * own folder keeps the mode it was made with. */
+static void
+tar_finish(struct untar *u)
+{
+	struct tar_late *l;
+	const char *leaf;
+	struct stat st;
+	int dir, fd;
+	size_t i;
+
+	for (i = 0; i < u->nlate; i++) {
+		l = &u->late[i];
+		if (!l->link || (dir = tar_parent(u->root, l->path, &leaf, 0)) < 0)
+			continue;
+		if (!fstatat(dir, leaf, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode) &&
+		    st.st_dev == l->dev && st.st_ino == l->ino && !unlinkat(dir, leaf, 0)) {
+			if (symlinkat(l->link, dir, leaf) < 0)
+				warn("get -r: %s: skipped:", l->path);
+			else
+				utimensat(dir, leaf, (struct timespec[2]){{0, UTIME_OMIT},
+				          {(time_t)l->mtime, 0}}, AT_SYMLINK_NOFOLLOW);
+		}
+		if (dir != u->root)
+			close(dir);
+	}
+	for (i = u->nlate; i-- > 0;) {
+		l = &u->late[i];
+		if (l->link)
+			continue;
+		fd = u->root;
+		if (*l->path && (dir = tar_parent(u->root, l->path, &leaf, 0)) >= 0) {
+			fd = openat(dir, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (dir != u->root)
+				close(dir);
+			if (fd < 0)
+				continue;
+			fchmod(fd, l->mode & 0777 & ~u->mask);
+		} else if (*l->path)
+			continue;
+		futimens(fd, (struct timespec[2]){{0, UTIME_OMIT}, {(time_t)l->mtime, 0}});
+		if (fd != u->root)
+			close(fd);
+	}
+}
+
+/* Removes name in dirfd, a folder with all it holds, following no link. */
+static void
+rm_tree(int dirfd, const char *name)
+{
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	if (!unlinkat(dirfd, name, 0) || (errno != EISDIR && errno != EPERM) ||
+	    (fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return;
+	fchmod(fd, 0700);
+	if (!(d = fdopendir(fd))) {
+		close(fd);
+		return;
+	}
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			rm_tree(fd, e->d_name);
+	closedir(d);
+	unlinkat(dirfd, name, AT_REMOVEDIR);
+}
+
+/* Unpacks the archive read from u->in into the folder u->root: 0, or a
+ * failure's status (with its message recorded, but for an early end). */
+static int
+untar(struct untar *u)
+{
+	unsigned char b[512];
+	struct tar_head h;
+	struct tar_pax x = {0};
+	struct buf meta = {0};
+	unsigned long long end;
+	char *name, *link;
+	ssize_t n;
+	int r, s = 0;
+
+	while (!(s = tar_read(u, b, 512))) {
+		if ((r = tar_head_parse(b, &h)) < 0) {
+			s = fail(EX_PROTO, "get -r: %s: not a tar archive from the guest", u->what);
+			break;
+		}
+		if (r)
+			break;
+		if (strchr("xLKg", h.type)) {
+			/* What describes the next entry: its size is bounded. */
+			if (h.size > TAR_META_MAX) {
+				s = fail(EX_PROTO, "get -r: %s: an archive header of %llu bytes",
+				         u->what, h.size);
+				break;
+			}
+			meta.len = 0;
+			buf_need(&meta, (size_t)h.size + 1);
+			if ((s = tar_read(u, meta.p, h.size)) ||
+			    (s = tar_read(u, NULL, -h.size & 511)))
+				break;
+			meta.len = (size_t)h.size;
+			meta.p[meta.len] = 0;
+			if (h.type == 'x' && tar_pax_parse(meta.p, meta.len, &x) < 0) {
+				s = fail(EX_PROTO, "get -r: %s: a pax header that is not one", u->what);
+				break;
+			}
+			if (h.type == 'L' || h.type == 'K') {
+				struct buf *to = h.type == 'L' ? &x.path : &x.link;
+				to->len = 0;
+				buf_add(to, meta.p, strlen(meta.p) + 1);
+			}
+			continue;
+		}
+		if (x.has_size)
+			h.size = x.size;
+		if (x.has_mtime)
+			h.mtime = x.mtime;
+		name = x.path.len ? x.path.p : h.name;
+		link = x.link.len ? x.link.p : h.link;
+		if (tar_clean(name) < 0) {
+			warn("get -r: %s: skipped: a name outside the folder", name);
+			s = strchr("123456", h.type) ? 0 : tar_read(u, NULL, h.size);
+		} else
+			s = tar_entry(u, &h, name, link, x.sparse);
+		if (!s && !strchr("123456", h.type))
+			s = tar_read(u, NULL, -h.size & 511);
+		x.path.len = x.link.len = 0;
+		x.has_size = x.has_mtime = x.sparse = 0;
+		if (s)
+			break;
+	}
+	/* tar pads its output to whole records, 10 KiB by default: what
+	 * follows the end is read, up to 1 MiB. */
+	end = u->got + (1 << 20);
+	while (!s && (n = read(u->in, b, sizeof b)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || (u->got += (unsigned long long)n) > end ||
+		    (u->max && u->got > u->max))
+			s = fail(EX_PROTO, "get -r: %s: more data after the archive's end", u->what);
+	}
+	if (!s)
+		tar_finish(u);
+	free(meta.p);
+	free(x.path.p);
+	free(x.link.p);
+	return s;
+}
+
+/* ------------------------------------------------------------------ */
 /* Built-in commands: files                                            */
 /* ------------------------------------------------------------------ */
 
@@ -3255,6 +3852,7 @@ sha_hex(struct sha256 *c, char *hex)
  * program's stdout and stderr. */
 static long long handles[2] = {-1, -1};
 static char tmpname[4096];          /* a partial download, removed on exit */
+static pid_t untar_pid = -1;        /* get -r's child, which unpacks into it */
 static void file_close(int quiet);
 
 static char remote_tmp[4096];    /* a partial upload, removed on exit */
@@ -3278,8 +3876,13 @@ cleanup(void)
 	const char *del[] = {"cmd.exe", "/c", "del", "/q", remote_tmp, NULL};
 	char pid[24];
 
+	if (untar_pid > 0) {
+		kill(untar_pid, SIGTERM);
+		reap(untar_pid);
+		untar_pid = -1;
+	}
 	if (tmpname[0])
-		unlink(tmpname);
+		rm_tree(AT_FDCWD, tmpname);
 	/* The channel is brought back even after a signal, to undo. */
 	sess.dirty = 1;
 	interrupted = 0;
@@ -3412,6 +4015,8 @@ file_read_to(const char *path, int fd, const char *fdname, long long off, struct
 			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
 		if (interrupted)
 			die(EX_IO, "%s: interrupted", path);
+		if (opt.maxsize && data.len > opt.maxsize - total)
+			die(EX_IO, "%s: more than --max-size (%llu bytes)", path, opt.maxsize);
 		if (write_all(fd, data.p, data.len) < 0)
 			die(EX_IO, "write %s:", fdname);
 		sha_add(sha, data.p, data.len);
@@ -3523,28 +4128,103 @@ tree_status(const char *what, int guest, int here, const char *name)
 		    here == 127 ? "not found:" : "status", here);
 }
 
+/* get -r's copy: LOCAL when it is not there, else the guest folder's
+ * name in LOCAL, as cp -r has it; never one that is there already, so
+ * that no copy is ever mixed with another. */
+static const char *
+tree_target(const char *remote, const char *local, char *path, size_t size)
+{
+	char base[1024];
+	struct stat st;
+	size_t n = strlen(remote);
+
+	if (!stat(local, &st) && S_ISDIR(st.st_mode)) {
+		while (n > 1 && (remote[n - 1] == '/' || remote[n - 1] == '\\'))
+			n--;
+		snprintf(base, sizeof base, "%.*s", (int)n, remote);
+		if (!*guest_base(base) || !strcmp(guest_base(base), ".") ||
+		    !strcmp(guest_base(base), ".."))
+			die(EX_USAGE, "get -r: name the local folder for '%s'", remote);
+		if ((size_t)snprintf(path, size, "%s/%s", local, guest_base(base)) >= size)
+			die(EX_USAGE, "get -r: local name too long: %s", local);
+		local = path;
+	}
+	if (!lstat(local, &st))
+		die(EX_USAGE, "get -r: %s is there already: a copy never goes into "
+		    "another (name a new folder)", local);
+	return local;
+}
+
+/* get -r's child stopped reading before the archive's end: it said why. */
+static _Noreturn void
+untar_ended(void)
+{
+	int st = reap(untar_pid);
+
+	untar_pid = -1;
+	leave(st ? st : EX_PROTO);
+}
+
 /* get -r: tar in the guest writes the folder, streamed as exec streams
- * it, into tar here, which unpacks it into local. */
+ * it, to a child of qga's that unpacks it (untar) into a fresh folder
+ * beside the copy's place, which it takes when the archive is whole. */
 static void
 get_tree(const char *remote, const char *local)
 {
-	const char *untar[] = {"tar", "-xpf", "-", "-C", local, NULL};
+	struct untar u = {0};
 	struct buf args = {0}, none = {0};
-	int p[2], st;
-	pid_t pid;
+	char path[4096];
+	int p[2], st, here;
 
-	if (mkdir(local, 0777) < 0 && errno != EEXIST)
-		die(EX_IO, "mkdir %s:", local);
+	local = tree_target(remote, local, path, sizeof path);
+	if ((size_t)snprintf(tmpname, sizeof tmpname, "%s.qga-XXXXXX", local) >=
+	    sizeof tmpname || !mkdtemp(tmpname)) {
+		tmpname[0] = 0;
+		die(EX_IO, "get -r: make a folder beside %s:", local);
+	}
+	u = (struct untar){.what = remote, .max = opt.maxsize, .mask = umask(0)};
+	umask(u.mask);
+	if ((u.root = open(tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    pipe2(p, O_CLOEXEC) < 0)
+		die(EX_IO, "get -r: %s:", tmpname);
 	buf_str(&args, ",\"-c\",\"cd -- \\\"$1\\\" && exec tar -cf - .\",\"sh\",");
 	buf_jstr(&args, remote, strlen(remote));
-	if (pipe2(p, O_CLOEXEC) < 0 || (pid = spawn(untar, p[0], -1)) < 0)
-		die(EX_IO, "get -r: start tar here:");
+	fflush(stdout);
+	if ((untar_pid = fork()) < 0)
+		die(EX_IO, "get -r: fork:");
+	if (!untar_pid) {
+		/* The child only unpacks: a signal ends it as it is. */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
+		close(p[1]);
+		u.in = p[0];
+		*errmsg = 0;
+		if ((st = untar(&u)) && !*errmsg)
+			fail(st, "get -r: %s: the archive from the guest ended early", remote);
+		if (st)
+			say();
+		_exit(st);
+	}
 	close(p[0]);
 	st = exec_stream(&args, &none, &none, "/bin/sh", 0, -1, 1, p[1]);
+	/* A guest's tar that failed says why: the child's words would not. */
+	if (st)
+		kill(untar_pid, SIGTERM);
 	close(p[1]);
+	here = reap(untar_pid);
+	untar_pid = -1;
 	if (st < 0)
 		die(EX_AGENT, "get -r: the guest cannot stream tar's output");
-	tree_status("get -r", st, reap(pid), local);
+	if (st)
+		die(EX_AGENT, "get -r: tar in the guest failed on %s (%s %d)", local,
+		    st == 127 ? "not found:" : "status", st);
+	if (here)
+		leave(here);
+	if (fchmod(u.root, 0777 & ~u.mask) < 0 || rename(tmpname, local) < 0)
+		die(EX_IO, "get -r: rename %s to %s:", tmpname, local);
+	tmpname[0] = 0;
+	close(u.root);
 	free(args.p);
 }
 
@@ -3854,8 +4534,11 @@ stream_copy(long long h, int fd, int last)
 		if ((v = json_get(r.js, r.tok, r.ret, "buf-b64")) < 0 ||
 		    b64_decode(&data, r.js, &r.tok[v]) < 0)
 			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
-		if (write_all(fd, data.p, data.len) < 0)
-			die(EX_IO, "write %s:", fd == 1 ? "stdout" : fd == 2 ? "stderr" : "tar");
+		if (write_all(fd, data.p, data.len) < 0) {
+			if (errno == EPIPE && untar_pid > 0)
+				untar_ended();
+			die(EX_IO, "write %s:", fd == 1 ? "stdout" : "stderr");
+		}
 		got |= data.len > 0;
 	} while (!eof && data.len);
 	free(req.p);
