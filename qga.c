@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -606,15 +607,54 @@ connect_sa(struct conn *c, int family, const void *sa, socklen_t salen,
 	return fail(EX_IO, "connect %s:", c->name);
 }
 
+/* A socket in a folder that others can write, as /tmp, may be anyone's:
+ * whoever binds a name there first plays the guest, and is sent what qga
+ * sends (a password among it). It is used only when the process that
+ * listens on it is root's or this user's, or, in a folder only its group
+ * can write besides, its owner's. SO_PEERCRED tells who listens: no swap
+ * of the file between a look and the connect can change that. */
+static int
+unix_trusted(int fd, const char *path)
+{
+	char dir[sizeof ((struct sockaddr_un *)0)->sun_path], who[64];
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+	struct passwd *pw;
+	struct stat st;
+	char *slash;
+
+	copy(dir, sizeof dir, path);
+	if (!(slash = strrchr(dir, '/')))
+		strcpy(dir, ".");
+	else
+		slash[slash == dir] = 0;
+	if (stat(dir, &st) < 0 || !(st.st_mode & 022))
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return fail(EX_IO, "%s: who listens:", path);
+	if (cr.uid == 0 || cr.uid == geteuid() ||
+	    (!(st.st_mode & S_IWOTH) && cr.uid == st.st_uid))
+		return 0;
+	if ((pw = getpwuid(cr.uid)))
+		snprintf(who, sizeof who, "%s's", pw->pw_name);
+	else
+		snprintf(who, sizeof who, "uid %u's", (unsigned)cr.uid);
+	return fail(EX_IO, "%s: not used: it is %s, in a folder that others can write "
+	            "(only root's or your own is)", path, who);
+}
+
 static int
 open_unix(struct conn *c, const char *path, long long deadline)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	int r;
 
 	if (strlen(path) >= sizeof sun.sun_path)
 		return fail(EX_USAGE, "socket path too long: %s", path);
 	strcpy(sun.sun_path, path);
-	return connect_sa(c, AF_UNIX, &sun, sizeof sun, deadline);
+	if ((r = connect_sa(c, AF_UNIX, &sun, sizeof sun, deadline)))
+		return r;
+	return unix_trusted(c->fd, path);
 }
 
 static int

@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: MIT
+# The default socket, /tmp/qga.sock, is in a folder anyone can write: a
+# user who binds it first would play the guest for root's qga. In a mount
+# namespace with a /tmp of its own: nobody's socket there is refused,
+# named, and sent nothing; root's own (the real agent) is used.
+if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null || ! id nobody >/dev/null 2>&1; then
+	skip "the default-socket tests: they need root, unshare -m and the user nobody"
+	return 0
+fi
+cat >"$T/socket-ns.sh" <<'EOS'
+mount -t tmpfs tmpfs /tmp || exit 9
+# wait_sock PATH: until a socket is there, 10 s at most.
+wait_sock() { i=0; while [ ! -S "$1" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done; }
+unset QGA_SOCKET
+case $1 in
+nobody)
+	setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		socat UNIX-LISTEN:/tmp/qga.sock,fork OPEN:/tmp/got,creat,append &
+	wait_sock /tmp/qga.sock
+	"$QGA" ls
+	echo "ls: $?"
+	"$QGA" ping
+	echo "ping: $?, sent $(cat /tmp/got 2>/dev/null | wc -c) bytes"
+	kill $! ;;
+root)
+	mkdir /tmp/state
+	"$QEMU_GA" --method=unix-listen --path=/tmp/qga.sock --statedir=/tmp/state \
+		--block-rpcs="$BLOCK" &
+	wait_sock /tmp/qga.sock
+	"$QGA" ping
+	echo "ping: $?"
+	kill $!
+	wait $! ;;
+esac
+EOS
+export QGA QEMU_GA BLOCK
+check "socket: nobody's /tmp/qga.sock is refused, named, sent nothing" 0 \
+"ADDRESS        NAME  AGENT *
+/tmp/qga.sock  -     it is nobody's, in a folder that others can write (only root's or your own is)  -        -
+ls: 0
+ping: 3, sent 0 bytes" \
+	"qga: /tmp/qga.sock: not used: it is nobody's, in a folder that others can write (only root's or your own is) (the default address: give the agent's with -s ADDR or QGA_SOCKET)" \
+	unshare -m sh "$T/socket-ns.sh" nobody
+check "socket: root's own /tmp/qga.sock is used" 0 "ping: 0" '' \
+	unshare -m sh "$T/socket-ns.sh" root
