@@ -8365,7 +8365,8 @@ static const struct cmd cmds[] = {
 	 "[-c] [--verify] REMOTE [LOCAL|-] | -r REMOTE [LOCAL]\n"
 	 "Copies a guest file here, atomically; LOCAL defaults to its name.\n"
 	 "-c: continues LOCAL, in place; --verify: checks SHA-256 against the\n"
-	 "guest's; -r: a folder, through tar on both sides (modes, times, links).\n",
+	 "guest's; -r: a folder, whose archive qga unpacks itself (files, folders\n"
+	 "and links only, inside the copy), into LOCAL or LOCAL/NAME, never merged.\n",
 	 "guest-file-open,guest-file-read,guest-file-close", 0},
 	{"put", cmd_put, NULL, "am:rc", put_longs,
 	 "[-a|-c] [--verify] [--inplace] [-m MODE] LOCAL|- REMOTE | -r LOCAL REMOTE\n"
@@ -8828,6 +8829,7 @@ static const char usage_text[] =
 "      --qmp             the peer is a QMP monitor (else told by its greeting)\n"
 "      --no-sync         skip the 0xFF + guest-sync-delimited resync\n"
 "      --max-reply BYTES largest reply accepted, K/M/G allowed (default 80M)\n"
+"      --max-size BYTES  the most a get or cat takes (default: no bound)\n"
 "  -h, --help            this text\n"
 "  -V, --version         the version\n"
 "\n"

@@ -16,7 +16,7 @@ check "completion: bash registers it" 0 'complete -o default -F _qga qga' '' \
 check "completion: qga fs" 0 "fsfreeze${nl}fstrim" '' comp fs
 check "completion: guest names from the schema" 0 "guest-file-read" '' comp guest-file-r
 check "completion: exec's options, its own and the global ones" 0 \
-	"--env$nl--help$nl--input$nl--json$nl--max-reply$nl--merge$nl--no-stream$nl--no-sync$nl--no-tag$nl--no-wait$nl--parallel$nl--pretty$nl--ps$nl--qmp$nl--quiet$nl--return$nl--socket$nl--stream$nl--targets$nl--timeout$nl--version" '' \
+	"--env$nl--help$nl--input$nl--json$nl--max-reply$nl--max-size$nl--merge$nl--no-stream$nl--no-sync$nl--no-tag$nl--no-wait$nl--parallel$nl--pretty$nl--ps$nl--qmp$nl--quiet$nl--return$nl--socket$nl--stream$nl--targets$nl--timeout$nl--version" '' \
 	comp exec --
 check "completion: after the global options too" 0 "--no-wait" '' comp -s x -t 1 exec --no-w
 check "completion: address prefixes after -s" 0 "hvsock:${nl}pve:${nl}serial:${nl}tcp:${nl}unix:${nl}vsock:" '' \
