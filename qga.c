@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -28,6 +29,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -607,12 +609,35 @@ connect_sa(struct conn *c, int family, const void *sa, socklen_t salen,
 	return fail(EX_IO, "connect %s:", c->name);
 }
 
-/* A socket in a folder that others can write, as /tmp, may be anyone's:
- * whoever binds a name there first plays the guest, and is sent what qga
- * sends (a password among it). It is used only when the process that
- * listens on it is root's or this user's, or, in a folder only its group
- * can write besides, its owner's. SO_PEERCRED tells who listens: no swap
- * of the file between a look and the connect can change that. */
+/* Whether the folder dir and each one above it can be changed only by
+ * root, this user or uid: owned by one of them, writable by no group and
+ * nobody else. */
+static int
+path_kept(const char *dir, uid_t uid)
+{
+	char real[PATH_MAX], *slash;
+	struct stat st;
+
+	if (!realpath(dir, real))
+		return 0;
+	for (;;) {
+		if (stat(real, &st) < 0 || (st.st_mode & 022) ||
+		    (st.st_uid && st.st_uid != geteuid() && st.st_uid != uid))
+			return 0;
+		if (!strcmp(real, "/"))
+			return 1;
+		slash = strrchr(real, '/');
+		slash[slash == real] = 0;
+	}
+}
+
+/* A socket where others can write, as in /tmp, may be anyone's: whoever
+ * binds the name first plays the guest, and is sent what qga sends (a
+ * password among it). So a socket is used when the process listening on
+ * it is root's or this user's, or else when no folder on its way can be
+ * changed by anyone but them and that process's user. SO_PEERCRED tells
+ * who listens: no swap of the file between a look and the connect can
+ * change that. */
 static int
 unix_trusted(int fd, const char *path)
 {
@@ -620,27 +645,25 @@ unix_trusted(int fd, const char *path)
 	struct ucred cr;
 	socklen_t len = sizeof cr;
 	struct passwd *pw;
-	struct stat st;
 	char *slash;
 
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+		return fail(EX_IO, "%s: who listens:", path);
+	if (cr.uid == 0 || cr.uid == geteuid())
+		return 0;
 	copy(dir, sizeof dir, path);
 	if (!(slash = strrchr(dir, '/')))
 		strcpy(dir, ".");
 	else
 		slash[slash == dir] = 0;
-	if (stat(dir, &st) < 0 || !(st.st_mode & 022))
-		return 0;
-	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-		return fail(EX_IO, "%s: who listens:", path);
-	if (cr.uid == 0 || cr.uid == geteuid() ||
-	    (!(st.st_mode & S_IWOTH) && cr.uid == st.st_uid))
+	if (path_kept(dir, cr.uid))
 		return 0;
 	if ((pw = getpwuid(cr.uid)))
 		snprintf(who, sizeof who, "%s's", pw->pw_name);
 	else
 		snprintf(who, sizeof who, "uid %u's", (unsigned)cr.uid);
-	return fail(EX_IO, "%s: not used: it is %s, in a folder that others can write "
-	            "(only root's or your own is)", path, who);
+	return fail(EX_IO, "%s: not used: it is %s, where others can write (only root's or "
+	            "your own is)", path, who);
 }
 
 static int
@@ -3252,6 +3275,15 @@ tar_num(const unsigned char *p, size_t n, unsigned long long *v)
 	size_t i = 0;
 
 	*v = 0;
+	if (*p == 0xff) {
+		/* Negative, for a time before 1970: two's complement. */
+		for (*v = ~0ULL, i = 1; i < n; i++) {
+			if (*v >> 55 != 0x1ff)
+				return -1;
+			*v = *v << 8 | p[i];
+		}
+		return 0;
+	}
 	if (*p == 0x80) {
 		for (i = 1; i < n; i++) {
 			if (*v >> 55)
@@ -3296,10 +3328,10 @@ tar_head_parse(const unsigned char *b, struct tar_head *h)
 		return -1;
 	memset(h, 0, sizeof *h);
 	h->type = b[156] ? (char)b[156] : '0';
-	if (tar_num(b + 100, 8, &v) < 0)
+	if (tar_num(b + 100, 8, &v) < 0 || v >> 63)
 		return -1;
 	h->mode = (unsigned)(v & 07777);
-	if (tar_num(b + 124, 12, &h->size) < 0 || tar_num(b + 136, 12, &v) < 0)
+	if (tar_num(b + 124, 12, &h->size) < 0 || h->size >> 63 || tar_num(b + 136, 12, &v) < 0)
 		return -1;
 	h->mtime = (long long)v;
 	/* POSIX ustar has a prefix; GNU's "ustar  " keeps times there. */
@@ -3351,7 +3383,8 @@ tar_pax_parse(const char *s, size_t n, struct tar_pax *x)
 			buf_add(b, val, (size_t)(r + len - 1 - val));
 			buf_add(b, "", 1);
 		} else if (KEY("size") || KEY("mtime")) {
-			if (*val < '0' || *val > '9')
+			if ((*val < '0' || *val > '9') && (!KEY("mtime") || *val != '-' ||
+			    val[1] < '0' || val[1] > '9'))
 				return -1;
 			errno = 0;
 			v = strtoll(val, &end, 10);
@@ -3410,8 +3443,7 @@ struct tar_late {
 	char *path, *link;   /* link: the target; NULL for a folder */
 	unsigned mode;
 	long long mtime;
-	dev_t dev;           /* the link's placeholder */
-	ino_t ino;
+	struct stat st;      /* the link's placeholder */
 };
 
 struct untar {
@@ -3536,7 +3568,8 @@ static int
 tar_keep(struct untar *u, const char *path, const char *link, const struct tar_head *h,
          const struct stat *st)
 {
-	size_t more = sizeof *u->late + strlen(path) + 1 + (link ? strlen(link) + 1 : 0);
+	/* What malloc and the array's doubling take counts too. */
+	size_t more = 2 * sizeof *u->late + strlen(path) + 33 + (link ? strlen(link) + 33 : 0);
 
 	if ((u->bytes += more) > TAR_DEFER_MAX)
 		return fail(EX_IO, "get -r: %s: more folders and links than qga keeps (%d MiB "
@@ -3546,7 +3579,7 @@ tar_keep(struct untar *u, const char *path, const char *link, const struct tar_h
 		u->late = xrealloc(u->late, u->cap * sizeof *u->late);
 	}
 	u->late[u->nlate++] = (struct tar_late){xstrdup(path), link ? xstrdup(link) : NULL,
-	                                        h->mode, h->mtime, st->st_dev, st->st_ino};
+	                                        h->mode, h->mtime, *st};
 	return 0;
 }
 
@@ -3651,12 +3684,16 @@ tar_finish(struct untar *u)
 	int dir, fd;
 	size_t i;
 
-	for (i = 0; i < u->nlate; i++) {
+	/* The last link of a name is made first: its placeholder is the one
+	 * that is there, and an earlier one's finds a link in its place. */
+	for (i = u->nlate; i-- > 0;) {
 		l = &u->late[i];
 		if (!l->link || (dir = tar_parent(u->root, l->path, &leaf, 0)) < 0)
 			continue;
 		if (!fstatat(dir, leaf, &st, AT_SYMLINK_NOFOLLOW) && S_ISREG(st.st_mode) &&
-		    st.st_dev == l->dev && st.st_ino == l->ino && !unlinkat(dir, leaf, 0)) {
+		    !st.st_size && !(st.st_mode & 07777) && st.st_dev == l->st.st_dev &&
+		    st.st_ino == l->st.st_ino && st.st_ctim.tv_sec == l->st.st_ctim.tv_sec &&
+		    st.st_ctim.tv_nsec == l->st.st_ctim.tv_nsec && !unlinkat(dir, leaf, 0)) {
 			if (symlinkat(l->link, dir, leaf) < 0)
 				warn("get -r: %s: skipped:", l->path);
 			else
@@ -3694,8 +3731,13 @@ rm_tree(int dirfd, const char *name)
 	DIR *d;
 	int fd;
 
-	if (!unlinkat(dirfd, name, 0) || (errno != EISDIR && errno != EPERM) ||
-	    (fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	if (!unlinkat(dirfd, name, 0) || (errno != EISDIR && errno != EPERM))
+		return;
+	/* A folder the archive gave no permission to is given it back. */
+	if ((fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 &&
+	    errno == EACCES && !fchmodat(dirfd, name, 0700, 0))
+		fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
 		return;
 	fchmod(fd, 0700);
 	if (!(d = fdopendir(fd))) {
@@ -3917,7 +3959,7 @@ cleanup(void)
 	char pid[24];
 
 	if (untar_pid > 0) {
-		kill(untar_pid, SIGTERM);
+		kill(untar_pid, SIGKILL);
 		reap(untar_pid);
 		untar_pid = -1;
 	}
@@ -4195,6 +4237,25 @@ tree_target(const char *remote, const char *local, char *path, size_t size)
 	return local;
 }
 
+/* Renames from to to, which must not exist: a copy never replaces what
+ * came meanwhile. Without renameat2 (Linux before 3.15, or a filesystem
+ * without RENAME_NOREPLACE) a look comes first. */
+static int
+rename_new(const char *from, const char *to)
+{
+	struct stat st;
+
+	if (!syscall(SYS_renameat2, AT_FDCWD, from, AT_FDCWD, to, 1 /* RENAME_NOREPLACE */))
+		return 0;
+	if (errno != ENOSYS && errno != EINVAL)
+		return -1;
+	if (!lstat(to, &st)) {
+		errno = EEXIST;
+		return -1;
+	}
+	return rename(from, to);
+}
+
 /* get -r's child stopped reading before the archive's end: it said why. */
 static _Noreturn void
 untar_ended(void)
@@ -4213,7 +4274,7 @@ get_tree(const char *remote, const char *local)
 {
 	struct untar u = {0};
 	struct buf args = {0}, none = {0};
-	char path[4096];
+	char path[4096], keep[sizeof tmpname];
 	int p[2], st, here;
 
 	local = tree_target(remote, local, path, sizeof path);
@@ -4230,13 +4291,19 @@ get_tree(const char *remote, const char *local)
 	buf_str(&args, ",\"-c\",\"cd -- \\\"$1\\\" && exec tar -cf - .\",\"sh\",");
 	buf_jstr(&args, remote, strlen(remote));
 	fflush(stdout);
+	/* The child only unpacks: a signal ends it as it is, the session is
+	 * not its own, and it undoes nothing (qga does). */
+	hold_signals(1);
 	if ((untar_pid = fork()) < 0)
 		die(EX_IO, "get -r: fork:");
 	if (!untar_pid) {
-		/* The child only unpacks: a signal ends it as it is. */
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
+		hold_signals(0);
+		on_leave = NULL;
+		close(sess.fd);
+		sess.owed = sess.partial = 0;
 		close(p[1]);
 		u.in = p[0];
 		*errmsg = 0;
@@ -4246,23 +4313,34 @@ get_tree(const char *remote, const char *local)
 			say();
 		_exit(st);
 	}
+	hold_signals(0);
 	close(p[0]);
 	st = exec_stream(&args, &none, &none, "/bin/sh", 0, -1, 1, p[1]);
 	/* A guest's tar that failed says why: the child's words would not. */
 	if (st)
-		kill(untar_pid, SIGTERM);
+		kill(untar_pid, SIGKILL);
 	close(p[1]);
 	here = reap(untar_pid);
 	untar_pid = -1;
 	if (st < 0)
 		die(EX_AGENT, "get -r: the guest cannot stream tar's output");
 	if (st)
-		die(EX_AGENT, "get -r: tar in the guest failed on %s (%s %d)", local,
+		die(EX_AGENT, "get -r: tar in the guest failed on %s (%s %d)", remote,
 		    st == 127 ? "not found:" : "status", st);
+	if (here > 128)
+		die(EX_IO, "get -r: the unpacking was ended by signal %d", here - 128);
 	if (here)
 		leave(here);
-	if (fchmod(u.root, 0777 & ~u.mask) < 0 || rename(tmpname, local) < 0)
-		die(EX_IO, "get -r: rename %s to %s:", tmpname, local);
+	if (fchmod(u.root, 0777 & ~u.mask) < 0)
+		die(EX_IO, "get -r: %s:", tmpname);
+	if (rename_new(tmpname, local) < 0) {
+		if (errno != EEXIST && errno != ENOTEMPTY)
+			die(EX_IO, "get -r: rename to %s:", local);
+		/* The copy is whole: it stays, under its temporary name. */
+		copy(keep, sizeof keep, tmpname);
+		tmpname[0] = 0;
+		die(EX_IO, "get -r: %s came there meanwhile: the copy is in %s", local, keep);
+	}
 	tmpname[0] = 0;
 	close(u.root);
 	free(args.p);

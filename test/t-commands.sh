@@ -176,7 +176,7 @@ expect "put -r: the same names, kinds, modes, sizes, times and links" \
 expect "put -r: the same bytes" diff -r --no-dereference "$R/src" "$R/put"
 expect "put -r: no temporary archive left" test -z "$(ls -a "$R" | grep qga-put)"
 check "get -r of what is not a folder: the guest's words, 1" 1 '' \
-	"*can't cd to $R/none*qga: get -r: tar in the guest failed on $R/got2 (status 2)" \
+	"*can't cd to $R/none*qga: get -r: tar in the guest failed on $R/none (status 2)" \
 	$QGA get -r "$R/none" "$R/got2"
 check "put -r of what is not here: tar's words, 3" 3 '' \
 	"tar: $R/none: Cannot open*qga: put -r: tar here failed on $R/none (status 2)" \

@@ -21,6 +21,25 @@ nobody)
 	echo "ls: $?"
 	"$QGA" ping
 	echo "ping: $?, sent $(cat /tmp/got 2>/dev/null | wc -c) bytes"
+	kill $!
+	# A folder of nobody's own in /tmp is no better: /tmp lets anyone make it.
+	mkdir /tmp/x && chown nobody /tmp/x
+	setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		socat UNIX-LISTEN:/tmp/x/qga.sock,fork OPEN:/tmp/x/got,creat,append &
+	wait_sock /tmp/x/qga.sock
+	"$QGA" -s /tmp/x/qga.sock ping
+	echo "in its folder: $?, sent $(cat /tmp/x/got 2>/dev/null | wc -c) bytes"
+	kill $! ;;
+kept)
+	# A folder only root and nobody can change, as libvirt's channels are
+	# the QEMU user's: nobody's socket there is used.
+	chmod 755 /tmp
+	mkdir /tmp/x && chown nobody /tmp/x && chmod 700 /tmp/x
+	setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		socat UNIX-LISTEN:/tmp/x/qga.sock,fork TCP:127.0.0.1:"$AGENT_PORT" &
+	wait_sock /tmp/x/qga.sock
+	"$QGA" -s /tmp/x/qga.sock ping
+	echo "kept: $?"
 	kill $! ;;
 root)
 	mkdir /tmp/state
@@ -36,10 +55,23 @@ EOS
 export QGA QEMU_GA BLOCK
 check "socket: nobody's /tmp/qga.sock is refused, named, sent nothing" 0 \
 "ADDRESS        NAME  AGENT *
-/tmp/qga.sock  -     it is nobody's, in a folder that others can write (only root's or your own is)  -        -
+/tmp/qga.sock  -     it is nobody's, where others can write (only root's or your own is)  -        -
 ls: 0
-ping: 3, sent 0 bytes" \
-	"qga: /tmp/qga.sock: not used: it is nobody's, in a folder that others can write (only root's or your own is) (the default address: give the agent's with -s ADDR or QGA_SOCKET)" \
+ping: 3, sent 0 bytes
+in its folder: 3, sent 0 bytes" \
+	"qga: /tmp/qga.sock: not used: it is nobody's, where others can write (only root's or your own is) (the default address: give the agent's with -s ADDR or QGA_SOCKET)
+qga: /tmp/x/qga.sock: not used: it is nobody's, where others can write (only root's or your own is)" \
 	unshare -m sh "$T/socket-ns.sh" nobody
 check "socket: root's own /tmp/qga.sock is used" 0 "ping: 0" '' \
 	unshare -m sh "$T/socket-ns.sh" root
+# nobody's socket leads to the real agent through a relay on loopback,
+# since the agent's own is in a folder only root may enter.
+mkdir -p "$T/sockagent"
+start sockagent "$QEMU_GA" --method=unix-listen --path="$T/sockagent/qga.sock" \
+	--statedir="$T/sockagent" --logfile="$T/sockagent/log" --block-rpcs="$BLOCK"
+wait_for "$T/sockagent/qga.sock"
+relay sockrelay 127.0.0.1 "$T/sockagent/qga.sock"
+AGENT_PORT=$PORT
+export AGENT_PORT
+check "socket: nobody's in a folder only root and nobody can change is used" 0 "kept: 0" '' \
+	unshare -m sh "$T/socket-ns.sh" kept

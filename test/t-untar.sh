@@ -8,7 +8,14 @@
 U=$T/untar
 rm -rf "$U"
 mkdir -p "$U/state" "$U/bin" "$U/src" "$U/out" "$U/elsewhere"
-printf '#!/bin/sh\ncat "%s/evil.tar"\nif [ -e "%s/hang" ]; then exec sleep 617; fi\n' "$U" "$U" >"$U/bin/tar"
+# The guest's tar: the crafted archive; with $U/race, it first makes the
+# folder the copy is bound for; with $U/hang, it never ends.
+cat >"$U/bin/tar" <<EOT
+#!/bin/sh
+if [ -e "$U/race" ]; then mkdir "$U/out/race"; fi
+cat "$U/evil.tar"
+if [ -e "$U/hang" ]; then exec sleep 617; fi
+EOT
 chmod 755 "$U/bin/tar"
 start evilagent env PATH="$U/bin:$PATH" "$QEMU_GA" --method=unix-listen \
 	--path="$U/qga.sock" --statedir="$U/state" --logfile="$U/qga.log" --block-rpcs="$BLOCK"
@@ -60,6 +67,36 @@ check "untar: a copy never goes into one already there" 2 '' \
 	"qga: get -r: $U/out/b/src is there already: a copy never goes into another (name a new folder)" \
 	$QGA -s "$U/qga.sock" get -r "$U/src" "$U/out/b"
 
+# A later entry of a name wins, as with tar, links included.
+evil '2|./a||/one|' '0|./a|0644||file wins' '2|./b||/first|' '2|./b||/second|' \
+	'0|./c|0644||x' '2|./c||/link wins|'
+check "untar: entries of the same name" 0 '' '' $QGA -s "$U/qga.sock" get -r "$U/src" "$U/out/same"
+expect "untar: a file after a link of its name wins" test "$(cat "$U/out/same/a")" = "file wins"
+expect "untar: the second of two links wins" test "$(readlink "$U/out/same/b")" = /second
+expect "untar: a link after a file of its name wins" test "$(readlink "$U/out/same/c")" = "/link wins"
+
+# Times before 1970, as GNU tar writes them (base-256) and as pax does.
+mkdir -p "$U/old"
+echo old >"$U/old/f" && touch -d '1960-01-01 00:00:00 UTC' "$U/old/f"
+for f in gnu posix; do
+	tar --format=$f -cf "$U/evil.tar" -C "$U/old" .
+	check "untar: a time before 1970 ($f)" 0 '' '' \
+		$QGA -s "$U/qga.sock" get -r "$U/src" "$U/out/old-$f"
+	expect "untar: its time kept ($f)" test "$(stat -c %Y "$U/out/old-$f/f")" = -315619200
+done
+
+# A folder that comes where the copy goes while it is made: the copy is
+# whole and stays beside it, the folder is not replaced.
+evil '0|./f|0644||x'
+: >"$U/race"
+check "untar: a folder there meanwhile is not replaced" 3 '' \
+	"qga: get -r: $U/out/race came there meanwhile: the copy is in $U/out/race.qga-??????" \
+	$QGA -s "$U/qga.sock" get -r "$U/src" "$U/out/race"
+rm -f "$U/race"
+expect "untar: the folder there is as it was" test -z "$(ls -A "$U/out/race")"
+expect "untar: the copy stays beside it" test "$(cat "$U/out"/race.qga-*/f)" = x
+rm -rf "$U/out/race" "$U/out"/race.qga-*
+
 # Names that reach out of the folder.
 evil '0|../../escaped|0644||x' '0|/abs|0644||x' '0|./a/../../up|0644||x' '0|./ok|0644||fine'
 check "untar: .. and absolute names skipped" 0 '' \
@@ -93,7 +130,7 @@ check "untar: what is not an archive fails, 5" 5 '' \
 	"qga: get -r: $U/src: not a tar archive from the guest" \
 	$QGA -s "$U/qga.sock" get -r "$U/src" "$U/out/bad"
 expect "untar: a failed copy leaves nothing" \
-	test -z "$(ls -A "$U/out" | grep -v '^[abc]$\|^long$')"
+	test -z "$(ls -A "$U/out" | grep 'qga-\|^cut$\|^bad$')"
 
 # --max-size bounds what the guest may send: a bigger archive stops
 # the copy (3) and leaves nothing; so does a bigger file for get and cat.
