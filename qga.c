@@ -8132,7 +8132,8 @@ static const struct cmd cmds[] = {
 	 "[--log FILE] [-q]\n"
 	 "Shares the agent (-s) among clients, their requests pipelined to it:\n"
 	 "--listen unix:PATH or tcp:[HOST:]PORT for QGA, --http ADDR for POST /,\n"
-	 "POST /exec, GET and PUT /file?path=P, GET /health and GET /metrics.\n"
+	 "POST /exec, GET and PUT /file?path=P, GET /health and GET /metrics;\n"
+	 "a POST is application/json (curl --json), a web page's request a 403.\n"
 	 "--allow and --deny take names, a built-in's for its own; --log: a JSON\n"
 	 "line per request (- for stderr).\n",
 	 NULL, 0},
