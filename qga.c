@@ -5536,7 +5536,8 @@ static struct {
 	struct buf ain, aout; /* from the agent, not yet framed; to it, unsent */
 	size_t aoff;
 	struct json_scan asc;
-	long long next_id, sync_id, sync_deadline;
+	long long next_id, sync_id;
+	long long try_deadline; /* of a try to reach the agent, all its steps */
 	long long info_id;    /* the guest-info that checks --allow and --deny */
 	int checked;          /* that guest-info was sent */
 	long long retry_at, backoff;
@@ -7417,7 +7418,7 @@ agent_connect(void)
 	copy(sess.name, sizeof sess.name, sv.aname);
 	sv.ain.len = sv.aout.len = sv.aoff = 0;
 	json_scan_init(&sv.asc, 0);
-	sv.sync_deadline = deadline_in(opt.timeout);
+	sv.try_deadline = deadline_in(opt.timeout);
 	sv.ai = 0;
 	sv.agent = AGENT_CONNECTING;
 	/* A device is there at once, or not at all. */
@@ -7697,8 +7698,8 @@ agent_pump(void)
 		want |= sv.q[k].state == QUEUED;
 	if (want && sv.agent == AGENT_DOWN && now >= sv.retry_at)
 		agent_connect();
-	if (sv.agent != AGENT_DOWN && sv.agent != AGENT_UP && sv.sync_deadline >= 0 &&
-	    now >= sv.sync_deadline) {
+	if (sv.agent != AGENT_DOWN && sv.agent != AGENT_UP && sv.try_deadline >= 0 &&
+	    now >= sv.try_deadline) {
 		snprintf(desc, sizeof desc, "no %s within %s", sv.agent == AGENT_CONNECTING ?
 		         "connection" : sv.agent == AGENT_VMM ? "answer to CONNECT from the VMM" :
 		         sv.agent == AGENT_GREETING ? "QMP greeting" : sv.agent == AGENT_CAPS ?
@@ -7744,9 +7745,9 @@ agent_pump(void)
 			next = left;
 	}
 	agent_write();
-	if (sv.agent != AGENT_DOWN && sv.agent != AGENT_UP && sv.sync_deadline >= 0 &&
-	    (next < 0 || sv.sync_deadline - now < next))
-		next = sv.sync_deadline - now;
+	if (sv.agent != AGENT_DOWN && sv.agent != AGENT_UP && sv.try_deadline >= 0 &&
+	    (next < 0 || sv.try_deadline - now < next))
+		next = sv.try_deadline - now;
 	if (want && sv.agent == AGENT_DOWN && (next < 0 || sv.retry_at - now < next))
 		next = sv.retry_at - now;
 	return next < 0 ? -1 : (int)(next > 0 ? next : 0);
