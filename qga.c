@@ -5902,13 +5902,9 @@ account(const struct item *it)
 	if (!sv.log)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	fprintf(sv.log, "{\"time\": \"%s\", \"client\": %u, \"command\": \"",
-	        iso_time(ts.tv_sec, ts.tv_nsec), it->gen);
-	for (k = 0; it->name[k]; k++)
-		if ((unsigned char)it->name[k] >= ' ' && it->name[k] != '"' && it->name[k] != '\\')
-			putc(it->name[k], sv.log);
-	fprintf(sv.log, "\", \"outcome\": \"%s\", \"status\": %d, \"ms\": %lld}\n",
-	        outcomes[o], it->code, ms);
+	fprintf(sv.log, "{\"time\": \"%s\", \"client\": %u, \"command\": \"%s\", "
+	        "\"outcome\": \"%s\", \"status\": %d, \"ms\": %lld}\n",
+	        iso_time(ts.tv_sec, ts.tv_nsec), it->gen, it->name, outcomes[o], it->code, ms);
 	fflush(sv.log);
 }
 
@@ -5918,6 +5914,7 @@ static struct item *
 enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep)
 {
 	struct item *it;
+	size_t k;
 
 	if (sv.qhead + sv.qlen == sv.qcap) {
 		if (sv.qhead) {
@@ -5934,7 +5931,12 @@ enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep
 	it->gen = sv.cl[i].gen;
 	it->kind = kind;
 	it->keep = keep;
-	snprintf(it->name, sizeof it->name, "%s", name);
+	/* A client's name for /metrics' labels and the log: on one line,
+	 * within its quotes. */
+	for (k = 0; name[k] && k < sizeof it->name - 1; k++)
+		it->name[k] = (unsigned char)name[k] < ' ' || name[k] == '"' || name[k] == '\\' ?
+		              '?' : name[k];
+	it->name[k] = 0;
 	it->t0 = now_ms();
 	sv.cl[i].pending++;
 	if (kind == ITEM_FILE)

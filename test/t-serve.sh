@@ -305,6 +305,10 @@ check "serve: its own Origin, Sec-Fetch-Site: same-origin, a charset" 0 '200' ''
 	-H 'Content-Type: application/json; charset=utf-8' -d '{"execute":"guest-ping"}' "$H/"
 check "serve: its own Origin on another port is not its own" 0 '403' '' \
 	code -H "Origin: http://127.0.0.1:1" --json '{"execute":"guest-ping"}' "$H/"
+# A client's command name is on one line of /metrics and of the log.
+printf '{"execute":"x\\nqga_agent_up 0\\"","id":1}' | socat -t2 - UNIX-CONNECT:"$S" >/dev/null
+check "serve: a command name cannot forge a line of /metrics" 0 '*command="x?qga_agent_up 0?"*' '' \
+	sh -c "curl -s '$H/metrics' | grep -v '^qga_agent_up 0'"
 # A head as RFC 9112 wants it: CRLF only, no NUL, field names that are tokens.
 for h in 'X-A: 1\nX-B: 2' 'X-A: 1\000' 'Bad Name: 1' 'X-A : 1' ' X-Folded: 1' 'X@: 1' \
 	'Host: 127.0.0.1\r\nHost: localhost'; do
@@ -553,6 +557,7 @@ kill "$PID_gproxy"
 rm -f "$P/liar.sock"
 start sliar "$PWD/test/fakeagent" "$P/liar.sock" liar
 wait_for "$P/liar.sock"
+rm -f "$P/liar.log"
 start lproxy $QGA -s "$P/liar.sock" serve --listen unix:"$P/lproxy.sock" --log "$P/liar.log"
 wait_for "$P/lproxy.sock"
 check "serve: an agent's error with newlines in it" 1 '' 'qga: guest-get-host-name: GenericError: *' \
