@@ -6104,6 +6104,8 @@ scan_compact(struct buf *b, struct json_scan *sc)
 {
 	size_t k = json_scan_between(sc) ? sc->pos : sc->start;
 
+	if (!k)
+		return;
 	memmove(b->p, b->p + k, b->len - k);
 	b->len -= k;
 	sc->pos -= k;
