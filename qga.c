@@ -6242,6 +6242,8 @@ struct client {
 	int drain;            /* HTTP: refused, its bytes are read and dropped */
 	unsigned seen;        /* the delivery pass that last found one waiting */
 	int xf;               /* HTTP: its /file transfer's slot + 1, or 0 */
+	int ln;               /* the listener it came through */
+	size_t held;          /* its replies done, waiting behind an earlier one */
 	char name[64];
 };
 
@@ -6268,7 +6270,18 @@ enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_EXEC, ITEM_FILE, ITEM_BAD, ITE
 /* WAIT: a POST /exec between two polls of its program's status; RUNNING:
  * a /file transfer, whose child talks to the agent as a client. */
 enum { QUEUED, SENT, WAIT, RUNNING, DONE, GONE };
-enum { AGENT_DOWN, AGENT_SYNCING, AGENT_UP };
+/* The steps of reaching the agent, each a state of the loop: connecting,
+ * a VMM's answer to CONNECT (hvsock), QMP's greeting and its answer to
+ * qmp_capabilities (--qmp), the sync (the guest agent). */
+enum { AGENT_DOWN, AGENT_CONNECTING, AGENT_VMM, AGENT_GREETING, AGENT_CAPS, AGENT_SYNCING,
+       AGENT_UP };
+
+/* An address of the agent's, one of those to try in turn. */
+struct agent_addr {
+	int family;
+	socklen_t len;
+	struct sockaddr_storage sa;
+};
 
 struct item {
 	int cl, kind, keep;   /* keep: HTTP keep-alive */
@@ -6311,13 +6324,21 @@ static struct {
 	struct xfer *xf;      /* as many as clients */
 	int nxf;              /* the slots up to the last one in use */
 	int lfd[16], lhttp[16], nl;
+	unsigned lport[16];   /* a TCP listener's port; 0 for a unix socket */
+	char laddr[16][64], lname[16][64]; /* its address, as Host says it; its name */
 	int quiet;
 	mode_t mode;
-	int agent;            /* AGENT_DOWN, AGENT_SYNCING or AGENT_UP */
+	int agent;            /* AGENT_DOWN to AGENT_UP */
+	struct agent_addr *aa; /* where the agent is, worked out once */
+	int naa, ai;          /* how many, the one being tried */
+	char aname[300];      /* the agent's address, as messages say it */
+	char dev[300];        /* a character device's path; a bare path's */
+	unsigned vmmport;     /* hvsock: the guest's port, after CONNECT */
 	struct buf ain, aout; /* from the agent, not yet framed; to it, unsent */
 	size_t aoff;
 	struct json_scan asc;
-	long long next_id, sync_id, sync_deadline;
+	long long next_id, sync_id;
+	long long try_deadline; /* of a try to reach the agent, all its steps */
 	long long info_id;    /* the guest-info that checks --allow and --deny */
 	int checked;          /* that guest-info was sent */
 	long long retry_at, backoff;
@@ -6468,13 +6489,16 @@ mark_denied(struct buf *b, const struct reply *r)
 	free(d.t);
 }
 
-/* Binds a unix socket at path, replacing only a stale socket there. */
+/* Binds a unix socket at path, replacing only a stale socket there. It
+ * is made under a umask that leaves it --mode: a chmod after bind would
+ * leave it wider for a moment. */
 static int
 listen_unix(const char *path)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	struct stat st;
-	int fd;
+	mode_t old;
+	int fd, r = -1;
 
 	if (strlen(path) >= sizeof sun.sun_path)
 		die(EX_USAGE, "socket path too long: %s", path);
@@ -6491,8 +6515,12 @@ listen_unix(const char *path)
 		unlink(path);
 	close(fd);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0 ||
-	    chmod(path, sv.mode) < 0)
+	if (fd >= 0) {
+		old = umask(~sv.mode & 0777);
+		r = bind(fd, (struct sockaddr *)&sun, sizeof sun);
+		umask(old);
+	}
+	if (r < 0)
 		die(EX_IO, "listen on %s:", path);
 	return fd;
 }
@@ -6521,7 +6549,7 @@ listen_tcp(const char *addr, char *host, char *port, int http)
 		struct sockaddr_in6 in6;
 	} u;
 	socklen_t len;
-	char h[64];
+	char h[INET6_ADDRSTRLEN];
 	int fd, one = 1, s, v6;
 	in_port_t chosen = 0;
 
@@ -6555,7 +6583,11 @@ listen_tcp(const char *addr, char *host, char *port, int http)
 		v6 = u.sa.sa_family == AF_INET6;
 		inet_ntop(u.sa.sa_family, v6 ? (void *)&u.in6.sin6_addr :
 		          (void *)&u.in.sin_addr, h, sizeof h);
-		note("listening on tcp:%s%s%s:%u%s", v6 ? "[" : "", h, v6 ? "]" : "",
+		/* The names a request's Host may give it. */
+		sv.lport[sv.nl - 1] = ntohs(u.in.sin_port);
+		snprintf(sv.laddr[sv.nl - 1], sizeof *sv.laddr, "%s%s%s", v6 ? "[" : "", h, v6 ? "]" : "");
+		snprintf(sv.lname[sv.nl - 1], sizeof *sv.lname, "%s", host);
+		note("listening on tcp:%s:%u%s", sv.laddr[sv.nl - 1],
 		     ntohs(u.in.sin_port), http ? " (HTTP)" : "");
 		chosen = u.in.sin_port;
 	}
@@ -6671,13 +6703,9 @@ account(const struct item *it)
 	if (!sv.log)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	fprintf(sv.log, "{\"time\": \"%s\", \"client\": %u, \"command\": \"",
-	        iso_time(ts.tv_sec, ts.tv_nsec), it->gen);
-	for (k = 0; it->name[k]; k++)
-		if ((unsigned char)it->name[k] >= ' ' && it->name[k] != '"' && it->name[k] != '\\')
-			putc(it->name[k], sv.log);
-	fprintf(sv.log, "\", \"outcome\": \"%s\", \"status\": %d, \"ms\": %lld}\n",
-	        outcomes[o], it->code, ms);
+	fprintf(sv.log, "{\"time\": \"%s\", \"client\": %u, \"command\": \"%s\", "
+	        "\"outcome\": \"%s\", \"status\": %d, \"ms\": %lld}\n",
+	        iso_time(ts.tv_sec, ts.tv_nsec), it->gen, it->name, outcomes[o], it->code, ms);
 	fflush(sv.log);
 }
 
@@ -6687,6 +6715,7 @@ static struct item *
 enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep)
 {
 	struct item *it;
+	size_t k;
 
 	if (sv.qhead + sv.qlen == sv.qcap) {
 		if (sv.qhead) {
@@ -6703,7 +6732,12 @@ enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep
 	it->gen = sv.cl[i].gen;
 	it->kind = kind;
 	it->keep = keep;
-	snprintf(it->name, sizeof it->name, "%s", name);
+	/* A client's name for /metrics' labels and the log: on one line,
+	 * within its quotes. */
+	for (k = 0; name[k] && k < sizeof it->name - 1; k++)
+		it->name[k] = (unsigned char)name[k] < ' ' || name[k] == '"' || name[k] == '\\' ?
+		              '?' : name[k];
+	it->name[k] = 0;
 	it->t0 = now_ms();
 	sv.cl[i].pending++;
 	if (kind == ITEM_FILE)
@@ -6864,6 +6898,21 @@ take_request(int i, const char *js, size_t len, int keep)
 	free(b.p);
 }
 
+/* Drops from b what the scanner has passed, keeping a value under way,
+ * so that what a peer sends holds no more memory than that value. */
+static void
+scan_compact(struct buf *b, struct json_scan *sc)
+{
+	size_t k = json_scan_between(sc) ? sc->pos : sc->start;
+
+	if (!k)
+		return;
+	memmove(b->p, b->p + k, b->len - k);
+	b->len -= k;
+	sc->pos -= k;
+	sc->start = sc->start > k ? sc->start - k : 0;
+}
+
 static const char parse_error_ff[] = "{\"error\": {\"class\": \"GenericError\", "
 	"\"desc\": \"JSON parse error, stray '\\uFFFD'\"}}\n";
 
@@ -6888,12 +6937,10 @@ client_qga(int i)
 			return;
 		}
 	}
-	if (json_scan_between(&c->sc)) {
-		memmove(c->in.p, c->in.p + c->sc.pos, c->in.len - c->sc.pos);
-		c->in.len -= c->sc.pos;
-		json_scan_init(&c->sc, 0);
-	} else if (c->in.len - c->sc.start > sv.maxreq)
+	if (!json_scan_between(&c->sc) && c->in.len - c->sc.start > sv.maxreq)
 		client_close(i, "cut off: its request is too large");
+	else
+		scan_compact(&c->in, &c->sc);
 }
 
 static void
@@ -6902,7 +6949,8 @@ http_reply(int i, int code, const char *body, size_t len, int keep, int text)
 	static const char *const reasons[] = {
 		"200 OK", "204 No Content", "400 Bad Request", "401 Unauthorized", "403 Forbidden",
 		"404 Not Found", "405 Method Not Allowed", "411 Length Required",
-		"413 Content Too Large", "431 Request Header Fields Too Large",
+		"413 Content Too Large", "415 Unsupported Media Type",
+		"431 Request Header Fields Too Large",
 		"501 Not Implemented", "502 Bad Gateway", "503 Service Unavailable",
 		"504 Gateway Timeout"};
 	struct client *c = &sv.cl[i];
@@ -6967,6 +7015,10 @@ struct http_req {
 	unsigned long long body; /* Content-Length, or 0 */
 	int keep, haslen, chunked, expect, auth;
 	int v11;              /* HTTP/1.1, which chunked replies need */
+	const char *host, *origin; /* Host and Origin, when sent */
+	size_t hostlen, originlen;
+	int json;             /* Content-Type: application/json */
+	int xsite;            /* Sec-Fetch-Site names another origin */
 };
 
 #define HTTP_HEAD_MAX 16384
@@ -6978,21 +7030,41 @@ header_is(const char *h, const char *colon, const char *name)
 	return (size_t)(colon - h) == strlen(name) && !strncasecmp(h, name, strlen(name));
 }
 
+/* Whether s[0..n) is a token (RFC 9110, 5.6.2), as a field name must be. */
+static int
+http_token(const char *s, size_t n)
+{
+	for (; n; s++, n--)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || (*s && strchr("!#$%&'*+-.^_`|~", *s))))
+			return 0;
+	return 1;
+}
+
 /* Parses the head of the HTTP request at the start of s[0..n), a pure
  * function of those bytes (and of the token a request must carry, if
  * any): 1 with *r filled once the head is all there, 0 while more bytes
  * are needed, else the status that refuses it (400, 431, 501), after
- * which the connection ends. Its body, if any, follows the head. */
+ * which the connection ends. Its body, if any, follows the head. A line
+ * ends in CRLF and nothing else; a NUL, a CR or LF alone, a field name
+ * that is not a token, and two Hosts or Origins, which two readers could
+ * take each its own, are a 400 (RFC 9112, 2.2 and 5). */
 static int
 http_parse(const char *s, size_t n, const char *token, struct http_req *r)
 {
 	const char *end, *line, *eol, *colon, *v, *sp;
 	long long len = -1, k;
-	size_t vn;
+	size_t vn, m, j;
 	char *e;
 
 	memset(r, 0, sizeof *r);
-	if (!(end = memmem(s, n < HTTP_HEAD_MAX ? n : HTTP_HEAD_MAX, "\r\n\r\n", 4)))
+	end = memmem(s, n < HTTP_HEAD_MAX ? n : HTTP_HEAD_MAX, "\r\n\r\n", 4);
+	m = end ? (size_t)(end - s) + 4 : n < HTTP_HEAD_MAX ? n : HTTP_HEAD_MAX;
+	for (j = 0; j < m; j++)
+		if (!s[j] || (s[j] == '\n' && (!j || s[j - 1] != '\r')) ||
+		    (s[j] == '\r' && j + 1 < m && s[j + 1] != '\n'))
+			return 400;
+	if (!end)
 		return n >= HTTP_HEAD_MAX ? 431 : 0;
 	r->head = (size_t)(end - s) + 4;
 	/* METHOD SP TARGET SP HTTP/1.0 or HTTP/1.1 */
@@ -7010,7 +7082,7 @@ http_parse(const char *s, size_t n, const char *token, struct http_req *r)
 	for (line = eol + 2; line < end; line = eol + 2) {
 		eol = memchr(line, '\r', (size_t)(end - line) + 1);
 		if (eol[1] != '\n' || !(colon = memchr(line, ':', (size_t)(eol - line))) ||
-		    colon == line)
+		    colon == line || !http_token(line, (size_t)(colon - line)))
 			return 400;
 		v = colon + 1 + strspn(colon + 1, " \t");
 		for (vn = v < eol ? (size_t)(eol - v) : 0; vn && (v[vn - 1] == ' ' || v[vn - 1] == '\t'); vn--)
@@ -7032,6 +7104,24 @@ http_parse(const char *s, size_t n, const char *token, struct http_req *r)
 			r->expect = vn == 12 && !strncasecmp(v, "100-continue", 12);
 		else if (header_is(line, colon, "authorization"))
 			r->auth |= *token && authorized(token, v, vn);
+		else if (header_is(line, colon, "host")) {
+			if (r->host)
+				return 400;
+			r->host = v;
+			r->hostlen = vn;
+		} else if (header_is(line, colon, "origin")) {
+			if (r->origin)
+				return 400;
+			r->origin = v;
+			r->originlen = vn;
+		} else if (header_is(line, colon, "content-type")) {
+			/* Its parameters, a charset, say nothing here. */
+			for (k = 0; (size_t)k < vn && v[k] != ';' && v[k] != ' ' && v[k] != '\t'; k++)
+				;
+			r->json = k == 16 && !strncasecmp(v, "application/json", 16);
+		} else if (header_is(line, colon, "sec-fetch-site"))
+			r->xsite = !(vn == 11 && !strncasecmp(v, "same-origin", 11)) &&
+			           !(vn == 4 && !strncasecmp(v, "none", 4));
 	}
 	/* Both would be the same ambiguity. */
 	if (r->chunked && len >= 0)
@@ -7242,21 +7332,18 @@ metrics(int i, int keep)
 }
 
 /* GET /health answers from what the proxy knows, behind nothing the agent
- * is doing: 200 when the agent is connected and in sync, else 503. */
+ * is doing: 200 when the agent is connected and in sync, else 503. It
+ * needs no token, so it says no more than that: not why, which names
+ * paths and may quote the guest. */
 static void
 health(int i, int keep)
 {
-	char b[sizeof sv.why + 128];
-	struct buf why = {0};
+	char b[128];
 
-	buf_jstr(&why, sv.why, strlen(sv.why));
-	buf_add(&why, "", 1);
-	snprintf(b, sizeof b, "{\"return\": {\"agent\": \"%s\", \"waiting\": %zu%s%s}}\n",
-	         sv.agent == AGENT_UP ? "up" : sv.agent ? "syncing" : "down", waiting(),
-	         sv.agent == AGENT_UP ? "" : ", \"why\": ", sv.agent == AGENT_UP ? "" : why.p);
+	snprintf(b, sizeof b, "{\"return\": {\"agent\": \"%s\", \"waiting\": %zu}}\n",
+	         sv.agent == AGENT_UP ? "up" : "down", waiting());
 	enqueue(i, ITEM_LOCAL, b, strlen(b), "health", keep)->code =
 		sv.agent == AGENT_UP ? 200 : 503;
-	free(why.p);
 }
 
 /* The client's last request is taken: it gets its replies, then the end
@@ -7278,6 +7365,60 @@ http_local(int i, int code, int keep)
 	enqueue(i, ITEM_LOCAL, "", 0, "http", keep)->code = code;
 	if (!keep)
 		http_closing(i, code >= 400);
+}
+
+/* Whether a[0..n), HOST[:PORT] as Host and Origin say it, names the
+ * listener l: its port, if said, and localhost, its address or the name
+ * it was given. */
+static int
+own_authority(int l, const char *a, size_t n)
+{
+	const char *c = n && *a == '[' ? memchr(a, ']', n) : a;
+	size_t h;
+	char *e;
+
+	if (!c)
+		return 0;
+	c = memchr(c, ':', n - (size_t)(c - a));
+	h = c ? (size_t)(c - a) : n;
+	if (c && (num(c + 1, &e, 10, 65535) != sv.lport[l] || e != a + n))
+		return 0;
+	return (h == 9 && !strncasecmp(a, "localhost", 9)) ||
+	       (h == strlen(sv.laddr[l]) && !strncasecmp(a, sv.laddr[l], h)) ||
+	       (h == strlen(sv.lname[l]) && !strncasecmp(a, sv.lname[l], h));
+}
+
+/* Why a request that came through listener l may be a web page's, which
+ * any site the host's user opens could make: cross-site (Sec-Fetch-Site,
+ * or an Origin that is not the Host's), or through DNS rebinding, a
+ * name of the attacker's that resolves to loopback (a Host that is not
+ * the listener's, which only a token makes safe). NULL when it is not. */
+static const char *
+http_foreign(const struct http_req *r, int l)
+{
+	if (r->xsite)
+		return "a cross-site request (Sec-Fetch-Site) is refused";
+	if (r->origin && (r->originlen < 7 || strncasecmp(r->origin, "http://", 7) ||
+	    (r->host ? r->originlen - 7 != r->hostlen ||
+	               strncasecmp(r->origin + 7, r->host, r->hostlen) :
+	               !sv.lport[l] || !own_authority(l, r->origin + 7, r->originlen - 7))))
+		return "a cross-site request (Origin) is refused";
+	if (!*sv.token && sv.lport[l] && r->host && !own_authority(l, r->host, r->hostlen))
+		return "a Host that is not this server's is refused (DNS rebinding?)";
+	return NULL;
+}
+
+/* A request refused for what it is: the reason said, the end of the
+ * connection. */
+static void
+http_refuse(int i, int code, const char *why)
+{
+	struct buf b = {0};
+
+	error_reply(&b, "GenericError", why, "", 0);
+	enqueue(i, ITEM_LOCAL, b.p, b.len, "http", 0)->code = code;
+	http_closing(i, 1);
+	free(b.p);
 }
 
 /* Whether the request is method's (when given) for target (when given:
@@ -7776,6 +7917,7 @@ client_http(int i)
 	struct client *c = &sv.cl[i];
 	struct xfer *x;
 	struct http_req r;
+	const char *why;
 	size_t used;
 	int st, file;
 
@@ -7787,6 +7929,16 @@ client_http(int i)
 			st = 413;
 		if (st > 1) {
 			http_local(i, st, 0);
+			return;
+		}
+		if ((why = http_foreign(&r, c->ln))) {
+			http_refuse(i, 403, why);
+			return;
+		}
+		/* A form or a fetch without CORS can send others. */
+		if ((http_is(&r, "POST", "/") || http_is(&r, "POST", "/exec")) && !r.json &&
+		    (!*sv.token || r.auth)) {
+			http_refuse(i, 415, "a POST must be application/json");
 			return;
 		}
 		if (!file && c->in.len - r.head < r.body)
@@ -7871,74 +8023,219 @@ client_read(int i)
 }
 
 static void
-client_accept(int lfd, int http)
+client_accept(int l)
 {
-	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	int fd = accept4(sv.lfd[l], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC), i;
 
-	if (fd >= 0 && client_add(fd, http, http ? "HTTP client" : "QGA client") < 0) {
+	if (fd < 0)
+		return;
+	if ((i = client_add(fd, sv.lhttp[l], sv.lhttp[l] ? "HTTP client" : "QGA client")) < 0) {
 		note("refused a client: already %d (--max-clients)", sv.max);
 		close(fd);
-	}
+	} else
+		sv.cl[i].ln = l;
 }
 
-/* The agent's connection: the same as a client's, made non-blocking, and
- * resynchronised within the loop. */
+/* Adds an address of the agent's to try. */
 static void
-agent_connect(void)
+agent_addr(int family, const void *sa, socklen_t len)
 {
+	sv.aa = xrealloc(sv.aa, (size_t)(sv.naa + 1) * sizeof *sv.aa);
+	sv.aa[sv.naa].family = family;
+	sv.aa[sv.naa].len = len;
+	memcpy(&sv.aa[sv.naa++].sa, sa, len);
+}
+
+/* Works out where the agent is, once, from -s, as conn_open() takes it: a
+ * name resolved now, since the loop waits for nothing. */
+static void
+agent_where(void)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct vsock_addr va = {.family = AF_VSOCK};
+	struct addrinfo *res, *a;
+	char spec[300], *host, *port, *end;
+	const char *addr = opt.addr, *path = NULL, *colon;
 	int s;
 
-	sv.retry_at = now_ms() + (sv.backoff = sv.backoff ? (sv.backoff * 2 > 2000 ? 2000 :
-	                                       sv.backoff * 2) : 100);
-	conn_close(&sess);
-	if ((s = opt.qmp ? session_open(&sess, opt.addr, opt.timeout) :
-	         conn_open(&sess, opt.addr, opt.timeout))) {
-		snprintf(sv.why, sizeof sv.why, "%s", errmsg);
-		note("agent %s: %s", opt.addr, errmsg);
-		conn_close(&sess);
-		return;
+	copy(sv.aname, sizeof sv.aname, addr);
+	if (strlen(addr) >= sizeof spec)
+		die(EX_USAGE, "address too long: %.40s...", addr);
+	strcpy(spec, addr);
+	if (!strncmp(addr, "unix:", 5))
+		path = addr + 5;
+	else if (!strncmp(addr, "serial:", 7))
+		copy(sv.dev, sizeof sv.dev, addr + 7);
+	else if (!strncmp(addr, "vsock:", 6)) {
+		if (parse_u32(addr + 6, &end, &va.cid) < 0 || *end != ':' ||
+		    parse_u32(end + 1, &end, &va.port) < 0 || *end)
+			die(EX_USAGE, "bad address '%s': expected vsock:CID:PORT", addr);
+		agent_addr(AF_VSOCK, &va, sizeof va);
+	} else if (!strncmp(addr, "hvsock:", 7)) {
+		colon = strrchr(spec, ':');
+		if (colon == spec + 6 || parse_u32(colon + 1, &end, &sv.vmmport) < 0 || *end)
+			die(EX_USAGE, "bad address '%s': expected hvsock:PATH:PORT", addr);
+		spec[colon - spec] = 0;
+		path = spec + 7;
+	} else if (!strncmp(addr, "pve:", 4)) {
+		if (!addr[4] || addr[4 + strspn(addr + 4, "0123456789")])
+			die(EX_USAGE, "bad address '%s': expected pve:VMID", addr);
+		snprintf(sv.aname, sizeof sv.aname, "/var/run/qemu-server/%s.qga", addr + 4);
+		path = sv.aname;
+	} else if (!strncmp(addr, "tcp:", 4)) {
+		if (split_hostport(spec + 4, &host, &port) < 0)
+			die(EX_USAGE, "bad address '%s': expected tcp:HOST:PORT", addr);
+		if ((s = resolve(addr, host, port, 0, &res)))
+			quit(s);
+		for (a = res; a; a = a->ai_next)
+			agent_addr(a->ai_family, a->ai_addr, a->ai_addrlen);
+		freeaddrinfo(res);
+	} else if (!*addr)
+		die(EX_USAGE, "empty address");
+	else {
+		/* A bare path: a socket, or a character device. */
+		path = addr;
+		copy(sv.dev, sizeof sv.dev, addr);
 	}
-	fcntl(sess.fd, F_SETFL, fcntl(sess.fd, F_GETFL) | O_NONBLOCK);
-	sv.reconnects++;
-	sv.ain.len = sv.aout.len = sv.aoff = 0;
-	json_scan_init(&sv.asc, 0);
-	if (opt.qmp) {
-		sv.agent = AGENT_UP;
-		note("agent %s: connected", opt.addr);
-		return;
+	if (path && strlen(path) >= sizeof sun.sun_path)
+		die(EX_USAGE, "socket path too long: %s", path);
+	if (path) {
+		strcpy(sun.sun_path, path);
+		agent_addr(AF_UNIX, &sun, sizeof sun);
 	}
-	sv.sync_id = random_id();
-	buf_need(&sv.aout, 128);
-	sv.aout.len = (size_t)snprintf(sv.aout.p, 128, "\xff{\"execute\":\"guest-sync-delimited\","
-	                               "\"arguments\":{\"id\":%lld}}", sv.sync_id);
-	sv.sync_deadline = deadline_in(opt.timeout);
-	sv.agent = AGENT_SYNCING;
 }
 
-/* The agent is gone: what it was asked fails, what is queued goes to the
- * next connection. */
+/* The agent is out of reach, or gone: what it was asked fails. Once it
+ * has served, what is queued goes to the next connection, tried at once;
+ * a try that fails before that fails what waits for it too, and the
+ * backoff spaces the tries. */
 static void
 agent_lost(const char *why)
 {
 	char desc[sizeof errmsg + 64];
 	size_t k;
+	int up = sv.agent == AGENT_UP;
 
 	snprintf(sv.why, sizeof sv.why, "%s", why);
-	note("agent %s: %s", opt.addr, why);
-	snprintf(desc, sizeof desc, "the guest agent went away: %s", why);
+	note("agent %s: %s", opt.addr, sv.why);
+	snprintf(desc, sizeof desc, up ? "the guest agent went away: %s" :
+	         "the guest agent is unavailable: %s", sv.why);
 	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++)
-		if (sv.q[k].state == SENT || sv.q[k].state == WAIT)
+		if (sv.q[k].state == SENT || sv.q[k].state == WAIT ||
+		    (!up && sv.q[k].state == QUEUED))
 			item_fail(&sv.q[k], 503, "AgentUnavailable", desc);
 	/* A reply half read or a request half sent is dealt with as a
 	 * client's would be: the agent survives both. */
-	sess.owed = 1;
+	sess.owed = sv.agent > AGENT_CONNECTING;
 	sess.partial = sv.aoff > 0 && sv.aoff < sv.aout.len;
 	conn_close(&sess);
-	/* An agent that was serving is tried again at once, after which
-	 * the backoff spaces the tries. */
-	if (sv.agent == AGENT_UP)
+	if (up)
 		sv.retry_at = 0;
 	sv.agent = AGENT_DOWN;
+}
+
+/* Connected: the VMM is asked for the guest's port, QMP is waited for,
+ * or the agent gets the sync. */
+static void
+agent_reached(void)
+{
+	buf_need(&sv.aout, 128);
+	if (sv.vmmport && sv.agent == AGENT_CONNECTING) {
+		sv.aout.len = (size_t)snprintf(sv.aout.p, 128, "CONNECT %u\n", sv.vmmport);
+		sv.agent = AGENT_VMM;
+		return;
+	}
+	sv.reconnects++;
+	if (opt.qmp) {
+		sv.agent = AGENT_GREETING;
+		return;
+	}
+	sv.sync_id = random_id();
+	sv.aout.len = (size_t)snprintf(sv.aout.p, 128, "\xff{\"execute\":\"guest-sync-delimited\","
+	                               "\"arguments\":{\"id\":%lld}}", sv.sync_id);
+	sv.agent = AGENT_SYNCING;
+}
+
+/* Connects to the next of the agent's addresses, without waiting: a
+ * connection under way is seen through in the loop. */
+static void
+agent_try(void)
+{
+	const struct agent_addr *a;
+	int one = 1;
+
+	for (; sv.ai < sv.naa; sv.ai++) {
+		a = &sv.aa[sv.ai];
+		if ((sess.fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+			fail(EX_IO, "socket for %s:", sess.name);
+			continue;
+		}
+		sess.sock = 1;
+		if (a->family == AF_INET || a->family == AF_INET6)
+			setsockopt(sess.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		sv.agent = AGENT_CONNECTING;
+		if (connect(sess.fd, (const struct sockaddr *)&a->sa, a->len) == 0) {
+			agent_reached();
+			return;
+		}
+		if (errno == EINPROGRESS)
+			return;
+		/* A unix socket's backlog full is no reason to wait either. */
+		fail(EX_IO, errno == EAGAIN ? "connect %s: its backlog is full" : "connect %s:",
+		     sess.name);
+		close(sess.fd);
+		sess.fd = -1;
+	}
+	sv.agent = AGENT_CONNECTING;
+	agent_lost(errmsg);
+}
+
+/* A connection under way has ended, one way or the other. */
+static void
+agent_connected(void)
+{
+	int e = 0;
+	socklen_t n = sizeof e;
+
+	if (getsockopt(sess.fd, SOL_SOCKET, SO_ERROR, &e, &n) == 0 && !e) {
+		agent_reached();
+		return;
+	}
+	errno = e;
+	fail(EX_IO, "connect %s:", sess.name);
+	close(sess.fd);
+	sess.fd = -1;
+	sv.ai++;
+	agent_try();
+}
+
+/* Starts a try to reach the agent, each of its steps taken in the loop
+ * within one -t. */
+static void
+agent_connect(void)
+{
+	struct stat st;
+
+	sv.retry_at = now_ms() + (sv.backoff = sv.backoff ? (sv.backoff * 2 > 2000 ? 2000 :
+	                                       sv.backoff * 2) : 100);
+	conn_close(&sess);
+	conn_init(&sess, opt.timeout);
+	copy(sess.name, sizeof sess.name, sv.aname);
+	sv.ain.len = sv.aout.len = sv.aoff = 0;
+	json_scan_init(&sv.asc, 0);
+	sv.try_deadline = deadline_in(opt.timeout);
+	sv.ai = 0;
+	sv.agent = AGENT_CONNECTING;
+	/* A device is there at once, or not at all. */
+	if (*sv.dev && (!sv.naa || (stat(sv.dev, &st) == 0 && S_ISCHR(st.st_mode)))) {
+		sess.fd = open(sv.dev, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+		if (sess.fd < 0 ? fail(EX_IO, "open %s:", sess.name) : set_raw(sess.fd, sess.name))
+			agent_lost(errmsg);
+		else
+			agent_reached();
+		return;
+	}
+	agent_try();
 }
 
 /* The HTTP status of the agent's error reply: 404 for a command or device
@@ -8012,6 +8309,32 @@ agent_reply(const char *js, size_t len)
 		note("agent %s: %s, dropped", opt.addr, errmsg);
 		return;
 	}
+	/* QMP: its greeting first, then its answer to qmp_capabilities, each
+	 * where it must come and nowhere else; events go by. */
+	if (sv.agent == AGENT_GREETING && json_get(js, r.tok, 0, "QMP") < 0) {
+		fail(EX_PROTO, "no QMP greeting: %s", excerpt(js, len));
+		agent_lost(errmsg);
+		return;
+	}
+	if (sv.agent == AGENT_GREETING) {
+		buf_str(&sv.aout, "{\"execute\":\"qmp_capabilities\"}");
+		sv.agent = AGENT_CAPS;
+		return;
+	}
+	if (sv.agent == AGENT_CAPS && r.err >= 0) {
+		reply_error(&r, "qmp_capabilities");
+		fail(EX_PROTO, "QMP negotiation failed: %s", errmsg);
+		agent_lost(errmsg);
+		return;
+	}
+	if (sv.agent == AGENT_CAPS && r.ret >= 0) {
+		sv.agent = AGENT_UP;
+		sv.backoff = 0;
+		note("agent %s: connected", opt.addr);
+		return;
+	}
+	if (sv.agent == AGENT_CAPS)
+		return;
 	if (sv.agent == AGENT_SYNCING) {
 		/* Before the sync's reply, what comes is a previous client's.
 		 * The first time, guest-info follows it, within the same
@@ -8033,11 +8356,10 @@ agent_reply(const char *js, size_t len)
 			sv.agent = AGENT_UP;
 			sv.backoff = 0;
 			note("agent %s: connected", opt.addr);
-		} else if (json_get(js, r.tok, 0, "QMP") >= 0) {
-			opt.qmp = 1;
-			agent_lost("a QMP monitor: connecting again as its client");
-			sv.retry_at = 0;
-		}
+		} else if (json_get(js, r.tok, 0, "QMP") >= 0)
+			/* Taken for one, it would be trusted as one. */
+			agent_lost("it greets as QMP does, where a guest agent's sync was "
+			           "expected: for a QMP monitor, give --qmp");
 		return;
 	}
 	if (r.id < 0 || json_int(js, &r.tok[r.id], &id) < 0 || (r.ret < 0 && r.err < 0)) {
@@ -8072,6 +8394,30 @@ agent_reply(const char *js, size_t len)
 	free(marked.p);
 }
 
+/* The VMM's answer to CONNECT, at the start of what came: "OK HOSTPORT\n",
+ * after which the agent's bytes follow; 0 while it is not all there, -1
+ * when it is not OK, as when the VMM closes (closed). */
+static int
+vmm_answer(int closed)
+{
+	const char *nl = memchr(sv.ain.p, '\n', sv.ain.len);
+	size_t n = nl ? (size_t)(nl - sv.ain.p) : sv.ain.len;
+
+	if (!nl && n < 64 && !closed)
+		return 0;
+	if (!nl || n < 4 || strncmp(sv.ain.p, "OK ", 3)) {
+		fail(EX_IO, "the VMM answered '%s' to CONNECT %u, not OK (is the guest's "
+		     "agent listening on vsock port %u?)", excerpt(sv.ain.p, n),
+		     sv.vmmport, sv.vmmport);
+		agent_lost(errmsg);
+		return -1;
+	}
+	memmove(sv.ain.p, nl + 1, sv.ain.len - n - 1);
+	sv.ain.len -= n + 1;
+	agent_reached();
+	return 1;
+}
+
 /* Reads what the agent sent and takes each reply in it. */
 static void
 agent_read(void)
@@ -8083,11 +8429,15 @@ agent_read(void)
 	n = read(sess.fd, sv.ain.p + sv.ain.len, sv.ain.cap - sv.ain.len);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n <= 0) {
+	if (n <= 0 && sv.agent == AGENT_VMM)
+		vmm_answer(1);
+	else if (n <= 0)
 		agent_lost(n ? strerror(errno) : "it closed the connection");
+	if (n <= 0)
 		return;
-	}
 	sv.ain.len += (size_t)n;
+	if (sv.agent == AGENT_VMM && vmm_answer(0) <= 0)
+		return;
 	while ((r = json_scan(&sv.asc, sv.ain.p, sv.ain.len)) != JSON_SCAN_MORE) {
 		if (r < 0) {
 			agent_lost("it sent bytes that are not JSON");
@@ -8098,11 +8448,10 @@ agent_read(void)
 		if (sv.agent == AGENT_DOWN)
 			return;
 	}
-	if (json_scan_between(&sv.asc)) {
-		sv.ain.len = 0;
-		json_scan_init(&sv.asc, 0);
-	} else if (sv.ain.len - sv.asc.start > opt.maxreply)
+	if (!json_scan_between(&sv.asc) && sv.ain.len - sv.asc.start > opt.maxreply)
 		agent_lost("a reply larger than --max-reply");
+	else
+		scan_compact(&sv.ain, &sv.asc);
 }
 
 /* Sends what the agent can take now. */
@@ -8111,7 +8460,9 @@ agent_write(void)
 {
 	ssize_t w;
 
-	while (sv.agent != AGENT_DOWN && sv.aoff < sv.aout.len) {
+	if (sv.agent <= AGENT_CONNECTING)
+		return;
+	while (sv.aoff < sv.aout.len) {
 		w = write(sess.fd, sv.aout.p + sv.aoff, sv.aout.len - sv.aoff);
 		if (w < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
@@ -8150,16 +8501,14 @@ agent_pump(void)
 
 	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++)
 		want |= sv.q[k].state == QUEUED;
-	if (want && sv.agent == AGENT_DOWN && now >= sv.retry_at) {
+	if (want && sv.agent == AGENT_DOWN && now >= sv.retry_at)
 		agent_connect();
-		/* What waits for a down agent fails when a try to connect does. */
-		snprintf(desc, sizeof desc, "the guest agent is unavailable: %s", sv.why);
-		for (k = sv.qhead; sv.agent == AGENT_DOWN && k < sv.qhead + sv.qlen; k++)
-			if (sv.q[k].state == QUEUED)
-				item_fail(&sv.q[k], 503, "AgentUnavailable", desc);
-	}
-	if (sv.agent == AGENT_SYNCING && sv.sync_deadline >= 0 && now >= sv.sync_deadline) {
-		snprintf(desc, sizeof desc, "no answer to guest-sync-delimited within %s",
+	if (sv.agent != AGENT_DOWN && sv.agent != AGENT_UP && sv.try_deadline >= 0 &&
+	    now >= sv.try_deadline) {
+		snprintf(desc, sizeof desc, "no %s within %s", sv.agent == AGENT_CONNECTING ?
+		         "connection" : sv.agent == AGENT_VMM ? "answer to CONNECT from the VMM" :
+		         sv.agent == AGENT_GREETING ? "QMP greeting" : sv.agent == AGENT_CAPS ?
+		         "answer to qmp_capabilities" : "answer to guest-sync-delimited",
 		         seconds(opt.timeout));
 		agent_lost(desc);
 	}
@@ -8201,9 +8550,9 @@ agent_pump(void)
 			next = left;
 	}
 	agent_write();
-	if (sv.agent == AGENT_SYNCING && sv.sync_deadline >= 0 &&
-	    (next < 0 || sv.sync_deadline - now < next))
-		next = sv.sync_deadline - now;
+	if (sv.agent != AGENT_DOWN && sv.agent != AGENT_UP && sv.try_deadline >= 0 &&
+	    (next < 0 || sv.try_deadline - now < next))
+		next = sv.try_deadline - now;
 	if (want && sv.agent == AGENT_DOWN && (next < 0 || sv.retry_at - now < next))
 		next = sv.retry_at - now;
 	return next < 0 ? -1 : (int)(next > 0 ? next : 0);
@@ -8236,7 +8585,9 @@ item_free(struct item *it)
 }
 
 /* Gives back each item that is done, in the order its client sent them:
- * an item waits for the client's earlier ones, not for other clients'. */
+ * an item waits for the client's earlier ones, not for other clients'.
+ * The replies that wait so count against the client's bound, as those it
+ * has not read do. */
 static void
 deliver_done(void)
 {
@@ -8244,8 +8595,11 @@ deliver_done(void)
 	struct item *it;
 	struct client *c;
 	size_t k;
+	int i;
 
 	pass++;
+	for (i = 0; i < sv.ncl; i++)
+		sv.cl[i].held = 0;
 	for (k = sv.qhead; k < sv.qhead + sv.qlen; k++) {
 		it = &sv.q[k];
 		c = &sv.cl[it->cl];
@@ -8258,12 +8612,18 @@ deliver_done(void)
 			continue;
 		}
 		if (it->state != DONE || c->seen == pass) {
+			c->held += it->state == DONE ? it->reply.len : 0;
 			c->seen = pass;
 			continue;
 		}
 		deliver(it);
 		item_free(it);
 	}
+	for (i = 0; i < sv.ncl; i++)
+		if (sv.cl[i].fd >= 0 && sv.cl[i].held + sv.cl[i].out.len - sv.cl[i].outoff >
+		    sv.maxreq + opt.maxreply)
+			client_close(i, "cut off: its replies waiting pass --max-request "
+			             "plus --max-reply");
 	while (sv.qlen && sv.q[sv.qhead].state == GONE) {
 		sv.qhead++;
 		sv.qlen--;
@@ -8334,6 +8694,7 @@ cmd_serve(int argc, char **argv)
 	if (optind != argc || !na)
 		return -1;
 	one_target("serve");
+	agent_where();
 	for (i = 0; i < na; i++)
 		serve_listen(addrs[i], http[i]);
 	sv.cl = xrealloc(NULL, (size_t)sv.max * sizeof *sv.cl);
@@ -8367,13 +8728,14 @@ cmd_serve(int argc, char **argv)
 				(!sv.cl[i].xf || sv.cl[i].in.len < 65536) ? POLLIN : 0) |
 				(sv.cl[i].outoff < sv.cl[i].out.len ? POLLOUT : 0)), 0};
 		pfd[n + sv.ncl] = (struct pollfd){sv.agent ? sess.fd : -1,
-			(short)(POLLIN | (sv.aoff < sv.aout.len ? POLLOUT : 0)), 0};
+			(short)(sv.agent == AGENT_CONNECTING ? POLLOUT :
+			        POLLIN | (sv.aoff < sv.aout.len ? POLLOUT : 0)), 0};
 		xfer_poll(pfd + n + sv.ncl + 1);
 		if (poll(pfd, (nfds_t)(n + sv.ncl + 1 + 2 * sv.nxf), wait) < 0 && errno != EINTR)
 			die(EX_IO, "poll:");
 		for (k = 0; k < sv.nl; k++)
 			if (pfd[k].revents & POLLIN)
-				client_accept(sv.lfd[k], sv.lhttp[k]);
+				client_accept(k);
 		xfer_io(pfd + n + sv.ncl + 1);
 		for (i = 0; i < sv.ncl; i++) {
 			if (sv.cl[i].fd < 0 || pfd[n + i].fd != sv.cl[i].fd)
@@ -8384,10 +8746,15 @@ cmd_serve(int argc, char **argv)
 			    pfd[n + i].revents & (POLLIN | POLLHUP | POLLERR))
 				client_read(i);
 		}
-		if (sv.agent && pfd[n + sv.ncl].revents & POLLOUT)
-			agent_write();
-		if (sv.agent && pfd[n + sv.ncl].revents & (POLLIN | POLLHUP | POLLERR))
-			agent_read();
+		k = pfd[n + sv.ncl].fd == sess.fd ? pfd[n + sv.ncl].revents : 0;
+		if (sv.agent == AGENT_CONNECTING && k)
+			agent_connected();
+		else if (sv.agent > AGENT_CONNECTING) {
+			if (k & POLLOUT)
+				agent_write();
+			if (sv.agent && k & (POLLIN | POLLHUP | POLLERR))
+				agent_read();
+		}
 	}
 	note("stopping on signal %d", (int)stopping);
 	for (k = (int)sv.qhead; k < (int)(sv.qhead + sv.qlen); k++)
@@ -8572,7 +8939,8 @@ static const struct cmd cmds[] = {
 	 "[--log FILE] [-q]\n"
 	 "Shares the agent (-s) among clients, their requests pipelined to it:\n"
 	 "--listen unix:PATH or tcp:[HOST:]PORT for QGA, --http ADDR for POST /,\n"
-	 "POST /exec, GET and PUT /file?path=P, GET /health and GET /metrics.\n"
+	 "POST /exec, GET and PUT /file?path=P, GET /health and GET /metrics;\n"
+	 "a POST is application/json (curl --json), a web page's request a 403.\n"
 	 "--allow and --deny take names, a built-in's for its own; --log: a JSON\n"
 	 "line per request (- for stderr).\n",
 	 NULL, 0},

@@ -24,6 +24,12 @@
  *   windows   a replay of a Windows guest's reply shapes, as QEMU's schema
  *             and qga/commands-win32.c document them (no Windows agent
  *             runs here); each request is appended to SOCKET.log
+ *   flood     after the sync, 32 MB of events, each write ending in the
+ *             middle of one, then as ok
+ *   greet     answers the sync with a QMP greeting, as a QMP monitor
+ *             greets, and nothing else
+ *   liar      answers commands with an error whose desc holds newlines
+ *             and what would pass for lines of serve's log
  *
  * A request's top-level id comes back in each of its replies, as the
  * real agent echoes it.
@@ -295,6 +301,26 @@ windows(const char *js, size_t len, const struct json_tok *t, int name, int args
 		outs("{\"return\": {}}\n");
 }
 
+/* 32 MB of events in writes that each end within one, so that a reader
+ * is never between values when it has read all there is; the last ends
+ * whole. */
+static void
+flood(void)
+{
+	static const char head[] = "ent\": \"FLOOD\", \"data\": \"", tail[] = "\"}{\"ev";
+	static char b[4096];
+	int k;
+
+	memset(b, 'x', sizeof b);
+	memcpy(b, head, sizeof head - 1);
+	memcpy(b + sizeof b - (sizeof tail - 1), tail, sizeof tail - 1);
+	outs("{\"ev");
+	for (k = 0; k < 8192; k++)
+		if (write(cfd, b, sizeof b) <= 0)
+			return;
+	outs("ent\": \"FLOOD\"}\n");
+}
+
 /* Answers one request; returns 0 to end the connection. */
 static int
 answer(const char *js, size_t len, int after_ff)
@@ -355,9 +381,17 @@ answer(const char *js, size_t len, int after_ff)
 			outs(parse_error);
 			outs("\xff{\"return\": 67890}\n");
 		}
+		if (is("greet")) {
+			outs("{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, "
+			     "\"minor\": 0, \"major\": 9}, \"package\": \"\"}, "
+			     "\"capabilities\": []}}\n");
+			return 1;
+		}
 		if (after_ff)
 			outs(parse_error);
 		outf("\xff{\"return\": %lld}\n", id);
+		if (is("flood"))
+			flood();
 		if (is("deaf"))
 			for (;;)
 				pause();
@@ -369,7 +403,12 @@ answer(const char *js, size_t len, int after_ff)
 		outs("{\"return\": 1700000000000000000}\n");
 		return 1;
 	}
-	if (is("ok") || is("poweroff") || is("slow"))
+	if (is("liar")) {
+		outs("{\"error\": {\"class\": \"GenericError\", \"desc\": \"boom\\n"
+		     "qga serve: agent forged: connected\\r\\n{\\\"time\\\": \\\"forged\\\"}\\n\"}}\n");
+		return 1;
+	}
+	if (is("ok") || is("poweroff") || is("slow") || is("flood"))
 		return privileged(js, t, name, args);
 	if (is("windows")) {
 		windows(js, len, t, name, args);

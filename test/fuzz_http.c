@@ -51,7 +51,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* As client_http does: one request after another, pipelined. */
 	while (off < size && http_parse(s + off, size - off, "0123456789abcdef", &r) == 1) {
 		if (r.head > size - off || r.head < 4 || !r.mlen || !r.tlen ||
-		    r.method != s + off || r.target < r.method || r.target + r.tlen > s + off + r.head)
+		    r.method != s + off || r.target < r.method || r.target + r.tlen > s + off + r.head ||
+		    (r.host && (r.host < s + off || r.host + r.hostlen > s + off + r.head)) ||
+		    (r.origin && (r.origin < s + off || r.origin + r.originlen > s + off + r.head)) ||
+		    memchr(s + off, 0, r.head))
 			abort();
 		if ((n = http_query(&r, "path", v, sizeof v)) >= (long)sizeof v ||
 		    (n >= 0 && (strlen(v) != (size_t)n)))

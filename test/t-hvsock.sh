@@ -38,3 +38,13 @@ check "hvsock: no port" 2 '' "qga: bad address 'hvsock:$Z/vmm.sock': expected hv
 check "hvsock: no VMM socket" 3 '' "qga: connect hvsock:$Z/none.sock:52: No such file or directory" \
 	$QGA -s "hvsock:$Z/none.sock:52" ping
 expect "hvsock: the agent lives" alive hvagent
+# serve takes the handshake as a step of its loop.
+start hvproxy $QGA -s "hvsock:$Z/vmm.sock:52" serve -q --listen "$Z/proxy.sock"
+start hvproxy53 $QGA -s "hvsock:$Z/vmm.sock:53" serve -q --listen "$Z/proxy53.sock"
+wait_for "$Z/proxy.sock"
+wait_for "$Z/proxy53.sock"
+check "hvsock: serve through the handshake" 0 '{"return": {}}' '' $QGA -s "$Z/proxy.sock" guest-ping
+check "hvsock: serve, a port with no listener" 3 '' \
+	"qga: guest-ping: AgentUnavailable: the guest agent is unavailable: the VMM answered '' to CONNECT 53, not OK (is the guest's agent listening on vsock port 53?)" \
+	$QGA -s "$Z/proxy53.sock" guest-ping
+kill "$PID_hvproxy" "$PID_hvproxy53"

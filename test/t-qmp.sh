@@ -25,4 +25,19 @@ check "QMP events are skipped" 0 '{}
 {"status": "paused", *"running": false}
 {}
 {"status": "running", *"running": true}' '' $QGA -s "$S" -r - <"$T/batch"
+# serve takes QEMU's QMP for one with --qmp only, its greeting and
+# qmp_capabilities each a step of its loop.
+start qproxy $QGA -s "$S" --qmp serve -q --listen "$Q/proxy.sock"
+wait_for "$Q/proxy.sock"
+check "serve --qmp" 0 '{"return": {"status": "running", *"running": true}}' '' \
+	$QGA -s "$Q/proxy.sock" query-status
+kill "$PID_qproxy"
+wait "$PID_qproxy"
+start qproxy2 $QGA -s "$S" serve -q --listen "$Q/proxy2.sock"
+wait_for "$Q/proxy2.sock"
+check "serve without --qmp: not taken for a guest agent" 3 '' \
+	"qga: query-status: AgentUnavailable: the guest agent is unavailable: it greets as QMP does, where a guest agent's sync was expected: for a QMP monitor, give --qmp" \
+	$QGA -s "$Q/proxy2.sock" query-status
+kill "$PID_qproxy2"
+wait "$PID_qproxy2"
 expect "QEMU survived" alive qemu

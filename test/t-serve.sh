@@ -39,6 +39,18 @@ head -c 5000000 /dev/urandom >"$P/file"
 $QGA -s "$S" put "$P/file" "$P/file.remote" && $QGA -s "$S" get "$P/file.remote" "$P/file.got"
 expect "serve: put and get 5 MB through the proxy" cmp -s "$P/file" "$P/file.got"
 check "serve: the socket is mode 0600" 0 '600' '' stat -c %a "$S"
+# The socket has its mode from the start, not from a chmod after bind: a
+# delay after bind(2) (strace's) shows what it was meanwhile, under umask 0.
+if strace -o /dev/null -e trace=bind true 2>/dev/null; then
+	start umask0 sh -c "umask 0; exec strace -o /dev/null -e trace=bind -e inject=bind:delay_exit=3000000 \
+		$QGA -s '$P/none.sock' serve -q --listen '$P/umask.sock' --mode 0640"
+	wait_for "$P/umask.sock"
+	check "serve: the socket never has a wider mode than asked" 0 '640' '' stat -c %a "$P/umask.sock"
+	kill -9 $(cat /proc/$PID_umask0/task/*/children)
+	wait "$PID_umask0" 2>/dev/null
+else
+	skip "the socket's mode after bind: no strace here"
+fi
 # Its poll set grows with what is in use, not with --max-clients, which
 # may be more than the descriptors the process may have for poll(2).
 start lowfd sh -c "ulimit -n 64 && exec $QGA -s '$P/agent2.sock' serve --max-clients 60 --listen '$P/lowfd.sock'"
@@ -101,28 +113,28 @@ check "serve: a half request from one client does not poison the next" 0 '' '' \
 
 # HTTP, with curl.
 check "serve: HTTP POST /" 0 '{"return": {"host-name": "*"}, "id": 1}' '' \
-	curl -sf -d '{"execute":"guest-get-host-name","id":1}' "$H/"
+	curl -sf --json '{"execute":"guest-get-host-name","id":1}' "$H/"
 check "serve: HTTP GET /health" 0 '200 {"return": {"agent": "up", "waiting": 0}}' '' \
 	curl -s -w '%{http_code} ' -o "$P/body" "$H/health" --next -s -o - "$H/health" 
-curl -sv -d '{"execute":"guest-ping"}' "$H/" -d '{"execute":"guest-ping"}' "$H/" >/dev/null 2>"$P/curl.err"
+curl -sv --json '{"execute":"guest-ping"}' "$H/" --json '{"execute":"guest-ping"}' "$H/" >/dev/null 2>"$P/curl.err"
 expect "serve: HTTP keep-alive reuses the connection" grep -q 'Re-using existing connection' "$P/curl.err"
 check "serve: HTTP 404" 0 '404' '' curl -s -o /dev/null -w '%{http_code}' "$H/nope"
 check "serve: HTTP 405" 0 '405' '' curl -s -o /dev/null -w '%{http_code}' -X DELETE "$H/"
 check "serve: HTTP 400 for a malformed request" 0 '*400 Bad Request*' '' \
 	sh -c "printf 'garbage\r\n\r\n' | socat -t1 - TCP:127.0.0.1:$hport"
 check "serve: HTTP, a body that comes after its headers" 0 '*200 OK*{"return": {}}' '' \
-	sh -c "(printf 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 24\r\nConnection: close\r\n\r\n'; sleep 0.5;
+	sh -c "(printf 'POST / HTTP/1.1\r\nHost: 127.0.0.1:$hport\r\nContent-Type: application/json\r\nContent-Length: 24\r\nConnection: close\r\n\r\n'; sleep 0.5;
 		printf '{\"execute\":\"guest-ping\"}') | socat -t3 - TCP:127.0.0.1:$hport"
 check "serve: HTTP 400 for a body that is not JSON" 0 '400 {"error": {"class": "GenericError", "desc": "JSON parse error"}}' '' \
-	curl -s -w '%{http_code} ' -o "$P/body" -d 'not JSON' "$H/" --next -s -o - -d 'not JSON' "$H/"
+	curl -s -w '%{http_code} ' -o "$P/body" --json 'not JSON' "$H/" --next -s -o - --json 'not JSON' "$H/"
 # HTTP as a raw client speaks it: pipelined, a byte at a time, too long,
 # ambiguous, and a client that never ends its headers.
 check "serve: HTTP, pipelined requests answered in their order" 0 \
 	"*200 OK*\"host-name\"*404 Not Found*\"Not Found\"*200 OK*{\"return\": {}}*" '' \
-	sh -c "printf 'POST / HTTP/1.1\r\nContent-Length: 33\r\n\r\n{\"execute\":\"guest-get-host-name\"}GET /nope HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: 24\r\nConnection: close\r\n\r\n{\"execute\":\"guest-ping\"}' |
+	sh -c "printf 'POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 33\r\n\r\n{\"execute\":\"guest-get-host-name\"}GET /nope HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 24\r\nConnection: close\r\n\r\n{\"execute\":\"guest-ping\"}' |
 		socat -t3 - TCP:127.0.0.1:$hport | tr -d '\r\n'"
 check "serve: HTTP, a request written a byte at a time, in four bursts" 0 '*200 OK*{"return": {}}' '' \
-	sh -c "{ printf 'POST / HTTP/1.1\r\nConte'; sleep 0.2; printf 'nt-Length: 24\r\nConnection: close\r\n\r'
+	sh -c "{ printf 'POST / HTTP/1.1\r\nContent-Type: application/json\r\nConte'; sleep 0.2; printf 'nt-Length: 24\r\nConnection: close\r\n\r'
 		sleep 0.2; printf '\n{\"execute\":'; sleep 0.2; printf '\"guest-ping\"}'; } |
 		socat -b1 -t3 - TCP:127.0.0.1:$hport"
 head -c 1048576 /dev/zero | tr '\0' a >"$P/bighead"
@@ -130,10 +142,10 @@ check "serve: HTTP, 1 MiB of headers: 431" 0 '*431 Request Header Fields Too Lar
 	sh -c "{ printf 'GET /health HTTP/1.1\r\nX-Big: '; cat '$P/bighead'; printf '\r\n\r\n'; } |
 		socat -t3 - TCP:127.0.0.1:$hport 2>/dev/null | head -c 200"
 check "serve: HTTP, two Content-Lengths that differ: 400" 0 '*400 Bad Request*' '' \
-	sh -c "printf 'POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}' |
+	sh -c "printf 'POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}' |
 		socat -t3 - TCP:127.0.0.1:$hport"
 check "serve: HTTP, a body over --max-request: 413 from its head alone" 0 '*413 Content Too Large*' '' \
-	sh -c "printf 'POST / HTTP/1.1\r\nContent-Length: 9000000\r\n\r\n' | socat -t3 - TCP:127.0.0.1:$hport"
+	sh -c "printf 'POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 9000000\r\n\r\n' | socat -t3 - TCP:127.0.0.1:$hport"
 check "serve: HTTP, a Transfer-Encoding other than chunked: 501" 0 '*501 Not Implemented*' '' \
 	sh -c "printf 'PUT /file?path=$P/gz HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n' | socat -t3 - TCP:127.0.0.1:$hport"
 check "serve: HTTP, both a length and chunked: 400" 0 '*400 Bad Request*' '' \
@@ -145,14 +157,14 @@ check "serve: HTTP, a method its path does not take: 405" 0 '405' '' \
 # POST /exec: a program run and polled by serve, its end as exec -j says.
 check "serve: POST /exec with sh" 0 \
 	'{"exited":true,"out-data":"out\\u000a","err-data":"err\\u000a","out-truncated":false,"err-truncated":false,"exitcode":3}' '' \
-	curl -s -d '{"sh": "echo out; echo err >&2; exit 3"}' "$H/exec"
+	curl -s --json '{"sh": "echo out; echo err >&2; exit 3"}' "$H/exec"
 check "serve: POST /exec with path, args and input" 0 \
 	'{"exited":true,"out-data":"hello","out-truncated":false,"err-truncated":false,"exitcode":0}' '' \
-	curl -s -d '{"path": "/bin/sh", "args": ["-c", "cat; printf \"$1\"", "sh", "lo"], "input": "hel"}' "$H/exec"
+	curl -s --json '{"path": "/bin/sh", "args": ["-c", "cat; printf \"$1\"", "sh", "lo"], "input": "hel"}' "$H/exec"
 check "serve: POST /exec, output that is not UTF-8 in base64" 0 \
 	'{"exited":true,"out-data-b64":"/wA=","out-truncated":false,"err-truncated":false,"exitcode":0}' '' \
-	curl -s -d '{"sh": "printf \"\\377\\000\""}' "$H/exec"
-curl -s -o "$P/slowexec" -d '{"sh": "sleep 2; echo done"}' "$H/exec" &
+	curl -s --json '{"sh": "printf \"\\377\\000\""}' "$H/exec"
+curl -s -o "$P/slowexec" --json '{"sh": "sleep 2; echo done"}' "$H/exec" &
 slowexec=$!
 sleep 0.3
 t0=$(date +%s%N)
@@ -163,9 +175,9 @@ wait $slowexec
 expect "serve: and /exec ends with its program" grep -q '"out-data":"done\\u000a"' "$P/slowexec"
 check "serve: POST /exec past its timeout: 504, the pid said" 0 \
 	'{"error": {"class": "AgentTimeout", "desc": "the program still runs in the guest as pid *"}}*504' '' \
-	curl -s -w ' %{http_code}' -d '{"sh": "sleep 3", "timeout": 1}' "$H/exec"
+	curl -s -w ' %{http_code}' --json '{"sh": "sleep 3", "timeout": 1}' "$H/exec"
 check "serve: POST /exec, a body that is not one: 400" 0 '400' '' \
-	curl -s -o /dev/null -w '%{http_code}' -d '{"sh": "true", "args": ["x"]}' "$H/exec"
+	curl -s -o /dev/null -w '%{http_code}' --json '{"sh": "true", "args": ["x"]}' "$H/exec"
 # GET and PUT /file: get and put as the commands do them, streamed.
 : >"$P/f0"
 printf x >"$P/f1"
@@ -242,23 +254,69 @@ check "serve: its client gone, the agent has closed it" 0 '0' '' \
 expect "serve: and the agent lives" alive sagent
 check "serve: the proxy serves on" 0 '{"return": {}}' '' $QGA -s "$S" guest-ping
 check "serve: HTTP 400 for JSON that is not a request" 0 '400' '' \
-	curl -s -o /dev/null -w '%{http_code}' -d '[1, 2]' "$H/"
+	curl -s -o /dev/null -w '%{http_code}' --json '[1, 2]' "$H/"
 check "serve: HTTP 403 for a denied command, its error as the body" 0 \
 	'{"error": {"class": "CommandNotFound", "desc": "Command guest-get-osinfo has been refused by the proxy (qga serve --allow/--deny)"}}*403' '' \
-	curl -s -w ' %{http_code}' -d '{"execute":"guest-get-osinfo"}' "$H/"
+	curl -s -w ' %{http_code}' --json '{"execute":"guest-get-osinfo"}' "$H/"
 args=$(seq 1 70 | sed 's/.*/"&"/' | tr '\n' , | sed 's/,$//')
 big="{\"execute\":\"guest-exec\",\"arguments\":{\"path\":\"/bin/true\",\"arg\":[$args]}}"
 check "serve: HTTP, a request of many arguments reaches the agent" 0 '{"return": {"pid": *}}' '' \
-	curl -sf -d "$big" "$H/"
+	curl -sf --json "$big" "$H/"
 check "serve: and through a QGA listener" 0 '{"return": {"pid": *}}' '' $QGA -s "$S" "$big"
 check "serve: HTTP, an unknown command is a 404 with the agent's error" 0 \
 	'{"error": {"class": "CommandNotFound", *}}* 404' '' \
-	curl -s -w ' %{http_code}' -d '{"execute":"guest-nope"}' "$H/"
+	curl -s -w ' %{http_code}' --json '{"execute":"guest-nope"}' "$H/"
 check "serve: HTTP, an agent's other error is a 500" 0 \
 	'{"error": {"class": "GenericError", *}}* 500' '' \
-	curl -s -w ' %{http_code}' -d '{"execute":"guest-file-open","arguments":{"path":"/nonexistent/x"}}' "$H/"
+	curl -s -w ' %{http_code}' --json '{"execute":"guest-file-open","arguments":{"path":"/nonexistent/x"}}' "$H/"
 check "serve: curl -f fails on an agent's error" 22 '' '' \
-	curl -sf -o /dev/null -d '{"execute":"guest-nope"}' "$H/"
+	curl -sf -o /dev/null --json '{"execute":"guest-nope"}' "$H/"
+# A web page the host's user opens must not reach the agent: a cross-site
+# request (Origin, Sec-Fetch-Site), a POST a form or a no-cors fetch can
+# send (not application/json), and DNS rebinding (a Host of another name)
+# are refused; a tool that sends none of these is served.
+code() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+check "serve: a cross-site POST /exec, text/plain, is refused" 0 '403' '' \
+	code -H 'Origin: http://evil.example' -H 'Content-Type: text/plain' \
+	-d "{\"sh\": \"touch $P/pwned\"}" "$H/exec"
+check "serve: a cross-site Origin with application/json too" 0 '403' '' \
+	code -H 'Origin: http://evil.example' --json "{\"sh\": \"touch $P/pwned\"}" "$H/exec"
+check "serve: Origin: null" 0 '403' '' code -H 'Origin: null' --json '{"execute":"guest-ping"}' "$H/"
+check "serve: Sec-Fetch-Site: cross-site" 0 '403' '' \
+	code -H 'Sec-Fetch-Site: cross-site' --json '{"execute":"guest-ping"}' "$H/"
+check "serve: Sec-Fetch-Site: same-site (another port of localhost)" 0 '403' '' \
+	code -H 'Sec-Fetch-Site: same-site' --json '{"execute":"guest-ping"}' "$H/"
+check "serve: a POST that is not application/json: 415" 0 '415' '' \
+	code -H 'Content-Type: text/plain' -d "{\"sh\": \"touch $P/pwned\"}" "$H/exec"
+check "serve: nor a form's" 0 '415' '' code -d '{"execute":"guest-ping"}' "$H/"
+check "serve: nor none" 0 '415' '' code -H 'Content-Type:' -d '{"execute":"guest-ping"}' "$H/"
+check "serve: Host: evil.example (DNS rebinding)" 0 '403' '' \
+	code -H 'Host: evil.example' --json "{\"sh\": \"touch $P/pwned\"}" "$H/exec"
+check "serve: Host: evil.example:PORT" 0 '403' '' \
+	code -H "Host: evil.example:$hport" --json '{"execute":"guest-ping"}' "$H/"
+check "serve: GET /file from another Host" 0 '403' '' code -H 'Host: evil.example' "$H/file?path=$P/f1"
+expect "serve: and nothing of theirs ran" test ! -e "$P/pwned"
+check "serve: same-origin, as curl sends it, is served" 0 '200' '' \
+	code --json '{"execute":"guest-ping"}' "$H/"
+check "serve: Host: localhost:PORT" 0 '200' '' \
+	code -H "Host: localhost:$hport" --json '{"execute":"guest-ping"}' "$H/"
+check "serve: its own Origin, Sec-Fetch-Site: same-origin, a charset" 0 '200' '' \
+	code -H "Origin: http://127.0.0.1:$hport" -H 'Sec-Fetch-Site: same-origin' \
+	-H 'Content-Type: application/json; charset=utf-8' -d '{"execute":"guest-ping"}' "$H/"
+check "serve: its own Origin on another port is not its own" 0 '403' '' \
+	code -H "Origin: http://127.0.0.1:1" --json '{"execute":"guest-ping"}' "$H/"
+# A client's command name is on one line of /metrics and of the log.
+printf '{"execute":"x\\nqga_agent_up 0\\"","id":1}' | socat -t2 - UNIX-CONNECT:"$S" >/dev/null
+check "serve: a command name cannot forge a line of /metrics" 0 '*command="x?qga_agent_up 0?"*' '' \
+	sh -c "curl -s '$H/metrics' | grep -v '^qga_agent_up 0'"
+# A head as RFC 9112 wants it: CRLF only, no NUL, field names that are tokens.
+for h in 'X-A: 1\nX-B: 2' 'X-A: 1\000' 'Bad Name: 1' 'X-A : 1' ' X-Folded: 1' 'X@: 1' \
+	'Host: 127.0.0.1\r\nHost: localhost'; do
+	check "serve: HTTP 400 for a head with '$h'" 0 'HTTP/1.1 400 Bad Request*' '' \
+		sh -c "printf 'GET /health HTTP/1.1\r\n$h\r\n\r\n' | socat -t3 - TCP:127.0.0.1:$hport | head -c 200"
+done
+check "serve: a bare LF in an unfinished head: 400 at once" 0 'HTTP/1.1 400 Bad Request*' '' \
+	sh -c "{ printf 'GET /health HTTP/1.1\nHost: x\n\n'; sleep 3; } | socat -t1 - TCP:127.0.0.1:$hport | head -c 200"
 
 # Off loopback only HTTP with a token listens; a token is then asked of
 # every HTTP request but /health. Connections go to loopback only; the
@@ -279,19 +337,25 @@ tport=$(port_of tproxy 1)
 TH=http://127.0.0.1:$tport
 check "serve: no token, 401 with a JSON body" 0 \
 	'401 {"error": {"class": "GenericError", "desc": "Unauthorized"}}' '' \
-	curl -s -w '%{http_code} ' -o "$P/body" -d '{"execute":"guest-ping"}' "$TH/" --next -s -o - \
-	-d '{"execute":"guest-ping"}' "$TH/"
+	curl -s -w '%{http_code} ' -o "$P/body" --json '{"execute":"guest-ping"}' "$TH/" --next -s -o - \
+	--json '{"execute":"guest-ping"}' "$TH/"
 check "serve: 401 says how to authenticate" 0 '*WWW-Authenticate: Bearer*' '' \
-	curl -s -i -d '{"execute":"guest-ping"}' "$TH/"
+	curl -s -i --json '{"execute":"guest-ping"}' "$TH/"
 check "serve: a wrong token, 401" 0 '401' '' curl -s -o /dev/null -w '%{http_code}' \
-	-H 'Authorization: Bearer s3cret-token-012345678X' -d '{"execute":"guest-ping"}' "$TH/"
+	-H 'Authorization: Bearer s3cret-token-012345678X' --json '{"execute":"guest-ping"}' "$TH/"
 check "serve: a token's prefix, 401" 0 '401' '' curl -s -o /dev/null -w '%{http_code}' \
-	-H 'Authorization: Bearer s3cret-token' -d '{"execute":"guest-ping"}' "$TH/"
+	-H 'Authorization: Bearer s3cret-token' --json '{"execute":"guest-ping"}' "$TH/"
 check "serve: the token, 200" 0 '200 {"return": {}}' '' curl -s -w '%{http_code} ' -o "$P/body" \
-	-H 'Authorization: Bearer s3cret-token-0123456789' -d '{"execute":"guest-ping"}' "$TH/" \
+	-H 'Authorization: Bearer s3cret-token-0123456789' --json '{"execute":"guest-ping"}' "$TH/" \
 	--next -s -o - -H 'Authorization: Bearer s3cret-token-0123456789' \
-	-d '{"execute":"guest-ping"}' "$TH/"
+	--json '{"execute":"guest-ping"}' "$TH/"
 check "serve: /health needs no token" 0 '200' '' curl -s -o /dev/null -w '%{http_code}' "$TH/health"
+check "serve: with a token, any Host" 0 '200' '' curl -s -o /dev/null -w '%{http_code}' \
+	-H 'Host: qga.example:8080' -H 'Authorization: Bearer s3cret-token-0123456789' \
+	--json '{"execute":"guest-ping"}' "$TH/"
+check "serve: but not a cross-site Origin" 0 '403' '' curl -s -o /dev/null -w '%{http_code}' \
+	-H 'Origin: http://evil.example' -H 'Authorization: Bearer s3cret-token-0123456789' \
+	--json '{"execute":"guest-ping"}' "$TH/"
 check "serve: GET /file needs the token" 0 '401' '' \
 	curl -s -o /dev/null -w '%{http_code}' "$TH/file?path=$P/f1"
 check "serve: and with it, the file" 0 'x' '' \
@@ -305,8 +369,10 @@ long=$!
 sleep 0.3
 kill -9 "$PID_sagent"
 wait "$PID_sagent" 2>/dev/null
-check "serve: HTTP /health with the agent down" 0 '503' '' \
-	curl -s -o /dev/null -w '%{http_code}' "$H/health"
+check "serve: HTTP /health with the agent down: down, no path nor reason" 0 \
+	'503 {"return": {"agent": "down", "waiting": *}}' '' \
+	curl -s -w '%{http_code} ' -o "$P/body" "$H/health" --next -s -o - "$H/health"
+expect "serve: no path in it" sh -c "! grep -q '$P' '$P/body'"
 rm -f "$P/agent.sock"
 start_agent
 wait $long
@@ -348,7 +414,7 @@ check "serve: while GET /file goes through" 0 'x' '' \
 	curl -sf "http://127.0.0.1:$(port_of proxy4)/file?path=$P/f1"
 check "serve: --deny exec keeps POST /exec out: 403" 0 \
 	'{"error": {"class": "CommandNotFound", "desc": "Command guest-exec has been refused by the proxy (qga serve --allow/--deny)"}}*403' '' \
-	curl -s -w ' %{http_code}' -d '{"sh": "echo no"}' "http://127.0.0.1:$(port_of proxy4)/exec"
+	curl -s -w ' %{http_code}' --json '{"sh": "echo no"}' "http://127.0.0.1:$(port_of proxy4)/exec"
 check "serve: --deny exec keeps exec out" 255 '' \
 	'qga: guest-exec: CommandNotFound: Command guest-exec has been refused by the proxy (qga serve --allow/--deny)' \
 	$QGA -s "$P/proxy4.sock" exec -- /bin/echo no
@@ -369,6 +435,27 @@ check "serve: while ping is kept out" 1 '' "qga: guest-ping: *refused by the pro
 	$QGA -s "$P/proxy5.sock" ping
 kill -TERM "$PID_proxy5"
 wait "$PID_proxy5"
+# Replies done but waiting behind the client's earlier one count against
+# its limit: a slow /exec, then guest-info after guest-info pipelined.
+start proxy6 $QGA -s "$P/agent.sock" -t 60 --max-reply 16K serve --http tcp:127.0.0.1:0 --max-request 1K
+p6=$(port_of proxy6)
+info='{"execute":"guest-info"}'
+{
+	slow='{"sh":"sleep 5"}'
+	printf 'POST /exec HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' ${#slow} "$slow"
+	i=0
+	while [ $i -lt 20 ]; do
+		printf 'POST / HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s' ${#info} "$info"
+		i=$((i + 1))
+	done
+} >"$P/held"
+check "serve: 20 replies of 3 KB held behind a slow one pass 16K + 1K: cut off" 0 '' '' \
+	sh -c "socat -t20 - TCP:127.0.0.1:$p6 <'$P/held'"
+expect "serve: and says so" grep -q 'HTTP client .*: cut off' "$T/proxy6.stderr"
+check "serve: others go on" 0 '200' '' curl -s -o /dev/null -w '%{http_code}' \
+	--json '{"execute":"guest-ping"}' "http://127.0.0.1:$p6/"
+kill -TERM "$PID_proxy6"
+wait "$PID_proxy6"
 check "serve: a name that is no command is refused at start" 2 '' \
 	"qga: serve: --deny 'Guest Exec': neither a built-in command nor the name of an agent or QMP command" \
 	$QGA -s "$P/agent.sock" serve --listen unix:"$P/never.sock" --deny 'Guest Exec'
@@ -413,5 +500,70 @@ start proxy3 $QGA -s "$P/fake.sock" serve -q --listen unix:"$P/proxy3.sock" --ht
 wait_for "$P/proxy3.http"
 check "serve: shutdown through the proxy" 0 '' '' $QGA -s "$P/proxy3.sock" shutdown
 check "serve: and over HTTP, 204 once taken" 0 '204' '' curl -s -o /dev/null -w '%{http_code}' \
-	--unix-socket "$P/proxy3.http" -d '{"execute":"guest-shutdown"}' http://x/
+	--unix-socket "$P/proxy3.http" --json '{"execute":"guest-shutdown"}' http://x/
 check "serve: the queue goes on after it" 0 '' '' $QGA -s "$P/proxy3.sock" ping
+
+# serve's memory is bounded whatever the agent or a client sends: values
+# that each read ends within, as a flood of them does, are compacted, not
+# kept until one read ends between two.
+kb() { sed -n "s/^$1:[^0-9]*\([0-9]*\) kB/\1/p" "/proc/$2/status"; }
+rm -f "$P/flood.sock"
+start sflood "$PWD/test/fakeagent" "$P/flood.sock" flood
+wait_for "$P/flood.sock"
+start fproxy $QGA -s "$P/flood.sock" -t 60 --max-reply 64K serve --listen unix:"$P/fproxy.sock" \
+	--http tcp:127.0.0.1:0 --max-request 64K
+fport=$(port_of fproxy)
+base=$(kb VmRSS "$PID_fproxy")
+check "serve: an agent that sent 32 MB of values, each read ending within one" 0 '' '' \
+	$QGA -s "$P/fproxy.sock" -t 60 ping
+grew=$(( $(kb VmHWM "$PID_fproxy") - base ))
+expect "serve: its memory grew by $grew kB, not 32 MB" test "$grew" -lt 8192
+# A client that sends 32 MB of guest-sync requests (4 KB each), each write
+# ending within one, and reads the replies.
+got=$(perl -e 'use IO::Socket::UNIX;
+	my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!";
+	my $pid = fork // die;
+	if (!$pid) { my ($b, $all) = ("", ""); $all .= $b while sysread($s, $b, 65536); print scalar(() = $all =~ /"return"/g), "\n"; exit }
+	my $p = q(ecute":"guest-sync","arguments":{"id":1},"pad":") . ("x" x 4000) . q("}{"ex);
+	syswrite($s, q({"ex));
+	for (1 .. 8192) { my $o = 0; $o += syswrite($s, $p, length($p) - $o, $o) // die while $o < length $p }
+	syswrite($s, q(ecute":"guest-sync","arguments":{"id":2}}));
+	shutdown($s, 1); waitpid($pid, 0)' "$P/fproxy.sock")
+expect "serve: a client's 32 MB of requests, each answered ($got)" test "$got" = 8193
+grew=$(( $(kb VmHWM "$PID_fproxy") - base ))
+expect "serve: its memory grew by $grew kB, not 32 MB" test "$grew" -lt 8192
+check "serve: /health after both" 0 '200' '' curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$fport/health"
+kill "$PID_fproxy"
+
+# An agent that answers the sync with a QMP greeting: serve does not take
+# it for a QMP monitor, and its tries to reach it hold nothing up.
+rm -f "$P/greet.sock"
+start sgreet "$PWD/test/fakeagent" "$P/greet.sock" greet
+wait_for "$P/greet.sock"
+start gproxy $QGA -s "$P/greet.sock" -t 30 serve --listen unix:"$P/gproxy.sock" --http tcp:127.0.0.1:0
+gport=$(port_of gproxy)
+$QGA -s "$P/gproxy.sock" -t 60 guest-ping >"$P/greet.out" 2>&1 &
+greetping=$!
+sleep 0.5
+check "serve: /health at once while it tries the agent again" 0 '503' '' \
+	curl -s -m 10 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$gport/health"
+wait $greetping
+check "serve: the ping fails as unavailable" 0 \
+	'qga: guest-ping: AgentUnavailable: the guest agent is unavailable: it greets as QMP does*' '' cat "$P/greet.out"
+expect "serve: and serve did not switch to QMP" sh -c "! grep -q 'QMP monitor: connecting again' '$T/gproxy.stderr'"
+kill "$PID_gproxy"
+
+# Guest text cannot forge a line of serve's log or of --log.
+rm -f "$P/liar.sock"
+start sliar "$PWD/test/fakeagent" "$P/liar.sock" liar
+wait_for "$P/liar.sock"
+rm -f "$P/liar.log"
+start lproxy $QGA -s "$P/liar.sock" serve --listen unix:"$P/lproxy.sock" --log "$P/liar.log"
+wait_for "$P/lproxy.sock"
+check "serve: an agent's error with newlines in it" 1 '' 'qga: guest-get-host-name: GenericError: *' \
+	$QGA -s "$P/lproxy.sock" guest-get-host-name
+kill -TERM "$PID_lproxy"
+wait "$PID_lproxy"
+expect "serve: --log has a line for each request, no more" \
+	test "$(jq -r .command "$P/liar.log" | paste -sd,)" = guest-sync-delimited,guest-get-host-name
+expect "serve: and no forged line in serve's log" sh -c "! grep -q 'forged' '$T/lproxy.stderr' '$P/liar.log'"
