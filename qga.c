@@ -8156,6 +8156,20 @@ agent_reached(void)
 	sv.agent = AGENT_SYNCING;
 }
 
+/* Connected to the agent's address sv.ai: a unix socket is taken only
+ * from a listener unix_trusted() trusts. */
+static void
+agent_checked(void)
+{
+	const struct agent_addr *a = &sv.aa[sv.ai];
+
+	if (a->family == AF_UNIX &&
+	    unix_trusted(sess.fd, ((const struct sockaddr_un *)(const void *)&a->sa)->sun_path))
+		agent_lost(errmsg);
+	else
+		agent_reached();
+}
+
 /* Connects to the next of the agent's addresses, without waiting: a
  * connection under way is seen through in the loop. */
 static void
@@ -8175,7 +8189,7 @@ agent_try(void)
 			setsockopt(sess.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		sv.agent = AGENT_CONNECTING;
 		if (connect(sess.fd, (const struct sockaddr *)&a->sa, a->len) == 0) {
-			agent_reached();
+			agent_checked();
 			return;
 		}
 		if (errno == EINPROGRESS)
@@ -8198,7 +8212,7 @@ agent_connected(void)
 	socklen_t n = sizeof e;
 
 	if (getsockopt(sess.fd, SOL_SOCKET, SO_ERROR, &e, &n) == 0 && !e) {
-		agent_reached();
+		agent_checked();
 		return;
 	}
 	errno = e;

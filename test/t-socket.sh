@@ -16,12 +16,19 @@ case $1 in
 nobody)
 	setpriv --reuid=nobody --regid=nogroup --clear-groups \
 		socat UNIX-LISTEN:/tmp/qga.sock,fork OPEN:/tmp/got,creat,append &
+	planted=$!
 	wait_sock /tmp/qga.sock
 	"$QGA" ls
 	echo "ls: $?"
 	"$QGA" ping
 	echo "ping: $?, sent $(cat /tmp/got 2>/dev/null | wc -c) bytes"
-	kill $!
+	# serve, whose link to the agent is its own, holds to the same rule.
+	mkdir -m 700 /tmp/sv
+	"$QGA" serve -q --listen /tmp/sv/s.sock &
+	wait_sock /tmp/sv/s.sock
+	"$QGA" -s /tmp/sv/s.sock ping 2>&1
+	echo "through serve: $?, sent $(cat /tmp/got 2>/dev/null | wc -c) bytes"
+	kill $! $planted
 	# A folder of nobody's own in /tmp is no better: /tmp lets anyone make it.
 	mkdir /tmp/x && chown nobody /tmp/x
 	setpriv --reuid=nobody --regid=nogroup --clear-groups \
@@ -48,8 +55,9 @@ root)
 	wait_sock /tmp/qga.sock
 	"$QGA" ping
 	echo "ping: $?"
-	kill $!
-	wait $! ;;
+	# The agent has been seen to hold SIGTERM back here: KILL is sure.
+	kill -KILL $!
+	wait $! 2>/dev/null || : ;;
 esac
 EOS
 export QGA QEMU_GA BLOCK
@@ -58,6 +66,8 @@ check "socket: nobody's /tmp/qga.sock is refused, named, sent nothing" 0 \
 /tmp/qga.sock  -     it is nobody's, where others can write (only root's or your own is)  -        -
 ls: 0
 ping: 3, sent 0 bytes
+qga: guest-ping: AgentUnavailable: the guest agent is unavailable: /tmp/qga.sock: not used: it is nobody's, where others can write (only root's or your own is)
+through serve: 3, sent 0 bytes
 in its folder: 3, sent 0 bytes" \
 	"qga: /tmp/qga.sock: not used: it is nobody's, where others can write (only root's or your own is) (the default address: give the agent's with -s ADDR or QGA_SOCKET)
 qga: /tmp/x/qga.sock: not used: it is nobody's, where others can write (only root's or your own is)" \
