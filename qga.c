@@ -2278,9 +2278,11 @@ doc_parse(struct doc *d, const char *js, size_t len, const char *shape, const ch
 		if (n > 0 && (size_t)n > DOC_TOKENS(len))
 			return fail(EX_PROTO, "%s: a reply of %d values in %zu bytes, more "
 			            "than qga takes", name, n, len);
-		d->t = xrealloc(d->t, (size_t)n * sizeof *d->t);
-		json_init(&p);
-		n = json_parse(&p, js, len, d->t, (unsigned)n);
+		if (n > 0) {
+			d->t = xrealloc(d->t, (size_t)n * sizeof *d->t);
+			json_init(&p);
+			n = json_parse(&p, js, len, d->t, (unsigned)n);
+		}
 	}
 	if (n <= 0)
 		return fail(EX_PROTO, "%s: invalid JSON in reply", name);
