@@ -194,8 +194,8 @@ escape(char *out, size_t size, const char *s, size_t n)
 /* Formats a message once, into a buffer of its own, so that the failure
  * before it may be one of its arguments. A message ending in ':' gets the
  * system error appended, as in sbase's eprintf. Control characters are
- * escaped: a message may quote the guest, and serve's log lines are
- * formatted here too. */
+ * escaped: a message may quote the guest (serve's notes are made here
+ * too). */
 static PRINTF(3, 0) void
 vformat(char *out, size_t size, const char *fmt, va_list ap)
 {
