@@ -127,7 +127,7 @@ answer 'guest-info {"return": {"version": "1", "supported_commands": [{"name": "
 	'guest-exec {"return": {"pid": 7}}' 'guest-exec-status {"return": {"exited": false}}'
 check "hostile: put --verify of a program that never ends times out" 4 '' \
 	'qga: put --verify: sha256sum in the guest did not end within 1 s' \
-	timeout 120 $QGA -s "$S" -t 1 put --verify "$R/hi" /tmp/hi
+	timeout -k 5 120 $QGA -s "$S" -t 1 put --verify "$R/hi" /tmp/hi
 # waits_for N: until the fake agent has been asked guest-exec-status N
 # times, for 30 s at most.
 waits_for() {
