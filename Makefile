@@ -19,7 +19,7 @@ TIGHT = -fno-pie -no-pie -ffunction-sections -fdata-sections -fno-asynchronous-u
 SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 TESTBIN = test/json_test test/json_test_swar test/fuzz_replay test/fuzz_http_replay \
-	test/fuzz_tar_replay test/fakeagent
+	test/fuzz_tar_replay test/fuzz_replies_replay test/fakeagent
 
 all: qga
 
@@ -61,15 +61,21 @@ test/fuzz_http_replay: test/fuzz_http.c test/fuzz_main.c qga.c json.c json.h
 test/fuzz_tar_replay: test/fuzz_tar.c test/fuzz_main.c qga.c json.c json.h
 	$(HOSTCC) $(WARN) -Wno-missing-prototypes $(SAN) -o $@ test/fuzz_tar.c test/fuzz_main.c json.c
 
+test/fuzz_replies_replay: test/fuzz_replies.c test/fuzz_main.c qga.c json.c json.h
+	$(HOSTCC) $(WARN) -Wno-missing-prototypes $(SAN) -o $@ test/fuzz_replies.c test/fuzz_main.c json.c
+
 test/fakeagent: test/fakeagent.c json.c json.h
 	$(HOSTCC) $(WARN) -O2 -o $@ test/fakeagent.c json.c
 
 # libFuzzer, with clang: make fuzz, then test/fuzz -max_total_time=60 test/corpus,
-# test/fuzz_http ... test/corpus-http and test/fuzz_tar ... test/corpus-tar
-fuzz: test/fuzz.c test/fuzz_http.c test/fuzz_tar.c qga.c json.c json.h
+# test/fuzz_http ... test/corpus-http, test/fuzz_tar ... test/corpus-tar and
+# test/fuzz_replies -max_total_time=60 -close_fd_mask=3 test/corpus-replies
+fuzz: test/fuzz.c test/fuzz_http.c test/fuzz_tar.c test/fuzz_replies.c qga.c json.c json.h
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o test/fuzz test/fuzz.c json.c
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o test/fuzz_http test/fuzz_http.c json.c
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o test/fuzz_tar test/fuzz_tar.c json.c
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o test/fuzz_replies test/fuzz_replies.c json.c
 
 # make check runs every test; make check T='t-serve t-agent' runs those.
 check: qga qga-asan $(TESTBIN)
@@ -107,6 +113,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/qga $(DESTDIR)$(MANPREFIX)/man1/qga.1
 
 clean:
-	rm -f qga qga-asan qga-oci.tar $(TESTBIN) test/fuzz test/fuzz_http test/fuzz_tar
+	rm -f qga qga-asan qga-oci.tar $(TESTBIN) test/fuzz test/fuzz_http test/fuzz_tar \
+		test/fuzz_replies
 
 .PHONY: all bench check demo image install uninstall clean fuzz

@@ -60,17 +60,26 @@ enum {
 static char errmsg[512];
 static int exec_mode;                     /* our failures exit 255, as ssh's */
 static volatile sig_atomic_t interrupted; /* by this signal */
+static volatile sig_atomic_t signals;     /* how many came, never reset */
 static int progress_shown; /* a progress line is on the terminal, unended */
 
+/* The first signal is taken as a request to end in good order; a second
+ * one, when that order waits on a guest that never answers, ends qga at
+ * once, as the signal does by default. */
 static void
 on_signal(int sig)
 {
 	interrupted = sig;
+	if (signals++) {
+		signal(sig, SIG_DFL);
+		raise(sig);
+	}
 }
 
 /* SIGINT, SIGTERM and SIGHUP interrupt the wait under way, which then ends
- * through leave(), so that nothing is left in flight to harm the agent. A
- * closed stdout is a write error, not a death by SIGPIPE. */
+ * through leave(), so that nothing is left in flight to harm the agent;
+ * a second one ends qga there and then. A closed stdout is a write error,
+ * not a death by SIGPIPE. */
 static void
 catch_signals(void)
 {
@@ -154,9 +163,41 @@ reap(pid_t pid)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+/* Copies s[0..n) into out (size bytes, at least 1) with every control
+ * character escaped: C0 and DEL as \xHH, C1 (U+0080 to U+009F, in UTF-8)
+ * as \u00HH. A guest's strings are printed through here, so that none
+ * can retitle, clear or rewrite the terminal or forge a line of output.
+ * An escape is never cut; returns the length written. */
+static size_t
+escape(char *out, size_t size, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i, k, len = 0;
+	char e[8];
+
+	for (i = 0; i < n; i++) {
+		if (p[i] == 0xc2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] < 0xa0)
+			k = (size_t)snprintf(e, sizeof e, "\\u%04x", p[++i]);
+		else if (p[i] < 0x20 || p[i] == 0x7f)
+			k = (size_t)snprintf(e, sizeof e, "\\x%02x", p[i]);
+		else {
+			e[0] = (char)p[i];
+			k = 1;
+		}
+		if (len + k >= size)
+			break;
+		memcpy(out + len, e, k);
+		len += k;
+	}
+	out[len] = 0;
+	return len;
+}
+
 /* Formats a message once, into a buffer of its own, so that the failure
  * before it may be one of its arguments. A message ending in ':' gets the
- * system error appended, as in sbase's eprintf. */
+ * system error appended, as in sbase's eprintf. Control characters are
+ * escaped: a message may quote the guest (serve's notes are made here
+ * too). */
 static PRINTF(3, 0) void
 vformat(char *out, size_t size, const char *fmt, va_list ap)
 {
@@ -168,7 +209,7 @@ vformat(char *out, size_t size, const char *fmt, va_list ap)
 	n = strlen(buf);
 	if (n && buf[n - 1] == ':')
 		snprintf(buf + n, sizeof buf - n, " %s", strerror(saved));
-	snprintf(out, size, "%s", buf);
+	escape(out, size, buf, strlen(buf));
 	errno = saved;
 }
 
@@ -2226,6 +2267,132 @@ struct doc {
 	struct json_tok *t;
 };
 
+/* The most tokens a value of len bytes may take: a few thousand, and one
+ * for each 16 bytes past that, so that a reply of small numbers, two
+ * bytes a token, cannot cost sixteen times its size in memory. */
+#define DOC_TOKENS(len) (4096 + (len) / 16)
+
+/* Where the last shape mismatch was, as a path from the value, and the
+ * shape that was wanted there. */
+static char shape_where[128], shape_want;
+
+/* The end of the shape at s. */
+static const char *
+shape_skip(const char *s)
+{
+	int depth = 0;
+
+	do
+		depth += (*s == '[' || *s == '{') - (*s == ']' || *s == '}');
+	while (*s++ && depth);
+	return s;
+}
+
+/* Checks the value at token i of d against the shape s: 0, or -1 with
+ * shape_where saying where it differs and shape_want what it should be.
+ * Shapes: s a string, i an integer in 64 bits, n a number, b true or
+ * false, * anything, [X] an array of X, {KEY:X,KEY:X} an object whose
+ * members of those names, where present, have those shapes (others are
+ * let be; {} is any object). */
+static int
+shape_at(const struct doc *d, int i, const char *s)
+{
+	const struct json_tok *t = &d->t[i];
+	size_t at = strlen(shape_where), k;
+	char key[40];
+	long long v;
+	int e, ok;
+
+	switch (*s) {
+	case 's': ok = t->type == JSON_STRING; break;
+	case 'n': ok = t->type == JSON_NUMBER; break;
+	case 'i': ok = !json_int(d->js, t, &v); break;
+	case 'b': ok = t->type == JSON_TRUE || t->type == JSON_FALSE; break;
+	case '[': ok = t->type == JSON_ARRAY; break;
+	case '{': ok = t->type == JSON_OBJECT; break;
+	default: ok = 1;
+	}
+	if (!ok) {
+		shape_want = *s;
+		return -1;
+	}
+	if (*s == '[')
+		for (k = 0, e = i + 1; k < t->size; k++, e = (int)d->t[e].next) {
+			snprintf(shape_where + at, sizeof shape_where - at, "[%zu]", k);
+			if (shape_at(d, e, s + 1) < 0)
+				return -1;
+		}
+	else if (*s == '{')
+		for (s++; *s != '}'; s = shape_skip(s) + (*shape_skip(s) == ',')) {
+			k = strcspn(s, ":");
+			snprintf(key, sizeof key, "%.*s", (int)k, s);
+			s += k + 1;
+			snprintf(shape_where + at, sizeof shape_where - at, ".%s", key);
+			if ((e = json_get(d->js, d->t, i, key)) >= 0 && shape_at(d, e, s) < 0)
+				return -1;
+		}
+	shape_where[at] = 0;
+	return 0;
+}
+
+/* Parses a return value, js[0..len), whole into d, and checks that it has
+ * the shape (see shape_at): 0, or the failure's status, recorded. */
+static int
+doc_parse(struct doc *d, const char *js, size_t len, const char *shape, const char *name)
+{
+	struct json_parser p;
+	int n;
+
+	/* One pass for the usual small value; a large one is counted first. */
+	d->js = js;
+	d->t = xrealloc(NULL, 64 * sizeof *d->t);
+	json_init(&p);
+	if ((n = json_parse(&p, js, len, d->t, 64)) == JSON_ENOMEM) {
+		json_init(&p);
+		n = json_parse(&p, js, len, NULL, 0);
+		if (n > 0 && (size_t)n > DOC_TOKENS(len))
+			return fail(EX_PROTO, "%s: a reply of %d values in %zu bytes, more "
+			            "than qga takes", name, n, len);
+		if (n > 0) {
+			d->t = xrealloc(d->t, (size_t)n * sizeof *d->t);
+			json_init(&p);
+			n = json_parse(&p, js, len, d->t, (unsigned)n);
+		}
+	}
+	if (n <= 0)
+		return fail(EX_PROTO, "%s: invalid JSON in reply", name);
+	shape_where[0] = 0;
+	if (shape_at(d, 0, shape) < 0)
+		return fail(EX_PROTO, "%s: unexpected reply: return%s is not %s", name,
+		            shape_where, shape_want == 's' ? "a string" :
+		            shape_want == 'i' ? "an integer" : shape_want == 'n' ? "a number" :
+		            shape_want == 'b' ? "true or false" : shape_want == '[' ?
+		            "an array" : "an object");
+	return 0;
+}
+
+/* Parses the return value of the reply r to the command name, which must
+ * have the shape: a reply of another shape ends qga. */
+static void
+doc_reply(struct doc *d, const struct reply *r, const char *name, const char *shape)
+{
+	const struct json_tok *v = &r->tok[r->ret];
+	size_t q = v->type == JSON_STRING;
+	int s;
+
+	if ((s = doc_parse(d, r->js + v->start - q, v->end - v->start + 2 * q, shape, name)))
+		quit(s);
+}
+
+/* The shapes of the replies that more than one command reads. */
+#define SHAPE_INFO "{version:s,supported_commands:[{name:s,enabled:b,success-response:b}]}"
+#define SHAPE_OSINFO "{kernel-release:s,kernel-version:s,machine:s,id:s,name:s," \
+	"pretty-name:s,version:s,version-id:s,variant:s,variant-id:s}"
+#define SHAPE_EXEC "{pid:i}"
+#define SHAPE_STATUS "{exited:b,exitcode:i,signal:i,out-data:s,err-data:s," \
+	"out-truncated:b,err-truncated:b}"
+
+/* The same for serve, which checks what it uses as it goes. */
 static void
 doc_load(struct doc *d, const struct reply *r)
 {
@@ -2235,7 +2402,6 @@ doc_load(struct doc *d, const struct reply *r)
 	struct json_parser p;
 	int n;
 
-	/* One pass for the usual small value; a large one is counted first. */
 	d->js = r->js + start;
 	d->t = xrealloc(NULL, 64 * sizeof *d->t);
 	json_init(&p);
@@ -2247,7 +2413,6 @@ doc_load(struct doc *d, const struct reply *r)
 	json_init(&p);
 	json_parse(&p, d->js, end - start, d->t, (unsigned)n);
 }
-
 static int
 dget(const struct doc *d, int obj, const char *key)
 {
@@ -2304,6 +2469,37 @@ dtrue(const struct doc *d, int i)
 	for ((k) = 0, (i) = (arr) + 1; (arr) >= 0 && \
 	     (unsigned)(k) < (d)->t[arr].size; (k)++, (i) = (int)(d)->t[i].next)
 
+/* A copy of s with its control characters escaped (see escape). */
+static char *
+escaped(const char *s)
+{
+	size_t n = strlen(s);
+	char *e = xrealloc(NULL, 4 * n + 1);
+
+	escape(e, 4 * n + 1, s, n);
+	return e;
+}
+
+/* Prints a line of text that holds the guest's words, escaped. */
+static PRINTF(1, 2) void
+text_line(const char *fmt, ...)
+{
+	va_list ap;
+	char *s, *e;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	s = xrealloc(NULL, (size_t)n + 1);
+	va_start(ap, fmt);
+	vsnprintf(s, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	puts(e = escaped(s));
+	free(s);
+	free(e);
+}
+
 /* Rows of text printed as aligned columns, the last one unpadded. */
 struct table {
 	char **cell;
@@ -2317,7 +2513,7 @@ table_cell(struct table *t, const char *s)
 		t->cap = t->cap ? 2 * t->cap : 16 * t->ncol;
 		t->cell = xrealloc(t->cell, (size_t)t->cap * sizeof *t->cell);
 	}
-	t->cell[t->n++] = xstrdup(s);
+	t->cell[t->n++] = escaped(s);
 }
 
 static void
@@ -2446,7 +2642,8 @@ command_list(const struct reply *r, int qmp, struct buf *names)
 
 	buf_add(names, ",", 1);
 	if (r->ret >= 0) {
-		doc_load(&d, r);
+		doc_reply(&d, r, qmp ? "query-commands" : "guest-info",
+		          qmp ? "[{name:s}]" : SHAPE_INFO);
 		l = qmp ? 0 : dget(&d, 0, "supported_commands");
 		each(&d, l, i, k) {
 			n = dstr(&d, dget(&d, i, "name"));
@@ -2527,7 +2724,7 @@ guest_windows(void)
 		call_any(&b, "guest-get-osinfo", &r, opt.timeout);
 		win = 0;
 		if (r.err < 0) {
-			doc_load(&d, &r);
+			doc_reply(&d, &r, "guest-get-osinfo", SHAPE_OSINFO);
 			win = (v = dget(&d, 0, "id")) >= 0 && json_eq(d.js, &d.t[v], "mswindows");
 			free(d.t);
 		}
@@ -3010,7 +3207,7 @@ exec_ended(const struct buf *req, struct doc *d)
 	struct reply r;
 
 	call(req, "guest-exec-status", &r);
-	doc_load(d, &r);
+	doc_reply(d, &r, "guest-exec-status", SHAPE_STATUS);
 	if (dtrue(d, dget(d, 0, "exited")))
 		return 1;
 	free(d->t);
@@ -3165,7 +3362,7 @@ cmd_exec(int argc, char **argv)
 		leave(strstr(desc, "No such file") ? 127 : strstr(desc, "Permission denied") ||
 		      strstr(desc, "Exec format error") ? 126 : 255);
 	}
-	doc_load(&d, &r);
+	doc_reply(&d, &r, "guest-exec", SHAPE_EXEC);
 	pid = dint(&d, dget(&d, 0, "pid"), -1);
 	free(d.t);
 	if (pid < 0)
@@ -3227,7 +3424,7 @@ cmd_exec_status(int argc, char **argv)
 		print_result(&r);
 		return 0;
 	}
-	doc_load(&d, &r);
+	doc_reply(&d, &r, "guest-exec-status", SHAPE_STATUS);
 	if (!dtrue(&d, dget(&d, 0, "exited"))) {
 		warn("pid %lld still runs in the guest", pid);
 		leave(124);
@@ -3940,7 +4137,11 @@ static void file_close(int quiet);
 static char remote_tmp[4096];    /* a partial upload, removed on exit */
 static int guest_run(const char *const *argv);
 static long long guest_start(const char *const *argv, int capture);
-static int guest_wait(long long pid, struct buf *out);
+static int guest_wait(long long pid, struct buf *out, long long ms);
+/* The longest wait for a program that qga runs in the guest for its own
+ * ends (rm, mv, tar), which a guest that never says it ended would make
+ * endless. */
+#define RUN_TIMEOUT 600000
 static unsigned long long put_data(int fd, long long at, const char *local, const char *remote,
                                    struct sha256 *sha);
 static long long guest_seek(long long h, long long off, const char *whence);
@@ -4138,7 +4339,9 @@ verify(const char *what, const char *path, struct sha256 *sha)
 	struct buf out = {0}, line = {0}, enc = {0};
 	char mine[65];
 	const char *q;
-	int win = guest_windows();
+	int st, win = guest_windows();
+	/* A minute, and the time to read the file at 20 MB/s. */
+	long long ms = timeout_or(60000 + (long long)(sha->len / 20000));
 
 	sha_hex(sha, mine);
 	if (win) {
@@ -4152,7 +4355,13 @@ verify(const char *what, const char *path, struct sha256 *sha)
 		enc.p[enc.len - 1] = 0;
 		ps[4] = enc.p + 1;
 	}
-	if (guest_wait(guest_start(win ? ps : sh, 1), &out) || out.len < 64)
+	st = guest_wait(guest_start(win ? ps : sh, 1), &out, ms);
+	if (interrupted)
+		die(EX_IO, "%s --verify: interrupted", what);
+	if (st == -2)
+		die(EX_TIMEOUT, "%s --verify: %s in the guest did not end within %s", what,
+		    win ? "Get-FileHash" : "sha256sum", seconds(ms));
+	if (st || out.len < 64)
 		die(EX_AGENT, "%s --verify: no %s in the guest for %s", what,
 		    win ? "Get-FileHash" : "sha256sum", path);
 	if (strncasecmp(out.p, mine, 64))
@@ -4496,7 +4705,7 @@ guest_start(const char *const *argv, int capture)
 	}
 	buf_str(&req, capture ? "],\"capture-output\":true}}" : "]}}");
 	if (!transact(&sess, req.p, req.len, &r, "guest-exec", opt.timeout) && r.ret >= 0) {
-		doc_load(&d, &r);
+		doc_reply(&d, &r, "guest-exec", SHAPE_EXEC);
 		pid = dint(&d, dget(&d, 0, "pid"), -1);
 		free(d.t);
 	}
@@ -4504,45 +4713,56 @@ guest_start(const char *const *argv, int capture)
 	return pid;
 }
 
-/* Waits for the program of pid to end: its exit status, or -1; its
- * captured stdout in out, unless NULL. */
+/* Waits up to ms for the program of pid to end: its exit status, -1
+ * when it did not run or a signal ended it or the wait, -2 when it still
+ * runs at the deadline; its captured stdout in out, unless NULL. The
+ * status is asked for at once, then less and less often. */
 static int
-guest_wait(long long pid, struct buf *out)
+guest_wait(long long pid, struct buf *out, long long ms)
 {
 	struct timespec nap = {0, 2000000};
+	long long deadline = deadline_in(ms);
 	struct buf req = {0};
 	struct reply r;
 	struct doc d;
-	int code = -1, ended = 0;
+	int code = -1, ended = 0, polls = 0;
 
 	if (pid < 0)
 		return -1;
 	req_begin(&req, "guest-exec-status");
 	req_int(&req, "pid", pid);
 	req_end(&req);
-	/* A program a signal ended ends the wait too, with -1. */
 	while (!ended && !interrupted &&
 	       !transact(&sess, req.p, req.len, &r, "guest-exec-status", opt.timeout) &&
 	       r.ret >= 0) {
-		doc_load(&d, &r);
+		doc_reply(&d, &r, "guest-exec-status", SHAPE_STATUS);
 		if ((ended = dtrue(&d, dget(&d, 0, "exited")))) {
 			code = dget(&d, 0, "signal") >= 0 ? -1 :
 			       (int)dint(&d, dget(&d, 0, "exitcode"), -1);
 			if (out && dget(&d, 0, "out-data") >= 0)
 				b64_decode(out, d.js, &d.t[dget(&d, 0, "out-data")]);
-		} else
+		} else if (now_ms() >= deadline) {
+			code = -2;
+			ended = 1;
+		} else {
 			nanosleep(&nap, NULL);
+			if (++polls > 50 && nap.tv_nsec < 100000000)
+				nap.tv_nsec *= 2;
+		}
 		free(d.t);
 	}
 	free(req.p);
 	return code;
 }
 
-/* Runs a program in the guest as guest_start does, and waits for it. */
+/* Runs a program in the guest as guest_start does, and waits for it up
+ * to RUN_TIMEOUT (-t overrides it); after a signal, what undoes a command
+ * waits no longer than a reply. */
 static int
 guest_run(const char *const *argv)
 {
-	return guest_wait(guest_start(argv, 0), NULL);
+	return guest_wait(guest_start(argv, 0), NULL, signals ? opt.timeout :
+	                  timeout_or(RUN_TIMEOUT));
 }
 
 /* Sends fd's bytes to the open guest file; returns how many. sha (unless
@@ -4591,7 +4811,7 @@ put_data(int fd, long long at, const char *local, const char *remote, struct sha
 			buf_add(&req, "\"", 1);
 			req_end(&req);
 			call(&req, "guest-file-write", &r);
-			doc_load(&d, &r);
+			doc_reply(&d, &r, "guest-file-write", "{count:i,eof:b}");
 			count = dint(&d, dget(&d, 0, "count"), -1);
 			free(d.t);
 			if (count <= 0 || (size_t)count > data.len - off)
@@ -4683,7 +4903,7 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 	struct reply r;
 	struct doc d;
 	const char *why = "guest-file-read is not enabled in the guest agent";
-	char path[sizeof stream_tmp + 12], wrap[224], *keep;
+	char path[sizeof stream_tmp + 12], wrap[224], *keep = NULL;
 	const char *pre[] = {"-c", wrap, "sh", stream_tmp, NULL};
 	void (*was)(void) = on_leave;
 	long long delay = 200000, rm;
@@ -4712,7 +4932,7 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 	why = "the guest has no /bin/sh";
 	if (r.err >= 0)
 		goto cannot;
-	doc_load(&d, &r);
+	doc_reply(&d, &r, "guest-exec", SHAPE_EXEC);
 	req_begin(&st, "guest-exec-status");
 	req_int(&st, "pid", stream_pid = dint(&d, dget(&d, 0, "pid"), -1));
 	req_end(&st);
@@ -4748,7 +4968,7 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 	}
 	on_leave = was;
 	file_close(0);
-	guest_wait(rm, NULL);
+	guest_wait(rm, NULL, timeout_or(RUN_TIMEOUT));
 	free(req.p);
 	free(st.p);
 	i = exec_finish(&d, prog);
@@ -4945,6 +5165,39 @@ cmd_put(int argc, char **argv)
 /* Built-in commands: information                                      */
 /* ------------------------------------------------------------------ */
 
+/* The shape (see shape_at) of each reply that a command shows as text. */
+static const char *const shapes[][2] = {
+	{"guest-info", SHAPE_INFO},
+	{"guest-get-osinfo", SHAPE_OSINFO},
+	{"guest-get-host-name", "{host-name:s}"},
+	{"guest-get-time", "i"},
+	{"guest-get-timezone", "{zone:s,offset:i}"},
+	{"guest-get-users", "[{user:s,domain:s,login-time:n}]"},
+	{"guest-network-get-interfaces", "[{name:s,hardware-address:s,"
+	 "ip-addresses:[{ip-address:s,ip-address-type:s,prefix:i}]}]"},
+	{"guest-get-fsinfo", "[{name:s,mountpoint:s,type:s,used-bytes:i,total-bytes:i,"
+	 "total-bytes-privileged:i,disk:[{dev:s}]}]"},
+	{"guest-get-vcpus", "[{logical-id:i,online:b,can-offline:b}]"},
+	{"guest-get-disks", "[{name:s,partition:b,dependencies:[s],alias:s,"
+	 "address:{bus-type:s,serial:s}}]"},
+	{"guest-network-get-route", "[{iface:s,destination:s,gateway:s,mask:s,"
+	 "desprefixlen:s,nexthop:s,metric:i,flags:n,version:i}]"},
+	{"guest-get-load", "{load1m:n,load5m:n,load15m:n}"},
+	{"guest-fsfreeze-status", "s"},
+	{"guest-fstrim", "{paths:[{path:s,error:s,trimmed:i}]}"},
+	{"guest-ssh-get-authorized-keys", "{keys:[s]}"},
+};
+
+static const char *
+shape_of(const char *name)
+{
+	size_t i;
+
+	for (i = 0; strcmp(shapes[i][0], name); i++)
+		;
+	return shapes[i][1];
+}
+
 /* Runs a command without arguments; with -j prints its reply and ends. */
 static void
 simple_call(const char *name, struct reply *r, struct doc *d)
@@ -4959,7 +5212,7 @@ simple_call(const char *name, struct reply *r, struct doc *d)
 		leave(0);
 	}
 	if (d)
-		doc_load(d, r);
+		doc_reply(d, r, name, shape_of(name));
 }
 
 /* Formats Unix time as ISO 8601 UTC, with nanoseconds unless nsec < 0. */
@@ -5062,9 +5315,9 @@ show_info(const struct doc *d)
 	}
 	qsort(names, (size_t)n, sizeof *names, by_name);
 	version = dstr(d, dget(d, 0, "version"));
-	printf("qemu-ga %s: %d commands, %d disabled\n", version, n, off);
+	text_line("qemu-ga %s: %d commands, %d disabled", version, n, off);
 	for (i = 0; i < n; i++) {
-		printf("%s\n", names[i]);
+		text_line("%s", names[i]);
 		free(names[i]);
 	}
 	for (i = 0; i < (int)NNEWER; i += 2)
@@ -5078,13 +5331,25 @@ static void
 show_osinfo(const struct doc *d)
 {
 	int i, k;
-	char *s;
+	char *key, *s;
 
 	for (k = 0, i = 1; (unsigned)k < d->t[0].size; k++, i = (int)d->t[i + 1].next) {
-		s = dstr(d, i + 1);
-		printf("%.*s: %s\n", (int)(d->t[i].end - d->t[i].start), d->js + d->t[i].start, s);
+		key = dstr(d, i);
+		s = dtext(d, i + 1);
+		text_line("%s: %s", key, s);
+		free(key);
 		free(s);
 	}
+}
+
+/* A reply that is a string, as fsfreeze status has it. */
+static void
+show_text(const struct doc *d)
+{
+	char *s;
+
+	text_line("%s", s = dtext(d, 0));
+	free(s);
 }
 
 static void
@@ -5092,7 +5357,7 @@ show_hostname(const struct doc *d)
 {
 	char *s;
 
-	printf("%s\n", s = dstr(d, dget(d, 0, "host-name")));
+	text_line("%s", s = dstr(d, dget(d, 0, "host-name")));
 	free(s);
 }
 
@@ -5109,12 +5374,15 @@ static void
 show_timezone(const struct doc *d)
 {
 	long long off;
+	unsigned long long a;
 	char *zone;
 
 	off = dint(d, dget(d, 0, "offset"), 0);
+	/* Unsigned, so that the most negative offset has a size too. */
+	a = off < 0 ? 0 - (unsigned long long)off : (unsigned long long)off;
 	zone = dstr(d, dget(d, 0, "zone"));
-	printf("%s%s%c%02lld%02lld\n", zone, *zone ? " " : "", off < 0 ? '-' : '+',
-	       (off < 0 ? -off : off) / 3600, (off < 0 ? -off : off) / 60 % 60);
+	text_line("%s%s%c%02llu%02llu", zone, *zone ? " " : "", off < 0 ? '-' : '+',
+	          a / 3600, a / 60 % 60);
 	free(zone);
 }
 
@@ -5158,8 +5426,29 @@ local_ip(const char *ip)
 	       !strcmp(ip, "::1") || !strncmp(ip, "fe80:", 5);
 }
 
+/* Whether the guest's ip is an address, which may be put on a command
+ * line: what inet_pton takes, an IPv6 one with a zone of letters, digits
+ * and ._- after a %. */
+static int
+is_ip(const char *ip)
+{
+	unsigned char a[16];
+	char s[INET6_ADDRSTRLEN + 1];
+	size_t n = strcspn(ip, "%");
+
+	if (n >= sizeof s)
+		return 0;
+	memcpy(s, ip, n);
+	s[n] = 0;
+	if (!ip[n])
+		return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+	return ip[n + 1] && !ip[n + 1 + strspn(ip + n + 1, "abcdefghijklmnopqrstuvwxyz"
+	       "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")] && inet_pton(AF_INET6, s, a) == 1;
+}
+
 /* Counts the addresses of the interfaces named iface (all for NULL) of
- * family fam ("ipv4", "ipv6" or NULL), printing them unless quiet. */
+ * family fam ("ipv4", "ipv6" or NULL), printing them unless quiet. What
+ * is not an address is left out, and said. */
 static int
 print_ips(const struct doc *d, const char *iface, const char *fam, int all,
           int quiet)
@@ -5176,7 +5465,9 @@ print_ips(const struct doc *d, const char *iface, const char *fam, int all,
 			if (fam && (v < 0 || !json_eq(d->js, &d->t[v], fam)))
 				continue;
 			ip = dstr(d, dget(d, a, "ip-address"));
-			if (*ip && (all || !local_ip(ip)) && ++n && !quiet)
+			if (*ip && !is_ip(ip) && !quiet)
+				warn("ip: '%s' is not an address: left out", ip);
+			else if (*ip && (all || !local_ip(ip)) && ++n && !quiet)
 				printf("%s\n", ip);
 			free(ip);
 		}
@@ -5218,7 +5509,8 @@ cmd_ip(int argc, char **argv)
 		quit(s);
 	for (;;) {
 		call(&b, "guest-network-get-interfaces", &r);
-		doc_load(&d, &r);
+		doc_reply(&d, &r, "guest-network-get-interfaces",
+		          shape_of("guest-network-get-interfaces"));
 		n = print_ips(&d, argv[optind], fam, all, opt.json);
 		free(d.t);
 		if (n || wait <= 0 || now_ms() >= deadline)
@@ -5230,6 +5522,18 @@ cmd_ip(int argc, char **argv)
 	if (opt.json)
 		print_result(&r);
 	return !n;
+}
+
+/* 100 * part / whole rounded up, for whole > 0 and part >= 0; sizes
+ * near 2^63 are taken in units of 128 bytes, so that nothing overflows. */
+static long long
+percent(long long part, long long whole)
+{
+	while (part > LLONG_MAX / 200 || whole > LLONG_MAX / 200) {
+		part /= 128;
+		whole /= 128;
+	}
+	return whole ? (part * 100 + whole - 1) / whole : 100;
 }
 
 /* What df(1) shows: Size is the whole filesystem (total-bytes-privileged,
@@ -5254,7 +5558,7 @@ show_df(const struct doc *d)
 		total = dint(d, dget(d, i, "total-bytes"), -1);
 		size = dint(d, dget(d, i, "total-bytes-privileged"), total);
 		if (used >= 0 && total > 0)
-			snprintf(pct, sizeof pct, "%lld%%", (used * 100 + total - 1) / total);
+			snprintf(pct, sizeof pct, "%lld%%", percent(used, total));
 		else
 			strcpy(pct, "-");
 		table_add(&t, mnt, type, *dev ? dev : "-", human(size, s, sizeof s),
@@ -5595,7 +5899,8 @@ freeze_call(const char *name, char **mounts, int n)
 }
 
 /* Thaws the guest, reconnecting for up to a minute when the connection
- * broke. */
+ * broke. Signals wait until it is done: a second one would end qga with
+ * the guest frozen. */
 static void
 thaw_always(void)
 {
@@ -5605,6 +5910,7 @@ thaw_always(void)
 	struct reply r;
 	int s;
 
+	hold_signals(1);
 	for (;;) {
 		interrupted = 0;
 		if (!(s = session_open(&sess, opt.addr, opt.timeout)))
@@ -5617,6 +5923,7 @@ thaw_always(void)
 				n = -1;
 			fprintf(stderr, "qga: fsfreeze --run: thawed %lld filesystem%s\n", n,
 			        n == 1 ? "" : "s");
+			hold_signals(0);
 			return;
 		}
 		conn_close(&sess);
@@ -5697,7 +6004,6 @@ cmd_fsfreeze(int argc, char **argv)
 	struct doc d;
 	long long n, max = 60000;
 	int ch, run = 0;
-	char *s;
 
 	while ((ch = cmdopt(argc, argv)) != -1) {
 		if (ch == O_RUN)
@@ -5715,8 +6021,7 @@ cmd_fsfreeze(int argc, char **argv)
 		return -1;
 	if (!strcmp(argv[0], "status") && argc == 1) {
 		simple_call("guest-fsfreeze-status", &r, &d);
-		printf("%s\n", s = dstr(&d, 0));
-		free(s);
+		show_text(&d);
 		free(d.t);
 		return 0;
 	}
@@ -5736,6 +6041,28 @@ cmd_fsfreeze(int argc, char **argv)
 	return 0;
 }
 
+static void
+show_fstrim(const struct doc *d)
+{
+	struct table t = {NULL, 2, 0, 0};
+	char *path, *err, n[32];
+	int i, k, v;
+
+	each(d, dget(d, 0, "paths"), i, k) {
+		path = dstr(d, dget(d, i, "path"));
+		err = dstr(d, dget(d, i, "error"));
+		/* A Windows guest's trim says no count. */
+		if ((v = dget(d, i, "trimmed")) < 0)
+			strcpy(n, "trimmed");
+		else
+			snprintf(n, sizeof n, "%lld bytes trimmed", dint(d, v, 0));
+		table_add(&t, path, *err ? err : n);
+		free(path);
+		free(err);
+	}
+	table_print(&t);
+}
+
 static int
 cmd_fstrim(int argc, char **argv)
 {
@@ -5743,9 +6070,7 @@ cmd_fstrim(int argc, char **argv)
 	struct reply r;
 	struct doc d;
 	long long min = 0;
-	char *end, *path, *err, n[32];
-	int i, k, v, paths;
-	struct table t = {NULL, 2, 0, 0};
+	char *end;
 
 	if (argc > 2)
 		return -1;
@@ -5761,21 +6086,8 @@ cmd_fstrim(int argc, char **argv)
 		print_result(&r);
 		return 0;
 	}
-	doc_load(&d, &r);
-	paths = dget(&d, 0, "paths");
-	each(&d, paths, i, k) {
-		path = dstr(&d, dget(&d, i, "path"));
-		err = dstr(&d, dget(&d, i, "error"));
-		/* A Windows guest's trim says no count. */
-		if ((v = dget(&d, i, "trimmed")) < 0)
-			strcpy(n, "trimmed");
-		else
-			snprintf(n, sizeof n, "%lld bytes trimmed", dint(&d, v, 0));
-		table_add(&t, path, *err ? err : n);
-		free(path);
-		free(err);
-	}
-	table_print(&t);
+	doc_reply(&d, &r, "guest-fstrim", shape_of("guest-fstrim"));
+	show_fstrim(&d);
 	free(d.t);
 	return 0;
 }
@@ -5865,6 +6177,18 @@ cmd_passwd(int argc, char **argv)
 	return 0;
 }
 
+static void
+show_keys(const struct doc *d)
+{
+	char *key;
+	int i, k;
+
+	each(d, dget(d, 0, "keys"), i, k) {
+		text_line("%s", key = dstr(d, i));
+		free(key);
+	}
+}
+
 static int
 cmd_ssh_keys(int argc, char **argv)
 {
@@ -5872,8 +6196,8 @@ cmd_ssh_keys(int argc, char **argv)
 	struct reply r;
 	struct doc d;
 	const char *name, *file, *user;
-	char *line, *next, *key, desc[400];
-	int i, k, n = 0, fd = 0, keys, reset;
+	char *line, *next, desc[400];
+	int n = 0, fd = 0, reset;
 
 	if (argc < 3)
 		return -1;
@@ -5893,12 +6217,9 @@ cmd_ssh_keys(int argc, char **argv)
 			print_result(&r);
 			return 0;
 		}
-		doc_load(&d, &r);
-		keys = dget(&d, 0, "keys");
-		each(&d, keys, i, k) {
-			printf("%s\n", key = dstr(&d, i));
-			free(key);
-		}
+		doc_reply(&d, &r, "guest-ssh-get-authorized-keys",
+		          shape_of("guest-ssh-get-authorized-keys"));
+		show_keys(&d);
 		free(d.t);
 		return 0;
 	}
@@ -6110,17 +6431,22 @@ probe(const struct found *f)
 		leave(0);
 	}
 	simple_call("guest-info", &r, &d);
-	ver = dstr(&d, dget(&d, 0, "version"));
+	m = dstr(&d, dget(&d, 0, "version"));
+	ver = escaped(m);
+	free(m);
 	free(d.t);
 	buf_str(&req, "{\"execute\":\"guest-get-osinfo\"}");
 	call_any(&req, "guest-get-osinfo", &r, opt.timeout);
 	if (r.err < 0) {
-		doc_load(&d, &r);
+		doc_reply(&d, &r, "guest-get-osinfo", SHAPE_OSINFO);
 		if ((i = dget(&d, 0, "pretty-name")) < 0)
 			i = dget(&d, 0, "name");
-		os = dstr(&d, i);
+		m = dstr(&d, i);
+		os = escaped(m);
+		free(m);
 		free(d.t);
 	}
+	/* Escaped, the guest's words hold no tab or newline of this line. */
 	printf("up\t%s\t%s\n", ver, os && *os ? os : "-");
 	free(ver);
 	free(os);

@@ -30,11 +30,17 @@
  *             greets, and nothing else
  *   liar      answers commands with an error whose desc holds newlines
  *             and what would pass for lines of serve's log
+ *   replies FILE
+ *             answers each command with the reply FILE gives it, a line
+ *             "COMMAND<TAB>REPLY" (the first for that command; FILE is
+ *             read again for each connection), and any other with
+ *             {"return": {}}: a test crafts hostile replies; each
+ *             request is appended to SOCKET.log
  *
  * A request's top-level id comes back in each of its replies, as the
  * real agent echoes it.
  *
- * usage: fakeagent SOCKET SCENARIO
+ * usage: fakeagent SOCKET SCENARIO [FILE]
  */
 #include <signal.h>
 #include <stdarg.h>
@@ -54,6 +60,9 @@ static FILE *reqlog;
 /* The id of the request being answered, which each reply echoes, as the
  * agent does: the request's own text, or empty. */
 static char req_id[64];
+/* replies: the lines of FILE, "COMMAND\tREPLY". */
+static char **lines;
+static size_t nlines;
 
 static int
 is(const char *s)
@@ -321,6 +330,49 @@ flood(void)
 	outs("ent\": \"FLOOD\"}\n");
 }
 
+/* replies: the reply FILE gives the command at t[name]. */
+static void
+replies(const char *js, size_t len, const struct json_tok *t, int name)
+{
+	size_t i, n;
+
+	fprintf(reqlog, "%.*s\n", (int)len, js);
+	fflush(reqlog);
+	for (i = 0; i < nlines; i++) {
+		n = strcspn(lines[i], "\t");
+		if (lines[i][n] && (size_t)(t[name].end - t[name].start) == n &&
+		    !memcmp(js + t[name].start, lines[i], n)) {
+			outs(lines[i] + n + 1);
+			return;
+		}
+	}
+	outs("{\"return\": {}}\n");
+}
+
+/* Reads FILE's lines, each kept with its newline, again for each
+ * connection: a test changes the replies between two runs of qga. */
+static void
+read_lines(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+
+	while (nlines)
+		free(lines[--nlines]);
+	if (!f) {
+		perror(path);
+		exit(1);
+	}
+	while (getline(&line, &cap, f) > 0) {
+		lines = realloc(lines, (nlines + 1) * sizeof *lines);
+		lines[nlines++] = line;
+		line = NULL;
+		cap = 0;
+	}
+	fclose(f);
+}
+
 /* Answers one request; returns 0 to end the connection. */
 static int
 answer(const char *js, size_t len, int after_ff)
@@ -414,6 +466,10 @@ answer(const char *js, size_t len, int after_ff)
 		windows(js, len, t, name, args);
 		return 1;
 	}
+	if (is("replies")) {
+		replies(js, len, t, name);
+		return 1;
+	}
 	if (is("garbage")) {
 		outs("this is not JSON\n");
 	} else if (is("invalid")) {
@@ -482,12 +538,13 @@ main(int argc, char **argv)
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	int lfd;
 
-	if (argc != 3 || strlen(argv[1]) >= sizeof sun.sun_path) {
-		fputs("usage: fakeagent SOCKET SCENARIO\n", stderr);
+	if (argc < 3 || argc != 3 + !strcmp(argv[2], "replies") ||
+	    strlen(argv[1]) >= sizeof sun.sun_path) {
+		fputs("usage: fakeagent SOCKET SCENARIO [FILE]\n", stderr);
 		return 2;
 	}
 	scenario = argv[2];
-	if (is("windows")) {
+	if (is("windows") || is("replies")) {
 		char log[sizeof sun.sun_path + 8];
 		snprintf(log, sizeof log, "%s.log", argv[1]);
 		if (!(reqlog = fopen(log, "w"))) {
@@ -507,6 +564,8 @@ main(int argc, char **argv)
 	for (;;) {
 		if ((cfd = accept(lfd, NULL, NULL)) < 0)
 			continue;
+		if (is("replies"))
+			read_lines(argv[3]);
 		serve();
 		close(cfd);
 	}
