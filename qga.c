@@ -2392,27 +2392,6 @@ doc_reply(struct doc *d, const struct reply *r, const char *name, const char *sh
 #define SHAPE_STATUS "{exited:b,exitcode:i,signal:i,out-data:s,err-data:s," \
 	"out-truncated:b,err-truncated:b}"
 
-/* The same for serve, which checks what it uses as it goes. */
-static void
-doc_load(struct doc *d, const struct reply *r)
-{
-	const struct json_tok *v = &r->tok[r->ret];
-	size_t start = v->start - (v->type == JSON_STRING);
-	size_t end = v->end + (v->type == JSON_STRING);
-	struct json_parser p;
-	int n;
-
-	d->js = r->js + start;
-	d->t = xrealloc(NULL, 64 * sizeof *d->t);
-	json_init(&p);
-	if (json_parse(&p, d->js, end - start, d->t, 64) != JSON_ENOMEM)
-		return;
-	json_init(&p);
-	n = json_parse(&p, d->js, end - start, NULL, 0);
-	d->t = xrealloc(d->t, (size_t)n * sizeof *d->t);
-	json_init(&p);
-	json_parse(&p, d->js, end - start, d->t, (unsigned)n);
-}
 static int
 dget(const struct doc *d, int obj, const char *key)
 {
@@ -6790,16 +6769,21 @@ check_names(const struct reply *r)
 }
 
 /* Marks in the agent's guest-info reply the commands the proxy refuses:
- * "enabled": false, and "denied": true beside it. */
-static void
+ * "enabled": false, and "denied": true beside it. -1 for a reply that is
+ * not guest-info's, whose failure is recorded. */
+static int
 mark_denied(struct buf *b, const struct reply *r)
 {
+	const struct json_tok *t = &r->tok[r->ret];
 	struct doc d;
 	size_t from = 0, at;
 	int list, i, k, v;
 	char *n;
 
-	doc_load(&d, r);
+	if (doc_parse(&d, r->js + t->start, t->end - t->start, SHAPE_INFO, "guest-info")) {
+		free(d.t);
+		return -1;
+	}
 	list = dget(&d, 0, "supported_commands");
 	each(&d, list, i, k) {
 		n = dstr(&d, dget(&d, i, "name"));
@@ -6813,6 +6797,7 @@ mark_denied(struct buf *b, const struct reply *r)
 	}
 	buf_add(b, r->js + from, r->len - from);
 	free(d.t);
+	return 0;
 }
 
 /* Binds a unix socket at path, replacing only a stale socket there. It
@@ -8601,11 +8586,16 @@ error_status(const struct reply *r)
 static void
 exec_step(struct item *it, const struct reply *r)
 {
+	const struct json_tok *t = &r->tok[r->ret];
 	struct buf b = {0};
 	struct doc d;
 
-	doc_load(&d, r);
-	if (!it->pid && (it->pid = dint(&d, dget(&d, 0, "pid"), -1)) < 0)
+	if (doc_parse(&d, r->js + t->start - (t->type == JSON_STRING),
+	              t->end - t->start + 2 * (t->type == JSON_STRING),
+	              it->pid ? SHAPE_STATUS : SHAPE_EXEC,
+	              it->pid ? "guest-exec-status" : "guest-exec"))
+		item_fail(it, 502, "GenericError", errmsg);
+	else if (!it->pid && (it->pid = dint(&d, dget(&d, 0, "pid"), -1)) < 0)
 		item_fail(it, 500, "GenericError", "guest-exec: no pid in the reply");
 	else if (it->polls && dtrue(&d, dget(&d, 0, "exited"))) {
 		if (exec_json(&b, &d) < 0)
@@ -8721,7 +8711,11 @@ agent_reply(const char *js, size_t len)
 		return;
 	}
 	if (r.ret >= 0 && !strcmp(it->name, "guest-info") && (sv.nallow || sv.ndeny)) {
-		mark_denied(&marked, &r);
+		if (mark_denied(&marked, &r) < 0) {
+			item_fail(it, 502, "GenericError", errmsg);
+			free(marked.p);
+			return;
+		}
 		reply_text(&r, marked.p, marked.len, "agent");
 	}
 	buf_str(&b, r.ret >= 0 ? "{\"return\": " : "{\"error\": ");

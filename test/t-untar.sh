@@ -97,6 +97,12 @@ expect "untar: the folder there is as it was" test -z "$(ls -A "$U/out/race")"
 expect "untar: the copy stays beside it" test "$(cat "$U/out"/race.qga-*/f)" = x
 rm -rf "$U/out/race" "$U/out"/race.qga-*
 
+# A name's control characters reach no terminal: they are shown escaped.
+evil "$(printf '3|./a\033]0;owned\007\033[2J|0644||')" '0|./fine|0644||x'
+check "untar: a skipped name's control characters escaped" 0 '' \
+	'qga: get -r: a\\x1b]0;owned\\x07\\x1b\[2J: skipped: a character device' \
+	$QGA -s "$U/qga.sock" get -r "$U/src" "$U/out/esc"
+
 # Names that reach out of the folder.
 evil '0|../../escaped|0644||x' '0|/abs|0644||x' '0|./a/../../up|0644||x' '0|./ok|0644||fine'
 check "untar: .. and absolute names skipped" 0 '' \
