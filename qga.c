@@ -3799,13 +3799,21 @@ tar_refused(const struct tar_head *h, const char *name, int sparse)
 	}
 }
 
+/* The bytes of data that follow the header h: none for a link, a device,
+ * a FIFO or a folder, whatever its size says (as POSIX has it). */
+static unsigned long long
+tar_data(const struct tar_head *h)
+{
+	return strchr("123456", h->type) ? 0 : h->size;
+}
+
 /* Makes the entry h, named name (clean), whose data comes next. */
 static int
 tar_entry(struct untar *u, struct tar_head *h, char *name, char *link, int sparse)
 {
 	const char *why = tar_refused(h, name, sparse), *leaf;
 	struct stat st = {0};
-	int dir, fd, s = 0, made = 0, data = !strchr("123456", h->type);
+	int dir, fd, s = 0, made = 0;
 
 	if (!why && !*name && h->type != '5')
 		why = "not a folder, as the copy's own name";
@@ -3814,11 +3822,11 @@ tar_entry(struct untar *u, struct tar_head *h, char *name, char *link, int spars
 			warn("get -r: %s: skipped: %s", name, why);
 		else if ((s = tar_keep(u, "", NULL, h, &st)))
 			return s;
-		return data ? tar_read(u, NULL, h->size) : 0;
+		return tar_read(u, NULL, tar_data(h));
 	}
 	if ((dir = tar_parent(u->root, name, &leaf, 1)) < 0) {
 		warn("get -r: %s: skipped: a part of its name is not a folder", name);
-		return data ? tar_read(u, NULL, h->size) : 0;
+		return tar_read(u, NULL, tar_data(h));
 	}
 	switch (h->type) {
 	case '5':
@@ -3981,11 +3989,11 @@ untar(struct untar *u)
 		link = x.link.len ? x.link.p : h.link;
 		if (tar_clean(name) < 0) {
 			warn("get -r: %s: skipped: a name outside the folder", name);
-			s = strchr("123456", h.type) ? 0 : tar_read(u, NULL, h.size);
+			s = tar_read(u, NULL, tar_data(&h));
 		} else
 			s = tar_entry(u, &h, name, link, x.sparse);
-		if (!s && !strchr("123456", h.type))
-			s = tar_read(u, NULL, -h.size & 511);
+		if (!s)
+			s = tar_read(u, NULL, -tar_data(&h) & 511);
 		x.path.len = x.link.len = 0;
 		x.has_size = x.has_mtime = x.sparse = 0;
 		if (s)
