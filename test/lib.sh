@@ -56,6 +56,18 @@ wait_for() {
 	done
 }
 
+# wait_until SECONDS CMD...: runs CMD every 50 ms until it succeeds, for
+# at most SECONDS; fails when it never did.
+wait_until() {
+	_i=0 _n=$(($1 * 20))
+	shift
+	until "$@"; do
+		_i=$((_i + 1))
+		[ $_i -gt $_n ] && { echo "timed out waiting for: $*" >&2; return 1; }
+		sleep 0.05
+	done
+}
+
 # The agent's dangerous commands: the tests never let them run here.
 BLOCK=guest-shutdown,guest-suspend-disk,guest-suspend-ram,guest-suspend-hybrid
 BLOCK=$BLOCK,guest-fsfreeze-freeze,guest-fsfreeze-freeze-list,guest-fsfreeze-thaw

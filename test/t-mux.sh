@@ -53,18 +53,34 @@ for d in 1 2 3; do
 done
 $QGA -s "$X/proxy.sock" - <"$X/batch2" >/dev/null 2>&1 &
 doomed=$!
-sleep 0.1
+# One more client pings every 10 ms until told to stop, so that requests
+# come while each agent is away, however slowly the others run.
+perl -e 'BEGIN { $| = 1 } until (-e $ARGV[0]) { print "{\"execute\":\"guest-ping\"}\n";
+	select(undef, undef, undef, 0.01) }' "$X/stop" | $QGA -s "$X/proxy.sock" - >"$X/steady" 2>/dev/null &
+steady=$!
+# metric NAME: the value of a line of the proxy's /metrics, 0 when absent.
+metric() {
+	curl -s "http://127.0.0.1:$hport/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
+}
+unavailable='qga_requests_total{command="guest-ping",outcome="unavailable"}'
+# more_than NAME N: whether that metric has passed N.
+more_than() { [ "$(metric "$1")" -gt "$2" ]; }
+wait_until 30 test -s "$X/out1"
 kill -9 $doomed 2>/dev/null
-# The agent is killed twice while the clients run: each instance must have
-# lived until then.
-sleep 0.2
-alive xagent1 && lived1=yes
-kill -9 "$PID_xagent1"
-agent 2
-sleep 0.3
-alive xagent2 && lived2=yes
-kill -9 "$PID_xagent2"
-agent 3
+# The agent is killed twice while the clients run, each time once the
+# proxy was seen to use it: each instance must have lived until then, and
+# requests that come while it is away fail.
+for n in 1 2; do
+	wait_until 30 more_than qga_agent_reconnects_total $((n - 1))
+	away=$(metric "$unavailable")
+	alive "xagent$n" && eval "lived$n=yes"
+	eval "kill -9 \"\$PID_xagent$n\""
+	wait_until 30 more_than "$unavailable" "$away"
+	agent $((n + 1))
+done
+wait_until 30 more_than qga_agent_reconnects_total 2
+: >"$X/stop"
+wait $steady
 c=1
 while [ $c -le 50 ]; do eval "wait \$client$c"; c=$((c + 1)); done
 
@@ -80,7 +96,7 @@ while [ $c -le 50 ]; do
 done
 expect "mux: 50 clients x 200 requests: each its own replies, in order ($bad wrong)" test $bad = 0
 ok_replies=$(cat "$X"/out* | grep -c '^{"return": {}, "id"')
-errors=$(cat "$X"/out* | grep -c '^{"error": {"class": "AgentUnavailable"')
+errors=$(cat "$X"/out* "$X/steady" | grep -c '^{"error": {"class": "AgentUnavailable"')
 expect "mux: most requests were answered by an agent ($ok_replies)" test "$ok_replies" -gt 5000
 expect "mux: some were sent while the agent was away ($errors)" test "$errors" -gt 0
 expect "mux: the first agent lived until it was killed" test "${lived1:-no}" = yes
