@@ -19,6 +19,12 @@ TIGHT = -fno-pie -no-pie -ffunction-sections -fdata-sections -fno-asynchronous-u
 	-Wl,-z,noseparate-code -Wl,-z,common-page-size=64 -fno-jump-tables
 SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
+# The parts of qga.c, which it includes: one translation unit.
+PARTS = src/util.c src/conn.c src/proto.c src/output.c src/raw.c src/many.c src/session.c \
+	src/cli.c src/cmd-exec.c src/untar.c src/cmd-file.c src/cmd-put.c src/cmd-info.c \
+	src/cmd-admin.c src/cmd-ls.c src/serve.c src/http.c src/serve-http.c src/serve-file.c \
+	src/link.c src/help.c
+SRC = qga.c $(PARTS) src/qga.h json.c json.h
 TESTBIN = test/json_test test/json_test_swar test/fuzz_replay test/fuzz_http_replay \
 	test/fuzz_tar_replay test/fuzz_replies_replay test/fakeagent
 
@@ -26,7 +32,7 @@ all: qga
 
 # musl-gcc is the compiler when make's own default (cc, c99) is left: a
 # CC given on the command line is used as it is.
-qga: qga.c json.c json.h
+qga: $(SRC)
 	@cc='$(CC)'; \
 	case "$$cc" in cc|c99) \
 		if command -v musl-gcc >/dev/null 2>&1; then cc=musl-gcc; \
@@ -36,7 +42,7 @@ qga: qga.c json.c json.h
 	$$cc $(CFLAGS) $(WARN) $(TIGHT) -static -s $(LDFLAGS) -o $@ qga.c json.c
 
 # The same program under AddressSanitizer and UBSan, for the test suite.
-qga-asan: qga.c json.c json.h
+qga-asan: $(SRC)
 	$(HOSTCC) $(WARN) $(SAN) -o $@ qga.c json.c
 
 test/json_test: test/json_test.c json.c json.h
@@ -49,13 +55,13 @@ test/json_test_swar: test/json_test.c json.c json.h
 test/fuzz_replay: test/fuzz.c test/fuzz_main.c json.c json.h
 	$(HOSTCC) $(WARN) $(SAN) -o $@ test/fuzz.c test/fuzz_main.c json.c
 
-test/fuzz_http_replay: test/fuzz_http.c test/fuzz_main.c qga.c json.c json.h
+test/fuzz_http_replay: test/fuzz_http.c test/fuzz_main.c $(SRC)
 	$(HOSTCC) $(WARN) -Wno-missing-prototypes $(SAN) -o $@ test/fuzz_http.c test/fuzz_main.c json.c
 
-test/fuzz_tar_replay: test/fuzz_tar.c test/fuzz_main.c qga.c json.c json.h
+test/fuzz_tar_replay: test/fuzz_tar.c test/fuzz_main.c $(SRC)
 	$(HOSTCC) $(WARN) -Wno-missing-prototypes $(SAN) -o $@ test/fuzz_tar.c test/fuzz_main.c json.c
 
-test/fuzz_replies_replay: test/fuzz_replies.c test/fuzz_main.c qga.c json.c json.h
+test/fuzz_replies_replay: test/fuzz_replies.c test/fuzz_main.c $(SRC)
 	$(HOSTCC) $(WARN) -Wno-missing-prototypes $(SAN) -o $@ test/fuzz_replies.c test/fuzz_main.c json.c
 
 test/fakeagent: test/fakeagent.c json.c json.h
@@ -64,12 +70,20 @@ test/fakeagent: test/fakeagent.c json.c json.h
 # libFuzzer, with clang: make fuzz, then test/fuzz -max_total_time=60 test/corpus,
 # test/fuzz_http ... test/corpus-http, test/fuzz_tar ... test/corpus-tar and
 # test/fuzz_replies -max_total_time=60 -close_fd_mask=3 test/corpus-replies
-fuzz: test/fuzz.c test/fuzz_http.c test/fuzz_tar.c test/fuzz_replies.c qga.c json.c json.h
+fuzz: test/fuzz.c test/fuzz_http.c test/fuzz_tar.c test/fuzz_replies.c $(SRC)
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o test/fuzz test/fuzz.c json.c
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o test/fuzz_http test/fuzz_http.c json.c
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -o test/fuzz_tar test/fuzz_tar.c json.c
 	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o test/fuzz_replies test/fuzz_replies.c json.c
+
+# Each part compiled alone against src/qga.h: what one part uses of
+# another must be declared there, and what it keeps to itself static.
+lint:
+	@for f in $(PARTS) qga.c; do \
+		echo "$(HOSTCC) -fsyntax-only $$f"; \
+		$(HOSTCC) $(WARN) -Werror -fsyntax-only $$f || exit 1; \
+	done
 
 # make check runs every test; make check T='t-serve t-agent' runs those.
 check: qga qga-asan $(TESTBIN)

@@ -45,6 +45,7 @@ static const struct shown extra[] = {
 	{"guest-ssh-get-authorized-keys", NULL, show_keys},
 };
 #define NEXTRA (sizeof extra / sizeof *extra)
+#define NCMDS (sizeof cmds / sizeof *cmds)
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

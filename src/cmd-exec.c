@@ -1,0 +1,449 @@
+/* SPDX-License-Identifier: MIT */
+#include "qga.h"
+
+/* ------------------------------------------------------------------ */
+/* Built-in commands: exec                                             */
+/* ------------------------------------------------------------------ */
+
+/* The most stdin -i sends: its base64 must stay under the agent's 64 MiB
+ * token limit. */
+#define EXEC_INPUT_MAX 50331645
+/* The most output of a stream the agent keeps. */
+#define EXEC_OUTPUT_MAX (16 << 20)
+
+/* Windows' NTSTATUS codes of a crash that people meet most, 0xC000xxxx. */
+static const unsigned short nt_codes[] = {
+	0x0005, 0x001d, 0x0094, 0x00fd, 0x013a, 0x0135, 0x0374, 0x0409};
+static const char nt_names[] =
+	"ACCESS_VIOLATION\0ILLEGAL_INSTRUCTION\0INTEGER_DIVIDE_BY_ZERO\0"
+	"STACK_OVERFLOW\0CONTROL_C_EXIT\0DLL_NOT_FOUND\0HEAP_CORRUPTION\0"
+	"STACK_BUFFER_OVERRUN";
+
+/* The program's status as qga's: a POSIX signal N is 128+N; a Windows
+ * guest's "signal" is the NTSTATUS that ended the program and its exit
+ * code 32 bits wide. A status outside 0-255 is said in full, and qga
+ * exits with its low byte, or 1 where that would read as success. */
+static int
+exit_code(const struct doc *d, const char *prog)
+{
+	unsigned long st;
+	const char *name = nt_names;
+	int v, i;
+
+	if ((v = dget(d, 0, "signal")) >= 0 && (st = (unsigned long)dint(d, v, 0)) - 1 < 127)
+		return 128 + (int)st;
+	st = (unsigned long)dint(d, v >= 0 ? v : dget(d, 0, "exitcode"), 0) & 0xffffffff;
+	if (v >= 0) {
+		for (i = 0; i < 8 && (st >> 16 != 0xc000 || (st & 0xffff) != nt_codes[i]); i++)
+			name += strlen(name) + 1;
+		warn("%s ended with status 0x%08lX%s%s", prog, st, i < 8 ? " STATUS_" : "",
+		     i < 8 ? name : "");
+	} else if (st > 255)
+		warn("%s exited with status %lu", prog, st);
+	return st < 256 ? (int)st : st & 255 ? (int)(st & 255) : 1;
+}
+
+/* Appends ,"key":value to a JSON object being built. */
+static void
+json_member(struct buf *b, const char *key, const char *val)
+{
+	buf_add(b, ",", 1);
+	buf_jstr(b, key, strlen(key));
+	buf_add(b, ":", 1);
+	buf_str(b, val);
+}
+
+static const char *const streams[2][3] = {
+	{"out-data", "out-truncated", "out-data-b64"},
+	{"err-data", "err-truncated", "err-data-b64"}};
+
+/* Whether stream i of the ended program d was cut, its data len bytes. */
+static int
+exec_cut(const struct doc *d, int i, size_t len)
+{
+	/* Some agents (10.0.2 among them) cut a stream at exactly 16 MiB and
+	 * say nothing: that size is taken as cut. */
+	return len == EXEC_OUTPUT_MAX || dtrue(d, dget(d, 0, streams[i][1]));
+}
+
+/* The end of a program as one object with the keys of Proxmox's `qm
+ * guest exec`: out-data and err-data as text, or base64 in out-data-b64
+ * and err-data-b64 when not UTF-8, the truncated flags, exitcode or
+ * signal. Returns -1, with js unfinished, when a stream is not base64. */
+int
+exec_json(struct buf *js, const struct doc *d)
+{
+	struct buf data = {0}, text = {0};
+	size_t len[2] = {0, 0};
+	int i, v, bad = 0;
+	char n[24];
+
+	buf_str(js, "{\"exited\":true");
+	for (i = 0; i < 2 && !bad; i++) {
+		if ((v = dget(d, 0, streams[i][0])) < 0)
+			continue;
+		data.len = text.len = 0;
+		if ((bad = b64_decode(&data, d->js, &d->t[v]) < 0))
+			break;
+		len[i] = data.len;
+		buf_jstr(&text, data.p, data.len);
+		buf_add(&text, "", 1);
+		if (is_json(text.p, text.len - 1)) {
+			json_member(js, streams[i][0], text.p);
+		} else {
+			buf_add(js, ",", 1);
+			buf_jstr(js, streams[i][2], strlen(streams[i][2]));
+			buf_add(js, ":", 1);
+			buf_add(js, d->js + d->t[v].start - 1, d->t[v].end - d->t[v].start + 2);
+		}
+	}
+	for (i = 0; i < 2; i++)
+		json_member(js, streams[i][1], exec_cut(d, i, len[i]) ? "true" : "false");
+	for (i = 0; i < 2; i++)
+		if ((v = dget(d, 0, i ? "signal" : "exitcode")) >= 0) {
+			snprintf(n, sizeof n, "%lld", dint(d, v, 0));
+			json_member(js, i ? "signal" : "exitcode", n);
+		}
+	buf_add(js, "}", 1);
+	free(data.p);
+	free(text.p);
+	return bad ? -1 : 0;
+}
+
+/* Writes what the program wrote, and returns its exit status. With -j,
+ * prints instead its end as exec_json says it, and returns 0. */
+int
+exec_finish(const struct doc *dp, const char *prog)
+{
+	struct buf data = {0}, js = {0};
+	struct doc d = *dp;
+	size_t len[2] = {0, 0};
+	int i, v, code = 0;
+
+	if (opt.json && exec_json(&js, &d) < 0)
+		die(EX_PROTO, "%s: the output is not base64", prog);
+	if (opt.json)
+		print_json(js.p, js.len);
+	for (i = 0; i < 2 && !opt.json; i++) {
+		data.len = 0;
+		if ((v = dget(&d, 0, streams[i][0])) >= 0 && b64_decode(&data, d.js, &d.t[v]) < 0)
+			die(EX_PROTO, "%s: %s is not base64", prog, streams[i][0]);
+		fflush(stdout);
+		if (write_all(i + 1, data.p, len[i] = data.len) < 0)
+			die(EX_IO, "write %s:", i ? "stderr" : "stdout");
+	}
+	for (i = 0; i < 2 && !opt.json; i++)
+		if (exec_cut(&d, i, len[i]))
+			warn("%s: the agent truncated the program's %s", prog,
+			     i ? "stderr" : "stdout");
+	if (!opt.json)
+		code = exit_code(&d, prog);
+	free(data.p);
+	free(js.p);
+	free(d.t);
+	return code;
+}
+
+const struct option exec_longs[] = {
+	{"input", no_argument, NULL, 'i'},
+	{"env", required_argument, NULL, 'e'},
+	{"timeout", required_argument, NULL, 'T'},
+	{"no-wait", no_argument, NULL, O_NOWAIT},
+	{"merge", no_argument, NULL, O_MERGE},
+	{"ps", no_argument, NULL, O_PS},
+	{"stream", no_argument, NULL, O_STREAM},
+	{"no-stream", no_argument, NULL, O_NOSTREAM},
+	{NULL, 0, NULL, 0}
+};
+
+/* Appends the UTF-8 text s as base64 of UTF-16LE, as PowerShell's
+ * -EncodedCommand takes a script: no quoting can go wrong in it. */
+void
+buf_ps(struct buf *b, const char *s)
+{
+	struct buf u = {0};
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned long c;
+	char w[4];
+	int n;
+
+	while (*p) {
+		n = *p < 0x80 ? 0 : *p < 0xe0 ? 1 : *p < 0xf0 ? 2 : 3;
+		for (c = *p++ & (0x7fu >> n); n-- && *p; p++)
+			c = c << 6 | (*p & 0x3f);
+		if (c > 0xffff) {
+			c -= 0x10000;
+			w[0] = (char)(c >> 10 & 0xff);
+			w[1] = (char)(0xd8 | c >> 18);
+			buf_add(&u, w, 2);
+			c = 0xdc00 | (c & 0x3ff);
+		}
+		w[0] = (char)(c & 0xff);
+		w[1] = (char)(c >> 8);
+		buf_add(&u, w, 2);
+	}
+	buf_add(b, "\"", 1);
+	b64_encode(b, (unsigned char *)u.p, u.len);
+	buf_add(b, "\"", 1);
+	free(u.p);
+}
+
+long long stream_pid = -1; /* a streamed program to stop on exit */
+
+/* Builds guest-exec's request for path: its arg is the words of pre (up
+ * to a NULL), then args, whose every word has a comma before it; more
+ * and in hold the members after arg. */
+void
+exec_request(struct buf *req, const char *path, const char *const *pre,
+             const struct buf *args, const struct buf *more, const struct buf *in,
+             const char *capture)
+{
+	size_t skip = 1;
+
+	req_begin(req, "guest-exec");
+	req_str(req, "path", path);
+	req_key(req, "arg");
+	buf_add(req, "[", 1);
+	for (; pre && *pre; pre++, skip = 0) {
+		buf_add(req, ",", !skip);
+		buf_jstr(req, *pre, strlen(*pre));
+	}
+	if (args->len)
+		buf_add(req, args->p + skip, args->len - skip);
+	buf_add(req, "]", 1);
+	buf_add(req, more->p, more->len);
+	buf_add(req, in->p, in->len);
+	req_key(req, "capture-output");
+	buf_str(req, capture);
+	req_end(req);
+}
+
+/* Asks for the program's status: whether it has ended, with it in *d. */
+int
+exec_ended(const struct buf *req, struct doc *d)
+{
+	struct reply r;
+
+	call(req, "guest-exec-status", &r);
+	doc_reply(d, &r, "guest-exec-status", SHAPE_STATUS);
+	if (dtrue(d, dget(d, 0, "exited")))
+		return 1;
+	free(d->t);
+	return 0;
+}
+
+/* Waits ns before the next look at the program; -T and a signal end qga
+ * here. */
+void
+exec_nap(long long deadline, long long ns, const char *prog, long long pid)
+{
+	struct timespec nap = {0, (long)ns};
+	int late = deadline >= 0 && now_ms() >= deadline;
+
+	if (!late)
+		nanosleep(&nap, NULL);
+	if (!late && !interrupted)
+		return;
+	warn(stream_pid < 0 ? "%s still runs in the guest as pid %lld" :
+	     "%s stopped in the guest (pid %lld): a streamed program ends with qga, "
+	     "--no-stream leaves it running", prog, pid);
+	leave(late ? 124 : 128 + interrupted);
+}
+
+
+int
+cmd_exec(int argc, char **argv)
+{
+	struct buf req = {0}, args = {0}, more = {0}, env = {0}, envw = {0}, in = {0}, inb = {0};
+	struct reply r;
+	struct doc d;
+	long long pid, wait = 0, deadline, delay = 200000;
+	int polls = 0, stream = 1;
+	int ch, i, input = 0, nowait = 0, merge = 0, path = 0, root = 0, ps = 0, win = 0;
+	int sh = !strcmp(argv[0], "sh");
+	const char *prog;
+	char desc[256];
+
+	exec_mode = 1;
+	while ((ch = cmdopt(argc, argv)) != -1) {
+		switch (ch) {
+		case 'i': input = 1; break;
+		case 'e':
+			if (!strchr(optarg, '=') || *optarg == '=')
+				die(EX_USAGE, "exec: -e wants NAME=VALUE, got '%s'", optarg);
+			buf_add(&env, ",", 1);
+			buf_jstr(&env, optarg, strlen(optarg));
+			path |= !strncasecmp(optarg, "PATH=", 5);
+			root |= !strncasecmp(optarg, "SystemRoot=", 11);
+			break;
+		case 'T':
+			if (parse_seconds(optarg, &wait) < 0)
+				die(EX_USAGE, "exec: bad -T '%s': expected seconds", optarg);
+			break;
+		case O_NOWAIT: nowait = 1; break;
+		case O_MERGE: merge = 1; break;
+		case O_STREAM: stream = 2; break;
+		case O_NOSTREAM: stream = 0; break;
+		case O_PS:
+			if (!sh)
+				die(EX_USAGE, "exec: --ps is sh's: qga sh --ps 'SCRIPT'");
+			ps = 1;
+			break;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		return -1;
+	many.reads_stdin = input;
+	if (sh || env.len)
+		win = guest_windows();
+	if ((win || ps) && sh && argc > 1)
+		die(EX_USAGE, "sh: ARGs need /bin/sh: put them in the line");
+	if (win && sh && !ps && strchr(argv[0], '"'))
+		die(EX_USAGE, "sh: the agent escapes a double quote as \\\" for cmd.exe, "
+		    "which keeps the backslash: use --ps");
+	prog = !sh ? argv[0] : ps ? (win ? "powershell.exe" : "pwsh") :
+	       win ? "cmd.exe" : "/bin/sh";
+	if (ps) {
+		buf_str(&args, ",\"-NoProfile\",\"-NonInteractive\",\"-EncodedCommand\",");
+		buf_ps(&args, argv[0]);
+	} else if (sh && win) {
+		/* cmd /s takes the line as it is, between the quotes the agent
+		 * puts around it; cmd itself merges stderr into stdout. */
+		buf_str(&args, ",\"/s\",\"/c\",");
+		buf_jstr(&args, argv[0], strlen(argv[0]));
+		if (merge) {
+			args.len--;
+			buf_str(&args, " 2>&1\"");
+		}
+		merge = 0;
+	} else {
+		/* sh gets -c 'COMMAND LINE', then $0 and the positional ARGs. */
+		buf_str(&args, sh ? ",\"-c\"" : "");
+		for (i = !sh; i < argc; i++) {
+			buf_add(&args, ",", 1);
+			buf_jstr(&args, argv[i], strlen(argv[i]));
+			if (sh && i == 0 && argc > 1)
+				buf_str(&args, ",\"sh\"");
+		}
+	}
+	if (env.len) {
+		/* The agent's env replaces the whole environment. */
+		if (!root && win)
+			buf_str(&envw, ",\"SystemRoot=C:\\\\Windows\"");
+		if (!path)
+			buf_str(&envw, win ? ",\"PATH=C:\\\\Windows\\\\system32;C:\\\\Windows;"
+			        "C:\\\\Windows\\\\System32\\\\WindowsPowerShell\\\\v1.0\""
+			        : ",\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"");
+		buf_add(&envw, env.p, env.len);
+		buf_str(&more, ",\"env\":[");
+		buf_add(&more, envw.p + 1, envw.len - 1);
+		buf_add(&more, "]", 1);
+	}
+	if (input) {
+		if ((i = read_all(0, &in, EXEC_INPUT_MAX)) == -2)
+			die(EX_USAGE, "exec -i: stdin is larger than the agent "
+			    "accepts (%d bytes)", EXEC_INPUT_MAX);
+		if (i < 0)
+			die(EX_IO, "read stdin:");
+		inb.len = 0;
+		buf_str(&inb, ",\"input-data\":\"");
+		b64_encode(&inb, (unsigned char *)in.p, in.len);
+		buf_add(&inb, "\"", 1);
+		free(in.p);
+	}
+	exec_request(&req, prog, NULL, &args, &more, &inb, merge ? "\"merged\"" : "true");
+	if (!is_json(req.p, req.len))
+		die(EX_USAGE, "exec: arguments are not valid UTF-8");
+	deadline = deadline_in(wait);
+	/* A program is streamed unless its output is wanted at the end
+	 * anyway, or the guest is known to run Windows. */
+	if (stream && !nowait && !opt.json && !win && !ps &&
+	    (i = exec_stream(&args, &envw, &inb, prog, merge, deadline, stream > 1, 1)) >= 0)
+		return i;
+
+	call_any(&req, "guest-exec", &r, opt.timeout);
+	if (r.err >= 0) {
+		if (merge && strstr(member_str(r.js, &r.tok[r.err], "desc", desc,
+		                               sizeof desc), "capture-output"))
+			die(EX_AGENT, guest_windows() ? "exec --merge: a Windows guest has no "
+			    "merged output (sh --merge merges through cmd.exe)" :
+			    "exec --merge needs qemu-ga 8.0 or later");
+		agent_error(&r, "guest-exec");
+		member_str(r.js, &r.tok[r.err], "desc", desc, sizeof desc);
+		/* As ssh and docker do: 127 when there is no such program,
+		 * 126 when it cannot be run. */
+		say();
+		leave(strstr(desc, "No such file") ? 127 : strstr(desc, "Permission denied") ||
+		      strstr(desc, "Exec format error") ? 126 : 255);
+	}
+	doc_reply(&d, &r, "guest-exec", SHAPE_EXEC);
+	pid = dint(&d, dget(&d, 0, "pid"), -1);
+	free(d.t);
+	if (pid < 0)
+		die(EX_PROTO, "guest-exec: no pid in the reply");
+	if (nowait) {
+		printf("%lld\n", pid);
+		return 0;
+	}
+	req_begin(&req, "guest-exec-status");
+	req_int(&req, "pid", pid);
+	req_end(&req);
+	/* Poll every 0.2 ms for the first 50 polls, so that a short program
+	 * returns at once, then back off to a tenth of a second. */
+	while (!exec_ended(&req, &d)) {
+		exec_nap(deadline, delay, prog, pid);
+		if (++polls > 50)
+			delay = delay * 2 > 100000000 ? 100000000 : delay * 2;
+	}
+	i = exec_finish(&d, prog);
+	free(req.p);
+	free(args.p);
+	free(more.p);
+	free(env.p);
+	free(envw.p);
+	free(inb.p);
+	return i;
+}
+
+/* The end of a program started with exec --no-wait, as exec shows it. */
+int
+cmd_exec_status(int argc, char **argv)
+{
+	struct buf req = {0};
+	struct reply r;
+	struct doc d;
+	long long pid;
+	char *end;
+
+	exec_mode = 1;
+	if (argc != 2)
+		return -1;
+	pid = num(argv[1], &end, 10, 1LL << 31);
+	if (*end || pid < 0 || pid >> 31)
+		die(EX_USAGE, "exec-status: bad pid '%s'", argv[1]);
+	req_begin(&req, "guest-exec-status");
+	req_int(&req, "pid", pid);
+	req_end(&req);
+	call_any(&req, "guest-exec-status", &r, opt.timeout);
+	free(req.p);
+	/* The agent's words for it vary: 7.2 "Invalid parameter 'pid'",
+	 * 10.0 "PID ld does not exist". */
+	if (r.err >= 0 && !strcmp(member_str(r.js, &r.tok[r.err], "class", (char[16]){0}, 16),
+	                         "GenericError"))
+		die(EX_AGENT, "exec-status: no program of pid %lld in the guest agent "
+		    "(not started by it, or its end already read)", pid);
+	if (r.err >= 0)
+		quit(agent_error(&r, "guest-exec-status"));
+	if (opt.json) {
+		print_result(&r);
+		return 0;
+	}
+	doc_reply(&d, &r, "guest-exec-status", SHAPE_STATUS);
+	if (!dtrue(&d, dget(&d, 0, "exited"))) {
+		warn("pid %lld still runs in the guest", pid);
+		leave(124);
+	}
+	return exec_finish(&d, argv[1]);
+}

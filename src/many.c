@@ -1,0 +1,318 @@
+/* SPDX-License-Identifier: MIT */
+#include "qga.h"
+
+/* ------------------------------------------------------------------ */
+/* Many targets                                                        */
+/* ------------------------------------------------------------------ */
+
+struct many many = {NULL, 0, 64, 0, 0, 0, 0, NULL, NULL, 0};
+
+
+/* The most of stdin the parent holds for its children, and of a line. */
+#define MANY_STDIN_MAX (256 << 20)
+#define MANY_LINE_MAX 65536
+
+void
+add_target(const char *a)
+{
+	many.addr = xrealloc(many.addr, (size_t)(many.n + 1) * sizeof *many.addr);
+	many.addr[many.n++] = a;
+}
+
+/* --targets FILE: an address a line, its first word; # starts a comment. */
+void
+read_targets(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096], *p;
+
+	if (!f)
+		die(EX_IO, "open %s:", path);
+	while (fgets(line, sizeof line, f)) {
+		p = line + strspn(line, " \t");
+		p[strcspn(p, " \t\r\n#")] = 0;
+		if (*p)
+			add_target(xstrdup(p));
+	}
+	fclose(f);
+}
+
+/* For what works on one agent alone. */
+void
+one_target(const char *what)
+{
+	if (many.n > 1)
+		die(EX_USAGE, "%s works on one agent: give one -s", what);
+}
+
+/* Starts t's child, which returns 1 here; the parent gets 0, or -1 when
+ * no child could be started now. */
+static int
+start_target(struct target *t, struct target *all, int n)
+{
+	int p[6] = {-1, -1, -1, -1, -1, -1}, i, k;
+
+	fflush(stdout);
+	if (pipe2(p, O_CLOEXEC) || pipe2(p + 2, O_CLOEXEC) ||
+	    (many.reads_stdin && pipe2(p + 4, O_CLOEXEC)) ||
+	    (t->pid = fork()) < 0) {
+		for (i = 0; i < 6; i++)
+			if (p[i] >= 0)
+				close(p[i]);
+		return -1;
+	}
+	if (t->pid == 0) {
+		/* Signals reach the children through the parent alone, once. */
+		setpgid(0, 0);
+		dup2(p[1], 1);
+		dup2(p[3], 2);
+		if (p[4] >= 0)
+			dup2(p[4], 0);
+		for (i = 0; i < 6; i++)
+			if (p[i] >= 0)
+				close(p[i]);
+		for (i = 0; i < n; i++)
+			for (k = 0; all[i].pid > 0 && k < 3; k++)
+				if (all[i].fd[k] >= 0)
+					close(all[i].fd[k]);
+		many.tag = opt.addr = t->name;
+		many.index = (int)(t - all);
+		if (many.json)
+			opt.pretty = 0;
+		return 1;
+	}
+	close(p[1]);
+	close(p[3]);
+	if (p[4] >= 0) {
+		fcntl(p[5], F_SETFL, O_NONBLOCK);
+		close(p[4]);
+	}
+	t->fd[0] = p[0];
+	t->fd[1] = p[2];
+	t->fd[2] = p[5];
+	return 0;
+}
+
+/* One line of t's stdout (k 0) or stderr (1), without its newline. */
+static void
+relay_line(struct target *t, int k, const char *s, size_t n)
+{
+	const char *m = s;
+
+	if (k && n > 5 && !memcmp(s, "qga: ", 5))
+		m += 5;
+	if (k)
+		snprintf(t->err, sizeof t->err, "%.*s", (int)(n - (size_t)(m - s)), m);
+	if (k == 0 && (many.json || many.held)) {
+		buf_add(&t->js, s, n);
+		buf_add(&t->js, "\n", 1);
+		return;
+	}
+	if (!many.notag)
+		fprintf(k ? stderr : stdout, "%s\t", t->name);
+	fwrite(s, 1, n, k ? stderr : stdout);
+	putc('\n', k ? stderr : stdout);
+}
+
+/* Reads what t's child wrote on its stdout (k 0) or stderr (1) and relays
+ * each whole line; a line longer than MANY_LINE_MAX goes in pieces. At the
+ * end, the last line goes too, ended, and the descriptor is closed. */
+static void
+relay(struct target *t, int k)
+{
+	struct buf *b = &t->part[k];
+	size_t off = 0;
+	ssize_t n;
+	char *nl;
+
+	buf_need(b, 4096);
+	if ((n = read(t->fd[k], b->p + b->len, b->cap - b->len)) < 0 && errno == EINTR)
+		return;
+	b->len += n > 0 ? (size_t)n : 0;
+	while ((nl = memchr(b->p + off, '\n', b->len - off))) {
+		relay_line(t, k, b->p + off, (size_t)(nl - b->p) - off);
+		off = (size_t)(nl + 1 - b->p);
+	}
+	if ((n <= 0 || b->len - off >= MANY_LINE_MAX) && b->len > off) {
+		relay_line(t, k, b->p + off, b->len - off);
+		off = b->len;
+	}
+	memmove(b->p, b->p + off, b->len - off);
+	b->len -= off;
+	if (n <= 0) {
+		close(t->fd[k]);
+		t->fd[k] = -1;
+		free(b->p);
+		*b = (struct buf){0};
+	}
+}
+
+/* Gives t's child more of stdin, in, or closes its stdin once it has it
+ * all, or when it reads no more. */
+static void
+feed(struct target *t, const struct buf *in)
+{
+	ssize_t n = 0;
+
+	if (t->fed < in->len &&
+	    (n = write(t->fd[2], in->p + t->fed, in->len - t->fed)) > 0)
+		t->fed += (size_t)n;
+	if (t->fed >= in->len || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		close(t->fd[2]);
+		t->fd[2] = -1;
+	}
+}
+
+/* Ends t's child and returns its status; with -j prints its replies, each
+ * with its target and that status, or else one object that says why
+ * there were none. */
+static int
+end_target(struct target *t)
+{
+	struct buf o = {0};
+	char *p = t->js.p, *nl;
+	int s = reap(t->pid);
+
+	t->pid = 0;
+	if (many.held) {
+		many.held[many.index] = t->js;
+		return s;
+	}
+	while (many.json) {
+		nl = p ? memchr(p, '\n', t->js.len - (size_t)(p - t->js.p)) : NULL;
+		if (!nl && o.len)
+			break;
+		buf_str(&o, "{\"target\":");
+		buf_jstr(&o, t->name, strlen(t->name));
+		buf_need(&o, 32);
+		o.len += (size_t)snprintf(o.p + o.len, 32, ",\"status\":%d", s);
+		if (nl) {
+			buf_str(&o, is_json(p, (size_t)(nl - p)) ? ",\"reply\":" : ",\"output\":");
+			if (is_json(p, (size_t)(nl - p)))
+				buf_add(&o, p, (size_t)(nl - p));
+			else
+				buf_jstr(&o, p, (size_t)(nl - p));
+			p = nl + 1;
+		} else if (s && *t->err) {
+			buf_str(&o, ",\"error\":");
+			buf_jstr(&o, t->err, strlen(t->err));
+		}
+		buf_str(&o, "}\n");
+		if (!nl)
+			break;
+	}
+	if (o.len)
+		fwrite(o.p, 1, o.len, stdout);
+	free(o.p);
+	free(t->js.p);
+	return s;
+}
+
+/* Runs the rest of the command in a child per target, at most -P at once.
+ * Returns -1 in each child; in the parent, the highest status among
+ * theirs, as pdsh does, after a line that names the targets that failed. */
+int
+run_targets(void)
+{
+	struct target *t;
+	struct pollfd *pfd;
+	struct buf in = {0};
+	char bad[512] = "";
+	int *who, i, j, k, n, next = 0, running = 0, nbad = 0, worst = 0, sig = 0, broken = 0;
+	void (*hook)(void);
+
+	if (many.reads_stdin && (k = read_all(0, &in, MANY_STDIN_MAX)) < 0) {
+		if (k == -2)
+			die(EX_USAGE, "stdin is over %d MiB: for several targets, "
+			    "give a file", MANY_STDIN_MAX >> 20);
+		die(EX_IO, "read stdin:");
+	}
+	t = xrealloc(NULL, (size_t)many.n * sizeof *t);
+	memset(t, 0, (size_t)many.n * sizeof *t);
+	k = 3 * (many.max < many.n ? many.max : many.n);
+	pfd = xrealloc(NULL, (size_t)k * sizeof *pfd);
+	who = xrealloc(NULL, (size_t)k * sizeof *who);
+	for (i = 0; i < many.n; i++)
+		t[i].name = many.addr[i];
+	/* What a command left to undo in a guest is its children's to undo. */
+	hook = on_leave;
+	on_leave = NULL;
+	for (;;) {
+		while (!sig && next < many.n && running < many.max) {
+			if ((k = start_target(&t[next], t, next)) > 0) {
+				on_leave = hook;
+				free(t);
+				free(pfd);
+				free(who);
+				free(in.p);
+				return -1;
+			}
+			if (k < 0 && !running)
+				die(EX_IO, "start qga for %s:", t[next].name);
+			if (k < 0)
+				break;
+			next++;
+			running++;
+		}
+		if (!running)
+			break;
+		for (i = n = 0; i < next; i++)
+			for (k = 0; k < 3; k++) {
+				if (k == 2 && t[i].fd[2] >= 0 && t[i].fed >= in.len)
+					feed(&t[i], &in);
+				if (t[i].pid > 0 && t[i].fd[k] >= 0) {
+					pfd[n] = (struct pollfd){t[i].fd[k], k < 2 ? POLLIN : POLLOUT, 0};
+					who[n++] = 3 * i + k;
+				}
+			}
+		if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
+			die(EX_IO, "poll:");
+		if ((interrupted || broken) && !sig) {
+			sig = interrupted ? interrupted : SIGTERM;
+			for (i = 0; i < next; i++)
+				if (t[i].pid > 0)
+					kill(t[i].pid, sig);
+		}
+		for (j = 0; j < n; j++) {
+			i = who[j] / 3;
+			if (t[i].pid <= 0 || !pfd[j].revents)
+				continue;
+			if (who[j] % 3 == 2)
+				feed(&t[i], &in);
+			else
+				relay(&t[i], who[j] % 3);
+			if (t[i].fd[0] >= 0 || t[i].fd[1] >= 0)
+				continue;
+			if (t[i].fd[2] >= 0)
+				close(t[i].fd[2]);
+			running--;
+			many.index = i;
+			if (!(k = end_target(&t[i])))
+				continue;
+			worst = k > worst ? k : worst;
+			if (nbad++ < 10)
+				snprintf(bad + strlen(bad), sizeof bad - strlen(bad), "%s%s (%d)",
+				         nbad > 1 ? ", " : "", t[i].name, k);
+		}
+		broken |= fflush(stdout) == EOF;
+	}
+	free(t);
+	free(pfd);
+	free(who);
+	free(in.p);
+	if (broken)
+		die(EX_IO, "write stdout:");
+	if (nbad && !many.quiet)
+		warn("%d of %d failed: %s%s", nbad, many.n, bad, nbad > 10 ? ", ..." : "");
+	return sig ? 128 + sig : worst;
+}
+
+/* Goes on in a child per target when there are several. */
+void
+fan_out(void)
+{
+	int s;
+
+	if (many.n > 1 && !many.tag && (s = run_targets()) >= 0)
+		leave(s);
+}
