@@ -20,6 +20,7 @@
 #include "src/serve-http.c"
 #include "src/serve-file.c"
 #include "src/link.c"
+#include "src/serve-agent.c"
 #include "src/help.c"
 
 const struct cmd cmds[] = {

@@ -313,22 +313,31 @@ conn_open(struct conn *c, const char *addr, long long timeout)
 void
 conn_shut(struct conn *c)
 {
-	char sink[16384];
-
 	if (!c->up)
 		return;
 	c->up = 0;
-	if (c->fd >= 0 && c->sock && (c->owed || c->partial)) {
-		ioctl(c->fd, FIONBIO, &(int){1});
-		if (c->partial)
-			(void)!write(c->fd, "\xff", 1);
-		shutdown(c->fd, SHUT_RD);
-		while (read(c->fd, sink, sizeof sink) > 0)
+	if (c->fd >= 0)
+		fd_release(c->fd, c->sock, c->owed, c->partial);
+	c->fd = -1;
+}
+
+/* Closes fd, a connection to a peer, as conn_shut() says: a socket (sock)
+ * whose peer owes replies (owed) or was sent part of a request (partial)
+ * is drained or ended first. */
+void
+fd_release(int fd, int sock, int owed, int partial)
+{
+	char sink[16384];
+
+	if (sock && (owed || partial)) {
+		ioctl(fd, FIONBIO, &(int){1});
+		if (partial)
+			(void)!write(fd, "\xff", 1);
+		shutdown(fd, SHUT_RD);
+		while (read(fd, sink, sizeof sink) > 0)
 			;
 	}
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	close(fd);
 }
 
 void
@@ -472,6 +481,19 @@ conn_compact(struct conn *c)
 	c->off = 0;
 }
 
+/* Frames the next value of b with sc, as json_scan() does, but for a
+ * value under way already longer than max: FRAME_LARGE. Clients, agents
+ * and serve's link are framed here alike. */
+int
+frame(struct json_scan *sc, const struct buf *b, size_t max)
+{
+	int r = json_scan(sc, b->p, b->len);
+
+	if (r == JSON_SCAN_MORE && !json_scan_between(sc) && b->len - sc->start > max)
+		return FRAME_LARGE;
+	return r;
+}
+
 /* Reads until the scanner frames something: a value (buf[sc.start,
  * sc.pos)), a sentinel or garbage (at sc.pos), which *got says. Returns 0,
  * or an exit status. */
@@ -483,19 +505,18 @@ conn_next(struct conn *c, long long deadline, const char *what, int *got)
 	int r;
 
 	for (;;) {
-		*got = json_scan(&c->sc, c->in.p, c->in.len);
+		*got = frame(&c->sc, &c->in, opt.maxreply);
 		if (*got == JSON_SCAN_DEPTH)
 			return fail(EX_PROTO, "%s: reply nested deeper than %d",
 			            c->name, JSON_MAXDEPTH);
-		if (*got != JSON_SCAN_MORE)
-			return 0;
-		/* Nothing framed: whitespace seen can go, and a value in
-		 * progress must stay within the limit. */
-		if (json_scan_between(&c->sc))
-			c->off = c->sc.pos;
-		else if (c->in.len - c->sc.start > opt.maxreply)
+		if (*got == FRAME_LARGE)
 			return fail(EX_PROTO, "%s: reply larger than %zu bytes "
 			             "(see --max-reply)", c->name, opt.maxreply);
+		if (*got != JSON_SCAN_MORE)
+			return 0;
+		/* Nothing framed: whitespace seen can go. */
+		if (json_scan_between(&c->sc))
+			c->off = c->sc.pos;
 		conn_compact(c);
 		room = c->in.cap - c->in.len;
 		if (room < 4096) {

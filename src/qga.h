@@ -281,18 +281,54 @@ enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_EXEC, ITEM_FILE, ITEM_BAD, ITE
  * a /file transfer, whose child talks to the agent as a client. */
 enum { QUEUED, SENT, WAIT, RUNNING, DONE, GONE };
 
-/* The steps of reaching the agent, each a state of the loop: connecting,
- * a VMM's answer to CONNECT (hvsock), QMP's greeting and its answer to
- * qmp_capabilities (--qmp), the sync (the guest agent). */
-enum { AGENT_DOWN, AGENT_CONNECTING, AGENT_VMM, AGENT_GREETING, AGENT_CAPS, AGENT_SYNCING,
-       AGENT_UP };
+/* The steps of reaching a peer, each a state of its link: connecting, a
+ * VMM's answer to CONNECT (hvsock), QMP's greeting and its answer to
+ * qmp_capabilities, the sync (a guest agent), and the wait for the owner
+ * after the sync (see on_synced). */
+enum { LINK_DOWN, LINK_CONNECTING, LINK_VMM, LINK_GREETING, LINK_CAPS, LINK_SYNCING,
+       LINK_SYNCED, LINK_UP };
 
-/* An address of the agent's, one of those to try in turn. */
-struct agent_addr {
+/* An address of the peer's, one of those to try in turn. */
+struct link_addr {
 	int family;
 	socklen_t len;
 	struct sockaddr_storage sa;
 };
+
+/* A link to one agent or QMP monitor that never blocks (src/link.c): its
+ * owner polls fd for link_events(), hands what poll saw to link_io(),
+ * calls link_tick() and link_flush() each time round its loop, and hears
+ * from the peer through the hooks. Many links can share one loop. */
+struct link {
+	int state;              /* LINK_DOWN to LINK_UP */
+	int fd, sock;           /* sock: a socket, not a device */
+	int qmp;                /* the peer is a QMP monitor */
+	const char *addr;       /* as given, for messages */
+	char name[300];         /* what is connected to, for messages */
+	char dev[300];          /* a character device's path; a bare path's */
+	unsigned vmmport;       /* hvsock: the guest's port, after CONNECT */
+	struct link_addr *aa;   /* where the peer is, worked out once */
+	int naa, ai;            /* how many, the one being tried */
+	struct buf in, out;     /* from the peer, not yet framed; to it, unsent */
+	size_t outoff;
+	struct json_scan sc;
+	long long timeout;      /* for a try to reach the peer, all its steps */
+	size_t maxreply;
+	long long sync_id, try_deadline, retry_at, backoff;
+	int connects;           /* how many times it was reached */
+	char why[MSG_MAX];      /* why it is down */
+	/* A reply or event once the link is up (or synced); the link lost
+	 * (up: it was up); the link up; after the sync, whether the owner
+	 * holds the link until it calls link_up(); a value dropped, and why. */
+	void (*on_reply)(struct link *, const char *js, size_t len, struct reply *r);
+	void (*on_lost)(struct link *, int up);
+	void (*on_up)(struct link *);
+	int (*on_synced)(struct link *);
+	void (*on_note)(struct link *, const char *msg);
+};
+
+/* frame()'s result for a value under way larger than its bound. */
+#define FRAME_LARGE (-64)
 
 struct item {
 	int cl, kind, keep;   /* keep: HTTP keep-alive */
@@ -332,28 +368,17 @@ struct serve {
 	char laddr[16][64], lname[16][64]; /* its address, as Host says it; its name */
 	int quiet;
 	mode_t mode;
-	int agent;            /* AGENT_DOWN to AGENT_UP */
-	struct agent_addr *aa; /* where the agent is, worked out once */
-	int naa, ai;          /* how many, the one being tried */
-	char aname[300];      /* the agent's address, as messages say it */
-	char dev[300];        /* a character device's path; a bare path's */
-	unsigned vmmport;     /* hvsock: the guest's port, after CONNECT */
-	struct buf ain, aout; /* from the agent, not yet framed; to it, unsent */
-	size_t aoff;
-	struct json_scan asc;
-	long long next_id, sync_id;
-	long long try_deadline; /* of a try to reach the agent, all its steps */
+	struct link link;      /* to the agent */
+	long long next_id;
 	long long info_id;    /* the guest-info that checks --allow and --deny */
 	int checked;          /* that guest-info was sent */
-	long long retry_at, backoff;
-	char why[MSG_MAX]; /* why the agent is down */
 	size_t maxreq;
 	char **allow, **deny;
 	int nallow, ndeny;
 	char token[256];  /* what HTTP clients must send, when not empty */
 	FILE *log;        /* --log: a line per request */
 	struct stat_row *stats;
-	int nstats, reconnects;
+	int nstats;
 	unsigned long long le[6]; /* requests answered within each bucket */
 	double seconds;           /* their time, in all */
 };
@@ -423,6 +448,8 @@ int parse_u32(const char *s, char **end, unsigned *v);
 void conn_init(struct conn *c, long long timeout);
 int conn_open(struct conn *c, const char *addr, long long timeout);
 void conn_shut(struct conn *c);
+void fd_release(int fd, int sock, int owed, int partial);
+int frame(struct json_scan *sc, const struct buf *b, size_t max);
 void conn_close(struct conn *c);
 int conn_write(struct conn *c, const char *p, size_t n, long long deadline);
 int conn_next(struct conn *c, long long deadline, const char *what, int *got);
@@ -468,6 +495,7 @@ void fan_out(void);
 extern struct conn sess;
 void need_session(void);
 void session_end(void);
+void session_adopt(int fd);
 extern const char *const newer[];
 extern const size_t nnewer;
 const char * missing_why(const char *name);
@@ -637,11 +665,19 @@ int transfers_stop(void);
 int xfer_pump(int wait);
 
 /* link.c */
-void agent_where(void);
-void agent_connected(void);
-void agent_connect(void);
-void agent_read(void);
-void agent_write(void);
+int link_init(struct link *l, const char *addr, int qmp, long long timeout, size_t maxreply);
+void link_start(struct link *l);
+short link_events(const struct link *l);
+void link_io(struct link *l, short revents);
+long long link_tick(struct link *l, long long now);
+void link_send(struct link *l, const char *p, size_t n);
+void link_flush(struct link *l);
+void link_up(struct link *l);
+void link_lose(struct link *l, const char *why);
+void link_close(struct link *l);
+
+/* serve-agent.c */
+void agent_init(void);
 int agent_pump(void);
 
 /* qga.c */

@@ -29,8 +29,8 @@ file_child(int sock, int data, int err, int put, int argc, char **argv)
 			close(sv.xf[i].data);
 			close(sv.xf[i].err);
 		}
-	if (sess.fd >= 0)
-		close(sess.fd);
+	if (sv.link.fd >= 0)
+		close(sv.link.fd);
 	if (sv.log && sv.log != stderr)
 		close(fileno(sv.log));
 	dup2(data, put ? 0 : 1);
@@ -39,11 +39,7 @@ file_child(int sock, int data, int err, int put, int argc, char **argv)
 	close(err);
 	catch_signals();
 	hold_signals(0);
-	conn_init(&sess, opt.timeout);
-	snprintf(sess.name, sizeof sess.name, "%s", opt.addr);
-	sess.fd = sock;
-	sess.sock = 1;
-	sess.rcvto = sess.sndto = -1;
+	session_adopt(sock);
 	cur = find_cmd(argv[0]);
 	run_builtin(argc, argv);
 }

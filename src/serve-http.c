@@ -94,7 +94,7 @@ metrics(int i, int keep)
 	snprintf(line, sizeof line, "# TYPE qga_agent_up gauge\nqga_agent_up %d\n"
 	         "# TYPE qga_agent_reconnects_total counter\nqga_agent_reconnects_total %d\n"
 	         "# TYPE qga_waiting gauge\nqga_waiting %zu\n# TYPE qga_clients gauge\n"
-	         "qga_clients %d\n", sv.agent == AGENT_UP, sv.reconnects, waiting(), n);
+	         "qga_clients %d\n", sv.link.state == LINK_UP, sv.link.connects, waiting(), n);
 	buf_str(&b, line);
 	buf_str(&b, "# TYPE qga_requests_total counter\n");
 	for (j = 0; j < sv.nstats; j++)
@@ -130,9 +130,9 @@ health(int i, int keep)
 	char b[128];
 
 	snprintf(b, sizeof b, "{\"return\": {\"agent\": \"%s\", \"waiting\": %zu}}\n",
-	         sv.agent == AGENT_UP ? "up" : "down", waiting());
+	         sv.link.state == LINK_UP ? "up" : "down", waiting());
 	enqueue(i, ITEM_LOCAL, b, strlen(b), "health", keep)->code =
-		sv.agent == AGENT_UP ? 200 : 503;
+		sv.link.state == LINK_UP ? 200 : 503;
 }
 
 /* The client's last request is taken: it gets its replies, then the end

@@ -615,9 +615,13 @@ client_qga(int i)
 	int r;
 
 	for (;;) {
-		r = json_scan(&c->sc, c->in.p, c->in.len);
+		r = frame(&c->sc, &c->in, sv.maxreq);
 		if (r == JSON_SCAN_MORE)
 			break;
+		if (r == FRAME_LARGE) {
+			client_close(i, "cut off: its request is too large");
+			return;
+		}
 		if (r == JSON_SCAN_VALUE)
 			take_request(i, c->in.p + c->sc.start, c->sc.pos - c->sc.start, 1);
 		else if (r == JSON_SCAN_SENTINEL)
@@ -628,10 +632,7 @@ client_qga(int i)
 			return;
 		}
 	}
-	if (!json_scan_between(&c->sc) && c->in.len - c->sc.start > sv.maxreq)
-		client_close(i, "cut off: its request is too large");
-	else
-		scan_compact(&c->in, &c->sc);
+	scan_compact(&c->in, &c->sc);
 }
 
 /* A free client slot, or -1 when --max-clients are there. */
@@ -848,7 +849,7 @@ cmd_serve(int argc, char **argv)
 	if (optind != argc || !na)
 		return -1;
 	one_target("serve");
-	agent_where();
+	agent_init();
 	for (i = 0; i < na; i++)
 		serve_listen(addrs[i], http[i]);
 	sv.cl = xrealloc(NULL, (size_t)sv.max * sizeof *sv.cl);
@@ -862,7 +863,7 @@ cmd_serve(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
-	agent_connect();
+	link_start(&sv.link);
 
 	for (;;) {
 		wait = xfer_pump(http_deadlines(agent_pump()));
@@ -881,9 +882,8 @@ cmd_serve(int argc, char **argv)
 				CLIENT_PENDING_MAX && (!sv.cl[i].eof || sv.cl[i].drain) &&
 				(!sv.cl[i].xf || sv.cl[i].in.len < 65536) ? POLLIN : 0) |
 				(sv.cl[i].outoff < sv.cl[i].out.len ? POLLOUT : 0)), 0};
-		pfd[n + sv.ncl] = (struct pollfd){sv.agent ? sess.fd : -1,
-			(short)(sv.agent == AGENT_CONNECTING ? POLLOUT :
-			        POLLIN | (sv.aoff < sv.aout.len ? POLLOUT : 0)), 0};
+		pfd[n + sv.ncl] = (struct pollfd){sv.link.state ? sv.link.fd : -1,
+			link_events(&sv.link), 0};
 		xfer_poll(pfd + n + sv.ncl + 1);
 		if (poll(pfd, (nfds_t)(n + sv.ncl + 1 + 2 * sv.nxf), wait) < 0 && errno != EINTR)
 			die(EX_IO, "poll:");
@@ -900,15 +900,8 @@ cmd_serve(int argc, char **argv)
 			    pfd[n + i].revents & (POLLIN | POLLHUP | POLLERR))
 				client_read(i);
 		}
-		k = pfd[n + sv.ncl].fd == sess.fd ? pfd[n + sv.ncl].revents : 0;
-		if (sv.agent == AGENT_CONNECTING && k)
-			agent_connected();
-		else if (sv.agent > AGENT_CONNECTING) {
-			if (k & POLLOUT)
-				agent_write();
-			if (sv.agent && k & (POLLIN | POLLHUP | POLLERR))
-				agent_read();
-		}
+		if (pfd[n + sv.ncl].fd >= 0 && pfd[n + sv.ncl].fd == sv.link.fd)
+			link_io(&sv.link, pfd[n + sv.ncl].revents);
 	}
 	note("stopping on signal %d", (int)stopping);
 	for (k = (int)sv.qhead; k < (int)(sv.qhead + sv.qlen); k++)
@@ -922,9 +915,7 @@ cmd_serve(int argc, char **argv)
 	for (i = 0; i < na; i++)
 		if (unix_path(addrs[i]))
 			unlink(unix_path(addrs[i]));
-	sess.owed = 1;
-	sess.partial = sv.aoff > 0 && sv.aoff < sv.aout.len;
-	conn_close(&sess);
+	link_close(&sv.link);
 	free(pfd);
 	return 0;
 }

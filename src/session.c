@@ -23,6 +23,18 @@ need_session(void)
 	}
 }
 
+/* The session is the socket fd, connected already (serve's /file hands
+ * its child one end of a socket pair). */
+void
+session_adopt(int fd)
+{
+	conn_init(&sess, opt.timeout);
+	copy(sess.name, sizeof sess.name, opt.addr);
+	sess.fd = fd;
+	sess.sock = 1;
+	sess.rcvto = sess.sndto = -1;
+}
+
 /* At exit, the memory and the descriptor go with the process, unless a
  * reply is still owed. */
 void
