@@ -10,6 +10,8 @@ CFLAGS = -Oz
 WARN = -Wall -Wextra -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wwrite-strings
 HOSTCC = cc
+# Stripped; make bench builds it with STRIP=-g to see where the bytes go.
+STRIP = -s
 # Size: absolute addresses (a static binary is not relocated), no unwind
 # tables (C needs none), unused sections dropped, and no padding in the
 # file between the code and the data that follows it. Each of these is
@@ -20,7 +22,7 @@ TIGHT = -fno-pie -no-pie -ffunction-sections -fdata-sections -fno-asynchronous-u
 SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 # The parts of qga.c, which it includes: one translation unit.
-PARTS = src/util.c src/conn.c src/proto.c src/output.c src/raw.c src/many.c src/session.c \
+PARTS = src/util.c src/conn.c src/proto.c src/output.c src/raw.c src/many.c src/session.c src/guest.c \
 	src/cli.c src/cmd-exec.c src/untar.c src/cmd-file.c src/cmd-put.c src/cmd-info.c \
 	src/cmd-admin.c src/cmd-ls.c src/serve.c src/http.c src/serve-http.c src/serve-file.c \
 	src/link.c src/serve-agent.c src/help.c
@@ -38,8 +40,8 @@ qga: $(SRC)
 		if command -v musl-gcc >/dev/null 2>&1; then cc=musl-gcc; \
 		else echo "note: musl-gcc not found (Debian: musl-tools), building with $$cc"; fi;; \
 	esac; \
-	echo "$$cc $(CFLAGS) ... -static -s -o $@"; \
-	$$cc $(CFLAGS) $(WARN) $(TIGHT) -static -s $(LDFLAGS) -o $@ qga.c json.c
+	echo "$$cc $(CFLAGS) ... -static $(STRIP) -o $@"; \
+	$$cc $(CFLAGS) $(WARN) $(TIGHT) -static $(STRIP) $(LDFLAGS) -o $@ qga.c json.c
 
 # The same program under AddressSanitizer and UBSan, for the test suite.
 qga-asan: $(SRC)

@@ -7,6 +7,7 @@
 #include "src/raw.c"
 #include "src/many.c"
 #include "src/session.c"
+#include "src/guest.c"
 #include "src/cli.c"
 #include "src/cmd-exec.c"
 #include "src/untar.c"
@@ -25,12 +26,13 @@
 
 const struct cmd cmds[] = {
 	{"exec", cmd_exec, NULL, "ie:T:", exec_longs,
-	 "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--no-stream] [--] PROG [ARG]...\n"
+	 "[-i] [-e NAME=VALUE]... [-T SECS] [--no-wait] [--merge] [--stream|--no-stream] [--] PROG [ARG]...\n"
 	 "Runs PROG in the guest, its output here as it comes, its status as\n"
 	 "qga's (128+N for signal N; 255 when qga fails). -i: stdin as its input;\n"
 	 "-e: a variable; -T: give up after SECS (124); --no-wait: print the pid;\n"
 	 "-j: one JSON object at the end, as Proxmox's qm guest exec prints;\n"
-	 "--no-stream: the agent's capture (16 MiB), the program left running.\n",
+	 "--stream: says why a program cannot be streamed; --no-stream: the\n"
+	 "agent's capture (16 MiB), the program left running.\n",
 	 "guest-exec,guest-exec-status", 1},
 	{"sh", cmd_exec, NULL, "ie:T:", exec_longs,
 	 "[EXEC OPTIONS] [--ps] 'COMMAND LINE' [ARG]...\n"
@@ -253,7 +255,7 @@ static const char usage_text[] =
 "      --qmp             the peer is a QMP monitor (else told by its greeting)\n"
 "      --no-sync         skip the 0xFF + guest-sync-delimited resync\n"
 "      --max-reply BYTES largest reply accepted, K/M/G allowed (default 80M)\n"
-"      --max-size BYTES  the most a get or cat takes (default: no bound)\n"
+"      --max-size BYTES  the most a get, get -r or cat takes (default: no bound)\n"
 "  -h, --help            this text\n"
 "  -V, --version         the version\n"
 "\n"

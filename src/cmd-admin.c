@@ -1,10 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* Power, set-time, fsfreeze (--run), fstrim, passwd, ssh-keys and
+ * wait: the commands that change the guest, or wait for its agent. */
 #include "qga.h"
-
-/* ------------------------------------------------------------------ */
-/* Built-in commands: power, freeze, trim, credentials, wait           */
-/* ------------------------------------------------------------------ */
-
 
 /* Sends a command that never replies on success (guest-shutdown,
  * guest-suspend-*) with a guest-ping behind it. An error reply before the
@@ -114,7 +111,6 @@ cmd_set_time(int argc, char **argv)
 	free(req.p);
 	return 0;
 }
-
 
 /* Sends guest-fsfreeze-freeze, -freeze-list (the n mountpoints) or -thaw
  * and returns the count of filesystems in its reply. */
@@ -384,7 +380,6 @@ read_password(const char *user)
 	return pw;
 }
 
-
 const struct option passwd_longs[] = {
 	{"crypted", no_argument, NULL, 'c'},
 	{NULL, 0, NULL, 0}
@@ -512,13 +507,6 @@ cmd_ssh_keys(int argc, char **argv)
 	return 0;
 }
 
-/* Waits for the agent: the socket may not exist yet, the agent may not be
- * up, a chardev may accept and stay silent. Each try is bounded by a
- * second (or what is left), so a late agent is found soon after it starts. */
-const struct option ls_longs[] = {
-	{"dir", required_argument, NULL, 'd'},
-	{NULL, 0, NULL, 0}
-};
 const struct option wait_longs[] = {
 	{"timeout", required_argument, NULL, 'T'},
 	{NULL, 0, NULL, 0}

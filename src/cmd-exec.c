@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* exec, sh and exec-status: a program run in the guest, its output
+ * polled or streamed, its status as qga's. */
 #include "qga.h"
-
-/* ------------------------------------------------------------------ */
-/* Built-in commands: exec                                             */
-/* ------------------------------------------------------------------ */
 
 /* The most stdin -i sends: its base64 must stay under the agent's 64 MiB
  * token limit. */
@@ -250,7 +248,6 @@ exec_nap(long long deadline, long long ns, const char *prog, long long pid)
 	leave(late ? 124 : 128 + interrupted);
 }
 
-
 int
 cmd_exec(int argc, char **argv)
 {
@@ -446,4 +443,144 @@ cmd_exec_status(int argc, char **argv)
 		leave(124);
 	}
 	return exec_finish(&d, argv[1]);
+}
+
+/* Copies what the guest file h gained since the last read to fd; at the
+ * program's end (last) the agent's end-of-file mark is cleared first, as
+ * a C library may keep it once set. Returns whether anything came. */
+static int
+stream_copy(long long h, int fd, int last)
+{
+	struct buf req = {0}, data = {0};
+	struct reply r;
+	int v, eof, got = 0;
+
+	if (last)
+		guest_seek(h, 0, "cur");
+	req_begin(&req, "guest-file-read");
+	req_int(&req, "handle", h);
+	req_int(&req, "count", CHUNK);
+	req_end(&req);
+	do {
+		call(&req, "guest-file-read", &r);
+		eof = (v = json_get(r.js, r.tok, r.ret, "eof")) >= 0 && r.tok[v].type == JSON_TRUE;
+		if ((v = json_get(r.js, r.tok, r.ret, "buf-b64")) < 0 ||
+		    b64_decode(&data, r.js, &r.tok[v]) < 0)
+			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
+		if (write_all(fd, data.p, data.len) < 0) {
+			if (errno == EPIPE && untar_pid > 0)
+				untar_ended();
+			die(EX_IO, "write %s:", fd == 1 ? "stdout" : "stderr");
+		}
+		got |= data.len > 0;
+	} while (!eof && data.len);
+	free(req.p);
+	free(data.p);
+	return got;
+}
+
+/* Streams a program's output: a wrapper shell (sh -c WRAP sh F PROG
+ * ARG...) sends stdout and stderr into new files F.1 and F.2 in /tmp,
+ * made with O_EXCL (noclobber), so that no link can be planted there,
+ * and readable by root alone; then it becomes PROG, in a process group of
+ * its own where the agent's PATH has setsid(1). qga opens both files, has
+ * them removed at once (the open files live on, so nothing is left in the
+ * guest whatever happens next) and reads each from where it stopped while
+ * it polls the program's status. A program whose output nobody
+ * would read any more, after -T or a signal, is stopped with its group,
+ * not left to fill the guest's disk. stdout goes to out. Returns the exit
+ * status, or -1 when the guest cannot stream; PROG has not run then. */
+int
+exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
+            const char *prog, int merge, long long deadline, int asked, int out)
+{
+	struct buf req = {0}, st = {0}, words = {0};
+	struct reply r;
+	struct doc d;
+	const char *why = "guest-file-read is not enabled in the guest agent";
+	char path[sizeof stream_tmp + 12], wrap[224], *keep = NULL;
+	const char *pre[] = {"-c", wrap, "sh", stream_tmp, NULL};
+	void (*was)(void) = on_leave;
+	long long delay = 200000, rm;
+	int i, got;
+
+	if (!enabled("guest-file-read"))
+		goto cannot;
+	snprintf(stream_tmp, sizeof stream_tmp, "/tmp/qga-exec.%08x", random_id());
+	snprintf(wrap, sizeof wrap, "f=$1; shift; u=$(umask); umask 077; set -C; "
+	         "exec >\"$f.1\" 2>%s; umask $u; command -v setsid >/dev/null && "
+	         "exec setsid \"$@\"; exec \"$@\"", merge ? "&1" : "\"$f.2\"");
+	/* The environment -e gives is the program's alone, through env -i,
+	 * not the wrapper's, to which sh adds its own. */
+	if (env->len)
+		buf_str(&words, ",\"env\",\"-i\"");
+	buf_add(&words, env->p, env->len);
+	buf_add(&words, ",", 1);
+	buf_jstr(&words, prog, strlen(prog));
+	buf_add(&words, args->p, args->len);
+	exec_request(&req, "/bin/sh", pre, &words, &(struct buf){0}, in, "true");
+	free(words.p);
+	/* A signal waits until qga knows the pid it would stop. */
+	hold_signals(1);
+	call_any(&req, "guest-exec", &r, opt.timeout);
+	hold_signals(0);
+	why = "the guest has no /bin/sh";
+	if (r.err >= 0)
+		goto cannot;
+	doc_reply(&d, &r, "guest-exec", SHAPE_EXEC);
+	req_begin(&st, "guest-exec-status");
+	req_int(&st, "pid", stream_pid = dint(&d, dget(&d, 0, "pid"), -1));
+	req_end(&st);
+	free(d.t);
+	on_leave = cleanup;
+	for (i = 0; i < 2 - merge; i++) {
+		snprintf(path, sizeof path, "%s.%d", stream_tmp, i + 1);
+		while ((handles[i] = file_open(path, "r", 1)) < 0) {
+			why = "the guest cannot make files in /tmp";
+			if (exec_ended(&st, &d))
+				goto cannot;
+			exec_nap(deadline, delay, prog, stream_pid);
+		}
+	}
+	rm = guest_start(stream_rm, 0);
+	stream_tmp[0] = 0;
+	for (;;) {
+		/* The status is kept from the reads that follow it; the program
+		 * that ended is not one to stop any more. */
+		if ((i = exec_ended(&st, &d))) {
+			d.js = keep = memcpy(xrealloc(NULL, d.t[0].end), d.js, d.t[0].end);
+			stream_pid = -1;
+		}
+		got = stream_copy(handles[0], out, i);
+		if (!merge)
+			got |= stream_copy(handles[1], 2, i);
+		if (i)
+			break;
+		/* Soon again after output, else less and less often, down to
+		 * 25 times a second. */
+		delay = got ? 200000 : delay * 2 > 40000000 ? 40000000 : delay * 2;
+		exec_nap(deadline, delay, prog, stream_pid);
+	}
+	on_leave = was;
+	file_close(0);
+	guest_wait(rm, NULL, timeout_or(RUN_TIMEOUT));
+	free(req.p);
+	free(st.p);
+	i = exec_finish(&d, prog);
+	free(keep);
+	return i;
+cannot:
+	/* The wrapper ended before its files were made: what it made goes. */
+	if (stream_pid >= 0) {
+		free(d.t);
+		stream_pid = -1;
+		guest_run(stream_rm);
+	}
+	stream_tmp[0] = 0;
+	on_leave = was;
+	if (asked)
+		warn("exec: not streaming: %s", why);
+	free(req.p);
+	free(st.p);
+	return -1;
 }

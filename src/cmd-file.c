@@ -1,10 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* Guest files: SHA-256, the undo of file commands (cleanup), guest file
+ * handles, progress, cat, get and get -r. */
 #include "qga.h"
-
-/* ------------------------------------------------------------------ */
-/* Built-in commands: files                                            */
-/* ------------------------------------------------------------------ */
-
 
 static const uint32_t sha_k[64] = {
 	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
@@ -87,7 +84,6 @@ sha_hex(struct sha256 *c, char *hex)
 	for (i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", (unsigned)(c->h[i / 4] >> (24 - 8 * (i % 4)) & 0xff));
 }
-
 
 /* Guest files to close on exit: a file command's, and a streamed
  * program's stdout and stderr. */
@@ -359,7 +355,7 @@ create_temp(const char *local)
 }
 
 /* Ends get -r or put -r by tar's statuses: the guest's, then this side's. */
-static void
+void
 tree_status(const char *what, int guest, int here, const char *name)
 {
 	if (guest)
@@ -503,48 +499,6 @@ get_tree(const char *remote, const char *local)
 	}
 	tmpname[0] = 0;
 	close(u.root);
-	free(args.p);
-}
-
-/* put -r: tar here writes the folder into a temporary file beside remote,
- * which tar in the guest unpacks into remote and removes. */
-void
-put_tree(const char *local, const char *remote)
-{
-	static const char unpack[] = "mkdir -p -- \"$2\" && tar -xpf \"$1\" -C \"$2\"; "
-	                             "s=$?; rm -f -- \"$1\"; exit $s";
-	const char *mktar[] = {"tar", "-cf", "-", "-C", local, ".", NULL};
-	const char *run[] = {"/bin/sh", "-c", unpack, "sh", remote_tmp, remote, NULL};
-	struct buf args = {0}, none = {0};
-	unsigned long long total;
-	size_t n;
-	int p[2], st;
-	pid_t pid;
-
-	if (guest_run((const char *[]){"/bin/sh", "-c", "command -v tar", NULL}))
-		die(EX_AGENT, "put -r: the guest has no tar (or no /bin/sh or guest-exec)");
-	n = strlen(remote);
-	snprintf(remote_tmp, sizeof remote_tmp, "%.*s.qga-put-%08x.tar",
-	         (int)(n - (n > 1 && remote[n - 1] == '/')), remote, random_id());
-	if (pipe2(p, O_CLOEXEC) < 0 || (pid = spawn(mktar, -1, p[1])) < 0)
-		die(EX_IO, "put -r: start tar here:");
-	close(p[1]);
-	handles[0] = file_open(remote_tmp, "w", 0);
-	total = put_data(p[0], -1, local, remote, NULL);
-	close(p[0]);
-	if ((st = reap(pid)))
-		tree_status("put -r", 0, st, local);
-	if (guest_seek(handles[0], 0, "end") != (long long)total)
-		die(EX_PROTO, "put -r: the archive in the guest is not as long as written");
-	file_close(0);
-	for (st = 1; st < 6; st++) {
-		buf_add(&args, ",", 1);
-		buf_jstr(&args, run[st], strlen(run[st]));
-	}
-	if ((st = exec_stream(&args, &none, &none, "/bin/sh", 0, -1, 0, 1)) < 0)
-		st = guest_run(run);
-	tree_status("put -r", st, 0, remote);
-	remote_tmp[0] = 0;
 	free(args.p);
 }
 

@@ -1,9 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* ls: the agent sockets of this host, and whether each answers. */
 #include "qga.h"
-
-/* ------------------------------------------------------------------ */
-/* ls: the agents of this host                                         */
-/* ------------------------------------------------------------------ */
 
 /* Where hosts keep agents' sockets: Proxmox VE's VMID.qga; libvirt's
  * channel folders, with a folder per domain (domain-ID-NAME, or ID-NAME
@@ -240,3 +237,11 @@ cmd_ls(int argc, char **argv)
 	free(out);
 	return 0;
 }
+
+/* Waits for the agent: the socket may not exist yet, the agent may not be
+ * up, a chardev may accept and stay silent. Each try is bounded by a
+ * second (or what is left), so a late agent is found soon after it starts. */
+const struct option ls_longs[] = {
+	{"dir", required_argument, NULL, 'd'},
+	{NULL, 0, NULL, 0}
+};

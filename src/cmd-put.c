@@ -1,87 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* put and put -r: a file or folder copied to the guest, into place
+ * only once it is whole. */
 #include "qga.h"
-
-/* Starts argv[0] with the arguments after it in the guest, its stdout
- * captured when asked: its pid, or -1 when it could not be run. Failures
- * are not reported: the caller says what they mean. */
-long long
-guest_start(const char *const *argv, int capture)
-{
-	struct buf req = {0};
-	struct reply r;
-	struct doc d;
-	long long pid = -1;
-
-	need_session();
-	req_begin(&req, "guest-exec");
-	req_str(&req, "path", *argv);
-	req_key(&req, "arg");
-	buf_add(&req, "[", 1);
-	while (*++argv) {
-		buf_jstr(&req, *argv, strlen(*argv));
-		buf_add(&req, ",", argv[1] != NULL);
-	}
-	buf_str(&req, capture ? "],\"capture-output\":true}}" : "]}}");
-	if (!transact(&sess, req.p, req.len, &r, "guest-exec", opt.timeout) && r.ret >= 0) {
-		doc_reply(&d, &r, "guest-exec", SHAPE_EXEC);
-		pid = dint(&d, dget(&d, 0, "pid"), -1);
-		free(d.t);
-	}
-	free(req.p);
-	return pid;
-}
-
-/* Waits up to ms for the program of pid to end: its exit status, -1
- * when it did not run or a signal ended it or the wait, -2 when it still
- * runs at the deadline; its captured stdout in out, unless NULL. The
- * status is asked for at once, then less and less often. */
-int
-guest_wait(long long pid, struct buf *out, long long ms)
-{
-	struct timespec nap = {0, 2000000};
-	long long deadline = deadline_in(ms);
-	struct buf req = {0};
-	struct reply r;
-	struct doc d;
-	int code = -1, ended = 0, polls = 0;
-
-	if (pid < 0)
-		return -1;
-	req_begin(&req, "guest-exec-status");
-	req_int(&req, "pid", pid);
-	req_end(&req);
-	while (!ended && !interrupted &&
-	       !transact(&sess, req.p, req.len, &r, "guest-exec-status", opt.timeout) &&
-	       r.ret >= 0) {
-		doc_reply(&d, &r, "guest-exec-status", SHAPE_STATUS);
-		if ((ended = dtrue(&d, dget(&d, 0, "exited")))) {
-			code = dget(&d, 0, "signal") >= 0 ? -1 :
-			       (int)dint(&d, dget(&d, 0, "exitcode"), -1);
-			if (out && dget(&d, 0, "out-data") >= 0)
-				b64_decode(out, d.js, &d.t[dget(&d, 0, "out-data")]);
-		} else if (now_ms() >= deadline) {
-			code = -2;
-			ended = 1;
-		} else {
-			nanosleep(&nap, NULL);
-			if (++polls > 50 && nap.tv_nsec < 100000000)
-				nap.tv_nsec *= 2;
-		}
-		free(d.t);
-	}
-	free(req.p);
-	return code;
-}
-
-/* Runs a program in the guest as guest_start does, and waits for it up
- * to RUN_TIMEOUT (-t overrides it); after a signal, what undoes a command
- * waits no longer than a reply. */
-int
-guest_run(const char *const *argv)
-{
-	return guest_wait(guest_start(argv, 0), NULL, signals ? opt.timeout :
-	                  timeout_or(RUN_TIMEOUT));
-}
 
 /* Sends fd's bytes to the open guest file; returns how many. sha (unless
  * NULL) hashes them. */
@@ -166,146 +86,6 @@ guest_seek(long long h, long long off, const char *whence)
 	free(req.p);
 	v = json_get(r.js, r.tok, r.ret, "position");
 	return v >= 0 && !json_int(r.js, &r.tok[v], &pos) ? pos : -1;
-}
-
-/* Copies what the guest file h gained since the last read to fd; at the
- * program's end (last) the agent's end-of-file mark is cleared first, as
- * a C library may keep it once set. Returns whether anything came. */
-static int
-stream_copy(long long h, int fd, int last)
-{
-	struct buf req = {0}, data = {0};
-	struct reply r;
-	int v, eof, got = 0;
-
-	if (last)
-		guest_seek(h, 0, "cur");
-	req_begin(&req, "guest-file-read");
-	req_int(&req, "handle", h);
-	req_int(&req, "count", CHUNK);
-	req_end(&req);
-	do {
-		call(&req, "guest-file-read", &r);
-		eof = (v = json_get(r.js, r.tok, r.ret, "eof")) >= 0 && r.tok[v].type == JSON_TRUE;
-		if ((v = json_get(r.js, r.tok, r.ret, "buf-b64")) < 0 ||
-		    b64_decode(&data, r.js, &r.tok[v]) < 0)
-			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
-		if (write_all(fd, data.p, data.len) < 0) {
-			if (errno == EPIPE && untar_pid > 0)
-				untar_ended();
-			die(EX_IO, "write %s:", fd == 1 ? "stdout" : "stderr");
-		}
-		got |= data.len > 0;
-	} while (!eof && data.len);
-	free(req.p);
-	free(data.p);
-	return got;
-}
-
-/* Streams a program's output: a wrapper shell (sh -c WRAP sh F PROG
- * ARG...) sends stdout and stderr into new files F.1 and F.2 in /tmp,
- * made with O_EXCL (noclobber), so that no link can be planted there,
- * and readable by root alone; then it becomes PROG, in a process group of
- * its own where the agent's PATH has setsid(1). qga opens both files, has
- * them removed at once (the open files live on, so nothing is left in the
- * guest whatever happens next) and reads each from where it stopped while
- * it polls the program's status. A program whose output nobody
- * would read any more, after -T or a signal, is stopped with its group,
- * not left to fill the guest's disk. stdout goes to out. Returns the exit
- * status, or -1 when the guest cannot stream; PROG has not run then. */
-int
-exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
-            const char *prog, int merge, long long deadline, int asked, int out)
-{
-	struct buf req = {0}, st = {0}, words = {0};
-	struct reply r;
-	struct doc d;
-	const char *why = "guest-file-read is not enabled in the guest agent";
-	char path[sizeof stream_tmp + 12], wrap[224], *keep = NULL;
-	const char *pre[] = {"-c", wrap, "sh", stream_tmp, NULL};
-	void (*was)(void) = on_leave;
-	long long delay = 200000, rm;
-	int i, got;
-
-	if (!enabled("guest-file-read"))
-		goto cannot;
-	snprintf(stream_tmp, sizeof stream_tmp, "/tmp/qga-exec.%08x", random_id());
-	snprintf(wrap, sizeof wrap, "f=$1; shift; u=$(umask); umask 077; set -C; "
-	         "exec >\"$f.1\" 2>%s; umask $u; command -v setsid >/dev/null && "
-	         "exec setsid \"$@\"; exec \"$@\"", merge ? "&1" : "\"$f.2\"");
-	/* The environment -e gives is the program's alone, through env -i,
-	 * not the wrapper's, to which sh adds its own. */
-	if (env->len)
-		buf_str(&words, ",\"env\",\"-i\"");
-	buf_add(&words, env->p, env->len);
-	buf_add(&words, ",", 1);
-	buf_jstr(&words, prog, strlen(prog));
-	buf_add(&words, args->p, args->len);
-	exec_request(&req, "/bin/sh", pre, &words, &(struct buf){0}, in, "true");
-	free(words.p);
-	/* A signal waits until qga knows the pid it would stop. */
-	hold_signals(1);
-	call_any(&req, "guest-exec", &r, opt.timeout);
-	hold_signals(0);
-	why = "the guest has no /bin/sh";
-	if (r.err >= 0)
-		goto cannot;
-	doc_reply(&d, &r, "guest-exec", SHAPE_EXEC);
-	req_begin(&st, "guest-exec-status");
-	req_int(&st, "pid", stream_pid = dint(&d, dget(&d, 0, "pid"), -1));
-	req_end(&st);
-	free(d.t);
-	on_leave = cleanup;
-	for (i = 0; i < 2 - merge; i++) {
-		snprintf(path, sizeof path, "%s.%d", stream_tmp, i + 1);
-		while ((handles[i] = file_open(path, "r", 1)) < 0) {
-			why = "the guest cannot make files in /tmp";
-			if (exec_ended(&st, &d))
-				goto cannot;
-			exec_nap(deadline, delay, prog, stream_pid);
-		}
-	}
-	rm = guest_start(stream_rm, 0);
-	stream_tmp[0] = 0;
-	for (;;) {
-		/* The status is kept from the reads that follow it; the program
-		 * that ended is not one to stop any more. */
-		if ((i = exec_ended(&st, &d))) {
-			d.js = keep = memcpy(xrealloc(NULL, d.t[0].end), d.js, d.t[0].end);
-			stream_pid = -1;
-		}
-		got = stream_copy(handles[0], out, i);
-		if (!merge)
-			got |= stream_copy(handles[1], 2, i);
-		if (i)
-			break;
-		/* Soon again after output, else less and less often, down to
-		 * 25 times a second. */
-		delay = got ? 200000 : delay * 2 > 40000000 ? 40000000 : delay * 2;
-		exec_nap(deadline, delay, prog, stream_pid);
-	}
-	on_leave = was;
-	file_close(0);
-	guest_wait(rm, NULL, timeout_or(RUN_TIMEOUT));
-	free(req.p);
-	free(st.p);
-	i = exec_finish(&d, prog);
-	free(keep);
-	return i;
-cannot:
-	/* The wrapper ended before its files were made: what it made goes. */
-	if (stream_pid >= 0) {
-		free(d.t);
-		stream_pid = -1;
-		guest_run(stream_rm);
-	}
-	stream_tmp[0] = 0;
-	on_leave = was;
-	if (asked)
-		warn("exec: not streaming: %s", why);
-	free(req.p);
-	free(st.p);
-	return -1;
 }
 
 const struct option get_longs[] = {
@@ -477,4 +257,46 @@ cmd_put(int argc, char **argv)
 		warn("put: %s is new, and the agent made it world-writable (0666): "
 		     "guest-exec, which would set its mode, is disabled", remote);
 	return 0;
+}
+
+/* put -r: tar here writes the folder into a temporary file beside remote,
+ * which tar in the guest unpacks into remote and removes. */
+void
+put_tree(const char *local, const char *remote)
+{
+	static const char unpack[] = "mkdir -p -- \"$2\" && tar -xpf \"$1\" -C \"$2\"; "
+	                             "s=$?; rm -f -- \"$1\"; exit $s";
+	const char *mktar[] = {"tar", "-cf", "-", "-C", local, ".", NULL};
+	const char *run[] = {"/bin/sh", "-c", unpack, "sh", remote_tmp, remote, NULL};
+	struct buf args = {0}, none = {0};
+	unsigned long long total;
+	size_t n;
+	int p[2], st;
+	pid_t pid;
+
+	if (guest_run((const char *[]){"/bin/sh", "-c", "command -v tar", NULL}))
+		die(EX_AGENT, "put -r: the guest has no tar (or no /bin/sh or guest-exec)");
+	n = strlen(remote);
+	snprintf(remote_tmp, sizeof remote_tmp, "%.*s.qga-put-%08x.tar",
+	         (int)(n - (n > 1 && remote[n - 1] == '/')), remote, random_id());
+	if (pipe2(p, O_CLOEXEC) < 0 || (pid = spawn(mktar, -1, p[1])) < 0)
+		die(EX_IO, "put -r: start tar here:");
+	close(p[1]);
+	handles[0] = file_open(remote_tmp, "w", 0);
+	total = put_data(p[0], -1, local, remote, NULL);
+	close(p[0]);
+	if ((st = reap(pid)))
+		tree_status("put -r", 0, st, local);
+	if (guest_seek(handles[0], 0, "end") != (long long)total)
+		die(EX_PROTO, "put -r: the archive in the guest is not as long as written");
+	file_close(0);
+	for (st = 1; st < 6; st++) {
+		buf_add(&args, ",", 1);
+		buf_jstr(&args, run[st], strlen(run[st]));
+	}
+	if ((st = exec_stream(&args, &none, &none, "/bin/sh", 0, -1, 0, 1)) < 0)
+		st = guest_run(run);
+	tree_status("put -r", st, 0, remote);
+	remote_tmp[0] = 0;
+	free(args.p);
 }

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* Finding a built-in command, suggestions for a name the agent lacks,
+ * help and shell completion. */
 #include "qga.h"
 
 const struct cmd *
@@ -74,7 +76,7 @@ suggest_builtin(const char *name)
 }
 
 /* Whether r is the error of a command that does not exist. */
-static int
+int
 not_found(const struct reply *r)
 {
 	char desc[400];
@@ -86,7 +88,7 @@ not_found(const struct reply *r)
 /* Says which command name is closest to the one nobody knows: a built-in,
  * one of the schema's, or one the peer lists (guest-info, or QMP's
  * query-commands, asked once). A bare name is also compared as guest-NAME. */
-static void
+void
 suggest(struct conn *c, const char *name)
 {
 	const char *list = ",", *p, *e;
@@ -111,41 +113,6 @@ suggest(struct conn *c, const char *name)
 	}
 	if (*best)
 		fprintf(stderr, "qga: did you mean '%s'?\n", best);
-}
-
-/* Sends a raw request and prints its reply. A bare name the guest agent
- * does not know is tried again as guest-NAME, the way Proxmox's `qm guest
- * cmd` writes names; a name nobody knows gets a suggestion. */
-int
-raw_request(struct conn *c, const struct buf *req, const char *name, int named,
-            int batch)
-{
-	struct buf first = {0}, again = {0};
-	char gname[160];
-	struct reply r;
-	int s;
-
-	if ((s = transact(c, req->p, req->len, &r, name, opt.timeout)))
-		quit(s);
-	if (not_found(&r) && named && !c->qmp && strncmp(name, "guest-", 6)) {
-		buf_add(&first, r.js, r.len);
-		/* The request starts {"execute":"NAME: guest- goes in front. */
-		buf_str(&again, "{\"execute\":\"guest-");
-		buf_add(&again, req->p + 12, req->len - 12);
-		snprintf(gname, sizeof gname, "guest-%.*s", (int)sizeof gname - 7, name);
-		if ((s = transact(c, again.p, again.len, &r, gname, opt.timeout)))
-			quit(s);
-		if (!not_found(&r))
-			name = gname;
-		else if ((s = reply_text(&r, first.p, first.len, c->name)))
-			quit(s);
-	}
-	s = print_reply(&r, name, batch);
-	if (not_found(&r))
-		suggest(c, name);
-	free(first.p);
-	free(again.p);
-	return s;
 }
 
 int

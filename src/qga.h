@@ -397,7 +397,6 @@ struct http_req {
 	int xsite;            /* Sec-Fetch-Site names another origin */
 };
 
-
 /* util.c */
 extern char errmsg[MSG_MAX];
 extern int exec_mode;
@@ -449,9 +448,9 @@ void conn_init(struct conn *c, long long timeout);
 int conn_open(struct conn *c, const char *addr, long long timeout);
 void conn_shut(struct conn *c);
 void fd_release(int fd, int sock, int owed, int partial);
-int frame(struct json_scan *sc, const struct buf *b, size_t max);
 void conn_close(struct conn *c);
 int conn_write(struct conn *c, const char *p, size_t n, long long deadline);
+int frame(struct json_scan *sc, const struct buf *b, size_t max);
 int conn_next(struct conn *c, long long deadline, const char *what, int *got);
 void conn_consume(struct conn *c);
 
@@ -482,6 +481,7 @@ int b64_decode(struct buf *b, const char *js, const struct json_tok *t);
 
 /* raw.c */
 int run_batch(struct conn *c);
+int raw_request(struct conn *c, const struct buf *req, const char *name, int named, int batch);
 
 /* many.c */
 extern struct many many;
@@ -494,8 +494,8 @@ void fan_out(void);
 /* session.c */
 extern struct conn sess;
 void need_session(void);
-void session_end(void);
 void session_adopt(int fd);
+void session_end(void);
 extern const char *const newer[];
 extern const size_t nnewer;
 const char * missing_why(const char *name);
@@ -520,9 +520,14 @@ int dtrue(const struct doc *d, int i);
 void command_list(const struct reply *r, int qmp, struct buf *names);
 int peer_commands(struct conn *c, const char **list);
 int wait_agent(long long total);
+int enabled(const char *name);
+
+/* guest.c */
 int guest_windows(void);
 const char * guest_base(const char *path);
-int enabled(const char *name);
+long long guest_start(const char *const *argv, int capture);
+int guest_wait(long long pid, struct buf *out, long long ms);
+int guest_run(const char *const *argv);
 
 /* cli.c */
 extern const struct option global_longs[];
@@ -546,9 +551,11 @@ int exec_ended(const struct buf *req, struct doc *d);
 void exec_nap(long long deadline, long long ns, const char *prog, long long pid);
 int cmd_exec(int argc, char **argv);
 int cmd_exec_status(int argc, char **argv);
+int exec_stream(const struct buf *args, const struct buf *env, const struct buf *in, const char *prog, int merge, long long deadline, int asked, int out);
 
 /* untar.c */
 void rm_tree(int dirfd, const char *name);
+int untar(struct untar *u);
 
 /* cmd-file.c */
 void sha_init(struct sha256 *c);
@@ -566,21 +573,17 @@ void progress(const char *what, unsigned long long bytes, unsigned long long siz
 void sha_file(struct sha256 *sha, int fd, long long n, const char *name);
 void verify(const char *what, const char *path, struct sha256 *sha);
 int cmd_cat(int argc, char **argv);
+void tree_status(const char *what, int guest, int here, const char *name);
 _Noreturn void untar_ended(void);
-int untar(struct untar *u);
-void put_tree(const char *local, const char *remote);
 int cmd_get(int argc, char **argv);
 
 /* cmd-put.c */
-long long guest_start(const char *const *argv, int capture);
-int guest_wait(long long pid, struct buf *out, long long ms);
-int guest_run(const char *const *argv);
 unsigned long long put_data(int fd, long long at, const char *local, const char *remote, struct sha256 *sha);
 long long guest_seek(long long h, long long off, const char *whence);
-int exec_stream(const struct buf *args, const struct buf *env, const struct buf *in, const char *prog, int merge, long long deadline, int asked, int out);
 extern const struct option get_longs[];
 extern const struct option put_longs[];
 int cmd_put(int argc, char **argv);
+void put_tree(const char *local, const char *remote);
 
 /* cmd-info.c */
 const char * shape_of(const char *name);
@@ -612,12 +615,12 @@ int cmd_fstrim(int argc, char **argv);
 extern const struct option passwd_longs[];
 int cmd_passwd(int argc, char **argv);
 int cmd_ssh_keys(int argc, char **argv);
-extern const struct option ls_longs[];
 extern const struct option wait_longs[];
 int cmd_wait(int argc, char **argv);
 
 /* cmd-ls.c */
 int cmd_ls(int argc, char **argv);
+extern const struct option ls_longs[];
 
 /* serve.c */
 extern const char *const outcomes[NOUT];
@@ -666,31 +669,32 @@ int xfer_pump(int wait);
 
 /* link.c */
 int link_init(struct link *l, const char *addr, int qmp, long long timeout, size_t maxreply);
+void link_close(struct link *l);
+void link_lose(struct link *l, const char *why);
+void link_up(struct link *l);
+void link_send(struct link *l, const char *p, size_t n);
 void link_start(struct link *l);
+void link_flush(struct link *l);
 short link_events(const struct link *l);
 void link_io(struct link *l, short revents);
 long long link_tick(struct link *l, long long now);
-void link_send(struct link *l, const char *p, size_t n);
-void link_flush(struct link *l);
-void link_up(struct link *l);
-void link_lose(struct link *l, const char *why);
-void link_close(struct link *l);
 
 /* serve-agent.c */
 void agent_init(void);
 int agent_pump(void);
 
-/* qga.c */
-extern const struct cmd cmds[];
-extern const char *const schema_names[];
-extern const size_t ncmds, nschema;
-_Noreturn void usage(int status);
-_Noreturn void run_builtin(int argc, char **argv);
-
 /* help.c */
 const struct cmd * find_cmd(const char *name);
-int raw_request(struct conn *c, const struct buf *req, const char *name, int named, int batch);
+int not_found(const struct reply *r);
+void suggest(struct conn *c, const char *name);
 int cmd_help(int argc, char **argv);
 int cmd_completion(int argc, char **argv);
+
+/* qga.c */
+extern const struct cmd cmds[];
+extern const size_t ncmds, nschema;
+extern const char *const schema_names[];
+_Noreturn void usage(int status);
+_Noreturn void run_builtin(int argc, char **argv);
 
 #endif

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* Raw commands: one named on the command line, or a batch of them, a
+ * request per line of stdin. */
 #include "qga.h"
 
 /* Turns one batch line into a request: a JSON object, or a name and
@@ -116,4 +118,39 @@ run_batch(struct conn *c)
 	free(in.b.p);
 	free(req.p);
 	return status;
+}
+
+/* Sends a raw request and prints its reply. A bare name the guest agent
+ * does not know is tried again as guest-NAME, the way Proxmox's `qm guest
+ * cmd` writes names; a name nobody knows gets a suggestion. */
+int
+raw_request(struct conn *c, const struct buf *req, const char *name, int named,
+            int batch)
+{
+	struct buf first = {0}, again = {0};
+	char gname[160];
+	struct reply r;
+	int s;
+
+	if ((s = transact(c, req->p, req->len, &r, name, opt.timeout)))
+		quit(s);
+	if (not_found(&r) && named && !c->qmp && strncmp(name, "guest-", 6)) {
+		buf_add(&first, r.js, r.len);
+		/* The request starts {"execute":"NAME: guest- goes in front. */
+		buf_str(&again, "{\"execute\":\"guest-");
+		buf_add(&again, req->p + 12, req->len - 12);
+		snprintf(gname, sizeof gname, "guest-%.*s", (int)sizeof gname - 7, name);
+		if ((s = transact(c, again.p, again.len, &r, gname, opt.timeout)))
+			quit(s);
+		if (!not_found(&r))
+			name = gname;
+		else if ((s = reply_text(&r, first.p, first.len, c->name)))
+			quit(s);
+	}
+	s = print_reply(&r, name, batch);
+	if (not_found(&r))
+		suggest(c, name);
+	free(first.p);
+	free(again.p);
+	return s;
 }

@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/* The session the built-in commands share, calls to the agent, requests
+ * built by key, replies parsed whole and checked for their shape, and
+ * what an agent lacks. */
 #include "qga.h"
-
-/* ------------------------------------------------------------------ */
-/* Built-in commands: plumbing                                         */
-/* ------------------------------------------------------------------ */
 
 /* The session the built-in commands share, opened on first use. */
 struct conn sess;
@@ -177,7 +176,6 @@ req_end(struct buf *b)
 	buf_str(b, "}}");
 }
 
-
 /* The most tokens a value of len bytes may take: a few thousand, and one
  * for each 16 bytes past that, so that a reply of small numbers, two
  * bytes a token, cannot cost sixteen times its size in memory. */
@@ -295,7 +293,6 @@ doc_reply(struct doc *d, const struct reply *r, const char *name, const char *sh
 		quit(s);
 }
 
-
 int
 dget(const struct doc *d, int obj, const char *key)
 {
@@ -346,7 +343,6 @@ dtrue(const struct doc *d, int i)
 {
 	return i >= 0 && d->t[i].type == JSON_TRUE;
 }
-
 
 /* The commands of guest-info's reply r (query-commands' for qmp) as
  * ",a,!b,...,", a disabled one marked with "!", into names. */
@@ -423,41 +419,6 @@ wait_agent(long long total)
 		if (s != EX_TIMEOUT)
 			nanosleep(&nap, NULL);
 	}
-}
-
-/* Whether the guest runs Windows (guest-get-osinfo's id), asked once and
- * only by what needs to know. */
-int
-guest_windows(void)
-{
-	static const char req[] = "{\"execute\":\"guest-get-osinfo\"}";
-	static int win = -1;
-	struct buf b = {(char *)req, sizeof req - 1, sizeof req, 1};
-	struct reply r;
-	struct doc d;
-	int v;
-
-	if (win < 0) {
-		call_any(&b, "guest-get-osinfo", &r, opt.timeout);
-		win = 0;
-		if (r.err < 0) {
-			doc_reply(&d, &r, "guest-get-osinfo", SHAPE_OSINFO);
-			win = (v = dget(&d, 0, "id")) >= 0 && json_eq(d.js, &d.t[v], "mswindows");
-			free(d.t);
-		}
-	}
-	return win;
-}
-
-/* The last part of a guest path: after a backslash too on Windows. */
-const char *
-guest_base(const char *path)
-{
-	const char *b = strrchr(path, '/');
-
-	if (strchr(path, '\\') && guest_windows() && (!b || strrchr(path, '\\') > b))
-		b = strrchr(path, '\\');
-	return b ? b + 1 : path;
 }
 
 /* Whether the agent lists name among its enabled commands. */
