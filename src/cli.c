@@ -1,10 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* The command line: the global options, each built-in command's own,
+ * and their usage lines. */
 #include "qga.h"
-
-/* ------------------------------------------------------------------ */
-/* Built-in commands: options                                          */
-/* ------------------------------------------------------------------ */
-
 
 const struct option global_longs[] = {
 	{"socket", required_argument, NULL, 's'},
@@ -24,7 +21,6 @@ const struct option global_longs[] = {
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0}
 };
-
 
 const struct cmd *cur; /* the built-in command being run */
 

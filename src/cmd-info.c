@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* The information commands: the shapes of their replies, and info, ip,
+ * df, disks, users and the other tables. */
 #include "qga.h"
-
-/* ------------------------------------------------------------------ */
-/* Built-in commands: information                                      */
-/* ------------------------------------------------------------------ */
 
 /* The shape (see shape_at) of each reply that a command shows as text. */
 static const char *const shapes[][2] = {

@@ -1,11 +1,8 @@
 /* SPDX-License-Identifier: MIT */
+/* Connections to an agent or monitor: addresses (unix, tcp, vsock,
+ * hvsock, serial, pve), the socket rule, reads and writes with deadlines,
+ * framing, and closing without harm to the agent. */
 #include "qga.h"
-
-/* ------------------------------------------------------------------ */
-/* Addresses and connecting                                            */
-/* ------------------------------------------------------------------ */
-
-
 
 /* The deadline of a wait of timeout ms on c, which its messages name. */
 long long
@@ -349,9 +346,7 @@ conn_close(struct conn *c)
 	c->in = (struct buf){0};
 }
 
-/* ------------------------------------------------------------------ */
-/* Reading and writing with deadlines                                  */
-/* ------------------------------------------------------------------ */
+/* Reading and writing with deadlines */
 
 static int
 wait_fd(struct conn *c, short events, long long deadline, const char *what)

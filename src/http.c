@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* HTTP for serve: replies, the token, and the parsers of a head, a
+ * chunked body and a query, pure functions of their bytes. */
 #include "qga.h"
 
 void
@@ -64,7 +66,6 @@ authorized(const char *token, const char *v, size_t n)
 		d |= (unsigned char)(v[7 + i] ^ token[i]);
 	return !d;
 }
-
 
 #define HTTP_HEAD_MAX 16384
 

@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+/* Several targets: a child per target, its lines relayed and tagged,
+ * -j's lines, and the summary. */
 #include "qga.h"
 
-/* ------------------------------------------------------------------ */
-/* Many targets                                                        */
-/* ------------------------------------------------------------------ */
-
 struct many many = {NULL, 0, 64, 0, 0, 0, 0, NULL, NULL, 0};
-
 
 /* The most of stdin the parent holds for its children, and of a line. */
 #define MANY_STDIN_MAX (256 << 20)

@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* What qga prints: replies as JSON (-r, -p), escaped text lines,
+ * tables, and base64. */
 #include "qga.h"
-
-/* ------------------------------------------------------------------ */
-/* Output                                                              */
-/* ------------------------------------------------------------------ */
 
 static void
 indent(int depth)
@@ -100,11 +98,6 @@ print_reply(const struct reply *r, const char *name, int batch)
 	return s;
 }
 
-/* ------------------------------------------------------------------ */
-/* Raw commands and batches                                            */
-/* ------------------------------------------------------------------ */
-
-
 /* A copy of s with its control characters escaped (see escape). */
 char *
 escaped(const char *s)
@@ -135,7 +128,6 @@ text_line(const char *fmt, ...)
 	free(s);
 	free(e);
 }
-
 
 void
 table_cell(struct table *t, const char *s)

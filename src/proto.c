@@ -1,13 +1,9 @@
 /* SPDX-License-Identifier: MIT */
+/* The protocol: replies parsed and checked, the resync with 0xFF and
+ * guest-sync-delimited, QMP's greeting and negotiation, one request and
+ * its reply, and requests built from the command line. */
 #include "qga.h"
 
-/* ------------------------------------------------------------------ */
-/* Replies                                                             */
-/* ------------------------------------------------------------------ */
-
-
-/* Parses buf[start..end) as a reply object; returns 0, or an exit status
- * if it is not JSON or not an object. */
 /* A value's text as it stands in js, a string's quotes included. */
 const char *
 tok_text(const char *js, const struct json_tok *t, size_t *n)
@@ -50,6 +46,8 @@ reply_text(struct reply *r, const char *js, size_t len, const char *who)
 	return 0;
 }
 
+/* Parses c's bytes [start..end) as a reply object; returns 0, or an exit
+ * status if it is not JSON or not an object. */
 static int
 reply_parse(struct conn *c, struct reply *r, size_t start, size_t end)
 {
@@ -91,9 +89,7 @@ reply_error(const struct reply *r, const char *name)
 	            member_str(r->js, e, "desc", desc, sizeof desc));
 }
 
-/* ------------------------------------------------------------------ */
-/* Resynchronisation and QMP                                           */
-/* ------------------------------------------------------------------ */
+/* Resynchronisation and QMP */
 
 /* An id for the sync that no other client's sync has: the clock's
  * nanoseconds mixed with where this process's stack lies, which address
@@ -338,9 +334,7 @@ transact(struct conn *c, const char *req, size_t len, struct reply *r,
 	return read_reply(c, r, deadline, what);
 }
 
-/* ------------------------------------------------------------------ */
-/* Requests                                                            */
-/* ------------------------------------------------------------------ */
+/* Requests */
 
 int
 is_json(const char *s, size_t n)

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* serve's GET and PUT /file: get or put run in a child whose agent is
+ * serve itself. */
 #include "qga.h"
 
 struct xfer *
@@ -8,7 +10,6 @@ xfer_of(int i)
 
 	return x && x->pid && x->gen == sv.cl[i].gen ? x : NULL;
 }
-
 
 /* The child of a /file transfer: get or put as the command runs them,
  * with data as its stdin (put) or stdout (get), err as its stderr, and
@@ -289,7 +290,6 @@ file_status(int st, const char *msg)
 	       strstr(msg, "ermission denied") || strstr(msg, "by the proxy") ||
 	       strstr(msg, "has been disabled") ? 403 : 500;
 }
-
 
 /* The transfer's child has ended: its client gets the end of the file,
  * put's outcome, or the child's last message as an error. */

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* serve's HTTP requests: POST /exec, /health, /metrics, the checks
+ * against web pages, and the deadline of a head. */
 #include "qga.h"
 
 /* POST /exec: {"path": PROG, "args": [...], "env": [...], "input": TEXT,

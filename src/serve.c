@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* serve: one agent shared by many clients: listeners, clients, the
+ * queue of their requests, --allow and --deny, and the loop. */
 #include "qga.h"
-
-/* ------------------------------------------------------------------ */
-/* serve: one agent shared by many clients                             */
-/* ------------------------------------------------------------------ */
 
 /* The agent serves one client at a time, keeps its parser state between
  * clients and exits when one leaves a reply unread. serve holds the one
@@ -23,11 +21,6 @@
  * guest-ping of its own id, whose reply first means that it was taken.
  * A client gets its replies in the order of its requests; an item waits
  * only for those of its own client before it. */
-
-
-
-
-
 
 const char *const outcomes[NOUT] = {
 	"ok", "error", "denied", "bad", "unavailable", "timeout"};
@@ -61,7 +54,6 @@ note(const char *fmt, ...)
 	va_end(ap);
 	fprintf(stderr, "qga serve: %s\n", msg);
 }
-
 
 static void
 add_name(char ***list, int *n, const char *name, size_t len)
@@ -920,7 +912,5 @@ cmd_serve(int argc, char **argv)
 	return 0;
 }
 
-/* ------------------------------------------------------------------ */
-/* Built-in commands: the table, help and completion                   */
-/* ------------------------------------------------------------------ */
+/* Built-in commands: the table, help and completion */
 

@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* get -r's own unpacking of the guest's tar stream, which trusts
+ * nothing in it. */
 #include "qga.h"
-
-/* ------------------------------------------------------------------ */
-/* Built-in commands: a guest's folder unpacked here                   */
-/* ------------------------------------------------------------------ */
 
 /* get -r reads the guest's tar stream itself rather than giving it to
  * the host's tar, which as root keeps the archive's owners, setuid bits
@@ -199,8 +197,6 @@ tar_clean(char *name)
 	*out = 0;
 	return 0;
 }
-
-
 
 /* The most parts a name may have: deeper ones are skipped, so that the
  * folders open at once to remove a copy stay few. */

@@ -1,10 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+/* Errors and exits (fail, warn, die, quit, leave), signals, child
+ * processes, escaping what the guest says, numbers, times, growing buffers. */
 #include "qga.h"
-
-/* ------------------------------------------------------------------ */
-/* Errors                                                              */
-/* ------------------------------------------------------------------ */
-
 
 /* The last failure, kept so that callers that retry can drop it. */
 char errmsg[MSG_MAX];
@@ -200,7 +197,6 @@ say(void)
 
 void (*on_leave)(void); /* undoes what a command left in the guest */
 
-
 /* Every exit goes through here: the hook, the session closed without
  * harm to the agent, then standard output, whose failure to be written is
  * a failure of the command. */
@@ -297,9 +293,7 @@ write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* ------------------------------------------------------------------ */
-/* Options and numbers                                                 */
-/* ------------------------------------------------------------------ */
+/* Options and numbers */
 
 struct options opt = {
 	NULL, 10000, 80 << 20, 0, 0, 0, 0, 0, 0, 0, 0
@@ -417,10 +411,7 @@ ms_left(long long deadline)
 	return left < 0 ? 0 : left > 1 << 30 ? 1 << 30 : (int)left;
 }
 
-/* ------------------------------------------------------------------ */
-/* Growing buffers                                                     */
-/* ------------------------------------------------------------------ */
-
+/* Growing buffers */
 
 void
 buf_need(struct buf *b, size_t n)
