@@ -1,4 +1,38 @@
-
+/* SPDX-License-Identifier: MIT */
+/* qga: a client for the QEMU Guest Agent and QEMU's QMP monitor, and a
+ * proxy that shares one agent among many clients.
+ *
+ * One translation unit: this file includes the parts, then holds the
+ * table of built-in commands and main. src/qga.h declares what the parts
+ * share; `make lint` compiles each alone against it.
+ *
+ *   src/util.c        errors and exits, signals, escaping, numbers, buffers
+ *   src/conn.c        addresses, connecting, reads and writes with deadlines
+ *   src/proto.c       replies, the resync, QMP's negotiation, raw requests
+ *   src/output.c      printing replies, text lines, tables, base64
+ *   src/raw.c         a raw command, and batches
+ *   src/many.c        several targets: a child each, their output relayed
+ *   src/session.c     the built-ins' session, calls, reply shapes
+ *   src/guest.c       programs run in the guest for qga's ends; its OS
+ *   src/cli.c         global options, each command's own, usage lines
+ *   src/cmd-*.c       the built-in commands, a family a file
+ *   src/untar.c       get -r's unpacking of the guest's archive
+ *   src/serve.c       serve: listeners, clients, the queue, the loop
+ *   src/serve-*.c     its agent, its HTTP requests, its /file transfers
+ *   src/http.c        HTTP parsers, pure functions of their bytes
+ *   src/link.c        a non-blocking link to an agent, for any loop
+ *   src/help.c        finding commands, suggestions, help, completion
+ *   json.c            the strict JSON tokenizer and stream framer
+ *
+ * A request flows so: main() takes the global options (cli.c) and finds
+ * the command. A built-in's function (cmd_*) or a raw request asks for
+ * the session (need_session: with several targets, a child per target
+ * from here on, many.c), which connects and resynchronises (conn.c,
+ * proto.c); each call sends a request and reads its reply with a
+ * deadline, checks its shape (session.c) and prints it (output.c). Every
+ * exit goes through leave(), which undoes what a command left in the
+ * guest and closes the session without harm to the agent. See src/README.
+ */
 #include "src/qga.h"
 #include "src/util.c"
 #include "src/conn.c"
