@@ -240,26 +240,6 @@ const struct cmd cmds[] = {
 };
 const size_t ncmds = sizeof cmds / sizeof *cmds;
 
-/* The guest agent's commands as QEMU's schema names them (up to 10.0),
- * each after "guest-", for completion and for suggestions. */
-const char *const schema_names[] = {
-	"exec", "exec-status", "file-close", "file-flush",
-	"file-open", "file-read", "file-seek", "file-write",
-	"fsfreeze-freeze", "fsfreeze-freeze-list",
-	"fsfreeze-status", "fsfreeze-thaw", "fstrim",
-	"get-cpustats", "get-devices", "get-disks",
-	"get-diskstats", "get-fsinfo", "get-host-name",
-	"get-load", "get-memory-block-info", "get-memory-blocks",
-	"get-osinfo", "get-time", "get-timezone",
-	"get-users", "get-vcpus", "info",
-	"network-get-interfaces", "network-get-route", "ping",
-	"set-memory-blocks", "set-time", "set-user-password",
-	"set-vcpus", "shutdown", "ssh-add-authorized-keys",
-	"ssh-get-authorized-keys", "ssh-remove-authorized-keys",
-	"suspend-disk", "suspend-hybrid", "suspend-ram",
-	"sync", "sync-delimited",
-};
-const size_t nschema = sizeof schema_names / sizeof *schema_names;
 
 /* ------------------------------------------------------------------ */
 /* main                                                                */
@@ -328,9 +308,9 @@ run_builtin(int argc, char **argv)
 			cmd_usage(cur, stderr);
 			leave(EX_USAGE);
 		}
-		if (cur->json == 2 && !opt.json)
-			opt.ret = opt.pretty = opt.json = 1;
 		simple_call(cur->uses, &r, cur->show ? &d : NULL);
+		if (cur->json == 2)
+			print_value(&r);
 		if (cur->show) {
 			cur->show(&d);
 			free(d.t);

@@ -3,39 +3,6 @@
  * df, disks, users and the other tables. */
 #include "qga.h"
 
-/* The shape (see shape_at) of each reply that a command shows as text. */
-static const char *const shapes[][2] = {
-	{"guest-info", SHAPE_INFO},
-	{"guest-get-osinfo", SHAPE_OSINFO},
-	{"guest-get-host-name", "{host-name:s}"},
-	{"guest-get-time", "i"},
-	{"guest-get-timezone", "{zone:s,offset:i}"},
-	{"guest-get-users", "[{user:s,domain:s,login-time:n}]"},
-	{"guest-network-get-interfaces", "[{name:s,hardware-address:s,"
-	 "ip-addresses:[{ip-address:s,ip-address-type:s,prefix:i}]}]"},
-	{"guest-get-fsinfo", "[{name:s,mountpoint:s,type:s,used-bytes:i,total-bytes:i,"
-	 "total-bytes-privileged:i,disk:[{dev:s}]}]"},
-	{"guest-get-vcpus", "[{logical-id:i,online:b,can-offline:b}]"},
-	{"guest-get-disks", "[{name:s,partition:b,dependencies:[s],alias:s,"
-	 "address:{bus-type:s,serial:s}}]"},
-	{"guest-network-get-route", "[{iface:s,destination:s,gateway:s,mask:s,"
-	 "desprefixlen:s,nexthop:s,metric:i,flags:n,version:i}]"},
-	{"guest-get-load", "{load1m:n,load5m:n,load15m:n}"},
-	{"guest-fsfreeze-status", "s"},
-	{"guest-fstrim", "{paths:[{path:s,error:s,trimmed:i}]}"},
-	{"guest-ssh-get-authorized-keys", "{keys:[s]}"},
-};
-
-const char *
-shape_of(const char *name)
-{
-	size_t i;
-
-	for (i = 0; strcmp(shapes[i][0], name); i++)
-		;
-	return shapes[i][1];
-}
-
 /* Runs a command without arguments; with -j prints its reply and ends. */
 void
 simple_call(const char *name, struct reply *r, struct doc *d)
@@ -131,9 +98,17 @@ listed_in(const struct doc *d, int list, const char *name)
 	return 0;
 }
 
+static int
+by_since(const void *a, const void *b)
+{
+	return strverscmp((*(const struct agent_cmd *const *)a)->since,
+	                  (*(const struct agent_cmd *const *)b)->since);
+}
+
 void
 show_info(const struct doc *d)
 {
+	const struct agent_cmd *lacks[16];
 	char **names, *version;
 	int list, i, k, n = 0, off = 0;
 
@@ -158,9 +133,13 @@ show_info(const struct doc *d)
 		text_line("%s", names[i]);
 		free(names[i]);
 	}
-	for (i = 0; i < (int)nnewer; i += 2)
-		if (!listed_in(d, list, newer[i]))
-			printf("%-34s not in this agent (%s)\n", newer[i], missing_why(newer[i]));
+	/* Those it lacks of the newer commands, by the version that has them. */
+	for (i = 0, n = 0; i < (int)nagent_cmds && n < (int)(sizeof lacks / sizeof *lacks); i++)
+		if (agent_cmds[i].since && !listed_in(d, list, agent_cmds[i].name))
+			lacks[n++] = &agent_cmds[i];
+	qsort(lacks, (size_t)n, sizeof *lacks, by_since);
+	for (i = 0; i < n; i++)
+		printf("%-34s not in this agent (%s)\n", lacks[i]->name, missing_why(lacks[i]->name));
 	free(names);
 	free(version);
 }

@@ -104,8 +104,8 @@ suggest(struct conn *c, const char *name)
 			break;
 		for (w = 0; w < ncmds; w++)
 			closest(nm, cmds[w].name, strlen(cmds[w].name), best, &bd);
-		for (w = 0; w < nschema; w++) {
-			snprintf(cand, sizeof cand, "guest-%s", schema_names[w]);
+		for (w = 0; w < nagent_cmds; w++) {
+			snprintf(cand, sizeof cand, "%s", agent_cmds[w].name);
 			closest(nm, cand, strlen(cand), best, &bd);
 		}
 		for (p = list + 1; (e = strchr(p, ',')); p = e + 1)
@@ -219,8 +219,8 @@ cmd_completion(int argc, char **argv)
 		       "\telif [[ -z $cmd ]]; then\n\t\tcompadd --");
 	for (i = 0; i < ncmds; i++)
 		printf(" %s", cmds[i].name);
-	for (i = 0; i < nschema; i++)
-		printf(" guest-%s", schema_names[i]);
+	for (i = 0; i < nagent_cmds; i++)
+		printf(" %s", agent_cmds[i].name);
 	if (bash)
 		printf("' -- \"$cur\"))\n\tfi\n}\ncomplete -o default -F _qga qga\n");
 	else

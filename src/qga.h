@@ -134,6 +134,11 @@ struct target {
 	char err[256];      /* its last message */
 };
 
+/* A row of the table of the agent's commands (agent_cmds). */
+struct agent_cmd {
+	const char *name, *since, *shape;
+};
+
 /* A reply's return value, parsed whole. */
 struct doc {
 	const char *js;
@@ -470,6 +475,7 @@ int check_request(const char *s, size_t n, char *name, size_t size);
 /* output.c */
 void print_json(const char *s, size_t n);
 void print_result(const struct reply *r);
+void print_value(const struct reply *r);
 int print_reply(const struct reply *r, const char *name, int batch);
 char * escaped(const char *s);
 PRINTF(1, 2) void text_line(const char *fmt, ...);
@@ -484,6 +490,7 @@ int run_batch(struct conn *c);
 int raw_request(struct conn *c, const struct buf *req, const char *name, int named, int batch);
 
 /* many.c */
+const char *target_addr(void);
 extern struct many many;
 void add_target(const char *a);
 void read_targets(const char *path);
@@ -496,8 +503,10 @@ extern struct conn sess;
 void need_session(void);
 void session_adopt(int fd);
 void session_end(void);
-extern const char *const newer[];
-extern const size_t nnewer;
+extern const struct agent_cmd agent_cmds[];
+extern const size_t nagent_cmds;
+const struct agent_cmd *agent_cmd(const char *name);
+const char *shape_of(const char *name);
 const char * missing_why(const char *name);
 int disabled(const char *name);
 int agent_error(const struct reply *r, const char *name);
@@ -586,7 +595,6 @@ int cmd_put(int argc, char **argv);
 void put_tree(const char *local, const char *remote);
 
 /* cmd-info.c */
-const char * shape_of(const char *name);
 void simple_call(const char *name, struct reply *r, struct doc *d);
 const char * iso_time(long long secs, long nsec);
 void show_info(const struct doc *d);
@@ -692,8 +700,7 @@ int cmd_completion(int argc, char **argv);
 
 /* qga.c */
 extern const struct cmd cmds[];
-extern const size_t ncmds, nschema;
-extern const char *const schema_names[];
+extern const size_t ncmds;
 _Noreturn void usage(int status);
 _Noreturn void run_builtin(int argc, char **argv);
 

@@ -14,7 +14,7 @@ need_session(void)
 
 	if (!sess.up)
 		fan_out();
-	if (!sess.up && (s = session_open(&sess, opt.addr, opt.timeout))) {
+	if (!sess.up && (s = session_open(&sess, target_addr(), opt.timeout))) {
 		if (opt.addr_default && s == EX_IO)
 			fail(s, "%s (the default address: give the agent's with -s ADDR "
 			     "or QGA_SOCKET)", errmsg);
@@ -28,7 +28,7 @@ void
 session_adopt(int fd)
 {
 	conn_init(&sess, opt.timeout);
-	copy(sess.name, sizeof sess.name, opt.addr);
+	copy(sess.name, sizeof sess.name, target_addr());
 	sess.fd = fd;
 	sess.sock = 1;
 	sess.rcvto = sess.sndto = -1;
@@ -43,30 +43,98 @@ session_end(void)
 		conn_shut(&sess);
 }
 
-/* The agent's commands that older agents lack, and the version (QEMU's
- * schema's "since") that has them; NULL: Windows guests only. */
-const char *const newer[] = {
-	"guest-get-cpustats", "7.1", "guest-get-diskstats", "7.1",
-	"guest-network-get-route", "9.1", "guest-get-load", "10.0",
-	"guest-get-devices", NULL,
+/* The agent's commands, as QEMU's schema names them: the version (its
+ * "since") that has one older agents lack, or "Windows" for one only
+ * Windows guests have; and the shape (see shape_at) of the reply that a
+ * built-in command checks and shows as text. Which built-ins send each is
+ * in their rows of cmds[] (uses). */
+const struct agent_cmd agent_cmds[] = {
+	{"guest-exec", NULL, SHAPE_EXEC},
+	{"guest-exec-status", NULL, SHAPE_STATUS},
+	{"guest-file-close", NULL, NULL},
+	{"guest-file-flush", NULL, NULL},
+	{"guest-file-open", NULL, NULL},
+	{"guest-file-read", NULL, NULL},
+	{"guest-file-seek", NULL, NULL},
+	{"guest-file-write", NULL, NULL},
+	{"guest-fsfreeze-freeze", NULL, NULL},
+	{"guest-fsfreeze-freeze-list", NULL, NULL},
+	{"guest-fsfreeze-status", NULL, "s"},
+	{"guest-fsfreeze-thaw", NULL, NULL},
+	{"guest-fstrim", NULL, "{paths:[{path:s,error:s,trimmed:i}]}"},
+	{"guest-get-cpustats", "7.1", NULL},
+	{"guest-get-devices", "Windows", NULL},
+	{"guest-get-disks", NULL, "[{name:s,partition:b,dependencies:[s],alias:s,"
+	 "address:{bus-type:s,serial:s}}]"},
+	{"guest-get-diskstats", "7.1", NULL},
+	{"guest-get-fsinfo", NULL, "[{name:s,mountpoint:s,type:s,used-bytes:i,total-bytes:i,"
+	 "total-bytes-privileged:i,disk:[{dev:s}]}]"},
+	{"guest-get-host-name", NULL, "{host-name:s}"},
+	{"guest-get-load", "10.0", "{load1m:n,load5m:n,load15m:n}"},
+	{"guest-get-memory-block-info", NULL, NULL},
+	{"guest-get-memory-blocks", NULL, NULL},
+	{"guest-get-osinfo", NULL, SHAPE_OSINFO},
+	{"guest-get-time", NULL, "i"},
+	{"guest-get-timezone", NULL, "{zone:s,offset:i}"},
+	{"guest-get-users", NULL, "[{user:s,domain:s,login-time:n}]"},
+	{"guest-get-vcpus", NULL, "[{logical-id:i,online:b,can-offline:b}]"},
+	{"guest-info", NULL, SHAPE_INFO},
+	{"guest-network-get-interfaces", NULL, "[{name:s,hardware-address:s,"
+	 "ip-addresses:[{ip-address:s,ip-address-type:s,prefix:i}]}]"},
+	{"guest-network-get-route", "9.1", "[{iface:s,destination:s,gateway:s,mask:s,"
+	 "desprefixlen:s,nexthop:s,metric:i,flags:n,version:i}]"},
+	{"guest-ping", NULL, NULL},
+	{"guest-set-memory-blocks", NULL, NULL},
+	{"guest-set-time", NULL, NULL},
+	{"guest-set-user-password", NULL, NULL},
+	{"guest-set-vcpus", NULL, NULL},
+	{"guest-shutdown", NULL, NULL},
+	{"guest-ssh-add-authorized-keys", NULL, NULL},
+	{"guest-ssh-get-authorized-keys", NULL, "{keys:[s]}"},
+	{"guest-ssh-remove-authorized-keys", NULL, NULL},
+	{"guest-suspend-disk", NULL, NULL},
+	{"guest-suspend-hybrid", NULL, NULL},
+	{"guest-suspend-ram", NULL, NULL},
+	{"guest-sync", NULL, NULL},
+	{"guest-sync-delimited", NULL, NULL},
 };
-const size_t nnewer = sizeof newer / sizeof *newer;
+const size_t nagent_cmds = sizeof agent_cmds / sizeof *agent_cmds;
+
+/* The row of the agent's command name, or NULL. */
+const struct agent_cmd *
+agent_cmd(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < nagent_cmds; i++)
+		if (!strcmp(agent_cmds[i].name, name))
+			return &agent_cmds[i];
+	return NULL;
+}
+
+/* The shape of the reply to the agent's command name, which a built-in
+ * checks before it shows it. */
+const char *
+shape_of(const char *name)
+{
+	const struct agent_cmd *a = agent_cmd(name);
+
+	return a ? a->shape : NULL;
+}
 
 /* Why an agent may lack name, or NULL when qga knows no reason. */
 const char *
 missing_why(const char *name)
 {
 	static char why[64];
-	size_t i;
+	const struct agent_cmd *a = agent_cmd(name);
 
-	for (i = 0; i < nnewer; i += 2)
-		if (!strcmp(newer[i], name)) {
-			if (!newer[i + 1])
-				return "Windows guests only";
-			snprintf(why, sizeof why, "qemu-ga %s on", newer[i + 1]);
-			return why;
-		}
-	return NULL;
+	if (!a || !a->since)
+		return NULL;
+	if (!strcmp(a->since, "Windows"))
+		return "Windows guests only";
+	snprintf(why, sizeof why, "qemu-ga %s on", a->since);
+	return why;
 }
 
 int
@@ -407,14 +475,14 @@ wait_agent(long long total)
 	for (;;) {
 		left = deadline < 0 ? 1000 : deadline - now_ms();
 		try = left < 1000 ? (left > 0 ? left : 1) : 1000;
-		s = session_open(&sess, opt.addr, try);
+		s = session_open(&sess, target_addr(), try);
 		if (!s)
 			s = transact(&sess, ping, sizeof ping - 1, &r, "guest-ping", try);
 		conn_close(&sess);
 		if (!s || s == EX_USAGE)
 			return s;
 		if (deadline >= 0 && now_ms() >= deadline)
-			return fail(EX_TIMEOUT, "%s: no agent answered within %s", opt.addr,
+			return fail(EX_TIMEOUT, "%s: no agent answered within %s", target_addr(),
 			            seconds(total));
 		if (s != EX_TIMEOUT)
 			nanosleep(&nap, NULL);
