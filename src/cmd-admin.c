@@ -157,7 +157,7 @@ thaw_always(void)
 	hold_signals(1);
 	for (;;) {
 		interrupted = 0;
-		if (!(s = session_open(&sess, opt.addr, opt.timeout)))
+		if (!(s = session_open(&sess, target_addr(), opt.timeout)))
 			s = transact(&sess, req, sizeof req - 1, &r, "guest-fsfreeze-thaw",
 			             timeout_or(THAW_TIMEOUT));
 		if (!s && r.err >= 0)
@@ -203,7 +203,7 @@ freeze_run(char **argv, long long max)
 		;
 	env = xrealloc(NULL, (size_t)(i + 2) * sizeof *env);
 	env[0] = socket_var;
-	snprintf(socket_var, sizeof socket_var, "QGA_SOCKET=%s", opt.addr);
+	snprintf(socket_var, sizeof socket_var, "QGA_SOCKET=%s", target_addr());
 	for (i = n = 0; environ[i]; i++)
 		if (strncmp(environ[i], "QGA_SOCKET=", 11))
 			env[++n] = environ[i];

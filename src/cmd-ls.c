@@ -123,26 +123,28 @@ probe(const struct found *f)
 	struct reply r;
 	struct doc d;
 	char *ver, *os = NULL, *m;
+	long long ms = timeout_or(1000);
 	int s, i;
 
 	if (f->held) {
 		printf("held by %s\n", f->libvirt ? "libvirtd" : "another client");
 		leave(0);
 	}
-	if (!opt.timeout_set)
-		opt.timeout = 1000;
-	if ((s = session_open(&sess, opt.addr, opt.timeout))) {
+	if ((s = session_open(&sess, target_addr(), ms))) {
 		m = strrchr(errmsg, ':');
 		printf("%s\n", s == EX_TIMEOUT ? "no answer" : m ? m + 2 : errmsg);
 		leave(0);
 	}
-	simple_call("guest-info", &r, &d);
+	buf_str(&req, "{\"execute\":\"guest-info\"}");
+	call_for(&req, "guest-info", &r, ms);
+	doc_reply(&d, &r, "guest-info", SHAPE_INFO);
 	m = dstr(&d, dget(&d, 0, "version"));
 	ver = escaped(m);
 	free(m);
 	free(d.t);
+	req.len = 0;
 	buf_str(&req, "{\"execute\":\"guest-get-osinfo\"}");
-	call_any(&req, "guest-get-osinfo", &r, opt.timeout);
+	call_any(&req, "guest-get-osinfo", &r, ms);
 	if (r.err < 0) {
 		doc_reply(&d, &r, "guest-get-osinfo", SHAPE_OSINFO);
 		if ((i = dget(&d, 0, "pretty-name")) < 0)
@@ -192,10 +194,8 @@ cmd_ls(int argc, char **argv)
 	many.quiet = 1;
 	many.held = out = xrealloc(NULL, (size_t)nfound * sizeof *out);
 	memset(out, 0, (size_t)nfound * sizeof *out);
-	if (run_targets() < 0) {
-		opt.json = 0;
+	if (run_targets() < 0)
 		probe(&found[many.index]);
-	}
 	if (!many.json)
 		table_add(&t, "ADDRESS", "NAME", "AGENT", "VERSION", "OS");
 	for (i = 0; i < nfound; i++) {

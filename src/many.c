@@ -34,6 +34,14 @@ read_targets(const char *path)
 	fclose(f);
 }
 
+/* The address this process talks to: its own target's in a child of
+ * several, else the one given. */
+const char *
+target_addr(void)
+{
+	return many.tag ? many.tag : opt.addr;
+}
+
 /* For what works on one agent alone. */
 void
 one_target(const char *what)
@@ -72,10 +80,8 @@ start_target(struct target *t, struct target *all, int n)
 			for (k = 0; all[i].pid > 0 && k < 3; k++)
 				if (all[i].fd[k] >= 0)
 					close(all[i].fd[k]);
-		many.tag = opt.addr = t->name;
+		many.tag = t->name;
 		many.index = (int)(t - all);
-		if (many.json)
-			opt.pretty = 0;
 		return 1;
 	}
 	close(p[1]);

@@ -61,7 +61,9 @@ print_pretty(const char *s, size_t n)
 void
 print_json(const char *s, size_t n)
 {
-	if (opt.pretty)
+	/* A child of several targets writes a reply a line: its parent
+	 * indents them. */
+	if (opt.pretty && !many.tag)
 		print_pretty(s, n);
 	else
 		fwrite(s, 1, n, stdout);
@@ -80,6 +82,20 @@ print_result(const struct reply *r)
 		print_json(v, n);
 	} else
 		print_json(r->js, r->len);
+}
+
+/* Prints the reply's return value indented, as -r -p would: what the
+ * built-ins that show a value as JSON show. */
+void
+print_value(const struct reply *r)
+{
+	const char *v = r->js;
+	size_t n = r->len;
+
+	if (r->ret >= 0)
+		v = tok_text(r->js, &r->tok[r->ret], &n);
+	print_pretty(v, n);
+	putc('\n', stdout);
 }
 
 /* Prints a reply as asked; returns 0, or EX_AGENT for an error reply. */
