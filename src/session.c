@@ -320,6 +320,9 @@ doc_parse(struct doc *d, const char *js, size_t len, const char *shape, const ch
 	struct json_parser p;
 	int n;
 
+	/* A reply is used only in a shape qga knows. */
+	if (!shape)
+		return fail(EX_PROTO, "%s: qga knows no shape for its reply", name);
 	/* One pass for the usual small value; a large one is counted first. */
 	d->js = js;
 	d->t = xrealloc(NULL, 64 * sizeof *d->t);
