@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
 # qga against the real guest agent, listening on a unix socket.
+need_tool "$QEMU_GA" qemu-guest-agent
+need_tool socat socat
 A=$T/agent
 mkdir -p "$A/state"
 rm -f "$A/qga.sock"

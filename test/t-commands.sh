@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # The built-in commands, against the real agent wherever it can serve, and
 # against the fake agent for what must not happen to this machine.
+need_tool "$QEMU_GA" qemu-guest-agent
 C=$T/cmds
 mkdir -p "$C/state" "$C/state2" "$C/files"
 rm -f "$C/qga.sock" "$C/noexec.sock"

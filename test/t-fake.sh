@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 # qga against an agent that misbehaves in ways the real one does not.
+need_tool /usr/bin/time time
 F=$T/fake
 mkdir -p "$F"
 

@@ -3,6 +3,7 @@
 # next client, even a naive one. qemu-ga exits when a client closes with a
 # reply unread; 200 abandoned requests per agent version, then the same
 # agent process (its pid) must answer.
+need_tool qemu-ga qemu-guest-agent
 H=$T/harm
 mkdir -p "$H"
 head -c 50331648 /dev/urandom >"$H/big"
@@ -115,8 +116,8 @@ harm() {
 }
 
 harm 72 qemu-ga
-if ga10=$(test/qemu-ga-10 2>"$H/ga10.err"); then
-	harm 100 "$ga10"
+if [ -n "$GA10" ]; then
+	harm 100 "$GA10"
 else
-	skip "harm 100 (qemu-ga 10.0): $(cat "$H/ga10.err")"
+	skip "harm 100 (qemu-ga 10.0): $GA10_WHY"
 fi

@@ -4,6 +4,9 @@
 # that every line can be told to be its target's; plus addresses that are
 # silent, refused or missing. Then qga ls over folder trees laid out as
 # Proxmox and libvirt lay theirs out, in a mount namespace of the test's.
+need_tool "$QEMU_GA" qemu-guest-agent
+need_tool socat socat
+need_tool jq jq
 M=$T/many
 rm -rf "$M"
 mkdir -p "$M"

@@ -4,6 +4,10 @@
 # to its own client, in order, while the agent is killed and restarted and
 # clients are killed mid-request. A slow command does not hold the loop,
 # and a reply that comes after its deadline goes to nobody.
+need_tool "$QEMU_GA" qemu-guest-agent
+need_tool socat socat
+need_tool curl curl
+need_tool jq jq
 X=$T/mux
 rm -rf "$X"
 mkdir -p "$X/state"

@@ -2,6 +2,7 @@
 # Options where people put them: the global ones before or after the
 # command's name, up to its operands or --; bad ones named, with the usage
 # line of the command they were given to. Against the real agent.
+need_tool "$QEMU_GA" qemu-guest-agent
 O=$T/options
 mkdir -p "$O"
 rm -f "$O/qga.sock"

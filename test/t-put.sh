@@ -2,6 +2,7 @@
 # beside the target, renamed over it only when complete; modes set; an
 # interrupted put leaves the old file whole and no temporary file behind.
 # Against the real agent, with guest-exec and without.
+need_tool "$QEMU_GA" qemu-guest-agent
 U=$T/put
 rm -rf "$U/files"
 mkdir -p "$U/a" "$U/b" "$U/files"

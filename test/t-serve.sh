@@ -1,5 +1,9 @@
 # SPDX-License-Identifier: MIT
 # qga serve: one real agent shared by many clients.
+need_tool "$QEMU_GA" qemu-guest-agent
+need_tool socat socat
+need_tool curl curl
+need_tool jq jq
 P=$T/serve
 mkdir -p "$P/state" "$P/out"
 rm -f "$P/agent.sock"

@@ -1,6 +1,7 @@
 # An agent whose configuration refuses guest-sync-delimited (7.2's
 # --block-rpcs, 10.0's --allow-rpcs): qga falls back to guest-sync, and
 # with that refused too, to no sync, said once; it never waits out -t.
+need_tool qemu-ga qemu-guest-agent
 Y=$T/sync
 nl='
 '
@@ -23,8 +24,8 @@ check "sync: without either sync, ping, said once" 0 '' "$warned" $QGA -s "$Y/b.
 check "sync: a raw command" 0 '{"return": {"host-name": "*"}}' "$warned" \
 	$QGA -s "$Y/b.sock" -t 2 guest-get-host-name
 check "sync: wait" 0 '' "$warned" $QGA -s "$Y/b.sock" wait -T 2
-if ga10=$(test/qemu-ga-10 2>"$Y/ga10.err"); then
-	start allow10 "$ga10" --method=unix-listen --path="$Y/c.sock" --statedir="$Y/c" \
+if [ -n "$GA10" ]; then
+	start allow10 "$GA10" --method=unix-listen --path="$Y/c.sock" --statedir="$Y/c" \
 		--logfile="$Y/c.log" --allow-rpcs=guest-ping,guest-sync,guest-get-host-name
 	wait_for "$Y/c.sock"
 	check "sync: qemu-ga 10.0 with --allow-rpcs and no guest-sync-delimited" 0 \
@@ -32,7 +33,7 @@ if ga10=$(test/qemu-ga-10 2>"$Y/ga10.err"); then
 	check "sync: and wait" 0 '' '' $QGA -s "$Y/c.sock" wait -T 2
 	expect "sync: the 10.0 agent lives" alive allow10
 else
-	skip "sync with qemu-ga 10.0: $(cat "$Y/ga10.err")"
+	skip "sync with qemu-ga 10.0: $GA10_WHY"
 fi
 expect "sync: the agents live" alive nodelim
 expect "sync: the agents live" alive nosync

@@ -5,6 +5,7 @@
 # links is made, only inside the copy, with the user's owner and at most
 # the permission bits umask allows, and an archive that fails leaves
 # nothing behind.
+need_tool "$QEMU_GA" qemu-guest-agent
 U=$T/untar
 rm -rf "$U"
 mkdir -p "$U/state" "$U/bin" "$U/src" "$U/out" "$U/elsewhere"

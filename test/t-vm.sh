@@ -3,11 +3,13 @@
 # where there is no disconnect and shutdown really powers off. Run once,
 # with the plain binary: it boots a kernel under emulation.
 case $QGA in *-asan) return 0 ;; esac
+need_tool qemu-system-x86_64 qemu-system-x86
+need_tool mkfs.ext4 e2fsprogs
+need_tool socat socat
 V=$T/vm
 mkdir -p "$V"
 if ! test/vm/build >"$V/build.log" 2>&1; then
-	echo "skipping the VM tests: the VM could not be built:"
-	sed 's/^/  /' "$V/build.log"
+	skip "the VM tests: the VM could not be built: $(tail -n 1 "$V/build.log")"
 	return 0
 fi
 I=$PWD/test/vm/cache
