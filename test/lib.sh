@@ -133,14 +133,24 @@ alive() {
 }
 
 # running PATTERN: whether a process of this test's own has a command
-# line that matches PATTERN (pgrep -f's): one that runs in $T, as all
-# that start runs do, and the programs the agents it started run; not
-# another test's that runs meanwhile, nor the machine's.
+# line that matches PATTERN (pgrep -f's): one that runs in $T or a folder
+# in it, as all that start runs do, and the programs of the agents it
+# started; not another test's that runs meanwhile, nor the machine's.
 running() {
 	for _p in $(pgrep -f "$1"); do
-		[ "$(readlink "/proc/$_p/cwd" 2>/dev/null)" = "$T" ] && return 0
+		case $(readlink "/proc/$_p/cwd" 2>/dev/null) in "$T"|"$T"/*) return 0;; esac
 	done
 	return 1
+}
+
+# catching PID: whether PID has its handler of SIGINT in place, or has
+# ended. Until then a SIGINT is lost: sh starts a program in the
+# background with SIGINT ignored. A test that interrupts qga at a random
+# moment waits for this first.
+catching() {
+	_m=$(sed -n 's/^SigCgt:[^0-9a-f]*//p' "/proc/$1/status" 2>/dev/null)
+	[ -z "$_m" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null ||
+		[ $((0x$_m & 2)) != 0 ]
 }
 
 # port_of NAME [NTH]: the port the process started as NAME listens on,
