@@ -5,6 +5,7 @@
 # silent, refused or missing. Then qga ls over folder trees laid out as
 # Proxmox and libvirt lay theirs out, in a mount namespace of the test's.
 need_tool "$QEMU_GA" qemu-guest-agent
+need_tool pgrep procps
 need_tool socat socat
 need_tool jq jq
 M=$T/many
@@ -51,7 +52,7 @@ want_markers() {
 want_markers >"$M/want"
 
 t0=$(date +%s%N)
-$QGA -t 2 --targets "$M/targets" ping >"$M/out" 2>"$M/err"
+$QGA -t 4 --targets "$M/targets" ping >"$M/out" 2>"$M/err"
 st=$?
 t1=$(date +%s%N)
 expect "many: ping of 55 exits with the highest status (4, a timeout)" test $st = 4
@@ -62,10 +63,10 @@ for a in silent1 silent2 refused1 refused2 missing; do
 	expect "many: $a's message is tagged with it" grep -q "^$M/$a.sock	qga: " "$M/err"
 done
 expect "many: 50 live agents answered (no other messages)" test "$(wc -l <"$M/err")" = 6
-# Each silent agent costs its own 2 s timeout; one after the other they
-# would cost 4 s, and the 55 in turn more.
+# Each silent agent costs its own 4 s timeout; one after the other they
+# would cost 8 s, and the 55 in turn more.
 expect "many: the dead cost one timeout, not one each ($(( (t1 - t0) / 1000000 )) ms)" \
-	test $(( (t1 - t0) / 1000000 )) -lt 3900
+	test $(( (t1 - t0) / 1000000 )) -lt 7900
 
 $QGA --targets "$M/live" sh 'cat marker' >"$M/out" 2>"$M/err"
 st=$?
@@ -94,7 +95,7 @@ expect "many: each target's replies in the order asked" test "$(awk -F '\t' '
 	END { for (t in n) if (n[t] != 3) bad++; print bad + 0 }' "$M/out")" = 0
 
 # -j: one JSON object per target per reply, the dead ones with why.
-$QGA -j -t 2 --targets "$M/targets" guest-ping >"$M/out" 2>"$M/err"
+$QGA -j -t 4 --targets "$M/targets" guest-ping >"$M/out" 2>"$M/err"
 expect "many: -j prints one object for each of 55 targets" test "$(wc -l <"$M/out")" = 55
 expect "many: -j tags a live agent's reply" \
 	grep -qx "{\"target\":\"$M/a3.sock\",\"status\":0,\"reply\":{\"return\": {}}}" "$M/out"
@@ -131,11 +132,8 @@ truncate -s 4G "$M/a1/huge" "$M/a2/huge"
 rm -rf "$M/int"
 $QGA -s "$M/a1.sock" -s "$M/a2.sock" get huge "$M/int" 2>"$M/int.err" &
 g=$!
-i=0
-while [ "$(find "$M/int" -type f -size +1M 2>/dev/null | wc -l)" -lt 2 ] && [ $i -lt 200 ]; do
-	sleep 0.05
-	i=$((i + 1))
-done
+both_copying() { [ "$(find "$M/int" -type f -size +1M 2>/dev/null | wc -l)" -ge 2 ]; }
+wait_until 60 both_copying
 kill -INT $g
 wait $g
 st=$?
@@ -184,11 +182,7 @@ ls_ns() {
 if ls_ns true 2>/dev/null; then
 	socat -u UNIX-CONNECT:"$M/a3.sock" /dev/null &
 	holder=$!
-	i=0
-	while ! grep -q " 03 .*$M/a3.sock" /proc/net/unix && [ $i -lt 100 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
+	wait_until 30 grep -q " 03 .*$M/a3.sock" /proc/net/unix
 	ver=$($QGA -s "$M/a5.sock" -r guest-info | sed 's/.*"version": "\([^"]*\)".*/\1/')
 	ls_ns $QGA -j ls >"$M/out" 2>"$M/err"
 	st=$?
