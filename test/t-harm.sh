@@ -19,6 +19,7 @@ interrupt() {
 	shift 2
 	"$@" >/dev/null 2>&1 &
 	_p=$!
+	wait_until 30 catching $_p
 	nap "$_ms"
 	kill -"$_sig" "$_p" 2>/dev/null
 	wait "$_p" 2>/dev/null
@@ -90,8 +91,7 @@ harm() {
 		_q=$!
 		exec 8>"$_a/fifo"
 		echo guest-ping >&8
-		_k=0
-		while [ ! -s "$_a/held.out" ] && [ $_k -lt 100 ]; do sleep 0.02; _k=$((_k + 1)); done
+		wait_until 30 test -s "$_a/held.out"
 		eval "kill -STOP \$PID_harm_$1"
 		echo guest-info >&8
 		sleep 0.2
