@@ -29,6 +29,7 @@ skip() {
 need_tool() {
 	command -v "$1" >/dev/null 2>&1 && return 0
 	skip "no $1 here (apt-get install $2)"
+	job_done=1
 	exit 0
 }
 
@@ -36,7 +37,8 @@ need_tool() {
 # ($T), and at the end, however it comes, every process it started
 # stopped, the folder removed and the counts written to $COUNTS, which
 # test/run adds up. The job is a process group of its own (setsid):
-# what it left running is ended with the group.
+# what it left running is ended with the group. A script that did not
+# run to its end (job_done unset: a syntax error, a signal) failed.
 job_begin() {
 	T=$(mktemp -d /tmp/qga-test.XXXXXX) || exit 1
 	trap 'job_end' EXIT
@@ -47,8 +49,10 @@ job_begin() {
 	printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$NORESOLV"
 }
 job_end() {
+	_st=$?
 	trap - EXIT
 	trap '' INT TERM HUP
+	[ "${job_done:-}" = 1 ] || not_ok "the script ended before its end (status $_st)"
 	stop_all
 	echo "$passed $failed $skipped" >"$COUNTS"
 	kill -TERM 0 2>/dev/null
