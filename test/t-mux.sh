@@ -149,13 +149,17 @@ wait_for "$X/proxy2.sock"
 hport=$(port_of xproxy2)
 $QGA -s "$X/proxy2.sock" guest-get-time >"$X/slow.out" 2>&1 &
 slow=$!
-# Once the agent has the slow command (the fake logs what it is asked).
-wait_until 30 grep -q guest-get-time "$X/slow.sock.log"
+# Once the agent has the slow command (the fake sleeps over it, its one
+# sleep), it is stopped until both are answered: the proxy answers them
+# alone.
+wait_until 30 grep -q nanosleep "/proc/$PID_xslow/wchan"
+kill -STOP "$PID_xslow"
 check "mux: /health while the agent is busy" 0 '200' '' \
 	curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hport/health"
 check "mux: a sync while the agent is busy" 0 '{"return": 5}' '' \
-	sh -c "printf '{\"execute\":\"guest-sync\",\"arguments\":{\"id\":5}}' | socat -t2 - UNIX-CONNECT:'$X/proxy2.sock'"
+	sh -c "printf '{\"execute\":\"guest-sync\",\"arguments\":{\"id\":5}}' | socat -t5 - UNIX-CONNECT:'$X/proxy2.sock'"
 expect "mux: both at once, the slow command not answered yet" test ! -s "$X/slow.out"
+kill -CONT "$PID_xslow"
 check "mux: a ping behind it is its own" 0 '{"return": {}}' '' $QGA -s "$X/proxy2.sock" guest-ping
 wait $slow
 expect "mux: the slow command's reply is its own" test "$(cat "$X/slow.out")" = '{"return": 1700000000000000000}'
