@@ -112,13 +112,15 @@ expect "exec --no-stream: and warned about" \
 # in the guest's /tmp, and the program stopped when qga goes. Against an
 # agent whose /tmp is a folder of the test's ($G), with $T bound in it
 # where it is, in a mount namespace of the agent's own: what is left in
-# the guest's /tmp is this test's alone to count.
+# the guest's /tmp is this test's alone to count. The agent is named by
+# its real path, which the mount cannot hide.
 G=
 if unshare -m true 2>/dev/null; then
 	G=$C/guest-tmp
 	mkdir -p "$G/${T#/tmp/}" "$C/state4"
 	start stagent unshare -m sh -c 'mount --bind "$1" "$2/${1#/tmp/}" && mount --rbind "$2" /tmp &&
-		shift 2 && exec "$@"' stagent "$T" "$G" "$QEMU_GA" --method=unix-listen --path="$C/st.sock" \
+		shift 2 && exec "$@"' stagent "$T" "$G" "$(readlink -f "$(command -v "$QEMU_GA")")" \
+		--method=unix-listen --path="$C/st.sock" \
 		--statedir="$C/state4" --logfile="$C/qga4.log" --block-rpcs="$BLOCK"
 	wait_for "$C/st.sock"
 	export QGA_SOCKET="$C/st.sock"
