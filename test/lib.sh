@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-# Helpers for the shell tests: sourced by test/run.
+# Helpers for the shell tests: sourced by each of test/run's jobs, which
+# calls job_begin, and by test/demo and test/bench/run for start and stop.
 #
 # check NAME STATUS OUT ERR CMD [ARG]...
 #   runs CMD and wants its exit status, its whole stdout and its whole
@@ -21,6 +22,41 @@ not_ok() {
 skip() {
 	skipped=$((skipped + 1))
 	echo "SKIP: $script: $*"
+}
+
+# need_tool COMMAND PACKAGE: a script whose tool is not here is skipped,
+# with the reason, and ends; the others run on. (.ci/run installs them.)
+need_tool() {
+	command -v "$1" >/dev/null 2>&1 && return 0
+	skip "no $1 here (apt-get install $2)"
+	job_done=1
+	exit 0
+}
+
+# job_begin: makes this shell one of test/run's jobs: a folder of its own
+# ($T), and at the end, however it comes, every process it started
+# stopped, the folder removed and the counts written to $COUNTS, which
+# test/run adds up. The job is a process group of its own (setsid):
+# what it left running is ended with the group. A script that did not
+# run to its end (job_done unset: a syntax error, a signal) failed.
+job_begin() {
+	T=$(mktemp -d /tmp/qga-test.XXXXXX) || exit 1
+	trap 'job_end' EXIT
+	trap 'exit 1' INT TERM HUP
+	# A resolv.conf whose only server is a loopback one nobody runs: a
+	# test that looks a name up must never ask the machine's own DNS server.
+	NORESOLV=$T/noresolv.conf
+	printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:1\n' >"$NORESOLV"
+}
+job_end() {
+	_st=$?
+	trap - EXIT
+	trap '' INT TERM HUP
+	[ "${job_done:-}" = 1 ] || not_ok "the script ended before its end (status $_st)"
+	stop_all
+	echo "$passed $failed $skipped" >"$COUNTS"
+	kill -TERM 0 2>/dev/null
+	rm -rf "$T"
 }
 
 check() {
@@ -98,6 +134,27 @@ alive() {
 	eval "_p=\$PID_$1"
 	[ -n "$_p" ] && kill -0 "$_p" 2>/dev/null &&
 		[ "$(sed 's/.*) //' "/proc/$_p/stat" 2>/dev/null | cut -c1)" != Z ]
+}
+
+# running PATTERN: whether a process of this test's own has a command
+# line that matches PATTERN (pgrep -f's): one that runs in $T or a folder
+# in it, as all that start runs do, and the programs of the agents it
+# started; not another test's that runs meanwhile, nor the machine's.
+running() {
+	for _p in $(pgrep -f "$1"); do
+		case $(readlink "/proc/$_p/cwd" 2>/dev/null) in "$T"|"$T"/*) return 0;; esac
+	done
+	return 1
+}
+
+# catching PID: whether PID has its handler of SIGINT in place, or has
+# ended. Until then a SIGINT is lost: sh starts a program in the
+# background with SIGINT ignored. A test that interrupts qga at a random
+# moment waits for this first.
+catching() {
+	_m=$(sed -n 's/^SigCgt:[^0-9a-f]*//p' "/proc/$1/status" 2>/dev/null)
+	[ -z "$_m" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null ||
+		[ $((0x$_m & 2)) != 0 ]
 }
 
 # port_of NAME [NTH]: the port the process started as NAME listens on,

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
 # qga against the real guest agent, listening on a unix socket.
+need_tool "$QEMU_GA" qemu-guest-agent
+need_tool socat socat
 A=$T/agent
 mkdir -p "$A/state"
 rm -f "$A/qga.sock"
@@ -59,9 +61,9 @@ pid=${pid#*: } pid=${pid%\}}
 expect "guest-exec gives a pid" test "$pid" -gt 0
 i=0
 while st=$($QGA -s "$S" -r guest-exec-status pid="$pid") &&
-	case $st in *'"exited": false'*) true;; *) false;; esac && [ $i -lt 100 ]; do
+	case $st in *'"exited": false'*) true;; *) false;; esac && [ $i -lt 600 ]; do
 	i=$((i + 1))
-	sleep 0.02
+	sleep 0.05
 done
 check_status() { printf '%s\n' "$st"; }
 check "guest-exec-status" 0 '{"exitcode": 3, "err-data": "ZXJy", "out-data": "aGk=", *"exited": true}' '' \

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 # The built-in commands, against the real agent wherever it can serve, and
 # against the fake agent for what must not happen to this machine.
+need_tool "$QEMU_GA" qemu-guest-agent
+need_tool pgrep procps
 C=$T/cmds
 mkdir -p "$C/state" "$C/state2" "$C/files"
 rm -f "$C/qga.sock" "$C/noexec.sock"
@@ -35,18 +37,29 @@ check "exec -e: the environment, with a PATH" 0 \
 check "exec -e PATH: the user's PATH only" 0 "PATH=/bin${nl}A=1" '' \
 	$QGA exec -e PATH=/bin -e A=1 -- /usr/bin/env
 check "exec --no-stream -T: the program outlives the wait" 124 '' \
-	"qga: /bin/sleep still runs in the guest as pid [0-9]*" $QGA exec --no-stream -T 0.2 -- /bin/sleep 1
+	"qga: /bin/sleep still runs in the guest as pid [0-9]*" $QGA exec --no-stream -T 0.2 -- /bin/sleep 10
+# ended_status PID: exec-status PID once the program ended (it says 124
+# while it runs, and reads nothing then), for 30 s at most.
+ended_status() {
+	_i=0
+	while $QGA exec-status "$1" >"$C/status.out" 2>"$C/status.err"; _st=$?
+		[ $_st = 124 ] && [ $_i -lt 600 ]; do
+		sleep 0.05
+		_i=$((_i + 1))
+	done
+	cat "$C/status.out"
+	cat "$C/status.err" >&2
+	return $_st
+}
 pid=$($QGA exec --no-wait -- /bin/echo later)
 expect "exec --no-wait prints the pid" test "$pid" -gt 0
-sleep 0.2
-check "exec-status PID: the output and status, as exec" 0 'later' '' $QGA exec-status "$pid"
+check "exec-status PID: the output and status, as exec" 0 'later' '' ended_status "$pid"
 check "exec-status: a pid whose end was read, one plain message" 255 '' \
 	"qga: exec-status: no program of pid $pid in the guest agent (not started by it, or its end already read)" \
 	$QGA exec-status "$pid"
 pid=$($QGA exec --no-wait -- /bin/sh -c 'echo out; echo err >&2; exit 3')
-sleep 0.3
-check "exec-status: stdout, stderr and the exit code" 3 'out' 'err' $QGA exec-status "$pid"
-pid=$($QGA exec --no-wait -- /bin/sleep 2)
+check "exec-status: stdout, stderr and the exit code" 3 'out' 'err' ended_status "$pid"
+pid=$($QGA exec --no-wait -- /bin/sleep 20)
 check "exec-status: still running is 124" 124 '' "qga: pid $pid still runs in the guest" \
 	$QGA exec-status "$pid"
 check "exec-status -j: the agent's JSON" 0 '{"return": {"exited": false}}' '' \
@@ -96,55 +109,78 @@ expect "exec --no-stream: and warned about" \
 	grep -q "the agent truncated the program's stdout" "$C/trunc.err"
 
 # Streaming: output as the program writes it, all of it, nothing left
-# in the guest's /tmp, and the program stopped when qga goes.
-tmpfiles() { ls /tmp | grep -c '^qga-exec\.'; }
-before=$(tmpfiles)
-$QGA sh 'echo one; sleep 2; echo two' | while read -r line; do
-	echo "$(date +%s%N | cut -c1-13) $line"; done >"$C/stream" &
-t0=$(date +%s%N | cut -c1-13)
-wait $!
-t1=$(awk '$2 == "one" { print $1 }' "$C/stream")
-t2=$(awk '$2 == "two" { print $1 }' "$C/stream")
+# in the guest's /tmp, and the program stopped when qga goes. Against an
+# agent whose /tmp is a folder of the test's ($G), with $T bound in it
+# where it is, in a mount namespace of the agent's own: what is left in
+# the guest's /tmp is this test's alone to count. The agent is named by
+# its real path, which the mount cannot hide.
+G=
+if unshare -m true 2>/dev/null; then
+	G=$C/guest-tmp
+	mkdir -p "$G/${T#/tmp/}" "$C/state4"
+	start stagent unshare -m sh -c 'mount --bind "$1" "$2/${1#/tmp/}" && mount --rbind "$2" /tmp &&
+		shift 2 && exec "$@"' stagent "$T" "$G" "$(readlink -f "$(command -v "$QEMU_GA")")" \
+		--method=unix-listen --path="$C/st.sock" \
+		--statedir="$C/state4" --logfile="$C/qga4.log" --block-rpcs="$BLOCK"
+	wait_for "$C/st.sock"
+	export QGA_SOCKET="$C/st.sock"
+fi
+# The program writes a line, then waits for $C/go, which is made only
+# once the line came: it must have come while the program ran.
+rm -f "$C/go"
+$QGA sh 'echo one; i=0; until [ -e "$1" ] || [ $i -ge 2400 ]; do sleep 0.05; i=$((i + 1)); done
+	echo two' "$C/go" >"$C/stream" &
+qp=$!
+wait_until 60 grep -qx one "$C/stream"
+first=$?
+: >"$C/go"
+wait $qp
 expect "exec streams: the first line arrives before the program ends" \
-	test $((t1 - t0)) -lt 1500 -a $((t2 - t1)) -ge 1500
+	test $first = 0 -a "$(cat "$C/stream")" = "one${nl}two"
 head -c 100000000 /dev/urandom >"$C/big"
 head -c 5000000 /dev/urandom >"$C/big2"
 $QGA sh 'cat "$1"; cat "$2" >&2' "$C/big" "$C/big2" >"$C/big.out" 2>"$C/big2.out"
 expect "exec streams: 100 MB of stdout byte for byte, none cut" cmp -s "$C/big" "$C/big.out"
 expect "exec streams: stderr apart, byte for byte" cmp -s "$C/big2" "$C/big2.out"
 rm -f "$C/big" "$C/big2" "$C/big.out" "$C/big2.out"
+# A program stopped is one that is gone within 30 s: it runs far longer
+# than that on its own. running sees this test's programs only.
+not_running() { ! running "$1"; }
+gone() { wait_until 30 not_running "$1"; }
 check "exec -T, streamed: 124, the program stopped" 124 'started' \
 	"qga: /bin/sh stopped in the guest (pid [0-9]*): a streamed program ends with qga, --no-stream leaves it running" \
-	$QGA sh -T 0.5 'echo started; exec sleep 30'
-sleep 0.3
-expect "exec -T, streamed: the program is gone" sh -c "! pgrep -f '^sleep 30' >/dev/null"
+	$QGA sh -T 5 'echo started; exec sleep 300'
+expect "exec -T, streamed: the program is gone" gone '^sleep 300'
 rm -f "$C/int.out"
-$QGA sh 'echo started; sleep 40; echo never' >"$C/int.out" 2>"$C/int.err" &
+$QGA sh 'echo started; sleep 400; echo never' >"$C/int.out" 2>"$C/int.err" &
 qp=$!
-i=0; until [ -s "$C/int.out" ] || [ $i -gt 100 ]; do sleep 0.05; i=$((i + 1)); done
+wait_until 30 test -s "$C/int.out"
 kill -INT $qp
 wait $qp
 st=$?
 expect "exec streamed, SIGINT: 130" test "$st" = 130
-sleep 0.3
-expect "exec streamed, SIGINT: the program and its children are stopped" \
-	sh -c "! pgrep -f '^sleep 40' >/dev/null"
+expect "exec streamed, SIGINT: the program and its children are stopped" gone '^sleep 400'
+# At any moment once qga catches SIGINT.
 for d in 0 0.002 0.005 0.01 0.02 0.05; do
-	$QGA sh 'sleep 37' 2>/dev/null &
+	$QGA sh 'sleep 370' 2>/dev/null &
 	qp=$!
+	wait_until 30 catching $qp
 	sleep $d
 	kill -INT $qp
 	wait $qp
 done
-sleep 0.5
-expect "exec streamed, SIGINT at any moment: nothing runs on" \
-	sh -c "! pgrep -f '^sleep 37' >/dev/null"
-expect "exec streamed: no files left in the guest's /tmp" test "$(tmpfiles)" = "$before"
+expect "exec streamed, SIGINT at any moment: nothing runs on" gone '^sleep 370'
+if [ -n "$G" ]; then
+	no_tmpfiles() { ! ls "$G" | grep -q '^qga-exec\.'; }
+	expect "exec streamed: no files left in the guest's /tmp" wait_until 30 no_tmpfiles
+else
+	skip "exec streamed, no files left in the guest's /tmp: no mount namespace for a /tmp of its own"
+fi
 { $QGA sh 'exec cat /dev/zero' 2>"$C/pipe.err"; echo $? >"$C/pipe.st"; } | head -c 1000000 >/dev/null
 check "exec streamed, stdout closed: said, 255" 255 'qga: write stdout: Broken pipe' '' \
 	sh -c "cat '$C/pipe.err'; exit \$(cat '$C/pipe.st')"
-sleep 0.3
-expect "exec streamed, stdout closed: nothing runs on" sh -c "! pgrep -f '^cat /dev/zero' >/dev/null"
+expect "exec streamed, stdout closed: nothing runs on" gone '^cat /dev/zero'
+export QGA_SOCKET="$C/qga.sock"
 check "exec -e, streamed: the environment is the user's alone" 0 "A=1${nl}PATH=/bin" '' \
 	sh -c "$QGA exec -e PATH=/bin -e A=1 -- /usr/bin/env | sort"
 check "exec without guest-file-read: captured, silently" 3 'out' 'err' \
@@ -227,8 +263,13 @@ check "put -c from stdin is refused" 2 '' \
 	sh -c "echo x | $QGA put -c - '$V/x'"
 rm -rf "$V"
 
-# Files: byte-exact for any size, the handle always closed.
-fds() { ls /proc/"$PID_cagent"/fd | wc -l; }
+# Files: byte-exact for any size, the handle always closed. fds counts
+# the agent's open files (its guest file handles among them), not its
+# connections, which it closes when it comes to it.
+fds() { ls -l /proc/"$PID_cagent"/fd | grep -c ' -> /'; }
+# partial LOCAL SIZE: whether get's partial copy of LOCAL is past SIZE
+# (find's -size).
+partial() { [ -n "$(find "$(dirname "$1")" -name "${1##*/}.qga-*" -size "$2")" ]; }
 for n in 0 1 12345 4194303 4194304 4194305; do
 	head -c $n /dev/urandom >"$C/src"
 	$QGA put "$C/src" "$C/files/r$n" && $QGA get "$C/files/r$n" "$C/got"
@@ -260,25 +301,28 @@ check "get a missing file" 1 '' \
 expect "no partial file is left" test -z "$(ls "$C/here" | grep -v '^log$' | grep -v '^r1$')"
 check "cat into a full disk fails" 3 '' 'qga: write stdout: No space left on device' \
 	sh -c "$QGA cat '$C/files/r12345' >/dev/full"
-sleep 1
 fd0=$(fds)
 $QGA get "$C/files/big" "$C/here/big" 2>"$C/int.err" &
 getpid=$!
-sleep 0.3
+wait_until 30 partial "$C/here/big" +0
 kill -INT $getpid
 wait $getpid
 expect "get interrupted by SIGINT exits 130" test $? = 130
 expect "and says so" grep -q "^qga: .*: interrupted$" "$C/int.err"
 expect "an interrupted get leaves no partial file" test -z "$(ls "$C/here" | grep big)"
-sleep 0.1
-expect "every guest file handle was closed ($(fds) fds, $fd0 before)" test "$(fds)" = "$fd0"
+fds_back() { [ "$(fds)" = "$fd0" ]; }
+wait_until 30 fds_back
+expect "every guest file handle was closed ($(fds) files open, $fd0 before)" fds_back
 check "the agent is fine after that" 0 '' '' $QGA ping
 # On a terminal: the size, the share and the time left; a message that
 # interrupts the progress line starts a line of its own.
 script -qec "$QGA put '$C/big' '$C/files/big2'" /dev/null | tr '\r' '\n' >"$C/tty.progress"
 expect "put's progress line: the total and the share" \
 	grep -q "^qga: $C/files/big2: 100 MiB of 100 (100%), 0 s left, [0-9]* MiB/s" "$C/tty.progress"
-script -qec "$QGA get '$C/files/big2' '$C/big2.got' & sleep 0.5; kill -INT \$!; wait" /dev/null |
+# The progress line shows from 16 MiB on: get is interrupted past 17.
+script -qec "$QGA get '$C/files/big2' '$C/big2.got' & i=0
+	until [ -n \"\$(find '$C' -name 'big2.got.qga-*' -size +17M)\" ] || [ \$i -ge 1200 ]; do
+		sleep 0.05; i=\$((i + 1)); done; kill -INT \$!; wait" /dev/null |
 	tr '\r' '\n' >"$C/tty.int"
 expect "get's progress line: the share, learnt from a seek" \
 	grep -q "^qga: $C/files/big2: [0-9]* MiB of 100 ([0-9]*%)" "$C/tty.int"
@@ -311,8 +355,15 @@ expect "vcpus: sorted by id" sh -c "sort -n '$C/ids' | cmp -s - '$C/ids'"
 # The agent runs on this machine: its / is df's. Used, Avail and Use% are
 # df -h's, rounded up as it rounds; Size too where the agent sends
 # total-bytes-privileged (9.1 on), else only the unprivileged total.
-want=$(df -h / | awk 'NR == 2 { print $2, $3, $4, $5 }')
-got=$($QGA df | awk '$1 == "/" { print $4, $5, $6, $7 }')
+# Other tests write to / meanwhile: the two are compared when df -h
+# showed the same before qga's df and after it, for 30 s at most.
+df_same() {
+	want=$(df -h / | awk 'NR == 2 { print $2, $3, $4, $5 }')
+	got=$($QGA df | awk '$1 == "/" { print $4, $5, $6, $7 }')
+	[ "$(df -h / | awk 'NR == 2 { print $2, $3, $4, $5 }')" = "$want" ] || return 1
+	case $ver in 7.*) [ "${got#* }" = "${want#* }" ] ;; *) [ "$got" = "$want" ] ;; esac
+}
+wait_until 30 df_same
 case $ver in
 7.*)	expect "df: Used, Avail and Use% as df -h shows them ($want)" \
 		test "${got#* }" = "${want#* }" ;;
@@ -423,17 +474,28 @@ check "fake: fsfreeze --run --max: thaws on time" 124 '' \
 	"$froze${nl}qga: fsfreeze --run: sleep still runs after --max 0.300 s: thawing${nl}$thawed" \
 	$QGA fsfreeze --run --max 0.3 sleep 10
 check "fake: fsfreeze --run: SIGTERM thaws, 143" 143 '' "$froze${nl}$thawed" \
-	sh -c "$QGA fsfreeze --run sleep 10 & sleep 0.5; kill -TERM \$!; wait \$!"
+	sh -c "rm -f '$C/running'; $QGA fsfreeze --run sh -c ': >\"$C/running\"; exec sleep 60' &
+		i=0; until [ -e '$C/running' ] || [ \$i -ge 600 ]; do sleep 0.05; i=\$((i + 1)); done
+		kill -TERM \$!; wait \$!"
 check "fake: fsfreeze --max without --run" 2 '' 'usage: qga \[OPTIONS\] fsfreeze *' \
 	$QGA fsfreeze --max 3 thaw
 check "fake: fstrim" 0 "/      1024 bytes trimmed${nl}/boot  Operation not supported" '' $QGA fstrim 4096
 check "fake: passwd from stdin" 0 '' '' sh -c "echo s3cret | $QGA passwd alice"
-(sleep 0.5; printf 's3cret\r'; sleep 0.3; printf 's3cret\r') |
-	script -qec "$QGA passwd alice; echo status \$?" /dev/null | tr -d '\r' >"$C/tty.out"
+# On a terminal: each password typed once qga asks for it, its prompt
+# shown and the terminal's echo off (what is typed before is dropped).
+echo_off() { stty -F "$(cat "$C/tty.name")" -a 2>/dev/null | grep -q -- ' -echo '; }
+typed() { wait_until 30 grep -q "$1" "$C/tty.raw" && wait_until 30 echo_off && printf '%s\r' "$2"; }
+passwd_tty() {
+	rm -f "$C/tty.name"
+	: >"$C/tty.raw"
+	{ typed 'Password for' "$1"; typed 'Again, for' "$2"; } |
+		script -qec "tty >'$C/tty.name'; $QGA passwd alice; echo status \$?" /dev/null >"$C/tty.raw"
+	tr -d '\r' <"$C/tty.raw" >"$C/tty.out"
+}
+passwd_tty s3cret s3cret
 check "fake: passwd prompts twice on a terminal, without echo" 0 \
 	"Password for alice: ${nl}Again, for alice: ${nl}status 0" '' cat "$C/tty.out"
-(sleep 0.5; printf 's3cret\r'; sleep 0.3; printf 's3cre\r') |
-	script -qec "$QGA passwd alice; echo status \$?" /dev/null | tr -d '\r' >"$C/tty.out"
+passwd_tty s3cret s3cre
 check "fake: passwd, two passwords that differ set nothing" 0 \
 	"Password for alice: ${nl}Again, for alice: ${nl}qga: passwd: the two passwords differ: nothing was set${nl}status 2" '' \
 	cat "$C/tty.out"

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 # Shell completion, made from qga's own table: loaded into a real bash
 # and asked as the shell asks it, and into a real zsh when there is one.
+need_tool bash bash
 K=$T/completion
 mkdir -p "$K"
 nl='

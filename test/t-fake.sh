@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 # qga against an agent that misbehaves in ways the real one does not.
+need_tool /usr/bin/time time
 F=$T/fake
 mkdir -p "$F"
 
@@ -29,7 +30,9 @@ t0=$(date +%s%N)
 check "fake: a stalled agent times out" 4 '' \
 	"qga: no answer from a guest agent at $S within 0.500 s: is qemu-guest-agent running in the guest? another client (libvirtd, qga serve) may hold this socket" $QGA -s "$S" -t 0.5 guest-ping
 t1=$(date +%s%N)
-expect "fake: the timeout is kept (within a second)" test $(((t1 - t0) / 1000000)) -lt 1500
+# Not the default 10 s: well below it, however loaded the machine.
+expect "fake: the timeout is kept, not the default ($(((t1 - t0) / 1000000)) ms)" \
+	test $(((t1 - t0) / 1000000)) -lt 5000
 check "fake: --no-sync times out on the command" 4 '' \
 	"qga: $S: no reply to guest-ping within 0.200 s" $QGA -s "$S" -t 0.2 --no-sync guest-ping
 fake deaf

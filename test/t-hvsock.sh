@@ -4,6 +4,8 @@
 # exactly the documented handshake (read "CONNECT PORT\n", answer
 # "OK HOSTPORT\n" for the guest's port 52, close for any other) and then
 # relays to a real qemu-ga on a unix socket.
+need_tool "$QEMU_GA" qemu-guest-agent
+need_tool socat socat
 Z=$T/hv
 mkdir -p "$Z/state"
 rm -f "$Z/qga.sock" "$Z/vmm.sock" "$Z/odd.sock"

@@ -2,6 +2,7 @@
 # The manual: clean under mandoc's lint, installed and uninstalled by the
 # Makefile, and in step with --help: the same commands and options.
 case $QGA in *-asan) return 0 ;; esac
+need_tool mandoc mandoc
 M=$T/man
 mkdir -p "$M"
 nl='

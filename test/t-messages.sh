@@ -2,6 +2,8 @@
 # real peers: QEMU's chardev with no agent behind it, an agent socket held
 # by another client, a QMP monitor asked for an agent command, the default
 # socket missing; and qemu-ga 10.0's silent cut of exec output.
+need_tool qemu-ga qemu-guest-agent
+need_tool qemu-system-x86_64 qemu-system-x86
 W=$T/messages
 mkdir -p "$W/held"
 rm -f "$W"/*.sock
@@ -42,9 +44,9 @@ if unshare -m true 2>/dev/null; then
 else
 	skip "the default socket test: no mount namespace here"
 fi
-if ga10=$(test/qemu-ga-10 2>"$W/ga10.err"); then
+if [ -n "$GA10" ]; then
 	mkdir -p "$W/ten"
-	start agent10 "$ga10" --method=unix-listen --path="$W/ten.sock" --statedir="$W/ten" \
+	start agent10 "$GA10" --method=unix-listen --path="$W/ten.sock" --statedir="$W/ten" \
 		--logfile="$W/ten.log" --block-rpcs="$BLOCK"
 	wait_for "$W/ten.sock"
 	$QGA -s "$W/ten.sock" sh --no-stream 'head -c 16777217 /dev/zero' >"$W/cut" 2>"$W/cut.err"
@@ -53,7 +55,7 @@ if ga10=$(test/qemu-ga-10 2>"$W/ga10.err"); then
 		grep -q "the agent truncated the program's stdout" "$W/cut.err"
 	expect "messages: the 10.0 agent lives" alive agent10
 else
-	skip "exec output cut by qemu-ga 10.0: $(cat "$W/ga10.err")"
+	skip "exec output cut by qemu-ga 10.0: $GA10_WHY"
 fi
 expect "messages: QEMU lives" alive nochar
 expect "messages: the held agent lives" alive heldagent

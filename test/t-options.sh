@@ -2,6 +2,7 @@
 # Options where people put them: the global ones before or after the
 # command's name, up to its operands or --; bad ones named, with the usage
 # line of the command they were given to. Against the real agent.
+need_tool "$QEMU_GA" qemu-guest-agent
 O=$T/options
 mkdir -p "$O"
 rm -f "$O/qga.sock"
@@ -93,8 +94,8 @@ check "timeouts: fsfreeze status on a silent channel" 4 '' \
 	"qga: no answer from a guest agent at unix:$F/ostall.sock within 0.500 s: is qemu-guest-agent running in the guest? another client (libvirtd, qga serve) may hold this socket" \
 	$QGA -s "unix:$F/ostall.sock" fsfreeze -t 0.5 status
 t1=$(date +%s%N)
-expect "timeouts: and it took the global -t, not 300 s ($(((t1 - t0) / 1000000)) ms)" \
-	test $(((t1 - t0) / 1000000)) -lt 1500
+expect "timeouts: and it took the global -t, not 300 s nor the default 10 ($(((t1 - t0) / 1000000)) ms)" \
+	test $(((t1 - t0) / 1000000)) -lt 5000
 check "timeouts: without -t, connecting and the sync take the default" 4 '' \
 	"qga: no answer from a guest agent at unix:$F/ostall.sock within 10 s: is qemu-guest-agent running in the guest? *" \
 	$QGA -s "unix:$F/ostall.sock" fstrim

@@ -2,6 +2,7 @@
 # beside the target, renamed over it only when complete; modes set; an
 # interrupted put leaves the old file whole and no temporary file behind.
 # Against the real agent, with guest-exec and without.
+need_tool "$QEMU_GA" qemu-guest-agent
 U=$T/put
 rm -rf "$U/files"
 mkdir -p "$U/a" "$U/b" "$U/files"
@@ -89,6 +90,7 @@ for sig in INT TERM HUP INT TERM HUP KILL KILL KILL; do
 	cp "$U/old" "$U/files/big"
 	$QGA -s "$S" put "$U/new" "$U/files/big" 2>/dev/null &
 	p=$!
+	wait_until 30 catching $p
 	sleep "$(awk -v r="$(rnd)" 'BEGIN { printf "%.2f", r % 300 / 100 }')"
 	kill -"$sig" "$p" 2>/dev/null
 	wait "$p" 2>/dev/null

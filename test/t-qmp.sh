@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
 # qga against QEMU's QMP monitor: a greeting, capabilities, CRLF, events.
+need_tool qemu-system-x86_64 qemu-system-x86
 Q=$T/qmp
 mkdir -p "$Q"
 rm -f "$Q/qmp.sock"

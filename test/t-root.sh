@@ -2,8 +2,11 @@
 # qga in an empty root: nothing but the binary and the agent's socket, as
 # in an initramfs or a rescue shell. No libc, no /etc, no /dev.
 case $QGA in *-asan) return 0 ;; esac
+need_tool "$QEMU_GA" qemu-guest-agent
+need_tool readelf binutils
+need_tool socat socat
 if [ "$(id -u)" != 0 ]; then
-	echo "skipping the empty-root test: chroot needs root"
+	skip "the empty-root tests: chroot needs root"
 	return 0
 fi
 E=$T/empty

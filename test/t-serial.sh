@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 # qga over serial lines, where stale replies outlive the client that asked:
 # the agent on one end of a pty, as on a virtio-serial or isa-serial port.
+need_tool "$QEMU_GA" qemu-guest-agent
+need_tool socat socat
 R=$T/serial
 mkdir -p "$R/state" "$R/state2"
 

@@ -3,6 +3,8 @@
 # user who binds it first would play the guest for root's qga. In a mount
 # namespace with a /tmp of its own: nobody's socket there is refused,
 # named, and sent nothing; root's own (the real agent) is used.
+need_tool "$QEMU_GA" qemu-guest-agent
+need_tool socat socat
 if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null || ! id nobody >/dev/null 2>&1; then
 	skip "the default-socket tests: they need root, unshare -m and the user nobody"
 	return 0

@@ -5,6 +5,8 @@
 # links is made, only inside the copy, with the user's owner and at most
 # the permission bits umask allows, and an archive that fails leaves
 # nothing behind.
+need_tool "$QEMU_GA" qemu-guest-agent
+need_tool pgrep procps
 U=$T/untar
 rm -rf "$U"
 mkdir -p "$U/state" "$U/bin" "$U/src" "$U/out" "$U/elsewhere"
@@ -174,5 +176,6 @@ wait $pid
 expect "untar: interrupted, 143" test $? = 143
 rm -f "$U/hang"
 expect "untar: an interrupted copy leaves nothing" test -z "$(ls -A "$U/out" | grep int)"
-expect "untar: the guest's tar is stopped" sh -c "! pgrep -x -f 'sleep 617' | grep -q ."
+not_running() { ! running '^sleep 617$'; }
+expect "untar: the guest's tar is stopped" wait_until 30 not_running
 expect "untar: the agent is alive" alive evilagent
