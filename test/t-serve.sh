@@ -46,6 +46,7 @@ check "serve: the socket is mode 0600" 0 '600' '' stat -c %a "$S"
 # The socket has its mode from the start, not from a chmod after bind: a
 # delay after bind(2) (strace's) shows what it was meanwhile, under umask 0.
 if strace -o /dev/null -e trace=bind true 2>/dev/null; then
+	rm -f "$P/umask.sock"
 	start umask0 sh -c "umask 0; exec strace -o /dev/null -e trace=bind -e inject=bind:delay_exit=3000000 \
 		$QGA -s '$P/none.sock' serve -q --listen '$P/umask.sock' --mode 0640"
 	wait_for "$P/umask.sock"
