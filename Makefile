@@ -88,7 +88,7 @@ lint:
 	done
 
 # make check runs every test; make check T='t-serve t-agent' runs those.
-check: qga qga-asan $(TESTBIN)
+check: lint qga qga-asan $(TESTBIN)
 	test/run $(T)
 
 demo: qga
@@ -126,4 +126,4 @@ clean:
 	rm -f qga qga-asan qga-oci.tar $(TESTBIN) test/fuzz test/fuzz_http test/fuzz_tar \
 		test/fuzz_replies
 
-.PHONY: all bench check demo image install uninstall clean fuzz
+.PHONY: all bench check demo image install uninstall clean fuzz lint
