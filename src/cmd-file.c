@@ -117,13 +117,15 @@ cleanup(void)
 	sess.dirty = 1;
 	interrupted = 0;
 	file_close(1);
-	if (*stream_tmp)
-		guest_run(stream_rm);
+	/* A streamed program is stopped before its files go, which it
+	 * could otherwise make again as it starts. */
 	if (stream_pid >= 0) {
 		snprintf(pid, sizeof pid, "%lld", stream_pid);
 		guest_run((const char *[]){"/bin/sh", "-c",
 		          "kill -TERM -\"$1\" 2>/dev/null || kill -TERM \"$1\"", "sh", pid, NULL});
 	}
+	if (*stream_tmp)
+		guest_run(stream_rm);
 	if (remote_tmp[0])
 		guest_run(put_win ? del : rm);
 }
