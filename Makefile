@@ -23,7 +23,7 @@ SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 # The parts of qga.c, which it includes: one translation unit.
 PARTS = src/util.c src/conn.c src/proto.c src/output.c src/raw.c src/many.c src/session.c src/guest.c \
-	src/cli.c src/cmd-exec.c src/untar.c src/cmd-file.c src/cmd-put.c src/cmd-info.c \
+	src/cli.c src/cmd-exec.c src/untar.c src/undo.c src/cmd-file.c src/cmd-put.c src/cmd-info.c \
 	src/cmd-admin.c src/cmd-ls.c src/serve.c src/http.c src/serve-http.c src/serve-file.c \
 	src/link.c src/serve-agent.c src/help.c
 SRC = qga.c $(PARTS) src/qga.h json.c json.h

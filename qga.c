@@ -17,6 +17,7 @@
  *   src/cli.c         global options, each command's own, usage lines
  *   src/cmd-*.c       the built-in commands, a family a file
  *   src/untar.c       get -r's unpacking of the guest's archive
+ *   src/undo.c        the one record of what a command left half done
  *   src/serve.c       serve: listeners, clients, the queue, the loop
  *   src/serve-*.c     its agent, its HTTP requests, its /file transfers
  *   src/http.c        HTTP parsers, pure functions of their bytes
@@ -45,6 +46,7 @@
 #include "src/cli.c"
 #include "src/cmd-exec.c"
 #include "src/untar.c"
+#include "src/undo.c"
 #include "src/cmd-file.c"
 #include "src/cmd-put.c"
 #include "src/cmd-info.c"

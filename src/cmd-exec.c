@@ -186,7 +186,6 @@ buf_ps(struct buf *b, const char *s)
 	free(u.p);
 }
 
-long long stream_pid = -1; /* a streamed program to stop on exit */
 
 /* Builds guest-exec's request for path: its arg is the words of pre (up
  * to a NULL), then args, whose every word has a comma before it; more
@@ -242,7 +241,7 @@ exec_nap(long long deadline, long long ns, const char *prog, long long pid)
 		nanosleep(&nap, NULL);
 	if (!late && !interrupted)
 		return;
-	warn(stream_pid < 0 ? "%s still runs in the guest as pid %lld" :
+	warn(undo.stream_pid < 0 ? "%s still runs in the guest as pid %lld" :
 	     "%s stopped in the guest (pid %lld): a streamed program ends with qga, "
 	     "--no-stream leaves it running", prog, pid);
 	leave(late ? 124 : 128 + interrupted);
@@ -468,7 +467,7 @@ stream_copy(long long h, int fd, int last)
 		    b64_decode(&data, r.js, &r.tok[v]) < 0)
 			die(EX_PROTO, "guest-file-read: no base64 data in the reply");
 		if (write_all(fd, data.p, data.len) < 0) {
-			if (errno == EPIPE && untar_pid > 0)
+			if (errno == EPIPE && undo.untar > 0)
 				untar_ended();
 			die(EX_IO, "write %s:", fd == 1 ? "stdout" : "stderr");
 		}
@@ -498,15 +497,15 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 	struct reply r;
 	struct doc d;
 	const char *why = "guest-file-read is not enabled in the guest agent";
-	char path[sizeof stream_tmp + 12], wrap[224], *keep = NULL;
-	const char *pre[] = {"-c", wrap, "sh", stream_tmp, NULL};
-	void (*was)(void) = on_leave;
+	char path[sizeof undo.stream + 12], wrap[224], *keep = NULL;
+	const char *pre[] = {"-c", wrap, "sh", undo.stream, NULL};
+	int was = undo.armed;
 	long long delay = 200000, rm;
 	int i, got;
 
 	if (!enabled("guest-file-read"))
 		goto cannot;
-	snprintf(stream_tmp, sizeof stream_tmp, "/tmp/qga-exec.%08x", random_id());
+	snprintf(undo.stream, sizeof undo.stream, "/tmp/qga-exec.%08x", random_id());
 	snprintf(wrap, sizeof wrap, "f=$1; shift; u=$(umask); umask 077; set -C; "
 	         "exec >\"$f.1\" 2>%s; umask $u; command -v setsid >/dev/null && "
 	         "exec setsid \"$@\"; exec \"$@\"", merge ? "&1" : "\"$f.2\"");
@@ -529,39 +528,39 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 		goto cannot;
 	doc_reply(&d, &r, "guest-exec", SHAPE_EXEC);
 	req_begin(&st, "guest-exec-status");
-	req_int(&st, "pid", stream_pid = dint(&d, dget(&d, 0, "pid"), -1));
+	req_int(&st, "pid", undo.stream_pid = dint(&d, dget(&d, 0, "pid"), -1));
 	req_end(&st);
 	free(d.t);
-	on_leave = cleanup;
+	undo.armed = 1;
 	for (i = 0; i < 2 - merge; i++) {
-		snprintf(path, sizeof path, "%s.%d", stream_tmp, i + 1);
-		while ((handles[i] = file_open(path, "r", 1)) < 0) {
+		snprintf(path, sizeof path, "%s.%d", undo.stream, i + 1);
+		while ((undo.handle[i] = file_open(path, "r", 1)) < 0) {
 			why = "the guest cannot make files in /tmp";
 			if (exec_ended(&st, &d))
 				goto cannot;
-			exec_nap(deadline, delay, prog, stream_pid);
+			exec_nap(deadline, delay, prog, undo.stream_pid);
 		}
 	}
 	rm = guest_start(stream_rm, 0);
-	stream_tmp[0] = 0;
+	undo.stream[0] = 0;
 	for (;;) {
 		/* The status is kept from the reads that follow it; the program
 		 * that ended is not one to stop any more. */
 		if ((i = exec_ended(&st, &d))) {
 			d.js = keep = memcpy(xrealloc(NULL, d.t[0].end), d.js, d.t[0].end);
-			stream_pid = -1;
+			undo.stream_pid = -1;
 		}
-		got = stream_copy(handles[0], out, i);
+		got = stream_copy(undo.handle[0], out, i);
 		if (!merge)
-			got |= stream_copy(handles[1], 2, i);
+			got |= stream_copy(undo.handle[1], 2, i);
 		if (i)
 			break;
 		/* Soon again after output, else less and less often, down to
 		 * 25 times a second. */
 		delay = got ? 200000 : delay * 2 > 40000000 ? 40000000 : delay * 2;
-		exec_nap(deadline, delay, prog, stream_pid);
+		exec_nap(deadline, delay, prog, undo.stream_pid);
 	}
-	on_leave = was;
+	undo.armed = was;
 	file_close(0);
 	guest_wait(rm, NULL, timeout_or(RUN_TIMEOUT));
 	free(req.p);
@@ -571,13 +570,13 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 	return i;
 cannot:
 	/* The wrapper ended before its files were made: what it made goes. */
-	if (stream_pid >= 0) {
+	if (undo.stream_pid >= 0) {
 		free(d.t);
-		stream_pid = -1;
+		undo.stream_pid = -1;
 		guest_run(stream_rm);
 	}
-	stream_tmp[0] = 0;
-	on_leave = was;
+	undo.stream[0] = 0;
+	undo.armed = was;
 	if (asked)
 		warn("exec: not streaming: %s", why);
 	free(req.p);

@@ -85,51 +85,6 @@ sha_hex(struct sha256 *c, char *hex)
 		snprintf(hex + 2 * i, 3, "%02x", (unsigned)(c->h[i / 4] >> (24 - 8 * (i % 4)) & 0xff));
 }
 
-/* Guest files to close on exit: a file command's, and a streamed
- * program's stdout and stderr. */
-long long handles[2] = {-1, -1};
-static char tmpname[4096];          /* a partial download, removed on exit */
-pid_t untar_pid = -1;        /* get -r's child, which unpacks into it */
-
-char remote_tmp[4096];    /* a partial upload, removed on exit */
-int put_win;              /* put: the guest runs Windows */
-char stream_tmp[32];      /* the start of exec's files, removed on exit */
-const char *const stream_rm[] = {"/bin/sh", "-c", "rm -f -- \"$1.1\" \"$1.2\"",
-                                        "sh", stream_tmp, NULL};
-
-/* Undoes what a file command left: the local temporary file, the guest's
- * open handle, the guest's temporary file. */
-void
-cleanup(void)
-{
-	const char *rm[] = {"/bin/sh", "-c", "rm -f -- \"$1\"", "sh", remote_tmp, NULL};
-	const char *del[] = {"cmd.exe", "/c", "del", "/q", remote_tmp, NULL};
-	char pid[24];
-
-	if (untar_pid > 0) {
-		kill(untar_pid, SIGKILL);
-		reap(untar_pid);
-		untar_pid = -1;
-	}
-	if (tmpname[0])
-		rm_tree(AT_FDCWD, tmpname);
-	/* The channel is brought back even after a signal, to undo. */
-	sess.dirty = 1;
-	interrupted = 0;
-	file_close(1);
-	/* A streamed program is stopped before its files go, which it
-	 * could otherwise make again as it starts. */
-	if (stream_pid >= 0) {
-		snprintf(pid, sizeof pid, "%lld", stream_pid);
-		guest_run((const char *[]){"/bin/sh", "-c",
-		          "kill -TERM -\"$1\" 2>/dev/null || kill -TERM \"$1\"", "sh", pid, NULL});
-	}
-	if (*stream_tmp)
-		guest_run(stream_rm);
-	if (remote_tmp[0])
-		guest_run(put_win ? del : rm);
-}
-
 /* Opens a guest file and returns its handle; when soft, -1 where it
  * cannot be opened. */
 long long
@@ -165,13 +120,13 @@ file_close(int quiet)
 	int i;
 
 	for (i = 0; i < 2 && sess.up; i++) {
-		if (handles[i] < 0)
+		if (undo.handle[i] < 0)
 			continue;
 		interrupted = 0;
 		req_begin(&req, "guest-file-close");
-		req_int(&req, "handle", handles[i]);
+		req_int(&req, "handle", undo.handle[i]);
 		req_end(&req);
-		handles[i] = -1;
+		undo.handle[i] = -1;
 		if (!quiet)
 			call(&req, "guest-file-close", &r);
 		else if (transact(&sess, req.p, req.len, &r, "guest-file-close", opt.timeout))
@@ -214,14 +169,14 @@ file_read_to(const char *path, int fd, const char *fdname, long long off, struct
 	long long t0 = now_ms(), size = 0;
 	int eof, v, s;
 
-	handles[0] = file_open(path, "r", 0);
+	undo.handle[0] = file_open(path, "r", 0);
 	/* A terminal's progress line says how much is left. */
-	if ((isatty(2) || off) && (size = guest_seek(handles[0], 0, "end")) > 0)
-		guest_seek(handles[0], off, "set");
+	if ((isatty(2) || off) && (size = guest_seek(undo.handle[0], 0, "end")) > 0)
+		guest_seek(undo.handle[0], off, "set");
 	if (size < off)
 		die(EX_USAGE, "get -c: %s is longer here than %s in the guest", fdname, path);
 	req_begin(&req, "guest-file-read");
-	req_int(&req, "handle", handles[0]);
+	req_int(&req, "handle", undo.handle[0]);
 	req_int(&req, "count", CHUNK);
 	req_end(&req);
 	/* The next read is asked for before this one's data is decoded and
@@ -328,7 +283,7 @@ cmd_cat(int argc, char **argv)
 
 	if (argc < 2)
 		return -1;
-	on_leave = cleanup;
+	undo.armed = 1;
 	for (i = 1; i < argc; i++) {
 		fflush(stdout);
 		file_read_to(argv[i], 1, "stdout", 0, NULL);
@@ -336,7 +291,7 @@ cmd_cat(int argc, char **argv)
 	return 0;
 }
 
-/* Creates local's temporary sibling, named in tmpname, with the mode a
+/* Creates local's temporary sibling, named in undo.local_tmp, with the mode a
  * new file gets (mkstemp makes it 0600). */
 static int
 create_temp(const char *local)
@@ -345,12 +300,12 @@ create_temp(const char *local)
 	int fd;
 
 	umask(mask);
-	if ((size_t)snprintf(tmpname, sizeof tmpname, "%s.qga-XXXXXX", local) >=
-	    sizeof tmpname)
+	if ((size_t)snprintf(undo.local_tmp, sizeof undo.local_tmp, "%s.qga-XXXXXX", local) >=
+	    sizeof undo.local_tmp)
 		die(EX_USAGE, "get: local name too long: %s", local);
-	if ((fd = mkostemp(tmpname, O_CLOEXEC)) >= 0 && fchmod(fd, 0666 & ~mask) < 0) {
+	if ((fd = mkostemp(undo.local_tmp, O_CLOEXEC)) >= 0 && fchmod(fd, 0666 & ~mask) < 0) {
 		close(fd);
-		unlink(tmpname);
+		unlink(undo.local_tmp);
 		return -1;
 	}
 	return fd;
@@ -418,9 +373,9 @@ rename_new(const char *from, const char *to)
 _Noreturn void
 untar_ended(void)
 {
-	int st = reap(untar_pid);
+	int st = reap(undo.untar);
 
-	untar_pid = -1;
+	undo.untar = -1;
 	leave(st ? st : EX_PROTO);
 }
 
@@ -432,34 +387,34 @@ get_tree(const char *remote, const char *local)
 {
 	struct untar u = {0};
 	struct buf args = {0}, none = {0};
-	char path[4096], keep[sizeof tmpname];
+	char path[4096], keep[sizeof undo.local_tmp];
 	int p[2], st, here;
 
 	local = tree_target(remote, local, path, sizeof path);
-	if ((size_t)snprintf(tmpname, sizeof tmpname, "%s.qga-XXXXXX", local) >=
-	    sizeof tmpname || !mkdtemp(tmpname)) {
-		tmpname[0] = 0;
+	if ((size_t)snprintf(undo.local_tmp, sizeof undo.local_tmp, "%s.qga-XXXXXX", local) >=
+	    sizeof undo.local_tmp || !mkdtemp(undo.local_tmp)) {
+		undo.local_tmp[0] = 0;
 		die(EX_IO, "get -r: make a folder beside %s:", local);
 	}
 	u = (struct untar){.what = remote, .max = opt.maxsize, .mask = umask(0)};
 	umask(u.mask);
-	if ((u.root = open(tmpname, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	if ((u.root = open(undo.local_tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
 	    pipe2(p, O_CLOEXEC) < 0)
-		die(EX_IO, "get -r: %s:", tmpname);
+		die(EX_IO, "get -r: %s:", undo.local_tmp);
 	buf_str(&args, ",\"-c\",\"cd -- \\\"$1\\\" && exec tar -cf - .\",\"sh\",");
 	buf_jstr(&args, remote, strlen(remote));
 	fflush(stdout);
 	/* The child only unpacks: a signal ends it as it is, the session is
 	 * not its own, and it undoes nothing (qga does). */
 	hold_signals(1);
-	if ((untar_pid = fork()) < 0)
+	if ((undo.untar = fork()) < 0)
 		die(EX_IO, "get -r: fork:");
-	if (!untar_pid) {
+	if (!undo.untar) {
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
 		hold_signals(0);
-		on_leave = NULL;
+		undo.armed = 0;
 		close(sess.fd);
 		sess.owed = sess.partial = 0;
 		close(p[1]);
@@ -476,10 +431,10 @@ get_tree(const char *remote, const char *local)
 	st = exec_stream(&args, &none, &none, "/bin/sh", 0, -1, 1, p[1]);
 	/* A guest's tar that failed says why: the child's words would not. */
 	if (st)
-		kill(untar_pid, SIGKILL);
+		kill(undo.untar, SIGKILL);
 	close(p[1]);
-	here = reap(untar_pid);
-	untar_pid = -1;
+	here = reap(undo.untar);
+	undo.untar = -1;
 	if (st < 0)
 		die(EX_AGENT, "get -r: the guest cannot stream tar's output");
 	if (st)
@@ -490,16 +445,16 @@ get_tree(const char *remote, const char *local)
 	if (here)
 		leave(here);
 	if (fchmod(u.root, 0777 & ~u.mask) < 0)
-		die(EX_IO, "get -r: %s:", tmpname);
-	if (rename_new(tmpname, local) < 0) {
+		die(EX_IO, "get -r: %s:", undo.local_tmp);
+	if (rename_new(undo.local_tmp, local) < 0) {
 		if (errno != EEXIST && errno != ENOTEMPTY)
 			die(EX_IO, "get -r: rename to %s:", local);
 		/* The copy is whole: it stays, under its temporary name. */
-		copy(keep, sizeof keep, tmpname);
-		tmpname[0] = 0;
+		copy(keep, sizeof keep, undo.local_tmp);
+		undo.local_tmp[0] = 0;
 		die(EX_IO, "get -r: %s came there meanwhile: the copy is in %s", local, keep);
 	}
-	tmpname[0] = 0;
+	undo.local_tmp[0] = 0;
 	close(u.root);
 	free(args.p);
 }
@@ -547,7 +502,7 @@ cmd_get(int argc, char **argv)
 	local = argc == 3 ? argv[2] : base;
 	if (!*local)
 		die(EX_USAGE, "get: name the local file for '%s'", remote);
-	on_leave = cleanup;
+	undo.armed = 1;
 	sha_init(&sha);
 	if (tree && (cont || check))
 		die(EX_USAGE, "get -r copies a folder whole: not with -c or --verify");
@@ -576,7 +531,7 @@ cmd_get(int argc, char **argv)
 	             (off = lseek(fd, 0, SEEK_END)) < 0))
 		die(EX_IO, "open %s:", local);
 	if (!cont && (fd = create_temp(local)) < 0) {
-		tmpname[0] = 0;
+		undo.local_tmp[0] = 0;
 		die(EX_IO, "create %s:", local);
 	}
 	if (check)
@@ -584,8 +539,8 @@ cmd_get(int argc, char **argv)
 	file_read_to(remote, fd, local, off, check ? &sha : NULL);
 	if (check)
 		verify("get", remote, &sha);
-	if (close(fd) < 0 || (!cont && rename(tmpname, local) < 0))
+	if (close(fd) < 0 || (!cont && rename(undo.local_tmp, local) < 0))
 		die(EX_IO, "write %s:", local);
-	tmpname[0] = 0;
+	undo.local_tmp[0] = 0;
 	return 0;
 }

@@ -42,7 +42,7 @@ put_data(int fd, long long at, const char *local, const char *remote, struct sha
 			if (interrupted)
 				die(EX_IO, "%s: interrupted", remote);
 			req_begin(&req, "guest-file-write");
-			req_int(&req, "handle", handles[0]);
+			req_int(&req, "handle", undo.handle[0]);
 			req_key(&req, "buf-b64");
 			buf_add(&req, "\"", 1);
 			b64_encode(&req, (unsigned char *)data.p + off, data.len - off);
@@ -156,7 +156,7 @@ cmd_put(int argc, char **argv)
 	if (check && append)
 		die(EX_USAGE, "put --verify checks the whole file: not with -a");
 	if (tree) {
-		on_leave = cleanup;
+		undo.armed = 1;
 		put_tree(local, remote);
 		return 0;
 	}
@@ -169,7 +169,7 @@ cmd_put(int argc, char **argv)
 	if (mode < 0)
 		mode = fd ? st.st_mode & 0777 : 0644;
 	snprintf(mstr, sizeof mstr, "%llo", (unsigned long long)mode);
-	on_leave = cleanup;
+	undo.armed = 1;
 	exec = enabled("guest-exec") && enabled("guest-exec-status");
 	inplace |= cont;
 	if (!append && !inplace && !exec)
@@ -184,7 +184,7 @@ cmd_put(int argc, char **argv)
 		req_str(&req, "mode", "r");
 		req_end(&req);
 		call_any(&req, "guest-file-open", &r, opt.timeout);
-		if (!(isnew = r.err >= 0) && json_int(r.js, &r.tok[r.ret], &handles[0]) == 0)
+		if (!(isnew = r.err >= 0) && json_int(r.js, &r.tok[r.ret], &undo.handle[0]) == 0)
 			file_close(0);
 		free(req.p);
 	}
@@ -192,7 +192,7 @@ cmd_put(int argc, char **argv)
 		/* A leftover of an earlier put that was killed goes first. A
 		 * folder as the target takes the file in it under its own name,
 		 * as cp does (mv would put the temporary file in it). */
-		put_win = guest_windows();
+		undo.guest_win = guest_windows();
 		for (;;) {
 			base = guest_base(remote);
 			if ((size_t)snprintf(prefix, sizeof prefix, "%.*s.%s.qga-put-",
@@ -202,7 +202,7 @@ cmd_put(int argc, char **argv)
 			run[2] = "[ ! -d \"$2\" ] || exit 21; rm -f -- \"$1\"????????";
 			run[4] = prefix;
 			run[5] = remote;
-			if (put_win) {
+			if (undo.guest_win) {
 				guest_run((const char *[]){"cmd.exe", "/c", "del", "/q", pat, NULL});
 				break;
 			}
@@ -217,9 +217,9 @@ cmd_put(int argc, char **argv)
 				die(EX_USAGE, "put: guest path too long: %s/...", remote);
 			remote = into;
 		}
-		snprintf(remote_tmp, sizeof remote_tmp, "%s%08x", prefix, random_id());
+		snprintf(undo.guest_tmp, sizeof undo.guest_tmp, "%s%08x", prefix, random_id());
 	}
-	handles[0] = file_open(*remote_tmp ? remote_tmp : remote, append || cont ? "a" : "w", 0);
+	undo.handle[0] = file_open(*undo.guest_tmp ? undo.guest_tmp : remote, append || cont ? "a" : "w", 0);
 	/* A new file written in place gets its mode before its data, so that
 	 * it is never world-writable, even when interrupted. */
 	if (isnew && exec) {
@@ -229,30 +229,30 @@ cmd_put(int argc, char **argv)
 		guest_run(run);
 	}
 	/* -c sends what comes after the guest's copy, which it appends to. */
-	if (cont && (off = guest_seek(handles[0], 0, "end")) > st.st_size)
+	if (cont && (off = guest_seek(undo.handle[0], 0, "end")) > st.st_size)
 		die(EX_USAGE, "put -c: %s is longer in the guest than %s here", remote, local);
 	sha_init(&sha);
 	if (check)
 		sha_file(&sha, fd, off, local);
 	total = put_data(fd, fd ? off : lseek(0, 0, SEEK_CUR), local, remote, check ? &sha : NULL);
-	size = guest_seek(handles[0], 0, "end");
+	size = guest_seek(undo.handle[0], 0, "end");
 	if (append ? size < (long long)total : size != off + (long long)total)
 		die(EX_PROTO, "put: %s holds %lld bytes after %llu were written", remote,
 		    size, total);
 	file_close(0);
 	/* The temporary file is checked before it takes the target's place. */
 	if (check)
-		verify("put", *remote_tmp ? remote_tmp : remote, &sha);
-	if (*remote_tmp) {
+		verify("put", *undo.guest_tmp ? undo.guest_tmp : remote, &sha);
+	if (*undo.guest_tmp) {
 		run[2] = finish;
 		run[4] = mstr;
-		run[5] = remote_tmp;
+		run[5] = undo.guest_tmp;
 		run[6] = remote;
-		if (guest_run(put_win ? (const char *[]){"cmd.exe", "/c", "move", "/y", remote_tmp,
+		if (guest_run(undo.guest_win ? (const char *[]){"cmd.exe", "/c", "move", "/y", undo.guest_tmp,
 		                                     remote, NULL} : run))
 			die(EX_AGENT, "put: %s could not be put in place: it is unchanged",
 			    remote);
-		remote_tmp[0] = 0;
+		undo.guest_tmp[0] = 0;
 	} else if (isnew && !exec)
 		warn("put: %s is new, and the agent made it world-writable (0666): "
 		     "guest-exec, which would set its mode, is disabled", remote);
@@ -267,7 +267,7 @@ put_tree(const char *local, const char *remote)
 	static const char unpack[] = "mkdir -p -- \"$2\" && tar -xpf \"$1\" -C \"$2\"; "
 	                             "s=$?; rm -f -- \"$1\"; exit $s";
 	const char *mktar[] = {"tar", "-cf", "-", "-C", local, ".", NULL};
-	const char *run[] = {"/bin/sh", "-c", unpack, "sh", remote_tmp, remote, NULL};
+	const char *run[] = {"/bin/sh", "-c", unpack, "sh", undo.guest_tmp, remote, NULL};
 	struct buf args = {0}, none = {0};
 	unsigned long long total;
 	size_t n;
@@ -277,17 +277,17 @@ put_tree(const char *local, const char *remote)
 	if (guest_run((const char *[]){"/bin/sh", "-c", "command -v tar", NULL}))
 		die(EX_AGENT, "put -r: the guest has no tar (or no /bin/sh or guest-exec)");
 	n = strlen(remote);
-	snprintf(remote_tmp, sizeof remote_tmp, "%.*s.qga-put-%08x.tar",
+	snprintf(undo.guest_tmp, sizeof undo.guest_tmp, "%.*s.qga-put-%08x.tar",
 	         (int)(n - (n > 1 && remote[n - 1] == '/')), remote, random_id());
 	if (pipe2(p, O_CLOEXEC) < 0 || (pid = spawn(mktar, -1, p[1])) < 0)
 		die(EX_IO, "put -r: start tar here:");
 	close(p[1]);
-	handles[0] = file_open(remote_tmp, "w", 0);
+	undo.handle[0] = file_open(undo.guest_tmp, "w", 0);
 	total = put_data(p[0], -1, local, remote, NULL);
 	close(p[0]);
 	if ((st = reap(pid)))
 		tree_status("put -r", 0, st, local);
-	if (guest_seek(handles[0], 0, "end") != (long long)total)
+	if (guest_seek(undo.handle[0], 0, "end") != (long long)total)
 		die(EX_PROTO, "put -r: the archive in the guest is not as long as written");
 	file_close(0);
 	for (st = 1; st < 6; st++) {
@@ -297,6 +297,6 @@ put_tree(const char *local, const char *remote)
 	if ((st = exec_stream(&args, &none, &none, "/bin/sh", 0, -1, 0, 1)) < 0)
 		st = guest_run(run);
 	tree_status("put -r", st, 0, remote);
-	remote_tmp[0] = 0;
+	undo.guest_tmp[0] = 0;
 	free(args.p);
 }

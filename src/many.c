@@ -222,7 +222,7 @@ run_targets(void)
 	struct buf in = {0};
 	char bad[512] = "";
 	int *who, i, j, k, n, next = 0, running = 0, nbad = 0, worst = 0, sig = 0, broken = 0;
-	void (*hook)(void);
+	int armed;
 
 	if (many.reads_stdin && (k = read_all(0, &in, MANY_STDIN_MAX)) < 0) {
 		if (k == -2)
@@ -238,12 +238,12 @@ run_targets(void)
 	for (i = 0; i < many.n; i++)
 		t[i].name = many.addr[i];
 	/* What a command left to undo in a guest is its children's to undo. */
-	hook = on_leave;
-	on_leave = NULL;
+	armed = undo.armed;
+	undo.armed = 0;
 	for (;;) {
 		while (!sig && next < many.n && running < many.max) {
 			if ((k = start_target(&t[next], t, next)) > 0) {
-				on_leave = hook;
+				undo.armed = armed;
 				free(t);
 				free(pfd);
 				free(who);

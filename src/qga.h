@@ -139,6 +139,21 @@ struct agent_cmd {
 	const char *name, *since, *shape;
 };
 
+/* What a command has left half done, which leave() undoes once armed:
+ * the guest's open file handles, its temporary file (put), a streamed
+ * program and its output files (exec), and here a partial download and
+ * get -r's unpacking child. */
+struct undo {
+	int armed;              /* a command is under way: undo at exit */
+	long long handle[2];    /* guest file handles, closed */
+	char guest_tmp[4096];   /* a partial upload, removed */
+	int guest_win;          /* ... from a Windows guest */
+	char stream[32];        /* the stem of exec's output files, removed */
+	long long stream_pid;   /* a streamed program, stopped */
+	char local_tmp[4096];   /* a partial download, removed */
+	pid_t untar;            /* get -r's child, killed */
+};
+
 /* A reply's return value, parsed whole. */
 struct doc {
 	const char *js;
@@ -402,6 +417,11 @@ struct http_req {
 	int xsite;            /* Sec-Fetch-Site names another origin */
 };
 
+/* undo.c */
+extern struct undo undo;
+extern const char *const stream_rm[];
+void undo_run(void);
+
 /* util.c */
 extern char errmsg[MSG_MAX];
 extern int exec_mode;
@@ -418,7 +438,6 @@ PRINTF(3, 0) void vformat(char *out, size_t size, const char *fmt, va_list ap);
 PRINTF(2, 3) int fail(int status, const char *fmt, ...);
 PRINTF(1, 2) void warn(const char *fmt, ...);
 void say(void);
-extern void (*on_leave)(void);
 _Noreturn void leave(int status);
 _Noreturn void quit(int status);
 _Noreturn void die(int status, const char *fmt, ...);
@@ -554,7 +573,6 @@ int exec_json(struct buf *js, const struct doc *d);
 int exec_finish(const struct doc *dp, const char *prog);
 extern const struct option exec_longs[];
 void buf_ps(struct buf *b, const char *s);
-extern long long stream_pid;
 void exec_request(struct buf *req, const char *path, const char *const *pre, const struct buf *args, const struct buf *more, const struct buf *in, const char *capture);
 int exec_ended(const struct buf *req, struct doc *d);
 void exec_nap(long long deadline, long long ns, const char *prog, long long pid);
@@ -569,13 +587,6 @@ int untar(struct untar *u);
 /* cmd-file.c */
 void sha_init(struct sha256 *c);
 void sha_add(struct sha256 *c, const void *data, size_t n);
-extern long long handles[2];
-extern pid_t untar_pid;
-extern char remote_tmp[4096];
-extern int put_win;
-extern char stream_tmp[32];
-extern const char *const stream_rm[];
-void cleanup(void);
 long long file_open(const char *path, const char *mode, int soft);
 void file_close(int quiet);
 void progress(const char *what, unsigned long long bytes, unsigned long long size, long long t0, int last);

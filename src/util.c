@@ -195,19 +195,16 @@ say(void)
 	warn("%s", errmsg);
 }
 
-void (*on_leave)(void); /* undoes what a command left in the guest */
-
-/* Every exit goes through here: the hook, the session closed without
- * harm to the agent, then standard output, whose failure to be written is
- * a failure of the command. */
+/* Every exit goes through here: what a command left half done undone,
+ * the session closed without harm to the agent, then standard output,
+ * whose failure to be written is a failure of the command. */
 _Noreturn void
 leave(int status)
 {
-	void (*hook)(void) = on_leave;
-
-	on_leave = NULL;
-	if (hook)
-		hook();
+	if (undo.armed) {
+		undo.armed = 0;
+		undo_run();
+	}
 	session_end();
 	if ((fflush(stdout) == EOF || ferror(stdout)) && !status) {
 		clearerr(stdout);

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/* The one record of what a command has left half done, here or in the
+ * guest, and its undoing, which leave() runs whatever ends qga. */
+#include "qga.h"
+
+struct undo undo = {.handle = {-1, -1}, .stream_pid = -1, .untar = -1};
+
+const char *const stream_rm[] = {"/bin/sh", "-c", "rm -f -- \"$1.1\" \"$1.2\"",
+                                 "sh", undo.stream, NULL};
+
+/* Undoes what undo holds, as leave() does once a command armed it. */
+void
+undo_run(void)
+{
+	const char *rm[] = {"/bin/sh", "-c", "rm -f -- \"$1\"", "sh", undo.guest_tmp, NULL};
+	const char *del[] = {"cmd.exe", "/c", "del", "/q", undo.guest_tmp, NULL};
+	char pid[24];
+
+	if (undo.untar > 0) {
+		kill(undo.untar, SIGKILL);
+		reap(undo.untar);
+		undo.untar = -1;
+	}
+	if (undo.local_tmp[0])
+		rm_tree(AT_FDCWD, undo.local_tmp);
+	/* The channel is brought back even after a signal, to undo. */
+	sess.dirty = 1;
+	interrupted = 0;
+	file_close(1);
+	/* A streamed program is stopped before its files go, which it
+	 * could otherwise make again as it starts. */
+	if (undo.stream_pid >= 0) {
+		snprintf(pid, sizeof pid, "%lld", undo.stream_pid);
+		guest_run((const char *[]){"/bin/sh", "-c",
+		          "kill -TERM -\"$1\" 2>/dev/null || kill -TERM \"$1\"", "sh", pid, NULL});
+	}
+	if (*undo.stream)
+		guest_run(stream_rm);
+	if (undo.guest_tmp[0])
+		guest_run(undo.guest_win ? del : rm);
+}
