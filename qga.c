@@ -271,7 +271,7 @@ static const char usage_text[] =
 "      --qmp             the peer is a QMP monitor (else told by its greeting)\n"
 "      --no-sync         skip the 0xFF + guest-sync-delimited resync\n"
 "      --max-reply BYTES largest reply accepted, K/M/G allowed (default 80M)\n"
-"      --max-size BYTES  the most a get, get -r or cat takes (default: no bound)\n"
+"      --max-size BYTES  the most get or cat takes, folders too (default: none)\n"
 "  -h, --help            this text\n"
 "  -V, --version         the version\n"
 "\n"
