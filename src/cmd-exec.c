@@ -247,160 +247,224 @@ exec_nap(long long deadline, long long ns, const char *prog, long long pid)
 	leave(late ? 124 : 128 + interrupted);
 }
 
-int
-cmd_exec(int argc, char **argv)
-{
-	struct buf req = {0}, args = {0}, more = {0}, env = {0}, envw = {0}, in = {0}, inb = {0};
-	struct reply r;
-	struct doc d;
-	long long pid, wait = 0, deadline, delay = 200000;
-	int polls = 0, stream = 1;
-	int ch, i, input = 0, nowait = 0, merge = 0, path = 0, root = 0, ps = 0, win = 0;
-	int sh = !strcmp(argv[0], "sh");
-	const char *prog;
-	char desc[256];
+/* What exec and sh were asked, from their options. */
+struct exec_opts {
+	int sh, input, nowait, merge, ps, stream;
+	int path, root;       /* -e gave PATH, SystemRoot */
+	long long wait;       /* -T, in ms; 0: none */
+	struct buf env;       /* -e's, as JSON strings each after a comma */
+};
 
-	exec_mode = 1;
+static void
+exec_options(struct exec_opts *o, int argc, char **argv)
+{
+	int ch;
+
 	while ((ch = cmdopt(argc, argv)) != -1) {
 		switch (ch) {
-		case 'i': input = 1; break;
+		case 'i': o->input = 1; break;
 		case 'e':
 			if (!strchr(optarg, '=') || *optarg == '=')
 				die(EX_USAGE, "exec: -e wants NAME=VALUE, got '%s'", optarg);
-			buf_add(&env, ",", 1);
-			buf_jstr(&env, optarg, strlen(optarg));
-			path |= !strncasecmp(optarg, "PATH=", 5);
-			root |= !strncasecmp(optarg, "SystemRoot=", 11);
+			buf_add(&o->env, ",", 1);
+			buf_jstr(&o->env, optarg, strlen(optarg));
+			o->path |= !strncasecmp(optarg, "PATH=", 5);
+			o->root |= !strncasecmp(optarg, "SystemRoot=", 11);
 			break;
 		case 'T':
-			if (parse_seconds(optarg, &wait) < 0)
+			if (parse_seconds(optarg, &o->wait) < 0)
 				die(EX_USAGE, "exec: bad -T '%s': expected seconds", optarg);
 			break;
-		case O_NOWAIT: nowait = 1; break;
-		case O_MERGE: merge = 1; break;
-		case O_STREAM: stream = 2; break;
-		case O_NOSTREAM: stream = 0; break;
+		case O_NOWAIT: o->nowait = 1; break;
+		case O_MERGE: o->merge = 1; break;
+		case O_STREAM: o->stream = 2; break;
+		case O_NOSTREAM: o->stream = 0; break;
 		case O_PS:
-			if (!sh)
+			if (!o->sh)
 				die(EX_USAGE, "exec: --ps is sh's: qga sh --ps 'SCRIPT'");
-			ps = 1;
+			o->ps = 1;
 			break;
 		}
 	}
-	argc -= optind;
-	argv += optind;
-	if (argc < 1)
-		return -1;
-	many.reads_stdin = input;
-	if (sh || env.len)
-		win = guest_windows();
-	if ((win || ps) && sh && argc > 1)
+}
+
+/* The program to run and its arguments, into args (each after a comma):
+ * PROG and ARGs for exec; for sh, the guest's shell with the line, which
+ * on Windows is cmd.exe's, whose own 2>&1 stands for --merge. */
+static const char *
+exec_args(struct buf *args, struct exec_opts *o, int win, int argc, char **argv)
+{
+	int i;
+
+	if ((win || o->ps) && o->sh && argc > 1)
 		die(EX_USAGE, "sh: ARGs need /bin/sh: put them in the line");
-	if (win && sh && !ps && strchr(argv[0], '"'))
+	if (win && o->sh && !o->ps && strchr(argv[0], '"'))
 		die(EX_USAGE, "sh: the agent escapes a double quote as \\\" for cmd.exe, "
 		    "which keeps the backslash: use --ps");
-	prog = !sh ? argv[0] : ps ? (win ? "powershell.exe" : "pwsh") :
-	       win ? "cmd.exe" : "/bin/sh";
-	if (ps) {
-		buf_str(&args, ",\"-NoProfile\",\"-NonInteractive\",\"-EncodedCommand\",");
-		buf_ps(&args, argv[0]);
-	} else if (sh && win) {
+	if (o->ps) {
+		buf_str(args, ",\"-NoProfile\",\"-NonInteractive\",\"-EncodedCommand\",");
+		buf_ps(args, argv[0]);
+		return win ? "powershell.exe" : "pwsh";
+	}
+	if (o->sh && win) {
 		/* cmd /s takes the line as it is, between the quotes the agent
 		 * puts around it; cmd itself merges stderr into stdout. */
-		buf_str(&args, ",\"/s\",\"/c\",");
-		buf_jstr(&args, argv[0], strlen(argv[0]));
-		if (merge) {
-			args.len--;
-			buf_str(&args, " 2>&1\"");
+		buf_str(args, ",\"/s\",\"/c\",");
+		buf_jstr(args, argv[0], strlen(argv[0]));
+		if (o->merge) {
+			args->len--;
+			buf_str(args, " 2>&1\"");
 		}
-		merge = 0;
-	} else {
-		/* sh gets -c 'COMMAND LINE', then $0 and the positional ARGs. */
-		buf_str(&args, sh ? ",\"-c\"" : "");
-		for (i = !sh; i < argc; i++) {
-			buf_add(&args, ",", 1);
-			buf_jstr(&args, argv[i], strlen(argv[i]));
-			if (sh && i == 0 && argc > 1)
-				buf_str(&args, ",\"sh\"");
-		}
+		o->merge = 0;
+		return "cmd.exe";
 	}
-	if (env.len) {
-		/* The agent's env replaces the whole environment. */
-		if (!root && win)
-			buf_str(&envw, ",\"SystemRoot=C:\\\\Windows\"");
-		if (!path)
-			buf_str(&envw, win ? ",\"PATH=C:\\\\Windows\\\\system32;C:\\\\Windows;"
-			        "C:\\\\Windows\\\\System32\\\\WindowsPowerShell\\\\v1.0\""
-			        : ",\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"");
-		buf_add(&envw, env.p, env.len);
-		buf_str(&more, ",\"env\":[");
-		buf_add(&more, envw.p + 1, envw.len - 1);
-		buf_add(&more, "]", 1);
+	/* sh gets -c 'COMMAND LINE', then $0 and the positional ARGs. */
+	buf_str(args, o->sh ? ",\"-c\"" : "");
+	for (i = !o->sh; i < argc; i++) {
+		buf_add(args, ",", 1);
+		buf_jstr(args, argv[i], strlen(argv[i]));
+		if (o->sh && i == 0 && argc > 1)
+			buf_str(args, ",\"sh\"");
 	}
-	if (input) {
-		if ((i = read_all(0, &in, EXEC_INPUT_MAX)) == -2)
-			die(EX_USAGE, "exec -i: stdin is larger than the agent "
-			    "accepts (%d bytes)", EXEC_INPUT_MAX);
-		if (i < 0)
-			die(EX_IO, "read stdin:");
-		inb.len = 0;
-		buf_str(&inb, ",\"input-data\":\"");
-		b64_encode(&inb, (unsigned char *)in.p, in.len);
-		buf_add(&inb, "\"", 1);
-		free(in.p);
-	}
-	exec_request(&req, prog, NULL, &args, &more, &inb, merge ? "\"merged\"" : "true");
-	if (!is_json(req.p, req.len))
-		die(EX_USAGE, "exec: arguments are not valid UTF-8");
-	deadline = deadline_in(wait);
-	/* A program is streamed unless its output is wanted at the end
-	 * anyway, or the guest is known to run Windows. */
-	if (stream && !nowait && !opt.json && !win && !ps &&
-	    (i = exec_stream(&args, &envw, &inb, prog, merge, deadline, stream > 1, 1)) >= 0)
-		return i;
+	return o->sh ? "/bin/sh" : argv[0];
+}
 
-	call_any(&req, "guest-exec", &r, opt.timeout);
-	if (r.err >= 0) {
-		if (merge && strstr(member_str(r.js, &r.tok[r.err], "desc", desc,
-		                               sizeof desc), "capture-output"))
-			die(EX_AGENT, guest_windows() ? "exec --merge: a Windows guest has no "
-			    "merged output (sh --merge merges through cmd.exe)" :
-			    "exec --merge needs qemu-ga 8.0 or later");
-		agent_error(&r, "guest-exec");
-		member_str(r.js, &r.tok[r.err], "desc", desc, sizeof desc);
-		/* As ssh and docker do: 127 when there is no such program,
-		 * 126 when it cannot be run. */
-		say();
-		leave(strstr(desc, "No such file") ? 127 : strstr(desc, "Permission denied") ||
-		      strstr(desc, "Exec format error") ? 126 : 255);
-	}
-	doc_reply(&d, &r, "guest-exec", SHAPE_EXEC);
-	pid = dint(&d, dget(&d, 0, "pid"), -1);
-	free(d.t);
-	if (pid < 0)
-		die(EX_PROTO, "guest-exec: no pid in the reply");
-	if (nowait) {
-		printf("%lld\n", pid);
-		return 0;
-	}
+/* The environment -e asked for, into envw (each after a comma), and as
+ * the request's "env" member into more: the agent's env replaces the
+ * whole environment, so PATH (and on Windows SystemRoot) come too unless
+ * given. */
+static void
+exec_env(struct buf *envw, struct buf *more, const struct exec_opts *o, int win)
+{
+	if (!o->env.len)
+		return;
+	if (!o->root && win)
+		buf_str(envw, ",\"SystemRoot=C:\\\\Windows\"");
+	if (!o->path)
+		buf_str(envw, win ? ",\"PATH=C:\\\\Windows\\\\system32;C:\\\\Windows;"
+		        "C:\\\\Windows\\\\System32\\\\WindowsPowerShell\\\\v1.0\""
+		        : ",\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"");
+	buf_add(envw, o->env.p, o->env.len);
+	buf_str(more, ",\"env\":[");
+	buf_add(more, envw->p + 1, envw->len - 1);
+	buf_add(more, "]", 1);
+}
+
+/* Stdin, for -i, as the request's "input-data" member. */
+static void
+exec_input(struct buf *inb)
+{
+	struct buf in = {0};
+	int n;
+
+	if ((n = read_all(0, &in, EXEC_INPUT_MAX)) == -2)
+		die(EX_USAGE, "exec -i: stdin is larger than the agent "
+		    "accepts (%d bytes)", EXEC_INPUT_MAX);
+	if (n < 0)
+		die(EX_IO, "read stdin:");
+	buf_str(inb, ",\"input-data\":\"");
+	b64_encode(inb, (unsigned char *)in.p, in.len);
+	buf_add(inb, "\"", 1);
+	free(in.p);
+}
+
+/* guest-exec refused: qga ends as ssh and docker do, 127 when there is no
+ * such program, 126 when it cannot be run. */
+static _Noreturn void
+exec_refused(const struct reply *r, int merge)
+{
+	char desc[256];
+
+	if (merge && strstr(member_str(r->js, &r->tok[r->err], "desc", desc, sizeof desc),
+	                    "capture-output"))
+		die(EX_AGENT, guest_windows() ? "exec --merge: a Windows guest has no "
+		    "merged output (sh --merge merges through cmd.exe)" :
+		    "exec --merge needs qemu-ga 8.0 or later");
+	agent_error(r, "guest-exec");
+	member_str(r->js, &r->tok[r->err], "desc", desc, sizeof desc);
+	say();
+	leave(strstr(desc, "No such file") ? 127 : strstr(desc, "Permission denied") ||
+	      strstr(desc, "Exec format error") ? 126 : 255);
+}
+
+/* Waits for the program pid to end, polling every 0.2 ms for the first 50
+ * polls, so that a short program returns at once, then backing off to a
+ * tenth of a second; its end is qga's. */
+static int
+exec_wait(long long pid, long long deadline, const char *prog)
+{
+	struct buf req = {0};
+	long long delay = 200000;
+	struct doc d;
+	int polls = 0, s;
+
 	req_begin(&req, "guest-exec-status");
 	req_int(&req, "pid", pid);
 	req_end(&req);
-	/* Poll every 0.2 ms for the first 50 polls, so that a short program
-	 * returns at once, then back off to a tenth of a second. */
 	while (!exec_ended(&req, &d)) {
 		exec_nap(deadline, delay, prog, pid);
 		if (++polls > 50)
 			delay = delay * 2 > 100000000 ? 100000000 : delay * 2;
 	}
-	i = exec_finish(&d, prog);
+	s = exec_finish(&d, prog);
+	free(req.p);
+	return s;
+}
+
+int
+cmd_exec(int argc, char **argv)
+{
+	struct exec_opts o = {.stream = 1};
+	struct buf req = {0}, args = {0}, more = {0}, envw = {0}, inb = {0};
+	struct reply r;
+	struct doc d;
+	long long pid, deadline;
+	const char *prog;
+	int s, win = 0;
+
+	exec_mode = 1;
+	o.sh = !strcmp(argv[0], "sh");
+	exec_options(&o, argc, argv);
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		return -1;
+	many.reads_stdin = o.input;
+	if (o.sh || o.env.len)
+		win = guest_windows();
+	prog = exec_args(&args, &o, win, argc, argv);
+	exec_env(&envw, &more, &o, win);
+	if (o.input)
+		exec_input(&inb);
+	exec_request(&req, prog, NULL, &args, &more, &inb, o.merge ? "\"merged\"" : "true");
+	if (!is_json(req.p, req.len))
+		die(EX_USAGE, "exec: arguments are not valid UTF-8");
+	deadline = deadline_in(o.wait);
+	/* A program is streamed unless its output is wanted at the end
+	 * anyway, or the guest is known to run Windows. */
+	if (o.stream && !o.nowait && !opt.json && !win && !o.ps &&
+	    (s = exec_stream(&args, &envw, &inb, prog, o.merge, deadline, o.stream > 1, 1)) >= 0)
+		return s;
+	call_any(&req, "guest-exec", &r, opt.timeout);
+	if (r.err >= 0)
+		exec_refused(&r, o.merge);
+	doc_reply(&d, &r, "guest-exec", SHAPE_EXEC);
+	pid = dint(&d, dget(&d, 0, "pid"), -1);
+	free(d.t);
+	if (pid < 0)
+		die(EX_PROTO, "guest-exec: no pid in the reply");
+	if (o.nowait) {
+		printf("%lld\n", pid);
+		return 0;
+	}
+	s = exec_wait(pid, deadline, prog);
 	free(req.p);
 	free(args.p);
 	free(more.p);
-	free(env.p);
+	free(o.env.p);
 	free(envw.p);
 	free(inb.p);
-	return i;
+	return s;
 }
 
 /* The end of a program started with exec --no-wait, as exec shows it. */
