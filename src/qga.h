@@ -420,6 +420,7 @@ struct http_req {
 /* undo.c */
 extern struct undo undo;
 extern const char *const stream_rm[];
+void undo_init(void);
 void undo_run(void);
 
 /* util.c */
