@@ -122,7 +122,8 @@ start() {
 }
 
 stop_all() {
-	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	# A process a test stopped (SIGSTOP) takes SIGTERM only once it runs.
+	for p in $PIDS; do kill "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; done
 	for p in $PIDS; do wait "$p" 2>/dev/null; done
 	PIDS=
 }
