@@ -362,7 +362,6 @@ main(int argc, char **argv)
 	static char out[1 << 16];
 
 	setvbuf(stdout, out, _IOFBF, sizeof out);
-	undo_init();
 	catch_signals();
 	opterr = 0;
 	while ((ch = getopt_long(argc, argv, "+:" GLOBAL_SHORTS, global_longs,

@@ -300,8 +300,8 @@ create_temp(const char *local)
 	int fd;
 
 	umask(mask);
-	if ((size_t)snprintf(undo.local_tmp, sizeof undo.local_tmp, "%s.qga-XXXXXX", local) >=
-	    sizeof undo.local_tmp)
+	if ((size_t)snprintf(undo.local_tmp, PATH_MAX, "%s.qga-XXXXXX", local) >=
+	    PATH_MAX)
 		die(EX_USAGE, "get: local name too long: %s", local);
 	if ((fd = mkostemp(undo.local_tmp, O_CLOEXEC)) >= 0 && fchmod(fd, 0666 & ~mask) < 0) {
 		close(fd);
@@ -387,12 +387,12 @@ get_tree(const char *remote, const char *local)
 {
 	struct untar u = {0};
 	struct buf args = {0}, none = {0};
-	char path[4096], keep[sizeof undo.local_tmp];
+	char path[4096], keep[PATH_MAX];
 	int p[2], st, here;
 
 	local = tree_target(remote, local, path, sizeof path);
-	if ((size_t)snprintf(undo.local_tmp, sizeof undo.local_tmp, "%s.qga-XXXXXX", local) >=
-	    sizeof undo.local_tmp || !mkdtemp(undo.local_tmp)) {
+	if ((size_t)snprintf(undo.local_tmp, PATH_MAX, "%s.qga-XXXXXX", local) >=
+	    PATH_MAX || !mkdtemp(undo.local_tmp)) {
 		undo.local_tmp[0] = 0;
 		die(EX_IO, "get -r: make a folder beside %s:", local);
 	}

@@ -217,7 +217,7 @@ cmd_put(int argc, char **argv)
 				die(EX_USAGE, "put: guest path too long: %s/...", remote);
 			remote = into;
 		}
-		snprintf(undo.guest_tmp, sizeof undo.guest_tmp, "%s%08x", prefix, random_id());
+		snprintf(undo.guest_tmp, PATH_MAX, "%s%08x", prefix, random_id());
 	}
 	undo.handle[0] = file_open(*undo.guest_tmp ? undo.guest_tmp : remote, append || cont ? "a" : "w", 0);
 	/* A new file written in place gets its mode before its data, so that
@@ -277,7 +277,7 @@ put_tree(const char *local, const char *remote)
 	if (guest_run((const char *[]){"/bin/sh", "-c", "command -v tar", NULL}))
 		die(EX_AGENT, "put -r: the guest has no tar (or no /bin/sh or guest-exec)");
 	n = strlen(remote);
-	snprintf(undo.guest_tmp, sizeof undo.guest_tmp, "%.*s.qga-put-%08x.tar",
+	snprintf(undo.guest_tmp, PATH_MAX, "%.*s.qga-put-%08x.tar",
 	         (int)(n - (n > 1 && remote[n - 1] == '/')), remote, random_id());
 	if (pipe2(p, O_CLOEXEC) < 0 || (pid = spawn(mktar, -1, p[1])) < 0)
 		die(EX_IO, "put -r: start tar here:");

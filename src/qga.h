@@ -146,12 +146,14 @@ struct agent_cmd {
 struct undo {
 	int armed;              /* a command is under way: undo at exit */
 	long long handle[2];    /* guest file handles, closed */
-	char guest_tmp[4096];   /* a partial upload, removed */
-	int guest_win;          /* ... from a Windows guest */
-	char stream[32];        /* the stem of exec's output files, removed */
 	long long stream_pid;   /* a streamed program, stopped */
-	char local_tmp[4096];   /* a partial download, removed */
 	pid_t untar;            /* get -r's child, killed */
+	int guest_win;          /* guest_tmp is a Windows guest's */
+	char stream[32];        /* the stem of exec's output files, removed */
+	/* Buffers of PATH_MAX bytes of their own, which a command that
+	 * leaves no path never touches. */
+	char *guest_tmp;        /* a partial upload, removed */
+	char *local_tmp;        /* a partial download, removed */
 };
 
 /* A reply's return value, parsed whole. */
@@ -420,7 +422,6 @@ struct http_req {
 /* undo.c */
 extern struct undo undo;
 extern const char *const stream_rm[];
-void undo_init(void);
 void undo_run(void);
 
 /* util.c */

@@ -3,16 +3,9 @@
  * guest, and its undoing, which leave() runs whatever ends qga. */
 #include "qga.h"
 
-/* Zeroed, so that its paths cost the binary no bytes: undo_init() marks
- * its handles and pids as none before any command runs. */
-struct undo undo;
+static char guest_tmp[PATH_MAX], local_tmp[PATH_MAX];
 
-void
-undo_init(void)
-{
-	undo.handle[0] = undo.handle[1] = undo.stream_pid = -1;
-	undo.untar = -1;
-}
+struct undo undo = {0, {-1, -1}, -1, -1, 0, "", guest_tmp, local_tmp};
 
 const char *const stream_rm[] = {"/bin/sh", "-c", "rm -f -- \"$1.1\" \"$1.2\"",
                                  "sh", undo.stream, NULL};
