@@ -525,9 +525,16 @@ serve(void)
 			} else
 				sc.pos++;
 		}
+		/* What was answered goes, so that requests that never end a
+		 * read between two (a proxy's, pipelined) cannot fill buf. */
 		if (json_scan_between(&sc)) {
 			len = 0;
 			json_scan_init(&sc, 0);
+		} else if (sc.start > 0) {
+			memmove(buf, buf + sc.start, len - sc.start);
+			len -= sc.start;
+			sc.pos -= sc.start;
+			sc.start = 0;
 		}
 	}
 }
