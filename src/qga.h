@@ -339,9 +339,10 @@ struct link {
 	long long sync_id, try_deadline, retry_at, backoff;
 	int connects;           /* how many times it was reached */
 	char why[MSG_MAX];      /* why it is down */
-	/* A reply or event once the link is up (or synced); the link lost
-	 * (up: it was up); the link up; after the sync, whether the owner
-	 * holds the link until it calls link_up(); a value dropped, and why. */
+	/* A reply or event once the link is up (or synced), r the owner's
+	 * to change; the link lost (up: it was up); the link up; after the
+	 * sync, whether the owner holds the link until it calls link_up();
+	 * a value dropped, and why. */
 	void (*on_reply)(struct link *, const char *js, size_t len, struct reply *r);
 	void (*on_lost)(struct link *, int up);
 	void (*on_up)(struct link *);

@@ -113,26 +113,25 @@ exec_step(struct item *it, const struct reply *r)
 /* A reply from the agent, js[0..len), once it is in sync: the guest-info
  * that checks --allow and --deny, or an item's. */
 static void
-agent_reply(struct link *l, const char *js, size_t len, struct reply *rp)
+agent_reply(struct link *l, const char *js, size_t len, struct reply *r)
 {
 	struct buf b = {0}, marked = {0};
-	struct reply r = *rp;
 	struct item *it = NULL;
 	const char *v;
 	long long id;
 	size_t k, n;
 
 	if (l->state == LINK_SYNCED) {
-		if (r.id >= 0 && json_int(js, &r.tok[r.id], &id) == 0 && id == sv.info_id) {
-			if (r.ret >= 0)
-				check_names(&r);
+		if (r->id >= 0 && json_int(js, &r->tok[r->id], &id) == 0 && id == sv.info_id) {
+			if (r->ret >= 0)
+				check_names(r);
 			sv.info_id = 0;
 			link_up(l);
 		}
 		return;
 	}
-	if (r.id < 0 || json_int(js, &r.tok[r.id], &id) < 0 || (r.ret < 0 && r.err < 0)) {
-		if (json_get(js, r.tok, 0, "event") < 0)
+	if (r->id < 0 || json_int(js, &r->tok[r->id], &id) < 0 || (r->ret < 0 && r->err < 0)) {
+		if (json_get(js, r->tok, 0, "event") < 0)
 			note("agent %s: a reply to no request, dropped: %s", l->addr, excerpt(js, len));
 		return;
 	}
@@ -141,28 +140,28 @@ agent_reply(struct link *l, const char *js, size_t len, struct reply *rp)
 			it = &sv.q[k];
 	if (!it)
 		return;
-	if (it->kind == ITEM_NOREPLY && id == it->mark && r.err < 0) {
+	if (it->kind == ITEM_NOREPLY && id == it->mark && r->err < 0) {
 		item_done(it, 204, "", 0);
 		return;
 	}
-	if (it->kind == ITEM_EXEC && r.err < 0) {
-		exec_step(it, &r);
+	if (it->kind == ITEM_EXEC && r->err < 0) {
+		exec_step(it, r);
 		return;
 	}
-	if (r.ret >= 0 && !strcmp(it->name, "guest-info") && (sv.nallow || sv.ndeny)) {
-		if (mark_denied(&marked, &r) < 0) {
+	if (r->ret >= 0 && !strcmp(it->name, "guest-info") && (sv.nallow || sv.ndeny)) {
+		if (mark_denied(&marked, r) < 0) {
 			item_fail(it, 502, "GenericError", errmsg);
 			free(marked.p);
 			return;
 		}
-		reply_text(&r, marked.p, marked.len, "agent");
+		reply_text(r, marked.p, marked.len, "agent");
 	}
-	buf_str(&b, r.ret >= 0 ? "{\"return\": " : "{\"error\": ");
-	v = tok_text(r.js, &r.tok[r.ret >= 0 ? r.ret : r.err], &n);
+	buf_str(&b, r->ret >= 0 ? "{\"return\": " : "{\"error\": ");
+	v = tok_text(r->js, &r->tok[r->ret >= 0 ? r->ret : r->err], &n);
 	buf_add(&b, v, n);
 	add_id(&b, it->cid, it->cidlen);
 	buf_str(&b, "}\n");
-	item_done(it, r.err >= 0 && r.ret < 0 ? error_status(&r) : 200, b.p, b.len);
+	item_done(it, r->err >= 0 && r->ret < 0 ? error_status(r) : 200, b.p, b.len);
 	free(b.p);
 	free(marked.p);
 }
