@@ -26,10 +26,10 @@
  *   json.c            the strict JSON tokenizer and stream framer
  *
  * A request flows so: main() takes the global options (cli.c) and finds
- * the command. A built-in's function (cmd_*) or a raw request asks for
- * the session (need_session: with several targets, a child per target
- * from here on, many.c), which connects and resynchronises (conn.c,
- * proto.c); each call sends a request and reads its reply with a
+ * the command. A built-in's function (cmd_*) or a raw request checks its
+ * words, takes its fan-out step (fan_out: with several targets, a child
+ * per target from here on, many.c) and asks for the session
+ * (need_session), which connects and resynchronises (conn.c, proto.c); each call sends a request and reads its reply with a
  * deadline, checks its shape (session.c) and prints it (output.c). Every
  * exit goes through leave(), which undoes what a command left in the
  * guest and closes the session without harm to the agent. See src/README.
@@ -310,6 +310,7 @@ run_builtin(int argc, char **argv)
 			cmd_usage(cur, stderr);
 			leave(EX_USAGE);
 		}
+		fan_out(0);
 		simple_call(cur->uses, &r, cur->show ? &d : NULL);
 		if (cur->json == 2)
 			print_value(&r);
@@ -400,7 +401,7 @@ main(int argc, char **argv)
 		}
 	}
 
-	many.reads_stdin = batch;
+	fan_out(batch);
 	need_session();
 	s = batch ? run_batch(&sess) : raw_request(&sess, &req, name, named, 0);
 	free(req.p);

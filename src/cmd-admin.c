@@ -61,6 +61,7 @@ cmd_power(int argc, char **argv)
 		req_str(&req, "mode", mode);
 	}
 	req_end(&req);
+	fan_out(0);
 	need_session();
 	s = send_noreply(&sess, req.p, req.len, name, &refusal);
 	free(req.p);
@@ -103,6 +104,7 @@ cmd_set_time(int argc, char **argv)
 			die(EX_USAGE, "set-time: bad time '%s': expected seconds since 1970",
 			    argv[optind]);
 	}
+	fan_out(0);
 	req_begin(&req, "guest-set-time");
 	if (ns >= 0)
 		req_int(&req, "time", ns);
@@ -257,25 +259,29 @@ cmd_fsfreeze(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	if (run)
-		one_target("fsfreeze --run");
-	if (run)
-		return argc ? freeze_run(argv, max) : -1;
-	if (argc < 1 || max != 60000)
+	if (run && !argc)
 		return -1;
-	if (!strcmp(argv[0], "status") && argc == 1) {
+	if (run) {
+		one_target("fsfreeze --run");
+		fan_out(0);
+		return freeze_run(argv, max);
+	}
+	if (argc < 1 || max != 60000 || (strcmp(argv[0], "freeze") && argc > 1))
+		return -1;
+	if (strcmp(argv[0], "status") && strcmp(argv[0], "thaw") && strcmp(argv[0], "freeze"))
+		return -1;
+	fan_out(0);
+	if (!strcmp(argv[0], "status")) {
 		simple_call("guest-fsfreeze-status", &r, &d);
 		show_text(&d);
 		free(d.t);
 		return 0;
 	}
-	if (!strcmp(argv[0], "thaw") && argc == 1)
+	if (!strcmp(argv[0], "thaw"))
 		n = freeze_call("guest-fsfreeze-thaw", NULL, 0);
-	else if (!strcmp(argv[0], "freeze"))
+	else
 		n = freeze_call(argc > 1 ? "guest-fsfreeze-freeze-list" : "guest-fsfreeze-freeze",
 		                argv + 1, argc - 1);
-	else
-		return -1;
 	if (opt.json)
 		return 0;
 	printf("%s %lld filesystem%s\n", argv[0][0] == 'f' ? "froze" : "thawed",
@@ -320,6 +326,7 @@ cmd_fstrim(int argc, char **argv)
 		return -1;
 	if (argc == 2 && ((min = num(argv[1], &end, 10, 1LL << 40)) < 0 || *end))
 		die(EX_USAGE, "fstrim: bad minimum '%s': expected bytes", argv[1]);
+	fan_out(0);
 	req_begin(&req, "guest-fstrim");
 	if (argc == 2)
 		req_int(&req, "minimum", min);
@@ -399,7 +406,7 @@ cmd_passwd(int argc, char **argv)
 		return -1;
 	if (isatty(0))
 		one_target("passwd with a password typed in");
-	many.reads_stdin = 1;
+	fan_out(1);
 	/* Nobody is asked for a password the agent would not take. */
 	if (!enabled("guest-set-user-password"))
 		quit(disabled("guest-set-user-password"));
@@ -448,6 +455,7 @@ cmd_ssh_keys(int argc, char **argv)
 		req_begin(&req, "guest-ssh-get-authorized-keys");
 		req_str(&req, "username", argv[2]);
 		req_end(&req);
+		fan_out(0);
 		call_any(&req, "guest-ssh-get-authorized-keys", &r, opt.timeout);
 		free(req.p);
 		/* A user without the file has no keys. */
@@ -501,6 +509,7 @@ cmd_ssh_keys(int argc, char **argv)
 	req_end(&req);
 	if (!n)
 		die(EX_USAGE, "ssh-keys %s: no keys in %s", argv[1], file);
+	fan_out(0);
 	call(&req, name, &r);
 	free(req.p);
 	free(in.p);
@@ -523,6 +532,7 @@ cmd_wait(int argc, char **argv)
 			die(EX_USAGE, "wait: bad -T '%s': expected seconds", optarg);
 	if (optind != argc)
 		return -1;
+	fan_out(0);
 	if ((s = wait_agent(total)))
 		quit(s);
 	return 0;

@@ -429,7 +429,7 @@ cmd_exec(int argc, char **argv)
 	argv += optind;
 	if (argc < 1)
 		return -1;
-	many.reads_stdin = o.input;
+	fan_out(o.input);
 	if (o.sh || o.env.len)
 		win = guest_windows();
 	prog = exec_args(&args, &o, win, argc, argv);
@@ -483,6 +483,7 @@ cmd_exec_status(int argc, char **argv)
 	pid = num(argv[1], &end, 10, 1LL << 31);
 	if (*end || pid < 0 || pid >> 31)
 		die(EX_USAGE, "exec-status: bad pid '%s'", argv[1]);
+	fan_out(0);
 	req_begin(&req, "guest-exec-status");
 	req_int(&req, "pid", pid);
 	req_end(&req);

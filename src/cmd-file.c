@@ -283,6 +283,7 @@ cmd_cat(int argc, char **argv)
 
 	if (argc < 2)
 		return -1;
+	fan_out(0);
 	undo.armed = 1;
 	for (i = 1; i < argc; i++) {
 		fflush(stdout);
@@ -469,7 +470,6 @@ target_dir(const char *dir)
 	const char *s;
 	size_t n;
 
-	need_session();
 	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
 		die(EX_IO, "mkdir %s:", dir);
 	n = (size_t)snprintf(path, sizeof path - 256, "%s/", dir);
@@ -506,6 +506,7 @@ cmd_get(int argc, char **argv)
 	sha_init(&sha);
 	if (tree && (cont || check))
 		die(EX_USAGE, "get -r copies a folder whole: not with -c or --verify");
+	fan_out(0);
 	if (many.n > 1 && strcmp(local, "-"))
 		local = target_dir(argc == 3 ? argv[2] : ".");
 	if (tree) {

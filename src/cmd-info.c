@@ -321,6 +321,7 @@ cmd_ip(int argc, char **argv)
 	}
 	if (argc - optind > 1)
 		return -1;
+	fan_out(0);
 	deadline = deadline_in(wait);
 	if (wait > 0 && (s = wait_agent(wait)))
 		quit(s);

@@ -194,7 +194,7 @@ cmd_ls(int argc, char **argv)
 	many.quiet = 1;
 	many.held = out = xrealloc(NULL, (size_t)nfound * sizeof *out);
 	memset(out, 0, (size_t)nfound * sizeof *out);
-	if (run_targets() < 0)
+	if (run_targets(0) < 0)
 		probe(&found[many.index]);
 	if (!many.json)
 		table_add(&t, "ADDRESS", "NAME", "AGENT", "VERSION", "OS");

@@ -156,16 +156,17 @@ cmd_put(int argc, char **argv)
 	if (check && append)
 		die(EX_USAGE, "put --verify checks the whole file: not with -a");
 	if (tree) {
+		fan_out(0);
 		undo.armed = 1;
 		put_tree(local, remote);
 		return 0;
 	}
 	if (!strcmp(local, "-") && isatty(0))
 		die(EX_USAGE, "put: stdin is a terminal: pipe the data in, or name a file");
-	many.reads_stdin = !strcmp(local, "-");
 	if (strcmp(local, "-") && ((fd = open(local, O_RDONLY | O_CLOEXEC)) < 0 ||
 	                           fstat(fd, &st) < 0))
 		die(EX_IO, "open %s:", local);
+	fan_out(!fd);
 	if (mode < 0)
 		mode = fd ? st.st_mode & 0777 : 0644;
 	snprintf(mstr, sizeof mstr, "%llo", (unsigned long long)mode);

@@ -53,13 +53,13 @@ one_target(const char *what)
 /* Starts t's child, which returns 1 here; the parent gets 0, or -1 when
  * no child could be started now. */
 static int
-start_target(struct target *t, struct target *all, int n)
+start_target(struct target *t, struct target *all, int n, int reads_stdin)
 {
 	int p[6] = {-1, -1, -1, -1, -1, -1}, i, k;
 
 	fflush(stdout);
 	if (pipe2(p, O_CLOEXEC) || pipe2(p + 2, O_CLOEXEC) ||
-	    (many.reads_stdin && pipe2(p + 4, O_CLOEXEC)) ||
+	    (reads_stdin && pipe2(p + 4, O_CLOEXEC)) ||
 	    (t->pid = fork()) < 0) {
 		for (i = 0; i < 6; i++)
 			if (p[i] >= 0)
@@ -211,11 +211,12 @@ end_target(struct target *t)
 	return s;
 }
 
-/* Runs the rest of the command in a child per target, at most -P at once.
- * Returns -1 in each child; in the parent, the highest status among
- * theirs, as pdsh does, after a line that names the targets that failed. */
+/* Runs the rest of the command in a child per target, at most -P at once,
+ * each with a copy of stdin when the command reads it. Returns -1 in each
+ * child; in the parent, the highest status among theirs, as pdsh does,
+ * after a line that names the targets that failed. */
 int
-run_targets(void)
+run_targets(int reads_stdin)
 {
 	struct target *t;
 	struct pollfd *pfd;
@@ -224,7 +225,7 @@ run_targets(void)
 	int *who, i, j, k, n, next = 0, running = 0, nbad = 0, worst = 0, sig = 0, broken = 0;
 	int armed;
 
-	if (many.reads_stdin && (k = read_all(0, &in, MANY_STDIN_MAX)) < 0) {
+	if (reads_stdin && (k = read_all(0, &in, MANY_STDIN_MAX)) < 0) {
 		if (k == -2)
 			die(EX_USAGE, "stdin is over %d MiB: for several targets, "
 			    "give a file", MANY_STDIN_MAX >> 20);
@@ -242,7 +243,7 @@ run_targets(void)
 	undo.armed = 0;
 	for (;;) {
 		while (!sig && next < many.n && running < many.max) {
-			if ((k = start_target(&t[next], t, next)) > 0) {
+			if ((k = start_target(&t[next], t, next, reads_stdin)) > 0) {
 				undo.armed = armed;
 				free(t);
 				free(pfd);
@@ -310,12 +311,16 @@ run_targets(void)
 	return sig ? 128 + sig : worst;
 }
 
-/* Goes on in a child per target when there are several. */
+/* The step a command takes once, before it first calls the agent: with
+ * several targets, the rest of it runs in a child per target, and the
+ * parent leaves with their status. What the command did before (its
+ * options, its local files) was done once, in the parent. */
 void
-fan_out(void)
+fan_out(int reads_stdin)
 {
 	int s;
 
-	if (many.n > 1 && !many.tag && (s = run_targets()) >= 0)
+	many.fanned = 1;
+	if (many.n > 1 && !many.tag && (s = run_targets(reads_stdin)) >= 0)
 		leave(s);
 }

@@ -3,6 +3,7 @@
 #ifndef QGA_H
 #define QGA_H
 #define _GNU_SOURCE
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <dirent.h>
@@ -111,14 +112,14 @@ struct reply {
 };
 
 /* With several targets the command runs on each in a child process of
- * its own, forked when it first needs the agent: every built-in works as
- * it does on one, and a dead agent costs its timeout to its own child
+ * its own, forked at the command's fan_out(): every built-in works as it
+ * does on one, and a dead agent costs its timeout to its own child
  * alone. The parent relays the children's output a whole line at a time,
  * tagged with the target. */
 struct many {
 	const char **addr;
 	int n, max, notag, quiet, json;
-	int reads_stdin;  /* the command reads stdin: each child gets a copy */
+	int fanned;       /* the command has taken its fan-out step */
 	struct buf *held; /* when not NULL, where each target's stdout goes */
 	const char *tag;  /* in a child: its target, and its index */
 	int index;
@@ -517,8 +518,8 @@ extern struct many many;
 void add_target(const char *a);
 void read_targets(const char *path);
 void one_target(const char *what);
-int run_targets(void);
-void fan_out(void);
+int run_targets(int reads_stdin);
+void fan_out(int reads_stdin);
 
 /* session.c */
 extern struct conn sess;

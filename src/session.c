@@ -7,13 +7,14 @@
 /* The session the built-in commands share, opened on first use. */
 struct conn sess;
 
+/* Opens the session to this process's target. A command has taken its
+ * fan-out step before: the parent of several targets has none. */
 void
 need_session(void)
 {
 	int s;
 
-	if (!sess.up)
-		fan_out();
+	assert(many.fanned || many.tag);
 	if (!sess.up && (s = session_open(&sess, target_addr(), opt.timeout))) {
 		if (opt.addr_default && s == EX_IO)
 			fail(s, "%s (the default address: give the agent's with -s ADDR "
@@ -473,7 +474,6 @@ wait_agent(long long total)
 	struct reply r;
 	int s;
 
-	fan_out();
 	deadline = deadline_in(total);
 	for (;;) {
 		left = deadline < 0 ? 1000 : deadline - now_ms();

@@ -117,6 +117,14 @@ expect "many: put: each copy is byte-exact ($bad differ)" test $bad = 0
 printf 'from stdin\n' | $QGA -s "$M/a1.sock" -s "$M/a2.sock" put - piped
 expect "many: put - gives each target all of stdin" \
 	test "$(cat "$M/a1/piped" "$M/a2/piped")" = "from stdin${nl}from stdin"
+# What a command checks before its fan-out step is checked once, here;
+# what comes after, once per target.
+check "many: a usage error is said once, before any target" 2 '' \
+	'usage: qga [[]OPTIONS] fsfreeze status | *' $QGA --targets "$M/live" fsfreeze bogus
+check "many: a missing local file is said once" 3 '' \
+	"qga: open $M/nofile: No such file or directory" $QGA --targets "$M/live" put "$M/nofile" x
+check "many: ssh-keys reads its file once, and says once that it holds no key" 2 '' \
+	"qga: ssh-keys add: no keys in -" $QGA --targets "$M/live" ssh-keys add root - </dev/null
 rm -rf "$M/got"
 check "many: get from 50 agents" 0 '' '' $QGA -t 60 --targets "$M/live" get marker "$M/got"
 # Each target's folder is named after its address, / made _.
