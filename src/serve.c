@@ -676,7 +676,9 @@ client_read(int i)
 	n = read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1);
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return;
-	if (n <= 0 && c->pending) {
+	/* A client's end waits for the replies it is owed, and for those
+	 * not yet sent: client_flush() closes it once they are. */
+	if (n <= 0 && (c->pending || c->outoff < c->out.len)) {
 		c->eof = 1;
 		return;
 	}

@@ -26,6 +26,22 @@ nl='
 check "serve: ping through the proxy" 0 '' '' $QGA -s "$S" ping
 check "serve: a raw command" 0 '{"return": {"host-name": "*"}, "id": 5}' '' \
 	$QGA -s "$S" '{"execute":"guest-get-host-name","id":5}'
+# Arguments that are not an object: the proxy, which sends the agent only
+# requests it rebuilt, answers in the agent's words (RIGS: id-types).
+check "serve: arguments that are not an object, refused in the agent's words" 1 '' \
+	"qga: guest-ping: GenericError: QMP input member 'arguments' must be an object" \
+	$QGA -s "$S" '{"execute":"guest-ping","arguments":[1],"id":6}'
+# A client that sends its requests, ends its half and only then reads:
+# serve has read the end while replies wait in its buffer, and sends them
+# all before it closes.
+got=$(perl -e 'use IO::Socket::UNIX;
+	my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!";
+	my $r = q({"execute":"guest-sync","arguments":{"id":1}}) x 100000;
+	my $o = 0; $o += syswrite($s, $r, length($r) - $o, $o) // die while $o < length $r;
+	shutdown($s, 1); sleep 2;
+	my ($b, $all) = ("", ""); $all .= $b while sysread($s, $b, 65536);
+	print scalar(() = $all =~ /"return"/g), "\n"' "$S")
+expect "serve: a client that reads after its end gets every reply ($got)" test "$got" = 100000
 check "serve: over tcp:PORT, on loopback" 0 "$(hostname)" '' $QGA -s tcp:127.0.0.1:$qport hostname
 check "serve: the log names the port the system chose" 0 '' '' \
 	grep -q "^qga serve: listening on tcp:127.0.0.1:$qport\$" "$T/proxy.stderr"
