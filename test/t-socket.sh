@@ -10,6 +10,15 @@ if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null || ! id nobody >/dev/nul
 	return 0
 fi
 cat >"$T/socket-ns.sh" <<'EOS'
+# qga and the agent may be under /tmp themselves (a clone made there): the
+# old /tmp stays in reach at /mnt, in this namespace alone.
+case $QGA$QEMU_GA in
+*/tmp/*)
+	mount --bind /tmp /mnt || exit 9
+	case $QGA in /tmp/*) QGA=/mnt/${QGA#/tmp/} ;; esac
+	case $QEMU_GA in /tmp/*) QEMU_GA=/mnt/${QEMU_GA#/tmp/} ;; esac
+	;;
+esac
 mount -t tmpfs tmpfs /tmp || exit 9
 # wait_sock PATH: until a socket is there, 10 s at most.
 wait_sock() { i=0; while [ ! -S "$1" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done; }
