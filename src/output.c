@@ -243,19 +243,16 @@ b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 	b->len = 0;
 	buf_need(b, (t->end - t->start) / 4 * 3 + 8);
 	o = b->p;
-	/* Eight characters make six bytes, stored as eight with the next two
-	 * overwritten later: one store in place of six. */
+	/* Eight characters make six bytes, written from one 48-bit word. */
 	for (i = t->start; i + 8 <= t->end; i += 8, o += 6) {
 		x = dec[0][s[i]] | dec[1][s[i + 1]] | dec[2][s[i + 2]] | dec[3][s[i + 3]];
 		y = dec[0][s[i + 4]] | dec[1][s[i + 5]] | dec[2][s[i + 6]] |
 		    dec[3][s[i + 7]];
 		if ((x | y) >> 24)
 			break; /* padding, or not base64: the loop below tells */
-		w = (uint64_t)x << 40 | (uint64_t)y << 16;
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-		w = __builtin_bswap64(w);
-#endif
-		memcpy(o, &w, 8);
+		w = (uint64_t)x << 24 | y;
+		for (k = 0; k < 6; k++)
+			o[k] = (char)(w >> (40 - 8 * k));
 	}
 	for (; i < t->end && js[i] != '='; i++) {
 		if ((x = dec[3][s[i]]) >> 24)

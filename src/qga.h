@@ -39,7 +39,11 @@
 extern char **environ;
 
 #define VERSION "0.2"
+#ifdef __GNUC__
 #define PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define PRINTF(f, a)
+#endif
 #define MSG_MAX 512 /* a message's longest, its end included */
 
 enum {
