@@ -393,7 +393,7 @@ main(int argc, char **argv)
 			                       sizeof name)))
 				quit(s);
 			buf_str(&req, argv[0]);
-		} else if ((s = build_request(&req, argv, argc)))
+		} else if ((s = build_request(&req, argv[0], argv + 1, argc - 1)))
 			quit(s);
 		else {
 			copy(name, sizeof name, argv[0]);

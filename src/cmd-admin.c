@@ -5,38 +5,41 @@
 
 /* Sends a command that never replies on success (guest-shutdown,
  * guest-suspend-*) with a guest-ping behind it. An error reply before the
- * ping's is a refusal: it is copied into refusal, the ping's reply is read
- * too, and EX_AGENT returned. The ping's reply, or silence, or the
- * connection closing as the guest goes down, means accepted: 0. Any other
- * status is a failure to send. */
+ * ping's is a refusal: the ping's reply is read too, and EX_AGENT
+ * returned. The ping's reply, or silence, or the connection closing as
+ * the guest goes down, means accepted: 0. Any other status is a failure
+ * to send. */
 static int
-send_noreply(struct conn *c, const char *req, size_t len, const char *name,
-             struct buf *refusal)
+send_noreply(struct conn *c, const struct buf *req, const char *name)
 {
-	char why[sizeof errmsg];
-	struct buf b = {0};
+	struct buf b = {0}, ping = {0};
 	struct reply r;
 	int s;
 
-	buf_add(&b, req, len);
-	buf_str(&b, "{\"execute\":\"guest-ping\"}");
-	s = conn_write(c, b.p, b.len, conn_deadline(c, opt.timeout));
-	free(b.p);
-	if (s)
-		return s;
+	/* One write: the agent may go down as soon as it has the command. */
+	req_begin(&ping, "guest-ping");
+	req_end(&ping, -1);
+	buf_add(&b, req->p, req->len);
+	buf_add(&b, ping.p, ping.len);
+	free(ping.p);
+	if ((s = conn_write(c, b.p, b.len, conn_deadline(c, opt.timeout))))
+		goto out;
 	s = read_reply(c, &r, conn_deadline(c, POWER_WAIT), "reply");
 	if (s == EX_IO || s == EX_TIMEOUT)
-		return 0;
+		s = 0;
 	if (s || r.err < 0)
-		return s;
-	refusal->len = 0;
-	buf_add(refusal, r.js, r.len);
-	buf_add(refusal, "\n", 1);
-	agent_error(&r, name);
-	strcpy(why, errmsg);
+		goto out;
+	b.len = 0;
+	buf_add(&b, r.js, r.len);
+	/* The ping's reply is read, not left for the agent to choke on; the
+	 * refusal is then said from its copy. */
 	read_reply(c, &r, conn_deadline(c, opt.timeout), "reply to guest-ping");
-	strcpy(errmsg, why);
-	return EX_AGENT;
+	if (!reply_text(&r, b.p, b.len, c->name))
+		agent_error(&r, name);
+	s = EX_AGENT;
+out:
+	free(b.p);
+	return s;
 }
 
 /* shutdown, reboot, halt and suspend: none replies on success. */
@@ -44,7 +47,7 @@ int
 cmd_power(int argc, char **argv)
 {
 	const char *mode = !strcmp(argv[0], "shutdown") ? "powerdown" : argv[0];
-	struct buf req = {0}, refusal = {0};
+	struct buf req = {0};
 	char name[32];
 	int s;
 
@@ -60,12 +63,11 @@ cmd_power(int argc, char **argv)
 		req_begin(&req, name);
 		req_str(&req, "mode", mode);
 	}
-	req_end(&req);
+	req_end(&req, -1);
 	fan_out(0);
 	need_session();
-	s = send_noreply(&sess, req.p, req.len, name, &refusal);
+	s = send_noreply(&sess, &req, name);
 	free(req.p);
-	free(refusal.p);
 	if (s)
 		quit(s);
 	return 0;
@@ -108,7 +110,7 @@ cmd_set_time(int argc, char **argv)
 	req_begin(&req, "guest-set-time");
 	if (ns >= 0)
 		req_int(&req, "time", ns);
-	req_end(&req);
+	req_end(&req, -1);
 	call(&req, "guest-set-time", &r);
 	free(req.p);
 	return 0;
@@ -122,17 +124,11 @@ freeze_call(const char *name, char **mounts, int n)
 	struct buf req = {0};
 	struct reply r;
 	long long count;
-	int i;
 
 	req_begin(&req, name);
-	for (i = 0; i < n; i++) {
-		if (!i)
-			req_key(&req, "mountpoints");
-		buf_add(&req, i ? "," : "[", 1);
-		buf_jstr(&req, mounts[i], strlen(mounts[i]));
-		buf_add(&req, "]", i == n - 1);
-	}
-	req_end(&req);
+	if (n)
+		req_strv(&req, "mountpoints", (const char *const *)mounts, n);
+	req_end(&req, -1);
 	call_for(&req, name, &r, timeout_or(name[15] == 't' ? THAW_TIMEOUT : FREEZE_TIMEOUT));
 	free(req.p);
 	if (opt.json) {
@@ -150,17 +146,19 @@ freeze_call(const char *name, char **mounts, int n)
 static void
 thaw_always(void)
 {
-	static const char req[] = "{\"execute\":\"guest-fsfreeze-thaw\"}";
+	struct buf req = {0};
 	struct timespec nap = {1, 0};
 	long long until = now_ms() + 60000, n;
 	struct reply r;
 	int s;
 
+	req_begin(&req, "guest-fsfreeze-thaw");
+	req_end(&req, -1);
 	hold_signals(1);
 	for (;;) {
 		interrupted = 0;
 		if (!(s = session_open(&sess, target_addr(), opt.timeout)))
-			s = transact(&sess, req, sizeof req - 1, &r, "guest-fsfreeze-thaw",
+			s = transact(&sess, req.p, req.len, &r, "guest-fsfreeze-thaw",
 			             timeout_or(THAW_TIMEOUT));
 		if (!s && r.err >= 0)
 			s = agent_error(&r, "guest-fsfreeze-thaw");
@@ -170,12 +168,13 @@ thaw_always(void)
 			fprintf(stderr, "qga: fsfreeze --run: thawed %lld filesystem%s\n", n,
 			        n == 1 ? "" : "s");
 			hold_signals(0);
+			free(req.p);
 			return;
 		}
 		conn_close(&sess);
 		if (s == EX_AGENT || now_ms() >= until)
 			die(s, "fsfreeze --run: the guest may still be frozen (qga fsfreeze "
-			    "thaw): %s", errmsg);
+			    "thaw): %s", failure.msg);
 		nanosleep(&nap, NULL);
 	}
 }
@@ -330,7 +329,7 @@ cmd_fstrim(int argc, char **argv)
 	req_begin(&req, "guest-fstrim");
 	if (argc == 2)
 		req_int(&req, "minimum", min);
-	req_end(&req);
+	req_end(&req, -1);
 	call_for(&req, "guest-fstrim", &r, timeout_or(TRIM_TIMEOUT));
 	free(req.p);
 	if (opt.json) {
@@ -413,13 +412,9 @@ cmd_passwd(int argc, char **argv)
 	pw = read_password(argv[optind]);
 	req_begin(&req, "guest-set-user-password");
 	req_str(&req, "username", argv[optind]);
-	req_key(&req, "password");
-	buf_add(&req, "\"", 1);
-	b64_encode(&req, (unsigned char *)pw, strlen(pw));
-	buf_add(&req, "\"", 1);
-	req_key(&req, "crypted");
-	buf_str(&req, crypted ? "true" : "false");
-	req_end(&req);
+	req_b64(&req, "password", pw, strlen(pw));
+	req_bool(&req, "crypted", crypted);
+	req_end(&req, -1);
 	memset(pw, 0, strlen(pw));
 	call(&req, "guest-set-user-password", &r);
 	memset(req.p, 0, req.len);
@@ -445,7 +440,7 @@ cmd_ssh_keys(int argc, char **argv)
 	struct buf req = {0}, in = {0};
 	struct reply r;
 	struct doc d;
-	const char *name, *file, *user;
+	const char *name, *file, *user, **keys = NULL;
 	char *line, *next, desc[400];
 	int n = 0, fd = 0, reset;
 
@@ -454,7 +449,7 @@ cmd_ssh_keys(int argc, char **argv)
 	if (!strcmp(argv[1], "list") && argc == 3) {
 		req_begin(&req, "guest-ssh-get-authorized-keys");
 		req_str(&req, "username", argv[2]);
-		req_end(&req);
+		req_end(&req, -1);
 		fan_out(0);
 		call_any(&req, "guest-ssh-get-authorized-keys", &r, opt.timeout);
 		free(req.p);
@@ -490,29 +485,29 @@ cmd_ssh_keys(int argc, char **argv)
 	if (read_all(fd, &in, 1 << 20) < 0)
 		die(EX_IO, "read %s: too large or unreadable", file);
 	buf_add(&in, "", 1);
-	req_begin(&req, name);
-	req_str(&req, "username", user);
-	if (reset)
-		buf_str(&req, ",\"reset\":true");
-	req_key(&req, "keys");
-	buf_add(&req, "[", 1);
 	for (line = in.p; line; line = next) {
 		if ((next = strchr(line, '\n')))
 			*next++ = 0;
 		line += strspn(line, " \t");
+		line[strcspn(line, "\r")] = 0;
 		if (!*line || *line == '#')
 			continue;
-		buf_add(&req, ",", n++ > 0);
-		buf_jstr(&req, line, strcspn(line, "\r"));
+		keys = xrealloc(keys, (size_t)(n + 1) * sizeof *keys);
+		keys[n++] = line;
 	}
-	buf_add(&req, "]", 1);
-	req_end(&req);
 	if (!n)
 		die(EX_USAGE, "ssh-keys %s: no keys in %s", argv[1], file);
+	req_begin(&req, name);
+	req_str(&req, "username", user);
+	if (reset)
+		req_bool(&req, "reset", 1);
+	req_strv(&req, "keys", keys, n);
+	req_end(&req, -1);
 	fan_out(0);
 	call(&req, name, &r);
 	free(req.p);
 	free(in.p);
+	free(keys);
 	return 0;
 }
 

@@ -154,65 +154,32 @@ const struct option exec_longs[] = {
 	{NULL, 0, NULL, 0}
 };
 
-/* Appends the UTF-8 text s as base64 of UTF-16LE, as PowerShell's
- * -EncodedCommand takes a script: no quoting can go wrong in it. */
-void
-buf_ps(struct buf *b, const char *s)
-{
-	struct buf u = {0};
-	const unsigned char *p = (const unsigned char *)s;
-	unsigned long c;
-	char w[4];
-	int n;
-
-	while (*p) {
-		n = *p < 0x80 ? 0 : *p < 0xe0 ? 1 : *p < 0xf0 ? 2 : 3;
-		for (c = *p++ & (0x7fu >> n); n-- && *p; p++)
-			c = c << 6 | (*p & 0x3f);
-		if (c > 0xffff) {
-			c -= 0x10000;
-			w[0] = (char)(c >> 10 & 0xff);
-			w[1] = (char)(0xd8 | c >> 18);
-			buf_add(&u, w, 2);
-			c = 0xdc00 | (c & 0x3ff);
-		}
-		w[0] = (char)(c & 0xff);
-		w[1] = (char)(c >> 8);
-		buf_add(&u, w, 2);
-	}
-	buf_add(b, "\"", 1);
-	b64_encode(b, (unsigned char *)u.p, u.len);
-	buf_add(b, "\"", 1);
-	free(u.p);
-}
-
-
 /* Builds guest-exec's request for path: its arg is the words of pre (up
- * to a NULL), then args, whose every word has a comma before it; more
- * and in hold the members after arg. */
+ * to a NULL), then args, and its env env (args and env JSON strings, each
+ * after a comma); stdin is in, unless in->p is NULL; capture is the JSON
+ * of capture-output. */
 void
 exec_request(struct buf *req, const char *path, const char *const *pre,
-             const struct buf *args, const struct buf *more, const struct buf *in,
+             const struct buf *args, const struct buf *env, const struct buf *in,
              const char *capture)
 {
-	size_t skip = 1;
+	struct buf arg = {0};
 
+	for (; pre && *pre; pre++) {
+		buf_add(&arg, ",", 1);
+		buf_jstr(&arg, *pre, strlen(*pre));
+	}
+	buf_add(&arg, args->p, args->len);
 	req_begin(req, "guest-exec");
 	req_str(req, "path", path);
-	req_key(req, "arg");
-	buf_add(req, "[", 1);
-	for (; pre && *pre; pre++, skip = 0) {
-		buf_add(req, ",", !skip);
-		buf_jstr(req, *pre, strlen(*pre));
-	}
-	if (args->len)
-		buf_add(req, args->p + skip, args->len - skip);
-	buf_add(req, "]", 1);
-	buf_add(req, more->p, more->len);
-	buf_add(req, in->p, in->len);
-	req_key(req, "capture-output");
-	buf_str(req, capture);
-	req_end(req);
+	req_list(req, "arg", &arg);
+	if (env->len)
+		req_list(req, "env", env);
+	if (in->p)
+		req_b64(req, "input-data", in->p, in->len);
+	req_json(req, "capture-output", capture, strlen(capture));
+	req_end(req, -1);
+	free(arg.p);
 }
 
 /* Asks for the program's status: whether it has ended, with it in *d. */
@@ -289,83 +256,45 @@ exec_options(struct exec_opts *o, int argc, char **argv)
 }
 
 /* The program to run and its arguments, into args (each after a comma):
- * PROG and ARGs for exec; for sh, the guest's shell with the line, which
- * on Windows is cmd.exe's, whose own 2>&1 stands for --merge. */
+ * PROG and ARGs for exec; for sh, the guest's shell with the line. */
 static const char *
-exec_args(struct buf *args, struct exec_opts *o, int win, int argc, char **argv)
+exec_args(struct buf *args, struct exec_opts *o, int argc, char **argv)
 {
 	int i;
 
-	if ((win || o->ps) && o->sh && argc > 1)
-		die(EX_USAGE, "sh: ARGs need /bin/sh: put them in the line");
-	if (win && o->sh && !o->ps && strchr(argv[0], '"'))
-		die(EX_USAGE, "sh: the agent escapes a double quote as \\\" for cmd.exe, "
-		    "which keeps the backslash: use --ps");
-	if (o->ps) {
-		buf_str(args, ",\"-NoProfile\",\"-NonInteractive\",\"-EncodedCommand\",");
-		buf_ps(args, argv[0]);
-		return win ? "powershell.exe" : "pwsh";
-	}
-	if (o->sh && win) {
-		/* cmd /s takes the line as it is, between the quotes the agent
-		 * puts around it; cmd itself merges stderr into stdout. */
-		buf_str(args, ",\"/s\",\"/c\",");
-		buf_jstr(args, argv[0], strlen(argv[0]));
-		if (o->merge) {
-			args->len--;
-			buf_str(args, " 2>&1\"");
-		}
-		o->merge = 0;
-		return "cmd.exe";
-	}
-	/* sh gets -c 'COMMAND LINE', then $0 and the positional ARGs. */
-	buf_str(args, o->sh ? ",\"-c\"" : "");
-	for (i = !o->sh; i < argc; i++) {
+	if (o->sh)
+		return guest_shell(args, o->ps, &o->merge, argc, argv);
+	for (i = 1; i < argc; i++) {
 		buf_add(args, ",", 1);
 		buf_jstr(args, argv[i], strlen(argv[i]));
-		if (o->sh && i == 0 && argc > 1)
-			buf_str(args, ",\"sh\"");
 	}
-	return o->sh ? "/bin/sh" : argv[0];
+	return argv[0];
 }
 
-/* The environment -e asked for, into envw (each after a comma), and as
- * the request's "env" member into more: the agent's env replaces the
- * whole environment, so PATH (and on Windows SystemRoot) come too unless
- * given. */
+/* The environment -e asked for, into envw (each after a comma), with
+ * what the guest needs besides (guest_env). */
 static void
-exec_env(struct buf *envw, struct buf *more, const struct exec_opts *o, int win)
+exec_env(struct buf *envw, const struct exec_opts *o)
 {
 	if (!o->env.len)
 		return;
-	if (!o->root && win)
-		buf_str(envw, ",\"SystemRoot=C:\\\\Windows\"");
-	if (!o->path)
-		buf_str(envw, win ? ",\"PATH=C:\\\\Windows\\\\system32;C:\\\\Windows;"
-		        "C:\\\\Windows\\\\System32\\\\WindowsPowerShell\\\\v1.0\""
-		        : ",\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"");
+	guest_env(envw, o->path, o->root);
 	buf_add(envw, o->env.p, o->env.len);
-	buf_str(more, ",\"env\":[");
-	buf_add(more, envw->p + 1, envw->len - 1);
-	buf_add(more, "]", 1);
 }
 
-/* Stdin, for -i, as the request's "input-data" member. */
+/* Stdin, for -i, into in, whose p is then not NULL even when it is
+ * empty. */
 static void
-exec_input(struct buf *inb)
+exec_input(struct buf *in)
 {
-	struct buf in = {0};
 	int n;
 
-	if ((n = read_all(0, &in, EXEC_INPUT_MAX)) == -2)
+	if ((n = read_all(0, in, EXEC_INPUT_MAX)) == -2)
 		die(EX_USAGE, "exec -i: stdin is larger than the agent "
 		    "accepts (%d bytes)", EXEC_INPUT_MAX);
 	if (n < 0)
 		die(EX_IO, "read stdin:");
-	buf_str(inb, ",\"input-data\":\"");
-	b64_encode(inb, (unsigned char *)in.p, in.len);
-	buf_add(inb, "\"", 1);
-	free(in.p);
+	buf_need(in, 1);
 }
 
 /* guest-exec refused: qga ends as ssh and docker do, 127 when there is no
@@ -400,7 +329,7 @@ exec_wait(long long pid, long long deadline, const char *prog)
 
 	req_begin(&req, "guest-exec-status");
 	req_int(&req, "pid", pid);
-	req_end(&req);
+	req_end(&req, -1);
 	while (!exec_ended(&req, &d)) {
 		exec_nap(deadline, delay, prog, pid);
 		if (++polls > 50)
@@ -415,7 +344,7 @@ int
 cmd_exec(int argc, char **argv)
 {
 	struct exec_opts o = {.stream = 1};
-	struct buf req = {0}, args = {0}, more = {0}, envw = {0}, inb = {0};
+	struct buf req = {0}, args = {0}, envw = {0}, inb = {0};
 	struct reply r;
 	struct doc d;
 	long long pid, deadline;
@@ -432,11 +361,11 @@ cmd_exec(int argc, char **argv)
 	fan_out(o.input);
 	if (o.sh || o.env.len)
 		win = guest_windows();
-	prog = exec_args(&args, &o, win, argc, argv);
-	exec_env(&envw, &more, &o, win);
+	prog = exec_args(&args, &o, argc, argv);
+	exec_env(&envw, &o);
 	if (o.input)
 		exec_input(&inb);
-	exec_request(&req, prog, NULL, &args, &more, &inb, o.merge ? "\"merged\"" : "true");
+	exec_request(&req, prog, NULL, &args, &envw, &inb, o.merge ? "\"merged\"" : "true");
 	if (!is_json(req.p, req.len))
 		die(EX_USAGE, "exec: arguments are not valid UTF-8");
 	deadline = deadline_in(o.wait);
@@ -460,7 +389,6 @@ cmd_exec(int argc, char **argv)
 	s = exec_wait(pid, deadline, prog);
 	free(req.p);
 	free(args.p);
-	free(more.p);
 	free(o.env.p);
 	free(envw.p);
 	free(inb.p);
@@ -486,7 +414,7 @@ cmd_exec_status(int argc, char **argv)
 	fan_out(0);
 	req_begin(&req, "guest-exec-status");
 	req_int(&req, "pid", pid);
-	req_end(&req);
+	req_end(&req, -1);
 	call_any(&req, "guest-exec-status", &r, opt.timeout);
 	free(req.p);
 	/* The agent's words for it vary: 7.2 "Invalid parameter 'pid'",
@@ -524,7 +452,7 @@ stream_copy(long long h, int fd, int last)
 	req_begin(&req, "guest-file-read");
 	req_int(&req, "handle", h);
 	req_int(&req, "count", CHUNK);
-	req_end(&req);
+	req_end(&req, -1);
 	do {
 		call(&req, "guest-file-read", &r);
 		eof = (v = json_get(r.js, r.tok, r.ret, "eof")) >= 0 && r.tok[v].type == JSON_TRUE;
@@ -543,6 +471,62 @@ stream_copy(long long h, int fd, int last)
 	return got;
 }
 
+/* guest-exec's request for exec_stream's wrapper of prog, whose stdout
+ * and stderr go to files named in undo.stream. */
+static void
+stream_request(struct buf *req, const struct buf *args, const struct buf *env,
+               const struct buf *in, const char *prog, int merge)
+{
+	struct buf words = {0};
+	char wrap[224];
+	const char *pre[] = {"-c", wrap, "sh", undo.stream, NULL};
+
+	snprintf(undo.stream, sizeof undo.stream, "/tmp/qga-exec.%08x", random_id());
+	snprintf(wrap, sizeof wrap, "f=$1; shift; u=$(umask); umask 077; set -C; "
+	         "exec >\"$f.1\" 2>%s; umask $u; command -v setsid >/dev/null && "
+	         "exec setsid \"$@\"; exec \"$@\"", merge ? "&1" : "\"$f.2\"");
+	/* The environment -e gives is the program's alone, through env -i,
+	 * not the wrapper's, to which sh adds its own. */
+	if (env->len)
+		buf_str(&words, ",\"env\",\"-i\"");
+	buf_add(&words, env->p, env->len);
+	buf_add(&words, ",", 1);
+	buf_jstr(&words, prog, strlen(prog));
+	buf_add(&words, args->p, args->len);
+	exec_request(req, "/bin/sh", pre, &words, &(struct buf){0}, in, "true");
+	free(words.p);
+}
+
+/* Copies the program's output from the open files as it comes, until
+ * the program has ended: its status then in d, whose text is in the
+ * returned copy (the reads that follow would overwrite it). */
+static char *
+stream_follow(const struct buf *st, struct doc *d, int merge, long long deadline,
+              const char *prog, int out)
+{
+	long long delay = 200000;
+	char *keep = NULL;
+	int ended, got;
+
+	for (;;) {
+		/* The status is kept from the reads that follow it; the program
+		 * that ended is not one to stop any more. */
+		if ((ended = exec_ended(st, d))) {
+			d->js = keep = memcpy(xrealloc(NULL, d->t[0].end), d->js, d->t[0].end);
+			undo.stream_pid = -1;
+		}
+		got = stream_copy(undo.handle[0], out, ended);
+		if (!merge)
+			got |= stream_copy(undo.handle[1], 2, ended);
+		if (ended)
+			return keep;
+		/* Soon again after output, else less and less often, down to
+		 * 25 times a second. */
+		delay = got ? 200000 : delay * 2 > 40000000 ? 40000000 : delay * 2;
+		exec_nap(deadline, delay, prog, undo.stream_pid);
+	}
+}
+
 /* Streams a program's output: a wrapper shell (sh -c WRAP sh F PROG
  * ARG...) sends stdout and stderr into new files F.1 and F.2 in /tmp,
  * made with O_EXCL (noclobber), so that no link can be planted there,
@@ -558,32 +542,18 @@ int
 exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
             const char *prog, int merge, long long deadline, int asked, int out)
 {
-	struct buf req = {0}, st = {0}, words = {0};
+	struct buf req = {0}, st = {0};
 	struct reply r;
 	struct doc d;
 	const char *why = "guest-file-read is not enabled in the guest agent";
-	char path[sizeof undo.stream + 12], wrap[224], *keep = NULL;
-	const char *pre[] = {"-c", wrap, "sh", undo.stream, NULL};
+	char path[sizeof undo.stream + 12], *keep = NULL;
 	int was = undo.armed;
 	long long delay = 200000, rm;
-	int i, got;
+	int i;
 
 	if (!enabled("guest-file-read"))
 		goto cannot;
-	snprintf(undo.stream, sizeof undo.stream, "/tmp/qga-exec.%08x", random_id());
-	snprintf(wrap, sizeof wrap, "f=$1; shift; u=$(umask); umask 077; set -C; "
-	         "exec >\"$f.1\" 2>%s; umask $u; command -v setsid >/dev/null && "
-	         "exec setsid \"$@\"; exec \"$@\"", merge ? "&1" : "\"$f.2\"");
-	/* The environment -e gives is the program's alone, through env -i,
-	 * not the wrapper's, to which sh adds its own. */
-	if (env->len)
-		buf_str(&words, ",\"env\",\"-i\"");
-	buf_add(&words, env->p, env->len);
-	buf_add(&words, ",", 1);
-	buf_jstr(&words, prog, strlen(prog));
-	buf_add(&words, args->p, args->len);
-	exec_request(&req, "/bin/sh", pre, &words, &(struct buf){0}, in, "true");
-	free(words.p);
+	stream_request(&req, args, env, in, prog, merge);
 	/* A signal waits until qga knows the pid it would stop. */
 	hold_signals(1);
 	call_any(&req, "guest-exec", &r, opt.timeout);
@@ -594,7 +564,7 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 	doc_reply(&d, &r, "guest-exec", SHAPE_EXEC);
 	req_begin(&st, "guest-exec-status");
 	req_int(&st, "pid", undo.stream_pid = dint(&d, dget(&d, 0, "pid"), -1));
-	req_end(&st);
+	req_end(&st, -1);
 	free(d.t);
 	undo.armed = 1;
 	for (i = 0; i < 2 - merge; i++) {
@@ -608,23 +578,7 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 	}
 	rm = guest_start(stream_rm, 0);
 	undo.stream[0] = 0;
-	for (;;) {
-		/* The status is kept from the reads that follow it; the program
-		 * that ended is not one to stop any more. */
-		if ((i = exec_ended(&st, &d))) {
-			d.js = keep = memcpy(xrealloc(NULL, d.t[0].end), d.js, d.t[0].end);
-			undo.stream_pid = -1;
-		}
-		got = stream_copy(undo.handle[0], out, i);
-		if (!merge)
-			got |= stream_copy(undo.handle[1], 2, i);
-		if (i)
-			break;
-		/* Soon again after output, else less and less often, down to
-		 * 25 times a second. */
-		delay = got ? 200000 : delay * 2 > 40000000 ? 40000000 : delay * 2;
-		exec_nap(deadline, delay, prog, undo.stream_pid);
-	}
+	keep = stream_follow(&st, &d, merge, deadline, prog, out);
 	undo.armed = was;
 	file_close(0);
 	guest_wait(rm, NULL, timeout_or(RUN_TIMEOUT));

@@ -97,7 +97,7 @@ file_open(const char *path, const char *mode, int soft)
 	req_begin(&req, "guest-file-open");
 	req_str(&req, "path", path);
 	req_str(&req, "mode", mode);
-	req_end(&req);
+	req_end(&req, -1);
 	call_any(&req, "guest-file-open", &r, opt.timeout);
 	free(req.p);
 	if (r.err >= 0 && soft)
@@ -125,7 +125,7 @@ file_close(int quiet)
 		interrupted = 0;
 		req_begin(&req, "guest-file-close");
 		req_int(&req, "handle", undo.handle[i]);
-		req_end(&req);
+		req_end(&req, -1);
 		undo.handle[i] = -1;
 		if (!quiet)
 			call(&req, "guest-file-close", &r);
@@ -178,7 +178,7 @@ file_read_to(const char *path, int fd, const char *fdname, long long off, struct
 	req_begin(&req, "guest-file-read");
 	req_int(&req, "handle", undo.handle[0]);
 	req_int(&req, "count", CHUNK);
-	req_end(&req);
+	req_end(&req, -1);
 	/* The next read is asked for before this one's data is decoded and
 	 * written, so that the agent reads while qga writes. */
 	if ((s = conn_write(&sess, req.p, req.len, conn_deadline(&sess, opt.timeout))))
@@ -237,43 +237,26 @@ sha_file(struct sha256 *sha, int fd, long long n, const char *name)
 void
 verify(const char *what, const char *path, struct sha256 *sha)
 {
-	const char *sh[] = {"/bin/sh", "-c", "exec sha256sum -- \"$1\"", "sh", path, NULL};
-	const char *ps[] = {"powershell.exe", "-NoProfile", "-NonInteractive", "-EncodedCommand",
-	                    NULL, NULL};
-	struct buf out = {0}, line = {0}, enc = {0};
+	struct buf out = {0};
 	char mine[65];
-	const char *q;
-	int st, win = guest_windows();
+	int st;
 	/* A minute, and the time to read the file at 20 MB/s. */
 	long long ms = timeout_or(60000 + (long long)(sha->len / 20000));
 
 	sha_hex(sha, mine);
-	if (win) {
-		/* PowerShell quotes a ' inside '...' by doubling it. */
-		buf_str(&line, "(Get-FileHash -Algorithm SHA256 -LiteralPath '");
-		for (q = path; *q; q++)
-			buf_add(&line, *q == '\'' ? "''" : q, 1 + (*q == '\''));
-		buf_str(&line, "').Hash");
-		buf_add(&line, "", 1);
-		buf_ps(&enc, line.p);
-		enc.p[enc.len - 1] = 0;
-		ps[4] = enc.p + 1;
-	}
-	st = guest_wait(guest_start(win ? ps : sh, 1), &out, ms);
+	st = guest_sha256(path, &out, ms);
 	if (interrupted)
 		die(EX_IO, "%s --verify: interrupted", what);
 	if (st == -2)
 		die(EX_TIMEOUT, "%s --verify: %s in the guest did not end within %s", what,
-		    win ? "Get-FileHash" : "sha256sum", seconds(ms));
+		    guest_sha_tool(), seconds(ms));
 	if (st || out.len < 64)
 		die(EX_AGENT, "%s --verify: no %s in the guest for %s", what,
-		    win ? "Get-FileHash" : "sha256sum", path);
+		    guest_sha_tool(), path);
 	if (strncasecmp(out.p, mine, 64))
 		die(EX_IO, "%s --verify: %s differs: SHA-256 %s here, %.64s in the guest", what,
 		    path, mine, out.p);
 	free(out.p);
-	free(line.p);
-	free(enc.p);
 }
 
 int
@@ -420,8 +403,8 @@ get_tree(const char *remote, const char *local)
 		sess.owed = sess.partial = 0;
 		close(p[1]);
 		u.in = p[0];
-		*errmsg = 0;
-		if ((st = untar(&u)) && !*errmsg)
+		failure.status = 0;
+		if ((st = untar(&u)) && !failure.status)
 			fail(st, "get -r: %s: the archive from the guest ended early", remote);
 		if (st)
 			say();
@@ -497,6 +480,10 @@ cmd_get(int argc, char **argv)
 	argv += optind - 1;
 	if (argc < 2 || argc > 3)
 		return -1;
+	if (tree && (cont || check))
+		die(EX_USAGE, "get -r copies a folder whole: not with -c or --verify");
+	/* A guest path's last part depends on the guest's OS. */
+	fan_out(0);
 	remote = argv[1];
 	base = guest_base(remote);
 	local = argc == 3 ? argv[2] : base;
@@ -504,9 +491,6 @@ cmd_get(int argc, char **argv)
 		die(EX_USAGE, "get: name the local file for '%s'", remote);
 	undo.armed = 1;
 	sha_init(&sha);
-	if (tree && (cont || check))
-		die(EX_USAGE, "get -r copies a folder whole: not with -c or --verify");
-	fan_out(0);
 	if (many.n > 1 && strcmp(local, "-"))
 		local = target_dir(argc == 3 ? argv[2] : ".");
 	if (tree) {

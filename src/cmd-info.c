@@ -7,11 +7,12 @@
 void
 simple_call(const char *name, struct reply *r, struct doc *d)
 {
-	char text[128];
-	struct buf req = {text, 0, sizeof text, 1};
+	struct buf req = {0};
 
-	req.len = (size_t)snprintf(text, sizeof text, "{\"execute\":\"%s\"}", name);
+	req_begin(&req, name);
+	req_end(&req, -1);
 	call(&req, name, r);
+	free(req.p);
 	if (opt.json) {
 		print_result(r);
 		leave(0);
@@ -302,9 +303,8 @@ const struct option ip_longs[] = {
 int
 cmd_ip(int argc, char **argv)
 {
-	static const char req[] = "{\"execute\":\"guest-network-get-interfaces\"}";
 	struct timespec nap = {1, 0};
-	struct buf b = {(char *)req, sizeof req - 1, sizeof req, 1};
+	struct buf b = {0};
 	long long wait = -1, deadline;
 	const char *fam = NULL;
 	struct reply r;
@@ -325,6 +325,8 @@ cmd_ip(int argc, char **argv)
 	deadline = deadline_in(wait);
 	if (wait > 0 && (s = wait_agent(wait)))
 		quit(s);
+	req_begin(&b, "guest-network-get-interfaces");
+	req_end(&b, -1);
 	for (;;) {
 		call(&b, "guest-network-get-interfaces", &r);
 		doc_reply(&d, &r, "guest-network-get-interfaces",
@@ -335,6 +337,7 @@ cmd_ip(int argc, char **argv)
 			break;
 		nanosleep(&nap, NULL);
 	}
+	free(b.p);
 	if (!n && wait > 0)
 		die(EX_TIMEOUT, "ip: no address within %s", seconds(wait));
 	if (opt.json)

@@ -131,19 +131,19 @@ probe(const struct found *f)
 		leave(0);
 	}
 	if ((s = session_open(&sess, target_addr(), ms))) {
-		m = strrchr(errmsg, ':');
-		printf("%s\n", s == EX_TIMEOUT ? "no answer" : m ? m + 2 : errmsg);
+		printf("%s\n", s == EX_TIMEOUT ? "no answer" : failure.cause);
 		leave(0);
 	}
-	buf_str(&req, "{\"execute\":\"guest-info\"}");
+	req_begin(&req, "guest-info");
+	req_end(&req, -1);
 	call_for(&req, "guest-info", &r, ms);
 	doc_reply(&d, &r, "guest-info", SHAPE_INFO);
 	m = dstr(&d, dget(&d, 0, "version"));
 	ver = escaped(m);
 	free(m);
 	free(d.t);
-	req.len = 0;
-	buf_str(&req, "{\"execute\":\"guest-get-osinfo\"}");
+	req_begin(&req, "guest-get-osinfo");
+	req_end(&req, -1);
 	call_any(&req, "guest-get-osinfo", &r, ms);
 	if (r.err < 0) {
 		doc_reply(&d, &r, "guest-get-osinfo", SHAPE_OSINFO);

@@ -43,11 +43,8 @@ put_data(int fd, long long at, const char *local, const char *remote, struct sha
 				die(EX_IO, "%s: interrupted", remote);
 			req_begin(&req, "guest-file-write");
 			req_int(&req, "handle", undo.handle[0]);
-			req_key(&req, "buf-b64");
-			buf_add(&req, "\"", 1);
-			b64_encode(&req, (unsigned char *)data.p + off, data.len - off);
-			buf_add(&req, "\"", 1);
-			req_end(&req);
+			req_b64(&req, "buf-b64", data.p + off, data.len - off);
+			req_end(&req, -1);
 			call(&req, "guest-file-write", &r);
 			doc_reply(&d, &r, "guest-file-write", "{count:i,eof:b}");
 			count = dint(&d, dget(&d, 0, "count"), -1);
@@ -81,7 +78,7 @@ guest_seek(long long h, long long off, const char *whence)
 	req_int(&req, "handle", h);
 	req_int(&req, "offset", off);
 	req_str(&req, "whence", whence);
-	req_end(&req);
+	req_end(&req, -1);
 	call(&req, "guest-file-seek", &r);
 	free(req.p);
 	v = json_get(r.js, r.tok, r.ret, "position");
@@ -105,6 +102,93 @@ const struct option put_longs[] = {
 	{NULL, 0, NULL, 0}
 };
 
+/* What put was asked, from its options. */
+struct put_opts {
+	int append, inplace, tree, cont, check;
+	long long mode;       /* -m, or -1 */
+};
+
+static void
+put_options(struct put_opts *o, int argc, char **argv)
+{
+	char *end;
+	int ch;
+
+	o->mode = -1;
+	while ((ch = cmdopt(argc, argv)) != -1) {
+		if (ch == 'a')
+			o->append = 1;
+		else if (ch == 'r')
+			o->tree = 1;
+		else if (ch == 'c')
+			o->cont = 1;
+		else if (ch == O_VERIFY)
+			o->check = 1;
+		else if (ch == O_INPLACE)
+			o->inplace = 1;
+		else if ((o->mode = num(optarg, &end, 8, 07777)) < 0 || *end)
+			die(EX_USAGE, "put: bad --mode '%s': expected octal", optarg);
+	}
+	if (argc - optind != 2)
+		die(EX_USAGE, "put: name the local file, or - for stdin, and the "
+		    "guest file: qga put LOCAL|- REMOTE");
+	if (o->tree && (o->cont || o->check || o->append))
+		die(EX_USAGE, "put -r copies a folder whole: not with -a, -c or --verify");
+	if (o->cont && (o->append || !strcmp(argv[optind], "-")))
+		die(EX_USAGE, "put -c continues a file from where the guest's copy ends: "
+		    "not with -a or stdin");
+	if (o->check && o->append)
+		die(EX_USAGE, "put --verify checks the whole file: not with -a");
+}
+
+/* Whether the guest file is new: whether the agent cannot open it. */
+static int
+put_isnew(const char *remote)
+{
+	struct buf req = {0};
+	struct reply r;
+	int isnew;
+
+	req_begin(&req, "guest-file-open");
+	req_str(&req, "path", remote);
+	req_str(&req, "mode", "r");
+	req_end(&req, -1);
+	call_any(&req, "guest-file-open", &r, opt.timeout);
+	if (!(isnew = r.err >= 0) && json_int(r.js, &r.tok[r.ret], &undo.handle[0]) == 0)
+		file_close(0);
+	free(req.p);
+	return isnew;
+}
+
+/* Names the temporary file beside remote in undo.guest_tmp, after the
+ * leftovers of an earlier put that was killed are gone. A folder as the
+ * target takes the file in it under local's name, as cp does (mv would
+ * put the temporary file in it): then the target, in into, is returned. */
+static const char *
+put_temp(const char *local, const char *remote, char *into, size_t size)
+{
+	char prefix[4080];
+	const char *base;
+
+	for (;;) {
+		base = guest_base(remote);
+		if ((size_t)snprintf(prefix, sizeof prefix, "%.*s.%s.qga-put-",
+		                     (int)(base - remote), remote, base) >= sizeof prefix - 16)
+			die(EX_USAGE, "put: guest path too long: %s", remote);
+		if (!guest_clear(prefix, remote))
+			break;
+		if (!strcmp(local, "-") || remote == into)
+			die(EX_USAGE, "put: %s is a folder in the guest: name the file to "
+			    "write in it", remote);
+		if ((size_t)snprintf(into, size, "%s%s%s", remote, *base ? "/" : "",
+		                     strrchr(local, '/') ? strrchr(local, '/') + 1 : local) >= size)
+			die(EX_USAGE, "put: guest path too long: %s/...", remote);
+		remote = into;
+	}
+	snprintf(undo.guest_tmp, PATH_MAX, "%s%08x", prefix, random_id());
+	return remote;
+}
+
 /* put writes a temporary file beside the target, named for what it is,
  * checks its size, gives it its mode and renames it over the target with
  * guest-exec, so that the target is the old file or the new one, never
@@ -113,49 +197,19 @@ const struct option put_longs[] = {
 int
 cmd_put(int argc, char **argv)
 {
-	static const char finish[] =
-		"m=$1; if [ -e \"$3\" ]; then m=$(stat -c %a -- \"$3\" 2>/dev/null || "
-		"echo \"$1\"); chown \"$(stat -c %u:%g -- \"$3\")\" \"$2\" 2>/dev/null; fi; "
-		"chmod \"$m\" \"$2\" && mv -f -- \"$2\" \"$3\"";
-	const char *local, *remote, *base;
-	const char *run[8] = {"/bin/sh", "-c", "rm -f -- \"$1\"????????", "sh"};
-	char prefix[4080], mstr[24], pat[4096], into[4096];
+	struct put_opts o = {0};
+	const char *local, *remote;
+	char mstr[24], into[4096];
 	unsigned long long total;
-	long long mode = -1, size, off = 0;
-	int ch, fd = 0, append = 0, inplace = 0, exec, isnew = 0, tree = 0, cont = 0, check = 0;
+	long long size, off = 0;
+	int fd = 0, exec, isnew = 0;
 	struct sha256 sha;
 	struct stat st;
-	char *end;
 
-	while ((ch = cmdopt(argc, argv)) != -1) {
-		if (ch == 'a')
-			append = 1;
-		else if (ch == 'r')
-			tree = 1;
-		else if (ch == 'c')
-			cont = 1;
-		else if (ch == O_VERIFY)
-			check = 1;
-		else if (ch == O_INPLACE)
-			inplace = 1;
-		else if ((mode = num(optarg, &end, 8, 07777)) < 0 || *end)
-			die(EX_USAGE, "put: bad --mode '%s': expected octal", optarg);
-	}
-	argc -= optind;
-	argv += optind;
-	if (argc != 2)
-		die(EX_USAGE, "put: name the local file, or - for stdin, and the "
-		    "guest file: qga put LOCAL|- REMOTE");
-	local = argv[0];
-	remote = argv[1];
-	if (tree && (cont || check || append))
-		die(EX_USAGE, "put -r copies a folder whole: not with -a, -c or --verify");
-	if (cont && (append || !strcmp(local, "-")))
-		die(EX_USAGE, "put -c continues a file from where the guest's copy ends: "
-		    "not with -a or stdin");
-	if (check && append)
-		die(EX_USAGE, "put --verify checks the whole file: not with -a");
-	if (tree) {
+	put_options(&o, argc, argv);
+	local = argv[optind];
+	remote = argv[optind + 1];
+	if (o.tree) {
 		fan_out(0);
 		undo.armed = 1;
 		put_tree(local, remote);
@@ -167,90 +221,41 @@ cmd_put(int argc, char **argv)
 	                           fstat(fd, &st) < 0))
 		die(EX_IO, "open %s:", local);
 	fan_out(!fd);
-	if (mode < 0)
-		mode = fd ? st.st_mode & 0777 : 0644;
-	snprintf(mstr, sizeof mstr, "%llo", (unsigned long long)mode);
+	snprintf(mstr, sizeof mstr, "%llo", (unsigned long long)(o.mode >= 0 ? o.mode :
+	         fd ? st.st_mode & 0777 : 0644));
 	undo.armed = 1;
 	exec = enabled("guest-exec") && enabled("guest-exec-status");
-	inplace |= cont;
-	if (!append && !inplace && !exec)
+	o.inplace |= o.cont;
+	if (!o.append && !o.inplace && !exec)
 		warn("put: guest-exec is disabled in the guest agent: writing %s in "
 		     "place, not atomically", remote);
-	if (append || inplace || !exec) {
-		/* Whether the file is new, for its mode. */
-		struct buf req = {0};
-		struct reply r;
-		req_begin(&req, "guest-file-open");
-		req_str(&req, "path", remote);
-		req_str(&req, "mode", "r");
-		req_end(&req);
-		call_any(&req, "guest-file-open", &r, opt.timeout);
-		if (!(isnew = r.err >= 0) && json_int(r.js, &r.tok[r.ret], &undo.handle[0]) == 0)
-			file_close(0);
-		free(req.p);
-	}
-	if (!append && !inplace && exec) {
-		/* A leftover of an earlier put that was killed goes first. A
-		 * folder as the target takes the file in it under its own name,
-		 * as cp does (mv would put the temporary file in it). */
-		undo.guest_win = guest_windows();
-		for (;;) {
-			base = guest_base(remote);
-			if ((size_t)snprintf(prefix, sizeof prefix, "%.*s.%s.qga-put-",
-			                     (int)(base - remote), remote, base) >= sizeof prefix - 16)
-				die(EX_USAGE, "put: guest path too long: %s", remote);
-			snprintf(pat, sizeof pat, "%s????????", prefix);
-			run[2] = "[ ! -d \"$2\" ] || exit 21; rm -f -- \"$1\"????????";
-			run[4] = prefix;
-			run[5] = remote;
-			if (undo.guest_win) {
-				guest_run((const char *[]){"cmd.exe", "/c", "del", "/q", pat, NULL});
-				break;
-			}
-			if (guest_run(run) != 21)
-				break;
-			if (!strcmp(local, "-") || remote == into)
-				die(EX_USAGE, "put: %s is a folder in the guest: name the file to "
-				    "write in it", remote);
-			if ((size_t)snprintf(into, sizeof into, "%s%s%s", remote, *base ? "/" : "",
-			                     strrchr(local, '/') ? strrchr(local, '/') + 1 : local) >=
-			    sizeof into)
-				die(EX_USAGE, "put: guest path too long: %s/...", remote);
-			remote = into;
-		}
-		snprintf(undo.guest_tmp, PATH_MAX, "%s%08x", prefix, random_id());
-	}
-	undo.handle[0] = file_open(*undo.guest_tmp ? undo.guest_tmp : remote, append || cont ? "a" : "w", 0);
+	if (o.append || o.inplace || !exec)
+		isnew = put_isnew(remote);
+	else
+		remote = put_temp(local, remote, into, sizeof into);
+	undo.handle[0] = file_open(*undo.guest_tmp ? undo.guest_tmp : remote,
+	                           o.append || o.cont ? "a" : "w", 0);
 	/* A new file written in place gets its mode before its data, so that
 	 * it is never world-writable, even when interrupted. */
-	if (isnew && exec) {
-		run[2] = "chmod \"$1\" \"$2\"";
-		run[4] = mstr;
-		run[5] = remote;
-		guest_run(run);
-	}
+	if (isnew && exec)
+		guest_chmod(mstr, remote);
 	/* -c sends what comes after the guest's copy, which it appends to. */
-	if (cont && (off = guest_seek(undo.handle[0], 0, "end")) > st.st_size)
+	if (o.cont && (off = guest_seek(undo.handle[0], 0, "end")) > st.st_size)
 		die(EX_USAGE, "put -c: %s is longer in the guest than %s here", remote, local);
 	sha_init(&sha);
-	if (check)
+	if (o.check)
 		sha_file(&sha, fd, off, local);
-	total = put_data(fd, fd ? off : lseek(0, 0, SEEK_CUR), local, remote, check ? &sha : NULL);
+	total = put_data(fd, fd ? off : lseek(0, 0, SEEK_CUR), local, remote, o.check ? &sha : NULL);
 	size = guest_seek(undo.handle[0], 0, "end");
-	if (append ? size < (long long)total : size != off + (long long)total)
+	if (o.append ? size < (long long)total : size != off + (long long)total)
 		die(EX_PROTO, "put: %s holds %lld bytes after %llu were written", remote,
 		    size, total);
 	file_close(0);
 	/* The temporary file is checked before it takes the target's place. */
-	if (check)
+	if (o.check)
 		verify("put", *undo.guest_tmp ? undo.guest_tmp : remote, &sha);
 	if (*undo.guest_tmp) {
-		run[2] = finish;
-		run[4] = mstr;
-		run[5] = undo.guest_tmp;
-		run[6] = remote;
-		if (guest_run(undo.guest_win ? (const char *[]){"cmd.exe", "/c", "move", "/y", undo.guest_tmp,
-		                                     remote, NULL} : run))
+		if (guest_replace(undo.guest_tmp, remote, mstr))
 			die(EX_AGENT, "put: %s could not be put in place: it is unchanged",
 			    remote);
 		undo.guest_tmp[0] = 0;

@@ -86,7 +86,7 @@ path_kept(const char *dir, uid_t uid)
 int
 unix_trusted(int fd, const char *path)
 {
-	char dir[sizeof ((struct sockaddr_un *)0)->sun_path], who[64];
+	char dir[sizeof ((struct sockaddr_un *)0)->sun_path], who[64], why[160];
 	struct ucred cr;
 	socklen_t len = sizeof cr;
 	struct passwd *pw;
@@ -107,8 +107,11 @@ unix_trusted(int fd, const char *path)
 		snprintf(who, sizeof who, "%s's", pw->pw_name);
 	else
 		snprintf(who, sizeof who, "uid %u's", (unsigned)cr.uid);
-	return fail(EX_IO, "%s: not used: it is %s, where others can write (only root's or "
-	            "your own is)", path, who);
+	snprintf(why, sizeof why, "it is %s, where others can write (only root's or your "
+	         "own is)", who);
+	fail(EX_IO, "%s: not used: %s", path, why);
+	failure.cause = failure.msg + strlen(failure.msg) - strlen(why);
+	return EX_IO;
 }
 
 static int

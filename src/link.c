@@ -133,11 +133,24 @@ link_send(struct link *l, const char *p, size_t n)
 	buf_add(&l->out, p, n);
 }
 
+/* Sends a request without arguments, with id unless it is negative. */
+void
+link_request(struct link *l, const char *name, long long id)
+{
+	struct buf req = {0};
+
+	req_begin(&req, name);
+	req_end(&req, id);
+	link_send(l, req.p, req.len);
+	free(req.p);
+}
+
 /* Connected: the VMM is asked for the guest's port, QMP is waited for,
  * or the agent gets the sync. */
 static void
 link_reached(struct link *l)
 {
+	struct buf req = {0};
 	char b[128];
 
 	if (l->vmmport && l->state == LINK_CONNECTING) {
@@ -151,8 +164,9 @@ link_reached(struct link *l)
 		return;
 	}
 	l->sync_id = random_id();
-	link_send(l, b, (size_t)snprintf(b, sizeof b, "\xff{\"execute\":\"guest-sync-delimited\","
-	                                 "\"arguments\":{\"id\":%lld}}", l->sync_id));
+	req_sync(&req, 1, l->sync_id);
+	link_send(l, req.p, req.len);
+	free(req.p);
 	l->state = LINK_SYNCING;
 }
 
@@ -165,7 +179,7 @@ link_checked(struct link *l)
 
 	if (a->family == AF_UNIX &&
 	    unix_trusted(l->fd, ((const struct sockaddr_un *)(const void *)&a->sa)->sun_path))
-		link_lose(l, errmsg);
+		link_lose(l, failure.msg);
 	else
 		link_reached(l);
 }
@@ -201,7 +215,7 @@ link_try(struct link *l)
 		l->fd = -1;
 	}
 	l->state = LINK_CONNECTING;
-	link_lose(l, errmsg);
+	link_lose(l, failure.msg);
 }
 
 /* A connection under way has ended, one way or the other. */
@@ -244,7 +258,7 @@ link_start(struct link *l)
 	if (*l->dev && (!l->naa || (stat(l->dev, &st) == 0 && S_ISCHR(st.st_mode)))) {
 		l->fd = open(l->dev, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 		if (l->fd < 0 ? fail(EX_IO, "open %s:", l->name) : set_raw(l->fd, l->name))
-			link_lose(l, errmsg);
+			link_lose(l, failure.msg);
 		else
 			link_reached(l);
 		return;
@@ -261,21 +275,21 @@ link_value(struct link *l, const char *js, size_t len)
 	long long id;
 
 	if (reply_text(&r, js, len, "agent")) {
-		l->on_note(l, errmsg);
+		l->on_note(l, failure.msg);
 		return;
 	}
 	/* QMP: its greeting first, then its answer to qmp_capabilities, each
 	 * where it must come and nowhere else; events go by. */
 	if (l->state == LINK_GREETING && json_get(js, r.tok, 0, "QMP") < 0) {
 		fail(EX_PROTO, "no QMP greeting: %s", excerpt(js, len));
-		link_lose(l, errmsg);
+		link_lose(l, failure.msg);
 	} else if (l->state == LINK_GREETING) {
-		link_send(l, "{\"execute\":\"qmp_capabilities\"}", 30);
+		link_request(l, "qmp_capabilities", -1);
 		l->state = LINK_CAPS;
 	} else if (l->state == LINK_CAPS && r.err >= 0) {
 		reply_error(&r, "qmp_capabilities");
-		fail(EX_PROTO, "QMP negotiation failed: %s", errmsg);
-		link_lose(l, errmsg);
+		fail(EX_PROTO, "QMP negotiation failed: %s", failure.msg);
+		link_lose(l, failure.msg);
 	} else if (l->state == LINK_CAPS && r.ret >= 0)
 		link_ready(l);
 	else if (l->state == LINK_CAPS)
@@ -309,7 +323,7 @@ vmm_answer(struct link *l, int closed)
 		fail(EX_IO, "the VMM answered '%s' to CONNECT %u, not OK (is the guest's "
 		     "agent listening on vsock port %u?)", excerpt(l->in.p, n),
 		     l->vmmport, l->vmmport);
-		link_lose(l, errmsg);
+		link_lose(l, failure.msg);
 		return -1;
 	}
 	memmove(l->in.p, nl + 1, l->in.len - n - 1);

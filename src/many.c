@@ -211,6 +211,42 @@ end_target(struct target *t)
 	return s;
 }
 
+/* The descriptors to poll for the first next targets, into pfd, and for
+ * each its target and which it is (3 * target + stdout, stderr, stdin)
+ * into who; stdin is fed first where it can be. Returns how many. */
+static int
+targets_poll(struct target *t, int next, const struct buf *in, struct pollfd *pfd, int *who)
+{
+	int i, k, n = 0;
+
+	for (i = 0; i < next; i++)
+		for (k = 0; k < 3; k++) {
+			if (k == 2 && t[i].fd[2] >= 0 && t[i].fed >= in->len)
+				feed(&t[i], in);
+			if (t[i].pid > 0 && t[i].fd[k] >= 0) {
+				pfd[n] = (struct pollfd){t[i].fd[k], k < 2 ? POLLIN : POLLOUT, 0};
+				who[n++] = 3 * i + k;
+			}
+		}
+	return n;
+}
+
+/* Serves descriptor k of target t (0 stdout, 1 stderr, 2 stdin): 0 once
+ * its output has ended, else -1. */
+static int
+target_io(struct target *t, int k, const struct buf *in)
+{
+	if (k == 2)
+		feed(t, in);
+	else
+		relay(t, k);
+	if (t->fd[0] >= 0 || t->fd[1] >= 0)
+		return -1;
+	if (t->fd[2] >= 0)
+		close(t->fd[2]);
+	return 0;
+}
+
 /* Runs the rest of the command in a child per target, at most -P at once,
  * each with a copy of stdin when the command reads it. Returns -1 in each
  * child; in the parent, the highest status among theirs, as pdsh does,
@@ -260,15 +296,7 @@ run_targets(int reads_stdin)
 		}
 		if (!running)
 			break;
-		for (i = n = 0; i < next; i++)
-			for (k = 0; k < 3; k++) {
-				if (k == 2 && t[i].fd[2] >= 0 && t[i].fed >= in.len)
-					feed(&t[i], &in);
-				if (t[i].pid > 0 && t[i].fd[k] >= 0) {
-					pfd[n] = (struct pollfd){t[i].fd[k], k < 2 ? POLLIN : POLLOUT, 0};
-					who[n++] = 3 * i + k;
-				}
-			}
+		n = targets_poll(t, next, &in, pfd, who);
 		if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
 			die(EX_IO, "poll:");
 		if ((interrupted || broken) && !sig) {
@@ -279,16 +307,8 @@ run_targets(int reads_stdin)
 		}
 		for (j = 0; j < n; j++) {
 			i = who[j] / 3;
-			if (t[i].pid <= 0 || !pfd[j].revents)
+			if (t[i].pid <= 0 || !pfd[j].revents || (k = target_io(&t[i], who[j] % 3, &in)) < 0)
 				continue;
-			if (who[j] % 3 == 2)
-				feed(&t[i], &in);
-			else
-				relay(&t[i], who[j] % 3);
-			if (t[i].fd[0] >= 0 || t[i].fd[1] >= 0)
-				continue;
-			if (t[i].fd[2] >= 0)
-				close(t[i].fd[2]);
 			running--;
 			many.index = i;
 			if (!(k = end_target(&t[i])))

@@ -141,17 +141,20 @@ read_reply(struct conn *c, struct reply *r, long long deadline,
 static int
 qmp_negotiate(struct conn *c, long long deadline)
 {
-	static const char req[] = "{\"execute\":\"qmp_capabilities\"}";
+	struct buf req = {0};
 	struct reply r;
 	int s;
 
-	if ((s = conn_write(c, req, sizeof req - 1, deadline)) ||
-	    (s = read_reply(c, &r, deadline, "reply to qmp_capabilities")))
+	req_begin(&req, "qmp_capabilities");
+	req_end(&req, -1);
+	s = conn_write(c, req.p, req.len, deadline);
+	free(req.p);
+	if (s || (s = read_reply(c, &r, deadline, "reply to qmp_capabilities")))
 		return s;
 	if (r.err >= 0) {
 		reply_error(&r, "qmp_capabilities");
 		return fail(EX_PROTO, "%s: QMP negotiation failed: %s", c->name,
-		            errmsg);
+		            failure.msg);
 	}
 	c->qmp = 1;
 	return 0;
@@ -194,14 +197,15 @@ sync_plain(struct conn *c, long long deadline)
 {
 	static int said;
 	unsigned id = random_id();
+	struct buf req = {0};
 	struct reply r;
-	char req[128];
 	long long v;
-	int n, s;
+	int s;
 
-	n = snprintf(req, sizeof req, "{\"execute\":\"guest-sync\","
-	             "\"arguments\":{\"id\":%u},\"id\":%u}", id, id);
-	if ((s = conn_write(c, req, (size_t)n, deadline)))
+	req_sync(&req, 0, id);
+	s = conn_write(c, req.p, req.len, deadline);
+	free(req.p);
+	if (s)
 		return s;
 	for (;;) {
 		if ((s = read_reply(c, &r, deadline, "reply to guest-sync")))
@@ -231,16 +235,17 @@ resync(struct conn *c)
 {
 	long long deadline = conn_deadline(c, c->timeout);
 	unsigned id = random_id();
-	char req[128];
-	int n, s, got, expect = 0;
+	struct buf req = {0};
+	int s, got, expect = 0;
 	long long v;
 	struct reply r;
 
 	if (c->qmp)
 		return 0;
-	n = snprintf(req, sizeof req, "\xff{\"execute\":\"guest-sync-delimited\","
-	             "\"arguments\":{\"id\":%u},\"id\":%u}", id, id);
-	if ((s = conn_write(c, req, (size_t)n, deadline)))
+	req_sync(&req, 1, id);
+	s = conn_write(c, req.p, req.len, deadline);
+	free(req.p);
+	if (s)
 		return s;
 	for (;;) {
 		if ((s = conn_next(c, deadline, "reply to guest-sync-delimited",
@@ -334,7 +339,139 @@ transact(struct conn *c, const char *req, size_t len, struct reply *r,
 	return read_reply(c, r, deadline, what);
 }
 
-/* Requests */
+/* Requests are built one way: req_begin(), a req_* call for each
+ * argument, req_end(). Each writes JSON valid as it stands: names and
+ * strings escaped, the arguments object opened by its first member and
+ * left out when there is none. */
+void
+req_begin(struct buf *b, const char *name)
+{
+	b->len = 0;
+	buf_str(b, "{\"execute\":");
+	buf_jstr(b, name, strlen(name));
+	buf_str(b, ",\"arguments\":{");
+}
+
+void
+req_key(struct buf *b, const char *key)
+{
+	if (b->p[b->len - 1] != '{')
+		buf_add(b, ",", 1);
+	buf_jstr(b, key, strlen(key));
+	buf_add(b, ":", 1);
+}
+
+void
+req_str(struct buf *b, const char *key, const char *val)
+{
+	req_key(b, key);
+	buf_jstr(b, val, strlen(val));
+}
+
+void
+req_int(struct buf *b, const char *key, long long v)
+{
+	char n[24];
+
+	snprintf(n, sizeof n, "%lld", v);
+	req_key(b, key);
+	buf_str(b, n);
+}
+
+void
+req_bool(struct buf *b, const char *key, int v)
+{
+	req_key(b, key);
+	buf_str(b, v ? "true" : "false");
+}
+
+/* A value already JSON: a caller's, or one from a peer that parsed. */
+void
+req_json(struct buf *b, const char *key, const char *js, size_t n)
+{
+	req_key(b, key);
+	buf_add(b, js, n);
+}
+
+/* n bytes as a base64 string. */
+void
+req_b64(struct buf *b, const char *key, const void *p, size_t n)
+{
+	req_key(b, key);
+	buf_add(b, "\"", 1);
+	b64_encode(b, p, n);
+	buf_add(b, "\"", 1);
+}
+
+/* The strings v[0] to v[n - 1] as an array. */
+void
+req_strv(struct buf *b, const char *key, const char *const *v, int n)
+{
+	int i;
+
+	req_key(b, key);
+	buf_add(b, "[", 1);
+	for (i = 0; i < n; i++) {
+		buf_add(b, ",", i > 0);
+		buf_jstr(b, v[i], strlen(v[i]));
+	}
+	buf_add(b, "]", 1);
+}
+
+/* An array of items, JSON values each after a comma. */
+void
+req_list(struct buf *b, const char *key, const struct buf *items)
+{
+	req_key(b, key);
+	buf_add(b, "[", 1);
+	if (items->len)
+		buf_add(b, items->p + 1, items->len - 1);
+	buf_add(b, "]", 1);
+}
+
+/* The members of obj, an object's JSON text that parsed, as arguments. */
+void
+req_members(struct buf *b, const char *obj, size_t n)
+{
+	size_t i = 1 + strspn(obj + 1, " \t\r\n");
+
+	if (obj[i] == '}')
+		return;
+	buf_add(b, ",", b->p[b->len - 1] != '{');
+	buf_add(b, obj + i, n - i - 1);
+}
+
+/* Ends the request, with the id a reply is to carry when id >= 0. */
+void
+req_end(struct buf *b, long long id)
+{
+	char n[32];
+
+	if (b->p[b->len - 1] == '{')
+		b->len -= sizeof ",\"arguments\":{" - 1;
+	else
+		buf_add(b, "}", 1);
+	if (id >= 0) {
+		snprintf(n, sizeof n, ",\"id\":%lld", id);
+		buf_str(b, n);
+	}
+	buf_add(b, "}", 1);
+}
+
+/* guest-sync-delimited (after the 0xFF that tells the agent to drop what
+ * it holds) or guest-sync, with id as its argument and its own. */
+void
+req_sync(struct buf *b, int delimited, long long id)
+{
+	req_begin(b, delimited ? "guest-sync-delimited" : "guest-sync");
+	req_int(b, "id", id);
+	req_end(b, id);
+	if (delimited) {
+		buf_add(b, "", 1);
+		memmove(b->p + 1, b->p, b->len - 1);
+		b->p[0] = (char)0xff;
+	}
+}
 
 int
 is_json(const char *s, size_t n)
@@ -348,31 +485,29 @@ is_json(const char *s, size_t n)
 /* Builds a request from a command name and key=value words. A value that
  * parses as JSON is sent as that JSON, anything else as a string. */
 int
-build_request(struct buf *b, char **words, int n)
+build_request(struct buf *b, const char *name, char **words, int n)
 {
+	char key[256];
 	const char *eq;
 	int i;
 
-	b->len = 0;
-	buf_str(b, "{\"execute\":");
-	buf_jstr(b, words[0], strlen(words[0]));
-	for (i = 1; i < n; i++) {
+	req_begin(b, name);
+	for (i = 0; i < n; i++) {
 		if (!(eq = strchr(words[i], '=')) || eq == words[i])
-			return fail(EX_USAGE, "%s: expected key=value, got '%s'",
-			            words[0], words[i]);
-		buf_str(b, i == 1 ? ",\"arguments\":{" : ",");
-		buf_jstr(b, words[i], (size_t)(eq - words[i]));
-		buf_add(b, ":", 1);
+			return fail(EX_USAGE, "%s: expected key=value, got '%s'", name, words[i]);
+		if ((size_t)(eq - words[i]) >= sizeof key)
+			return fail(EX_USAGE, "%s: key too long: %.40s...", name, words[i]);
+		memcpy(key, words[i], (size_t)(eq - words[i]));
+		key[eq - words[i]] = 0;
 		eq++;
 		if (is_json(eq, strlen(eq)))
-			buf_str(b, eq);
+			req_json(b, key, eq, strlen(eq));
 		else
-			buf_jstr(b, eq, strlen(eq));
+			req_str(b, key, eq);
 	}
-	buf_str(b, n > 1 ? "}}" : "}");
+	req_end(b, -1);
 	if (!is_json(b->p, b->len))
-		return fail(EX_USAGE, "%s: arguments are not valid UTF-8",
-		            words[0]);
+		return fail(EX_USAGE, "%s: arguments are not valid UTF-8", name);
 	return 0;
 }
 

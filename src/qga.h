@@ -153,7 +153,6 @@ struct undo {
 	long long handle[2];    /* guest file handles, closed */
 	long long stream_pid;   /* a streamed program, stopped */
 	pid_t untar;            /* get -r's child, killed */
-	int guest_win;          /* guest_tmp is a Windows guest's */
 	char stream[32];        /* the stem of exec's output files, removed */
 	/* Buffers of PATH_MAX bytes of their own, which a command that
 	 * leaves no path never touches. */
@@ -431,7 +430,16 @@ extern const char *const stream_rm[];
 void undo_run(void);
 
 /* util.c */
-extern char errmsg[MSG_MAX];
+/* The last failure, as fail() and die() record it: its exit status, its
+ * message, and the system's words for its cause when it had one
+ * (strerror's, the end of msg; else all of msg). One a process, as errno
+ * is: nothing saves it or restores it. */
+struct failure {
+	int status;
+	const char *cause;
+	char msg[MSG_MAX];
+};
+extern struct failure failure;
 extern int exec_mode;
 extern volatile sig_atomic_t interrupted;
 extern volatile sig_atomic_t signals;
@@ -442,7 +450,7 @@ int wait_input(int fd);
 pid_t spawn(const char *const *argv, int in, int out);
 int reap(pid_t pid);
 size_t escape(char *out, size_t size, const char *s, size_t n);
-PRINTF(3, 0) void vformat(char *out, size_t size, const char *fmt, va_list ap);
+PRINTF(3, 0) size_t vformat(char *out, size_t size, const char *fmt, va_list ap);
 PRINTF(2, 3) int fail(int status, const char *fmt, ...);
 PRINTF(1, 2) void warn(const char *fmt, ...);
 void say(void);
@@ -496,7 +504,19 @@ int read_reply(struct conn *c, struct reply *r, long long deadline, const char *
 int session_open(struct conn *c, const char *addr, long long timeout);
 int transact(struct conn *c, const char *req, size_t len, struct reply *r, const char *name, long long timeout);
 int is_json(const char *s, size_t n);
-int build_request(struct buf *b, char **words, int n);
+void req_begin(struct buf *b, const char *name);
+void req_key(struct buf *b, const char *key);
+void req_str(struct buf *b, const char *key, const char *val);
+void req_int(struct buf *b, const char *key, long long v);
+void req_bool(struct buf *b, const char *key, int v);
+void req_json(struct buf *b, const char *key, const char *js, size_t n);
+void req_b64(struct buf *b, const char *key, const void *p, size_t n);
+void req_strv(struct buf *b, const char *key, const char *const *v, int n);
+void req_list(struct buf *b, const char *key, const struct buf *items);
+void req_members(struct buf *b, const char *obj, size_t n);
+void req_end(struct buf *b, long long id);
+void req_sync(struct buf *b, int delimited, long long id);
+int build_request(struct buf *b, const char *name, char **words, int n);
 int check_request(const char *s, size_t n, char *name, size_t size);
 
 /* output.c */
@@ -517,10 +537,10 @@ int run_batch(struct conn *c);
 int raw_request(struct conn *c, const struct buf *req, const char *name, int named, int batch);
 
 /* many.c */
-const char *target_addr(void);
 extern struct many many;
 void add_target(const char *a);
 void read_targets(const char *path);
+const char *target_addr(void);
 void one_target(const char *what);
 int run_targets(int reads_stdin);
 void fan_out(int reads_stdin);
@@ -541,11 +561,6 @@ void call_any(const struct buf *req, const char *name, struct reply *r, long lon
 void call_for(const struct buf *req, const char *name, struct reply *r, long long timeout);
 void call(const struct buf *req, const char *name, struct reply *r);
 long long timeout_or(long long dflt);
-void req_begin(struct buf *b, const char *name);
-void req_key(struct buf *b, const char *key);
-void req_str(struct buf *b, const char *key, const char *val);
-void req_int(struct buf *b, const char *key, long long v);
-void req_end(struct buf *b);
 int doc_parse(struct doc *d, const char *js, size_t len, const char *shape, const char *name);
 void doc_reply(struct doc *d, const struct reply *r, const char *name, const char *shape);
 int dget(const struct doc *d, int obj, const char *key);
@@ -564,6 +579,15 @@ const char * guest_base(const char *path);
 long long guest_start(const char *const *argv, int capture);
 int guest_wait(long long pid, struct buf *out, long long ms);
 int guest_run(const char *const *argv);
+void buf_ps(struct buf *b, const char *s);
+int guest_rm(const char *path);
+int guest_clear(const char *prefix, const char *target);
+void guest_chmod(const char *mode, const char *path);
+int guest_replace(const char *tmp, const char *target, const char *mode);
+const char *guest_sha_tool(void);
+int guest_sha256(const char *path, struct buf *out, long long ms);
+const char *guest_shell(struct buf *args, int ps, int *merge, int argc, char **argv);
+void guest_env(struct buf *envw, int path, int root);
 
 /* cli.c */
 extern const struct option global_longs[];
@@ -580,7 +604,6 @@ void plain_operands(int *argc, char ***argv);
 int exec_json(struct buf *js, const struct doc *d);
 int exec_finish(const struct doc *dp, const char *prog);
 extern const struct option exec_longs[];
-void buf_ps(struct buf *b, const char *s);
 void exec_request(struct buf *req, const char *path, const char *const *pre, const struct buf *args, const struct buf *more, const struct buf *in, const char *capture);
 int exec_ended(const struct buf *req, struct doc *d);
 void exec_nap(long long deadline, long long ns, const char *prog, long long pid);
@@ -700,6 +723,7 @@ void link_close(struct link *l);
 void link_lose(struct link *l, const char *why);
 void link_up(struct link *l);
 void link_send(struct link *l, const char *p, size_t n);
+void link_request(struct link *l, const char *name, long long id);
 void link_start(struct link *l);
 void link_flush(struct link *l);
 short link_events(const struct link *l);

@@ -37,7 +37,7 @@ line_request(struct buf *b, char *line, char *name, size_t size, int *named)
 			p++;
 	}
 	copy(name, size, words[0]);
-	return build_request(b, words, n);
+	return build_request(b, words[0], words + 1, n - 1);
 }
 
 /* Standard input, read in large blocks and split into lines. */
@@ -111,13 +111,30 @@ run_batch(struct conn *c)
 		if (!*p || *p == '#')
 			continue;
 		if ((s = line_request(&req, p, name, sizeof name, &named)))
-			die(s, "stdin line %zu: %s", in.lineno, errmsg);
+			die(s, "stdin line %zu: %s", in.lineno, failure.msg);
 		if (raw_request(c, &req, name, named, 1))
 			status = EX_AGENT;
 	}
 	free(in.b.p);
 	free(req.p);
 	return status;
+}
+
+/* The request req again, named name, with the same arguments. */
+static void
+rename_request(struct buf *b, const struct buf *req, const char *name)
+{
+	struct json_parser p;
+	struct json_tok t[8];
+	int a;
+
+	json_init(&p);
+	p.keep = 2;
+	req_begin(b, name);
+	if (json_parse(&p, req->p, req->len, t, 8) > 0 &&
+	    (a = json_get(req->p, t, 0, "arguments")) >= 0)
+		req_members(b, req->p + t[a].start, t[a].end - t[a].start);
+	req_end(b, -1);
 }
 
 /* Sends a raw request and prints its reply. A bare name the guest agent
@@ -136,10 +153,8 @@ raw_request(struct conn *c, const struct buf *req, const char *name, int named,
 		quit(s);
 	if (not_found(&r) && named && !c->qmp && strncmp(name, "guest-", 6)) {
 		buf_add(&first, r.js, r.len);
-		/* The request starts {"execute":"NAME: guest- goes in front. */
-		buf_str(&again, "{\"execute\":\"guest-");
-		buf_add(&again, req->p + 12, req->len - 12);
 		snprintf(gname, sizeof gname, "guest-%.*s", (int)sizeof gname - 7, name);
+		rename_request(&again, req, gname);
 		if ((s = transact(c, again.p, again.len, &r, gname, opt.timeout)))
 			quit(s);
 		if (!not_found(&r))

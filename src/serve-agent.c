@@ -40,13 +40,10 @@ agent_note(struct link *l, const char *msg)
 static int
 agent_synced(struct link *l)
 {
-	char b[64];
-
 	if (sv.checked || !(sv.nallow || sv.ndeny))
 		return 0;
 	sv.checked = 1;
-	link_send(l, b, (size_t)snprintf(b, sizeof b, "{\"execute\": \"guest-info\", \"id\": %lld}",
-	                                 sv.info_id = ++sv.next_id));
+	link_request(l, "guest-info", sv.info_id = ++sv.next_id);
 	return 1;
 }
 
@@ -81,7 +78,7 @@ exec_step(struct item *it, const struct reply *r)
 	              t->end - t->start + 2 * (t->type == JSON_STRING),
 	              it->pid ? SHAPE_STATUS : SHAPE_EXEC,
 	              it->pid ? "guest-exec-status" : "guest-exec"))
-		item_fail(it, 502, "GenericError", errmsg);
+		item_fail(it, 502, "GenericError", failure.msg);
 	else if (!it->pid && (it->pid = dint(&d, dget(&d, 0, "pid"), -1)) < 0)
 		item_fail(it, 500, "GenericError", "guest-exec: no pid in the reply");
 	else if (it->polls && dtrue(&d, dget(&d, 0, "exited"))) {
@@ -97,10 +94,9 @@ exec_step(struct item *it, const struct reply *r)
 		it->polls++;
 		it->next = now_ms() + it->delay;
 		it->state = WAIT;
-		buf_need(&b, 128);
-		b.len = (size_t)snprintf(b.p, 128, "{\"execute\": \"guest-exec-status\", "
-		                         "\"arguments\": {\"pid\": %lld}, \"id\": %lld}", it->pid,
-		                         it->id = ++sv.next_id);
+		req_begin(&b, "guest-exec-status");
+		req_int(&b, "pid", it->pid);
+		req_end(&b, it->id = ++sv.next_id);
 		free(it->req);
 		it->req = b.p;
 		it->len = b.len;
@@ -150,7 +146,7 @@ agent_reply(struct link *l, const char *js, size_t len, struct reply *r)
 	}
 	if (r->ret >= 0 && !strcmp(it->name, "guest-info") && (sv.nallow || sv.ndeny)) {
 		if (mark_denied(&marked, r) < 0) {
-			item_fail(it, 502, "GenericError", errmsg);
+			item_fail(it, 502, "GenericError", failure.msg);
 			free(marked.p);
 			return;
 		}
@@ -228,9 +224,7 @@ agent_pump(void)
 		if (it->state == QUEUED && l->state == LINK_UP) {
 			link_send(l, it->req, it->len);
 			if (it->kind == ITEM_NOREPLY) {
-				it->mark = ++sv.next_id;
-				link_send(l, desc, (size_t)snprintf(desc, sizeof desc,
-				          "{\"execute\": \"guest-ping\", \"id\": %lld}", it->mark));
+				link_request(l, "guest-ping", it->mark = ++sv.next_id);
 			}
 			it->state = SENT;
 			it->deadline = deadline_in(reply_timeout(it->name));

@@ -45,6 +45,79 @@ file_child(int sock, int data, int err, int put, int argc, char **argv)
 	run_builtin(argc, argv);
 }
 
+/* Starts the child that runs get or put (argv) for a /file request: its
+ * session is one end of a socket pair, whose other end, *sp, is serve's;
+ * its data comes or goes through *data, its messages through *err, all
+ * three here non-blocking. Returns its pid, or -1 with errno. */
+static pid_t
+file_spawn(int put, int argc, char **argv, int *sp, int *data, int *err)
+{
+	int s[2] = {-1, -1}, d[2] = {-1, -1}, e[2] = {-1, -1}, k, saved;
+	pid_t pid;
+
+	fflush(NULL);
+	/* A signal to the child before it has its handlers waits for them. */
+	hold_signals(1);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s) < 0 ||
+	    pipe2(d, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+		saved = errno;
+		for (k = 0; k < 2; k++) {
+			close(s[k]);
+			close(d[k]);
+			close(e[k]);
+		}
+		hold_signals(0);
+		errno = saved;
+		return -1;
+	}
+	if (!pid) {
+		close(s[0]);
+		close(d[put]);
+		close(e[0]);
+		file_child(s[1], d[!put], e[1], put, argc, argv);
+	}
+	/* The child reads d[0] (put) or writes d[1] (get); serve the other. */
+	hold_signals(0);
+	close(s[1]);
+	close(d[!put]);
+	close(e[1]);
+	*sp = s[0];
+	*data = d[put];
+	*err = e[0];
+	fcntl(*data, F_SETFL, O_NONBLOCK);
+	fcntl(*err, F_SETFL, O_NONBLOCK);
+	fcntl(*sp, F_SETFL, O_NONBLOCK);
+	return pid;
+}
+
+/* Records client i's transfer, run by the child pid. */
+static struct xfer *
+xfer_add(int i, const struct http_req *r, pid_t pid, int data, int err)
+{
+	struct xfer *x;
+	int k;
+
+	for (k = 0; sv.xf[k].pid; k++)
+		;
+	x = &sv.xf[k];
+	sv.nxf = k < sv.nxf ? sv.nxf : k + 1;
+	memset(x, 0, sizeof *x);
+	x->pid = pid;
+	x->cl = i;
+	x->gen = sv.cl[i].gen;
+	x->put = *r->method == 'P';
+	x->keep = r->keep && r->v11;
+	x->v11 = r->v11;
+	x->data = data;
+	x->err = err;
+	x->status = -1;
+	x->chunked = r->chunked;
+	x->left = r->body;
+	sv.cl[i].xf = k + 1;
+	sv.cl[i].since = x->put ? now_ms() : 0;
+	return x;
+}
+
 /* GET /file?path=P streams a guest file down, PUT /file?path=P[&mode=M]
  * one up. qga get or put runs in a child of serve's, its stdout or stdin a
  * pipe to this client and its agent serve itself, through a socket pair
@@ -59,7 +132,7 @@ take_file(int i, const struct http_req *r)
 {
 	static char get[] = "get", put_[] = "put", m_[] = "-m", dd[] = "--", dash[] = "-";
 	char path[4096], mode[16], *argv[8];
-	int put = *r->method == 'P', sp[2], dp[2], ep[2], argc = 0, k;
+	int put = *r->method == 'P', sp, data, err, argc = 0;
 	struct buf b = {0};
 	struct xfer *x;
 	long m = 0;
@@ -95,56 +168,14 @@ take_file(int i, const struct http_req *r)
 	argv[argc++] = put ? dash : path;
 	argv[argc++] = put ? path : dash;
 	argv[argc] = NULL;
-	fflush(NULL);
-	/* A signal to the child before it has its handlers waits for them. */
-	hold_signals(1);
-	sp[0] = sp[1] = dp[0] = dp[1] = ep[0] = ep[1] = -1;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 ||
-	    pipe2(dp, O_CLOEXEC) < 0 || pipe2(ep, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+	if ((pid = file_spawn(put, argc, argv, &sp, &data, &err)) < 0) {
 		note("%s: %s /file: %s", sv.cl[i].name, put ? "PUT" : "GET", strerror(errno));
-		for (k = 0; k < 2; k++) {
-			close(sp[k]);
-			close(dp[k]);
-			close(ep[k]);
-		}
-		hold_signals(0);
 		http_local(i, 503, 0);
 		return;
 	}
-	if (!pid) {
-		close(sp[0]);
-		close(dp[put]);
-		close(ep[0]);
-		file_child(sp[1], dp[!put], ep[1], put, argc, argv);
-	}
-	/* The child reads dp[0] (put) or writes dp[1] (get); serve the other. */
-	hold_signals(0);
-	close(sp[1]);
-	close(dp[!put]);
-	close(ep[1]);
-	for (k = 0; sv.xf[k].pid; k++)
-		;
-	x = &sv.xf[k];
-	sv.nxf = k < sv.nxf ? sv.nxf : k + 1;
-	memset(x, 0, sizeof *x);
-	x->pid = pid;
-	x->cl = i;
-	x->gen = sv.cl[i].gen;
-	x->put = put;
-	x->keep = r->keep && r->v11;
-	x->v11 = r->v11;
-	x->data = dp[put];
-	x->err = ep[0];
-	x->status = -1;
-	x->chunked = r->chunked;
-	x->left = r->body;
-	sv.cl[i].xf = k + 1;
-	sv.cl[i].since = put ? now_ms() : 0;
-	fcntl(x->data, F_SETFL, O_NONBLOCK);
-	fcntl(x->err, F_SETFL, O_NONBLOCK);
-	fcntl(sp[0], F_SETFL, O_NONBLOCK);
+	x = xfer_add(i, r, pid, data, err);
 	snprintf(path, sizeof path, "%s's file: QGA client", sv.cl[i].name);
-	client_add(sp[0], 0, path);
+	client_add(sp, 0, path);
 	enqueue(i, ITEM_FILE, "", 0, put ? "PUT /file" : "GET /file", x->keep);
 	/* curl waits a second for this before it sends a large body. */
 	if (put && r->expect && sv.cl[i].pending == 1) {

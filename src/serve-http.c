@@ -12,6 +12,7 @@ static void
 take_exec(int i, const char *js, size_t len, int keep)
 {
 	static const char *const keys[] = {"path", "sh", "args", "env", "input", "timeout"};
+	static const char *const agents[] = {"path", "arg", "arg", "env"};
 	struct json_parser p;
 	struct json_tok t[64];
 	struct buf b = {0}, in = {0};
@@ -45,26 +46,28 @@ take_exec(int i, const char *js, size_t len, int keep)
 		free(b.p);
 		return;
 	}
-	buf_str(&b, "{\"execute\": \"guest-exec\", \"arguments\": {\"path\": ");
-	for (j = 0; j < 4; j++) {
-		if (k[j] < 0)
-			continue;
-		buf_str(&b, j == 1 ? "\"/bin/sh\", \"arg\": [\"-c\", " : j == 2 ? ", \"arg\": " :
-		        j == 3 ? ", \"env\": " : "");
-		v = tok_text(js, &t[k[j]], &n);
-		buf_add(&b, v, n);
-		buf_str(&b, j == 1 ? "]" : "");
+	/* sh's line is the second word of /bin/sh's arg: ["-c", LINE]. */
+	req_begin(&b, "guest-exec");
+	if (k[1] >= 0) {
+		req_str(&b, "path", "/bin/sh");
+		buf_str(&in, "[\"-c\",");
+		v = tok_text(js, &t[k[1]], &n);
+		buf_add(&in, v, n);
+		buf_add(&in, "]", 1);
+		req_json(&b, "arg", in.p, in.len);
 	}
+	for (j = 0; j < 4; j++)
+		if (k[j] >= 0 && j != 1) {
+			v = tok_text(js, &t[k[j]], &n);
+			req_json(&b, agents[j], v, n);
+		}
 	if (k[4] >= 0 && (u = json_unescape(js, &t[k[4]], NULL, 0)) > 0) {
 		buf_need(&in, (size_t)u + 1);
 		in.len = (size_t)json_unescape(js, &t[k[4]], in.p, (size_t)u + 1);
-		buf_str(&b, ", \"input-data\": \"");
-		b64_encode(&b, (unsigned char *)in.p, in.len);
-		buf_str(&b, "\"");
+		req_b64(&b, "input-data", in.p, in.len);
 	}
-	buf_need(&b, 64);
-	b.len += (size_t)snprintf(b.p + b.len, 64, ", \"capture-output\": true}, \"id\": %lld}",
-	                          ++sv.next_id);
+	req_bool(&b, "capture-output", 1);
+	req_end(&b, ++sv.next_id);
 	it = enqueue(i, ITEM_EXEC, b.p, b.len, "guest-exec", keep);
 	it->id = sv.next_id;
 	it->until = secs ? deadline_in(secs * 1000) : -1;

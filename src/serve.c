@@ -44,7 +44,7 @@ on_stop(int sig)
 PRINTF(1, 2) void
 note(const char *fmt, ...)
 {
-	char msg[sizeof errmsg];
+	char msg[MSG_MAX];
 	va_list ap;
 
 	if (sv.quiet)
@@ -534,6 +534,11 @@ take_request(int i, const char *js, size_t len, int keep)
 		            "Expecting the request to be an object with 'execute'",
 		            id, idlen);
 		kind = ITEM_BAD;
+	} else if (args >= 0 && t[args].type != JSON_OBJECT) {
+		/* The agent's own words: it would refuse it so. */
+		error_reply(&b, "GenericError", "QMP input member 'arguments' must be an object",
+		            id, idlen);
+		kind = ITEM_BAD;
 	} else if (!strcmp(name, "guest-sync") || !strcmp(name, "guest-sync-delimited")) {
 		/* Every client syncs with the proxy, which is always in sync
 		 * with the agent, whatever --allow and --deny say. */
@@ -563,17 +568,14 @@ take_request(int i, const char *js, size_t len, int keep)
 		free(b.p);
 		return;
 	}
-	/* The agent gets the request under the proxy's id. */
-	buf_str(&b, "{\"execute\": ");
-	v = tok_text(js, &t[ex], &n);
-	buf_add(&b, v, n);
+	/* The agent gets the request under the proxy's id, with the name that
+	 * was checked. */
+	req_begin(&b, name);
 	if (args >= 0) {
-		buf_str(&b, ", \"arguments\": ");
 		v = tok_text(js, &t[args], &n);
-		buf_add(&b, v, n);
+		req_members(&b, v, n);
 	}
-	buf_need(&b, 32);
-	b.len += (size_t)snprintf(b.p + b.len, 32, ", \"id\": %lld}", ++sv.next_id);
+	req_end(&b, ++sv.next_id);
 	it = enqueue(i, kind, b.p, b.len, name, keep);
 	it->id = sv.next_id;
 	it->cid = memcpy(xrealloc(NULL, idlen + 1), id, idlen);
@@ -793,13 +795,12 @@ const struct option serve_longs[] = {
 	{NULL, 0, NULL, 0}
 };
 
-int
-cmd_serve(int argc, char **argv)
+/* serve's options, into sv; its listen addresses into addrs, each with
+ * whether it is HTTP's in http. Returns how many, none for a usage error. */
+static int
+serve_options(int argc, char **argv, char **addrs, int *http)
 {
-	struct sigaction sa;
-	struct pollfd *pfd = NULL;
-	char *addrs[16];
-	int http[16], na = 0, ch, i, n, k, wait, left = 0;
+	int ch, na = 0;
 	long long v;
 	char *end;
 
@@ -840,7 +841,86 @@ cmd_serve(int argc, char **argv)
 			break;
 		}
 	}
-	if (optind != argc || !na)
+	return optind == argc ? na : 0;
+}
+
+/* One turn of serve's loop: the queue moved on, then a poll of the
+ * listeners, the clients, the agent and the transfers, each served. pfd
+ * has room for all. Returns 0 once serve stops and nothing is left. */
+static int
+serve_turn(struct pollfd *pfd)
+{
+	int i, k, n, wait, left = 0;
+
+	wait = xfer_pump(http_deadlines(agent_pump()));
+	deliver_done();
+	if (stopping && !(left = transfers_stop()))
+		return 0;
+	if (stopping && (wait < 0 || wait > left))
+		wait = left;
+	for (n = 0; n < sv.nl; n++)
+		pfd[n] = (struct pollfd){stopping ? -1 : sv.lfd[n], POLLIN, 0};
+	/* A client with many requests waiting is not read until they are
+	 * answered, nor one whose file transfer has not taken what it sent. */
+	for (i = 0; i < sv.ncl; i++)
+		pfd[n + i] = (struct pollfd){sv.cl[i].fd, (short)((sv.cl[i].pending <
+			CLIENT_PENDING_MAX && (!sv.cl[i].eof || sv.cl[i].drain) &&
+			(!sv.cl[i].xf || sv.cl[i].in.len < 65536) ? POLLIN : 0) |
+			(sv.cl[i].outoff < sv.cl[i].out.len ? POLLOUT : 0)), 0};
+	pfd[n + sv.ncl] = (struct pollfd){sv.link.state ? sv.link.fd : -1,
+		link_events(&sv.link), 0};
+	xfer_poll(pfd + n + sv.ncl + 1);
+	if (poll(pfd, (nfds_t)(n + sv.ncl + 1 + 2 * sv.nxf), wait) < 0 && errno != EINTR)
+		die(EX_IO, "poll:");
+	for (k = 0; k < sv.nl; k++)
+		if (pfd[k].revents & POLLIN)
+			client_accept(k);
+	xfer_io(pfd + n + sv.ncl + 1);
+	for (i = 0; i < sv.ncl; i++) {
+		if (sv.cl[i].fd < 0 || pfd[n + i].fd != sv.cl[i].fd)
+			continue;
+		if (pfd[n + i].revents & POLLOUT)
+			client_flush(i);
+		if (sv.cl[i].fd >= 0 && (!sv.cl[i].eof || sv.cl[i].drain) &&
+		    pfd[n + i].revents & (POLLIN | POLLHUP | POLLERR))
+			client_read(i);
+	}
+	if (pfd[n + sv.ncl].fd >= 0 && pfd[n + sv.ncl].fd == sv.link.fd)
+		link_io(&sv.link, pfd[n + sv.ncl].revents);
+	return 1;
+}
+
+/* After a signal: every request under way fails, every client is told,
+ * the sockets made go. */
+static void
+serve_stop(char **addrs, int na)
+{
+	int i, k;
+
+	note("stopping on signal %d", (int)stopping);
+	for (k = (int)sv.qhead; k < (int)(sv.qhead + sv.qlen); k++)
+		if (sv.q[k].state < DONE)
+			item_fail(&sv.q[k], 503, "AgentUnavailable", "qga serve is stopping");
+	deliver_done();
+	for (i = 0; i < sv.ncl; i++) {
+		client_flush(i);
+		client_close(i, "closed: the server stops");
+	}
+	for (i = 0; i < na; i++)
+		if (unix_path(addrs[i]))
+			unlink(unix_path(addrs[i]));
+	link_close(&sv.link);
+}
+
+int
+cmd_serve(int argc, char **argv)
+{
+	struct sigaction sa;
+	struct pollfd *pfd;
+	char *addrs[16];
+	int http[16], na, i;
+
+	if (!(na = serve_options(argc, argv, addrs, http)))
 		return -1;
 	one_target("serve");
 	agent_init();
@@ -858,58 +938,9 @@ cmd_serve(int argc, char **argv)
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 	link_start(&sv.link);
-
-	for (;;) {
-		wait = xfer_pump(http_deadlines(agent_pump()));
-		deliver_done();
-		if (stopping && !(left = transfers_stop()))
-			break;
-		if (stopping && (wait < 0 || wait > left))
-			wait = left;
-		for (n = 0; n < sv.nl; n++)
-			pfd[n] = (struct pollfd){stopping ? -1 : sv.lfd[n], POLLIN, 0};
-		/* A client with many requests waiting is not read until they
-		 * are answered, nor one whose file transfer has not taken what
-		 * it sent. */
-		for (i = 0; i < sv.ncl; i++)
-			pfd[n + i] = (struct pollfd){sv.cl[i].fd, (short)((sv.cl[i].pending <
-				CLIENT_PENDING_MAX && (!sv.cl[i].eof || sv.cl[i].drain) &&
-				(!sv.cl[i].xf || sv.cl[i].in.len < 65536) ? POLLIN : 0) |
-				(sv.cl[i].outoff < sv.cl[i].out.len ? POLLOUT : 0)), 0};
-		pfd[n + sv.ncl] = (struct pollfd){sv.link.state ? sv.link.fd : -1,
-			link_events(&sv.link), 0};
-		xfer_poll(pfd + n + sv.ncl + 1);
-		if (poll(pfd, (nfds_t)(n + sv.ncl + 1 + 2 * sv.nxf), wait) < 0 && errno != EINTR)
-			die(EX_IO, "poll:");
-		for (k = 0; k < sv.nl; k++)
-			if (pfd[k].revents & POLLIN)
-				client_accept(k);
-		xfer_io(pfd + n + sv.ncl + 1);
-		for (i = 0; i < sv.ncl; i++) {
-			if (sv.cl[i].fd < 0 || pfd[n + i].fd != sv.cl[i].fd)
-				continue;
-			if (pfd[n + i].revents & POLLOUT)
-				client_flush(i);
-			if (sv.cl[i].fd >= 0 && (!sv.cl[i].eof || sv.cl[i].drain) &&
-			    pfd[n + i].revents & (POLLIN | POLLHUP | POLLERR))
-				client_read(i);
-		}
-		if (pfd[n + sv.ncl].fd >= 0 && pfd[n + sv.ncl].fd == sv.link.fd)
-			link_io(&sv.link, pfd[n + sv.ncl].revents);
-	}
-	note("stopping on signal %d", (int)stopping);
-	for (k = (int)sv.qhead; k < (int)(sv.qhead + sv.qlen); k++)
-		if (sv.q[k].state < DONE)
-			item_fail(&sv.q[k], 503, "AgentUnavailable", "qga serve is stopping");
-	deliver_done();
-	for (i = 0; i < sv.ncl; i++) {
-		client_flush(i);
-		client_close(i, "closed: the server stops");
-	}
-	for (i = 0; i < na; i++)
-		if (unix_path(addrs[i]))
-			unlink(unix_path(addrs[i]));
-	link_close(&sv.link);
+	while (serve_turn(pfd))
+		;
+	serve_stop(addrs, na);
 	free(pfd);
 	return 0;
 }

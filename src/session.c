@@ -18,7 +18,7 @@ need_session(void)
 	if (!sess.up && (s = session_open(&sess, target_addr(), opt.timeout))) {
 		if (opt.addr_default && s == EX_IO)
 			fail(s, "%s (the default address: give the agent's with -s ADDR "
-			     "or QGA_SOCKET)", errmsg);
+			     "or QGA_SOCKET)", failure.msg);
 		quit(s);
 	}
 }
@@ -201,48 +201,6 @@ long long
 timeout_or(long long dflt)
 {
 	return opt.timeout_set ? opt.timeout : dflt;
-}
-
-/* Requests are built as {"execute":NAME,"arguments":{...}}. */
-void
-req_begin(struct buf *b, const char *name)
-{
-	b->len = 0;
-	buf_str(b, "{\"execute\":\"");
-	buf_str(b, name);
-	buf_str(b, "\",\"arguments\":{");
-}
-
-void
-req_key(struct buf *b, const char *key)
-{
-	if (b->p[b->len - 1] != '{')
-		buf_add(b, ",", 1);
-	buf_jstr(b, key, strlen(key));
-	buf_add(b, ":", 1);
-}
-
-void
-req_str(struct buf *b, const char *key, const char *val)
-{
-	req_key(b, key);
-	buf_jstr(b, val, strlen(val));
-}
-
-void
-req_int(struct buf *b, const char *key, long long v)
-{
-	char n[24];
-
-	snprintf(n, sizeof n, "%lld", v);
-	req_key(b, key);
-	buf_str(b, n);
-}
-
-void
-req_end(struct buf *b)
-{
-	buf_str(b, "}}");
 }
 
 /* The most tokens a value of len bytes may take: a few thousand, and one
@@ -450,13 +408,16 @@ peer_commands(struct conn *c, const char **list)
 {
 	static struct buf names;
 	const char *q = c->qmp ? "query-commands" : "guest-info";
+	struct buf req = {0};
 	struct reply r;
-	char req[40];
 	int s;
 
 	if (!names.len) {
-		snprintf(req, sizeof req, "{\"execute\":\"%s\"}", q);
-		if ((s = transact(c, req, strlen(req), &r, q, opt.timeout)))
+		req_begin(&req, q);
+		req_end(&req, -1);
+		s = transact(c, req.p, req.len, &r, q, opt.timeout);
+		free(req.p);
+		if (s)
 			return s;
 		command_list(&r, c->qmp, &names);
 	}
@@ -468,28 +429,34 @@ peer_commands(struct conn *c, const char **list)
 int
 wait_agent(long long total)
 {
-	static const char ping[] = "{\"execute\":\"guest-ping\"}";
 	struct timespec nap = {0, 100000000};
 	long long deadline, left, try;
+	struct buf ping = {0};
 	struct reply r;
 	int s;
 
+	req_begin(&ping, "guest-ping");
+	req_end(&ping, -1);
 	deadline = deadline_in(total);
 	for (;;) {
 		left = deadline < 0 ? 1000 : deadline - now_ms();
 		try = left < 1000 ? (left > 0 ? left : 1) : 1000;
 		s = session_open(&sess, target_addr(), try);
 		if (!s)
-			s = transact(&sess, ping, sizeof ping - 1, &r, "guest-ping", try);
+			s = transact(&sess, ping.p, ping.len, &r, "guest-ping", try);
 		conn_close(&sess);
 		if (!s || s == EX_USAGE)
-			return s;
-		if (deadline >= 0 && now_ms() >= deadline)
-			return fail(EX_TIMEOUT, "%s: no agent answered within %s", target_addr(),
-			            seconds(total));
+			break;
+		if (deadline >= 0 && now_ms() >= deadline) {
+			s = fail(EX_TIMEOUT, "%s: no agent answered within %s", target_addr(),
+			         seconds(total));
+			break;
+		}
 		if (s != EX_TIMEOUT)
 			nanosleep(&nap, NULL);
 	}
+	free(ping.p);
+	return s;
 }
 
 /* Whether the agent lists name among its enabled commands. */

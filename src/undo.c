@@ -5,7 +5,7 @@
 
 static char guest_tmp[PATH_MAX], local_tmp[PATH_MAX];
 
-struct undo undo = {0, {-1, -1}, -1, -1, 0, "", guest_tmp, local_tmp};
+struct undo undo = {0, {-1, -1}, -1, -1, "", guest_tmp, local_tmp};
 
 const char *const stream_rm[] = {"/bin/sh", "-c", "rm -f -- \"$1.1\" \"$1.2\"",
                                  "sh", undo.stream, NULL};
@@ -14,8 +14,6 @@ const char *const stream_rm[] = {"/bin/sh", "-c", "rm -f -- \"$1.1\" \"$1.2\"",
 void
 undo_run(void)
 {
-	const char *rm[] = {"/bin/sh", "-c", "rm -f -- \"$1\"", "sh", undo.guest_tmp, NULL};
-	const char *del[] = {"cmd.exe", "/c", "del", "/q", undo.guest_tmp, NULL};
 	char pid[24];
 
 	if (undo.untar > 0) {
@@ -39,5 +37,5 @@ undo_run(void)
 	if (*undo.stream)
 		guest_run(stream_rm);
 	if (undo.guest_tmp[0])
-		guest_run(undo.guest_win ? del : rm);
+		guest_rm(undo.guest_tmp);
 }

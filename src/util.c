@@ -3,8 +3,7 @@
  * processes, escaping what the guest says, numbers, times, growing buffers. */
 #include "qga.h"
 
-/* The last failure, kept so that callers that retry can drop it. */
-char errmsg[MSG_MAX];
+struct failure failure;
 int exec_mode;                     /* our failures exit 255, as ssh's */
 volatile sig_atomic_t interrupted; /* by this signal */
 volatile sig_atomic_t signals;     /* how many came, never reset */
@@ -142,22 +141,33 @@ escape(char *out, size_t size, const char *s, size_t n)
 
 /* Formats a message once, into a buffer of its own, so that the failure
  * before it may be one of its arguments. A message ending in ':' gets the
- * system error appended, as in sbase's eprintf. Control characters are
- * escaped: a message may quote the guest (serve's notes are made here
- * too). */
-PRINTF(3, 0) void
+ * system error appended, as in sbase's eprintf: where it starts in out is
+ * returned (else 0). Control characters are escaped: a message may quote
+ * the guest (serve's notes are made here too). */
+PRINTF(3, 0) size_t
 vformat(char *out, size_t size, const char *fmt, va_list ap)
 {
 	int saved = errno;
-	char buf[sizeof errmsg];
-	size_t n;
+	char buf[MSG_MAX];
+	size_t n, at = 0;
 
 	vsnprintf(buf, sizeof buf, fmt, ap);
-	n = strlen(buf);
-	if (n && buf[n - 1] == ':')
-		snprintf(buf + n, sizeof buf - n, " %s", strerror(saved));
 	escape(out, size, buf, strlen(buf));
+	n = strlen(out);
+	if (n && out[n - 1] == ':' && n + 2 < size) {
+		snprintf(out + n, size - n, " %s", strerror(saved));
+		at = n + 1;
+	}
 	errno = saved;
+	return at;
+}
+
+PRINTF(2, 0) static int
+vfail(int status, const char *fmt, va_list ap)
+{
+	failure.status = status;
+	failure.cause = failure.msg + vformat(failure.msg, sizeof failure.msg, fmt, ap);
+	return status;
 }
 
 /* Records a failure and returns its exit status. */
@@ -167,7 +177,7 @@ fail(int status, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vformat(errmsg, sizeof errmsg, fmt, ap);
+	vfail(status, fmt, ap);
 	va_end(ap);
 	return status;
 }
@@ -176,7 +186,7 @@ fail(int status, const char *fmt, ...)
 PRINTF(1, 2) void
 warn(const char *fmt, ...)
 {
-	char msg[sizeof errmsg];
+	char msg[MSG_MAX];
 	va_list ap;
 
 	va_start(ap, fmt);
@@ -192,7 +202,7 @@ warn(const char *fmt, ...)
 void
 say(void)
 {
-	warn("%s", errmsg);
+	warn("%s", failure.msg);
 }
 
 /* Every exit goes through here: what a command left half done undone,
@@ -227,7 +237,7 @@ die(int status, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vformat(errmsg, sizeof errmsg, fmt, ap);
+	vfail(status, fmt, ap);
 	va_end(ap);
 	quit(status);
 }
