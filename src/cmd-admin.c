@@ -25,9 +25,11 @@ send_noreply(struct conn *c, const struct buf *req, const char *name)
 	if ((s = conn_write(c, b.p, b.len, conn_deadline(c, opt.timeout))))
 		goto out;
 	s = read_reply(c, &r, conn_deadline(c, POWER_WAIT), "reply");
-	if (s == EX_IO || s == EX_TIMEOUT)
+	if (s == EX_IO || s == EX_TIMEOUT || (!s && r.err < 0)) {
 		s = 0;
-	if (s || r.err < 0)
+		goto out;
+	}
+	if (s)
 		goto out;
 	b.len = 0;
 	buf_add(&b, r.js, r.len);
