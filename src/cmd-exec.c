@@ -255,6 +255,26 @@ exec_options(struct exec_opts *o, int argc, char **argv)
 	}
 }
 
+/* Words that are not UTF-8, which JSON cannot carry, are refused before
+ * the fan-out: once, not per target. */
+static void
+exec_utf8(const struct exec_opts *o, int argc, char **argv)
+{
+	struct buf b = {0};
+	int i;
+
+	buf_str(&b, "[\"\"");
+	for (i = 0; i < argc; i++) {
+		buf_add(&b, ",", 1);
+		buf_jstr(&b, argv[i], strlen(argv[i]));
+	}
+	buf_add(&b, o->env.p, o->env.len);
+	buf_add(&b, "]", 1);
+	if (!is_json(b.p, b.len))
+		die(EX_USAGE, "exec: arguments are not valid UTF-8");
+	free(b.p);
+}
+
 /* The program to run and its arguments, into args (each after a comma):
  * PROG and ARGs for exec; for sh, the guest's shell with the line. */
 static const char *
@@ -358,6 +378,7 @@ cmd_exec(int argc, char **argv)
 	argv += optind;
 	if (argc < 1)
 		return -1;
+	exec_utf8(&o, argc, argv);
 	fan_out(o.input);
 	if (o.sh || o.env.len)
 		win = guest_windows();
@@ -366,8 +387,6 @@ cmd_exec(int argc, char **argv)
 	if (o.input)
 		exec_input(&inb);
 	exec_request(&req, prog, NULL, &args, &envw, &inb, o.merge ? "\"merged\"" : "true");
-	if (!is_json(req.p, req.len))
-		die(EX_USAGE, "exec: arguments are not valid UTF-8");
 	deadline = deadline_in(o.wait);
 	/* A program is streamed unless its output is wanted at the end
 	 * anyway, or the guest is known to run Windows. */

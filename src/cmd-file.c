@@ -482,13 +482,16 @@ cmd_get(int argc, char **argv)
 		return -1;
 	if (tree && (cont || check))
 		die(EX_USAGE, "get -r copies a folder whole: not with -c or --verify");
-	/* A guest path's last part depends on the guest's OS. */
-	fan_out(0);
 	remote = argv[1];
+	/* The last part of a path with a backslash depends on the guest's OS,
+	 * which each target is asked. */
+	if (strchr(remote, '\\'))
+		fan_out(0);
 	base = guest_base(remote);
 	local = argc == 3 ? argv[2] : base;
 	if (!*local)
 		die(EX_USAGE, "get: name the local file for '%s'", remote);
+	fan_out(0);
 	undo.armed = 1;
 	sha_init(&sha);
 	if (many.n > 1 && strcmp(local, "-"))

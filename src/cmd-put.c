@@ -220,7 +220,7 @@ cmd_put(int argc, char **argv)
 	if (strcmp(local, "-") && ((fd = open(local, O_RDONLY | O_CLOEXEC)) < 0 ||
 	                           fstat(fd, &st) < 0))
 		die(EX_IO, "open %s:", local);
-	fan_out(!fd);
+	fan_out(!strcmp(local, "-"));
 	snprintf(mstr, sizeof mstr, "%llo", (unsigned long long)(o.mode >= 0 ? o.mode :
 	         fd ? st.st_mode & 0777 : 0644));
 	undo.armed = 1;

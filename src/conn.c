@@ -50,7 +50,7 @@ connect_sa(struct conn *c, int family, const void *sa, socklen_t salen,
 	if (errno == EINPROGRESS || errno == EAGAIN)
 		return fail(EX_TIMEOUT, "connect %s: timed out", c->name);
 	if (errno == EINTR && interrupted)
-		return fail(EX_IO, "%s: interrupted", c->name);
+		return fail_at(EX_IO, c->name, "interrupted");
 	return fail(EX_IO, "connect %s:", c->name);
 }
 
@@ -86,14 +86,14 @@ path_kept(const char *dir, uid_t uid)
 int
 unix_trusted(int fd, const char *path)
 {
-	char dir[sizeof ((struct sockaddr_un *)0)->sun_path], who[64], why[160];
+	char dir[sizeof ((struct sockaddr_un *)0)->sun_path], who[64];
 	struct ucred cr;
 	socklen_t len = sizeof cr;
 	struct passwd *pw;
 	char *slash;
 
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
-		return fail(EX_IO, "%s: who listens:", path);
+		return fail_at(EX_IO, path, "who listens:");
 	if (cr.uid == 0 || cr.uid == geteuid())
 		return 0;
 	copy(dir, sizeof dir, path);
@@ -107,11 +107,8 @@ unix_trusted(int fd, const char *path)
 		snprintf(who, sizeof who, "%s's", pw->pw_name);
 	else
 		snprintf(who, sizeof who, "uid %u's", (unsigned)cr.uid);
-	snprintf(why, sizeof why, "it is %s, where others can write (only root's or your "
-	         "own is)", who);
-	fail(EX_IO, "%s: not used: %s", path, why);
-	failure.cause = failure.msg + strlen(failure.msg) - strlen(why);
-	return EX_IO;
+	return fail_at(EX_IO, path, "not used: it is %s, where others can write (only root's or "
+	               "your own is)", who);
 }
 
 static int
@@ -298,7 +295,7 @@ conn_open(struct conn *c, const char *addr, long long timeout)
 	if (stat(addr, &st) == 0 && S_ISCHR(st.st_mode))
 		return open_serial(c, addr);
 	if (stat(addr, &st) == 0 && !S_ISSOCK(st.st_mode))
-		return fail(EX_USAGE, "%s: not a socket or character device", addr);
+		return fail_at(EX_USAGE, addr, "not a socket or character device");
 	return r;
 }
 
@@ -360,13 +357,13 @@ wait_fd(struct conn *c, short events, long long deadline, const char *what)
 	while ((r = poll(&pfd, 1, ms_left(deadline))) < 0 && errno == EINTR)
 		if (interrupted) {
 			c->dirty = 1;
-			return fail(EX_IO, "%s: interrupted", c->name);
+			return fail_at(EX_IO, c->name, "interrupted");
 		}
 	if (r < 0)
 		return fail(EX_IO, "poll %s:", c->name);
 	if (r == 0) {
 		c->dirty = 1;
-		return fail(EX_TIMEOUT, "%s: no %s within %s", c->name, what,
+		return fail_at(EX_TIMEOUT, c->name, "no %s within %s", what,
 		            seconds(c->tmo));
 	}
 	return 0;
@@ -387,11 +384,11 @@ conn_wait(struct conn *c, int out, long long deadline, const char *what)
 	left = deadline < 0 ? 0 : deadline - now_ms();
 	if (interrupted) {
 		c->dirty = 1;
-		return fail(EX_IO, "%s: interrupted", c->name);
+		return fail_at(EX_IO, c->name, "interrupted");
 	}
 	if (deadline >= 0 && left <= 0) {
 		c->dirty = 1;
-		return fail(EX_TIMEOUT, "%s: no %s within %s", c->name, what,
+		return fail_at(EX_TIMEOUT, c->name, "no %s within %s", what,
 		            seconds(c->tmo));
 	}
 	if (*set < 0 || left > *set + 10 || left < *set - 10) {
@@ -458,9 +455,9 @@ open_hvsock(struct conn *c, const char *spec, long long deadline)
 	if (r)
 		return r;
 	if (n < 4 || strncmp(line, "OK ", 3))
-		return fail(EX_IO, "%s: the VMM answered '%s' to CONNECT %u, not OK (is the "
-		            "guest's agent listening on vsock port %u?)", c->name,
-		            excerpt(line, n), (unsigned)port, (unsigned)port);
+		return fail_at(EX_IO, c->name, "the VMM answered '%s' to CONNECT %u, not OK "
+		               "(is the guest's agent listening on vsock port %u?)",
+		               excerpt(line, n), (unsigned)port, (unsigned)port);
 	return 0;
 }
 
@@ -505,11 +502,10 @@ conn_next(struct conn *c, long long deadline, const char *what, int *got)
 	for (;;) {
 		*got = frame(&c->sc, &c->in, opt.maxreply);
 		if (*got == JSON_SCAN_DEPTH)
-			return fail(EX_PROTO, "%s: reply nested deeper than %d",
-			            c->name, JSON_MAXDEPTH);
+			return fail_at(EX_PROTO, c->name, "reply nested deeper than %d", JSON_MAXDEPTH);
 		if (*got == FRAME_LARGE)
-			return fail(EX_PROTO, "%s: reply larger than %zu bytes "
-			             "(see --max-reply)", c->name, opt.maxreply);
+			return fail_at(EX_PROTO, c->name, "reply larger than %zu bytes "
+			             "(see --max-reply)", opt.maxreply);
 		if (*got != JSON_SCAN_MORE)
 			return 0;
 		/* Nothing framed: whitespace seen can go. */
@@ -531,8 +527,8 @@ conn_next(struct conn *c, long long deadline, const char *what, int *got)
 			continue;
 		}
 		if (n == 0)
-			return fail(EX_IO, "%s: connection closed while waiting "
-			             "for %s", c->name, what);
+			return fail_at(EX_IO, c->name, "connection closed while waiting "
+			             "for %s", what);
 		if (errno != EAGAIN && errno != EINTR)
 			return fail(EX_IO, "read from %s:", c->name);
 	}

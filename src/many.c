@@ -331,15 +331,18 @@ run_targets(int reads_stdin)
 	return sig ? 128 + sig : worst;
 }
 
-/* The step a command takes once, before it first calls the agent: with
- * several targets, the rest of it runs in a child per target, and the
- * parent leaves with their status. What the command did before (its
- * options, its local files) was done once, in the parent. */
+/* The step a command takes before it first calls the agent: with several
+ * targets, the rest of it runs in a child per target, and the parent
+ * leaves with their status. What the command did before (its options,
+ * its local files) was done once, in the parent; a second call does
+ * nothing. */
 void
 fan_out(int reads_stdin)
 {
 	int s;
 
+	if (many.fanned)
+		return;
 	many.fanned = 1;
 	if (many.n > 1 && !many.tag && (s = run_targets(reads_stdin)) >= 0)
 		leave(s);

@@ -33,13 +33,12 @@ reply_text(struct reply *r, const char *js, size_t len, const char *who)
 		n = json_parse(&p, r->js, r->len, r->tok, 64);
 	}
 	if (n == JSON_ENOMEM)
-		return fail(EX_PROTO, "%s: reply has too many members", who);
+		return fail_at(EX_PROTO, who, "reply has too many members");
 	if (n < 0)
-		return fail(EX_PROTO, "%s: invalid JSON in reply at offset %zu: "
-		            "%s", who, p.pos, excerpt(r->js, r->len));
+		return fail_at(EX_PROTO, who, "invalid JSON in reply at offset %zu: "
+		            "%s", p.pos, excerpt(r->js, r->len));
 	if (r->tok[0].type != JSON_OBJECT)
-		return fail(EX_PROTO, "%s: reply is not an object: %s",
-		            who, excerpt(r->js, r->len));
+		return fail_at(EX_PROTO, who, "reply is not an object: %s", excerpt(r->js, r->len));
 	r->ret = json_get(r->js, r->tok, 0, "return");
 	r->err = json_get(r->js, r->tok, 0, "error");
 	r->id = json_get(r->js, r->tok, 0, "id");
@@ -118,12 +117,11 @@ read_reply(struct conn *c, struct reply *r, long long deadline,
 		if ((s = conn_next(c, deadline, what, &got)))
 			return s;
 		if (got == JSON_SCAN_GARBAGE)
-			return fail(EX_PROTO, "%s: garbage instead of %s: %s",
-			            c->name, what, excerpt(c->in.p + c->sc.pos,
-			                                   c->in.len - c->sc.pos));
+			return fail_at(EX_PROTO, c->name, "garbage instead of %s: %s", what,
+			               excerpt(c->in.p + c->sc.pos, c->in.len - c->sc.pos));
 		if (got == JSON_SCAN_SENTINEL)
-			return fail(EX_PROTO, "%s: unexpected 0xFF delimiter "
-			            "instead of %s", c->name, what);
+			return fail_at(EX_PROTO, c->name, "unexpected 0xFF delimiter "
+			            "instead of %s", what);
 		if ((s = reply_parse(c, r, c->sc.start, c->sc.pos)))
 			return s;
 		conn_consume(c);
@@ -133,8 +131,8 @@ read_reply(struct conn *c, struct reply *r, long long deadline,
 		}
 		if (json_get(r->js, r->tok, 0, "event") < 0 &&
 		    json_get(r->js, r->tok, 0, "QMP") < 0)
-			return fail(EX_PROTO, "%s: reply without return or error: "
-			            "%s", c->name, excerpt(r->js, r->len));
+			return fail_at(EX_PROTO, c->name, "reply without return or error: "
+			            "%s", excerpt(r->js, r->len));
 	}
 }
 
@@ -153,7 +151,7 @@ qmp_negotiate(struct conn *c, long long deadline)
 		return s;
 	if (r.err >= 0) {
 		reply_error(&r, "qmp_capabilities");
-		return fail(EX_PROTO, "%s: QMP negotiation failed: %s", c->name,
+		return fail_at(EX_PROTO, c->name, "QMP negotiation failed: %s",
 		            failure.msg);
 	}
 	c->qmp = 1;
@@ -172,7 +170,7 @@ qmp_greeting(struct conn *c, long long deadline)
 	if (got != JSON_SCAN_VALUE ||
 	    reply_parse(c, &r, c->sc.start, c->sc.pos) ||
 	    json_get(r.js, r.tok, 0, "QMP") < 0)
-		return fail(EX_PROTO, "%s: no QMP greeting: %s", c->name,
+		return fail_at(EX_PROTO, c->name, "no QMP greeting: %s",
 		            excerpt(c->in.p + c->sc.start, c->sc.pos - c->sc.start));
 	conn_consume(c);
 	return 0;
@@ -494,9 +492,9 @@ build_request(struct buf *b, const char *name, char **words, int n)
 	req_begin(b, name);
 	for (i = 0; i < n; i++) {
 		if (!(eq = strchr(words[i], '=')) || eq == words[i])
-			return fail(EX_USAGE, "%s: expected key=value, got '%s'", name, words[i]);
+			return fail_at(EX_USAGE, name, "expected key=value, got '%s'", words[i]);
 		if ((size_t)(eq - words[i]) >= sizeof key)
-			return fail(EX_USAGE, "%s: key too long: %.40s...", name, words[i]);
+			return fail_at(EX_USAGE, name, "key too long: %.40s...", words[i]);
 		memcpy(key, words[i], (size_t)(eq - words[i]));
 		key[eq - words[i]] = 0;
 		eq++;
@@ -507,7 +505,7 @@ build_request(struct buf *b, const char *name, char **words, int n)
 	}
 	req_end(b, -1);
 	if (!is_json(b->p, b->len))
-		return fail(EX_USAGE, "%s: arguments are not valid UTF-8", name);
+		return fail_at(EX_USAGE, name, "arguments are not valid UTF-8");
 	return 0;
 }
 

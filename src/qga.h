@@ -430,9 +430,10 @@ extern const char *const stream_rm[];
 void undo_run(void);
 
 /* util.c */
-/* The last failure, as fail() and die() record it: its exit status, its
- * message, and the system's words for its cause when it had one
- * (strerror's, the end of msg; else all of msg). One a process, as errno
+/* The last failure, as fail(), fail_at() and die() record it: its exit
+ * status, its message, and its cause: the system's words for it when it
+ * had some (strerror's, the end of msg), else the message after the
+ * place fail_at() names, else all of it. One a process, as errno
  * is: nothing saves it or restores it. */
 struct failure {
 	int status;
@@ -452,6 +453,7 @@ int reap(pid_t pid);
 size_t escape(char *out, size_t size, const char *s, size_t n);
 PRINTF(3, 0) size_t vformat(char *out, size_t size, const char *fmt, va_list ap);
 PRINTF(2, 3) int fail(int status, const char *fmt, ...);
+PRINTF(3, 4) int fail_at(int status, const char *where, const char *fmt, ...);
 PRINTF(1, 2) void warn(const char *fmt, ...);
 void say(void);
 _Noreturn void leave(int status);

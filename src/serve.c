@@ -534,6 +534,12 @@ take_request(int i, const char *js, size_t len, int keep)
 		            "Expecting the request to be an object with 'execute'",
 		            id, idlen);
 		kind = ITEM_BAD;
+	} else if (memchr(name, 0, (size_t)m)) {
+		/* A name with a NUL in it is no agent's command; the one before
+		 * the NUL is not the one asked for. */
+		error_reply(&b, "CommandNotFound", "The command's name holds a NUL byte",
+		            id, idlen);
+		kind = ITEM_BAD;
 	} else if (args >= 0 && t[args].type != JSON_OBJECT) {
 		/* The agent's own words: it would refuse it so. */
 		error_reply(&b, "GenericError", "QMP input member 'arguments' must be an object",

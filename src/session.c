@@ -281,7 +281,7 @@ doc_parse(struct doc *d, const char *js, size_t len, const char *shape, const ch
 
 	/* A reply is used only in a shape qga knows. */
 	if (!shape)
-		return fail(EX_PROTO, "%s: qga knows no shape for its reply", name);
+		return fail_at(EX_PROTO, name, "qga knows no shape for its reply");
 	/* One pass for the usual small value; a large one is counted first. */
 	d->js = js;
 	d->t = xrealloc(NULL, 64 * sizeof *d->t);
@@ -290,8 +290,8 @@ doc_parse(struct doc *d, const char *js, size_t len, const char *shape, const ch
 		json_init(&p);
 		n = json_parse(&p, js, len, NULL, 0);
 		if (n > 0 && (size_t)n > DOC_TOKENS(len))
-			return fail(EX_PROTO, "%s: a reply of %d values in %zu bytes, more "
-			            "than qga takes", name, n, len);
+			return fail_at(EX_PROTO, name, "a reply of %d values in %zu bytes, more "
+			            "than qga takes", n, len);
 		if (n > 0) {
 			d->t = xrealloc(d->t, (size_t)n * sizeof *d->t);
 			json_init(&p);
@@ -299,10 +299,10 @@ doc_parse(struct doc *d, const char *js, size_t len, const char *shape, const ch
 		}
 	}
 	if (n <= 0)
-		return fail(EX_PROTO, "%s: invalid JSON in reply", name);
+		return fail_at(EX_PROTO, name, "invalid JSON in reply");
 	shape_where[0] = 0;
 	if (shape_at(d, 0, shape) < 0)
-		return fail(EX_PROTO, "%s: unexpected reply: return%s is not %s", name,
+		return fail_at(EX_PROTO, name, "unexpected reply: return%s is not %s",
 		            shape_where, shape_want == 's' ? "a string" :
 		            shape_want == 'i' ? "an integer" : shape_want == 'n' ? "a number" :
 		            shape_want == 'b' ? "true or false" : shape_want == '[' ?
@@ -448,8 +448,8 @@ wait_agent(long long total)
 		if (!s || s == EX_USAGE)
 			break;
 		if (deadline >= 0 && now_ms() >= deadline) {
-			s = fail(EX_TIMEOUT, "%s: no agent answered within %s", target_addr(),
-			         seconds(total));
+			s = fail_at(EX_TIMEOUT, target_addr(), "no agent answered within %s",
+			            seconds(total));
 			break;
 		}
 		if (s != EX_TIMEOUT)

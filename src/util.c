@@ -140,7 +140,7 @@ escape(char *out, size_t size, const char *s, size_t n)
 }
 
 /* Formats a message once, into a buffer of its own, so that the failure
- * before it may be one of its arguments. A message ending in ':' gets the
+ * before it may be one of its arguments. A format ending in ':' gets the
  * system error appended, as in sbase's eprintf: where it starts in out is
  * returned (else 0). Control characters are escaped: a message may quote
  * the guest (serve's notes are made here too). */
@@ -154,7 +154,7 @@ vformat(char *out, size_t size, const char *fmt, va_list ap)
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	escape(out, size, buf, strlen(buf));
 	n = strlen(out);
-	if (n && out[n - 1] == ':' && n + 2 < size) {
+	if (*fmt && fmt[strlen(fmt) - 1] == ':' && n + 2 < size) {
 		snprintf(out + n, size - n, " %s", strerror(saved));
 		at = n + 1;
 	}
@@ -162,11 +162,22 @@ vformat(char *out, size_t size, const char *fmt, va_list ap)
 	return at;
 }
 
-PRINTF(2, 0) static int
-vfail(int status, const char *fmt, va_list ap)
+/* Records a failure at where (an address, a command; NULL: none), whose
+ * message then begins "WHERE: ", and returns its status. */
+PRINTF(3, 0) static int
+vfail(int status, const char *where, const char *fmt, va_list ap)
 {
+	size_t n = 0;
+
+	if (where) {
+		escape(failure.msg, sizeof failure.msg - 2, where, strlen(where));
+		n = strlen(failure.msg);
+		memcpy(failure.msg + n, ": ", 3);
+		n += 2;
+	}
 	failure.status = status;
-	failure.cause = failure.msg + vformat(failure.msg, sizeof failure.msg, fmt, ap);
+	failure.cause = failure.msg + n;
+	failure.cause += vformat(failure.msg + n, sizeof failure.msg - n, fmt, ap);
 	return status;
 }
 
@@ -177,7 +188,20 @@ fail(int status, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vfail(status, fmt, ap);
+	vfail(status, NULL, fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+/* The same, of what failed at where: its cause is the message after
+ * "WHERE: ", unless the system's words end it. */
+PRINTF(3, 4) int
+fail_at(int status, const char *where, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(status, where, fmt, ap);
 	va_end(ap);
 	return status;
 }
@@ -237,7 +261,7 @@ die(int status, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vfail(status, fmt, ap);
+	vfail(status, NULL, fmt, ap);
 	va_end(ap);
 	quit(status);
 }

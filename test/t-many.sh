@@ -125,6 +125,14 @@ check "many: a missing local file is said once" 3 '' \
 	"qga: open $M/nofile: No such file or directory" $QGA --targets "$M/live" put "$M/nofile" x
 check "many: ssh-keys reads its file once, and says once that it holds no key" 2 '' \
 	"qga: ssh-keys add: no keys in -" $QGA --targets "$M/live" ssh-keys add root - </dev/null
+check "many: get without a name for the copy says so once" 2 '' \
+	"qga: get: name the local file for '/etc/'" $QGA --targets "$M/live" get /etc/
+check "many: exec refuses words that are not UTF-8 once" 2 '' \
+	"qga: exec: arguments are not valid UTF-8" $QGA --targets "$M/live" exec /bin/true "$(printf '\377')"
+printf 'a file\n' >"$M/file"
+$QGA -s "$M/a1.sock" -s "$M/a2.sock" put "$M/file" closed <&-
+expect "many: put FILE with stdin closed copies the file, not stdin" \
+	test "$(cat "$M/a1/closed" "$M/a2/closed")" = "a file${nl}a file"
 rm -rf "$M/got"
 check "many: get from 50 agents" 0 '' '' $QGA -t 60 --targets "$M/live" get marker "$M/got"
 # Each target's folder is named after its address, / made _.

@@ -31,6 +31,9 @@ check "serve: a raw command" 0 '{"return": {"host-name": "*"}, "id": 5}' '' \
 check "serve: arguments that are not an object, refused in the agent's words" 1 '' \
 	"qga: guest-ping: GenericError: QMP input member 'arguments' must be an object" \
 	$QGA -s "$S" '{"execute":"guest-ping","arguments":[1],"id":6}'
+check "serve: a name with a NUL in it is no command, not the one before the NUL" 1 '' \
+	"qga: guest-ping: CommandNotFound: The command's name holds a NUL byte" \
+	$QGA -s "$S" '{"execute":"guest-ping\u0000x","id":7}'
 # A client that sends its requests, ends its half and only then reads:
 # serve has read the end while replies wait in its buffer, and sends them
 # all before it closes.

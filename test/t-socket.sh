@@ -74,7 +74,7 @@ EOS
 export QGA QEMU_GA BLOCK
 check "socket: nobody's /tmp/qga.sock is refused, named, sent nothing" 0 \
 "ADDRESS        NAME  AGENT *
-/tmp/qga.sock  -     it is nobody's, where others can write (only root's or your own is)  -        -
+/tmp/qga.sock  -     not used: it is nobody's, where others can write (only root's or your own is)  -        -
 ls: 0
 ping: 3, sent 0 bytes
 qga: guest-ping: AgentUnavailable: the guest agent is unavailable: /tmp/qga.sock: not used: it is nobody's, where others can write (only root's or your own is)
