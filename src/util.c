@@ -163,21 +163,24 @@ vformat(char *out, size_t size, const char *fmt, va_list ap)
 }
 
 /* Records a failure at where (an address, a command; NULL: none), whose
- * message then begins "WHERE: ", and returns its status. */
+ * message then begins "WHERE: ", and returns its status. The message is
+ * made apart first: the last failure's may be one of its arguments. */
 PRINTF(3, 0) static int
 vfail(int status, const char *where, const char *fmt, va_list ap)
 {
-	size_t n = 0;
+	char msg[MSG_MAX];
+	size_t n = 0, at;
 
 	if (where) {
-		escape(failure.msg, sizeof failure.msg - 2, where, strlen(where));
-		n = strlen(failure.msg);
-		memcpy(failure.msg + n, ": ", 3);
+		escape(msg, sizeof msg - 2, where, strlen(where));
+		n = strlen(msg);
+		memcpy(msg + n, ": ", 3);
 		n += 2;
 	}
+	at = vformat(msg + n, sizeof msg - n, fmt, ap);
+	memcpy(failure.msg, msg, sizeof msg);
 	failure.status = status;
-	failure.cause = failure.msg + n;
-	failure.cause += vformat(failure.msg + n, sizeof failure.msg - n, fmt, ap);
+	failure.cause = failure.msg + n + at;
 	return status;
 }
 
