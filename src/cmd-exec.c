@@ -518,22 +518,22 @@ stream_request(struct buf *req, const struct buf *args, const struct buf *env,
 
 /* Copies the program's output from the open files as it comes, until
  * the program has ended: its status then in d, whose text is in the
- * returned copy (the reads that follow would overwrite it). */
+ * returned copy, keep (the reads that follow would overwrite it), which
+ * is given when the program was seen to end already. */
 static char *
-stream_follow(const struct buf *st, struct doc *d, int merge, long long deadline,
-              const char *prog, int out)
+stream_follow(const struct buf *st, struct doc *d, char *keep, int merge,
+              long long deadline, const char *prog, int out)
 {
 	long long delay = 200000;
-	char *keep = NULL;
-	int ended, got;
+	int ended = keep != NULL, got;
 
 	for (;;) {
 		/* The status is kept from the reads that follow it; the program
 		 * that ended is not one to stop any more. */
-		if ((ended = exec_ended(st, d))) {
+		if (!ended && (ended = exec_ended(st, d)))
 			d->js = keep = memcpy(xrealloc(NULL, d->t[0].end), d->js, d->t[0].end);
+		if (ended)
 			undo.stream_pid = -1;
-		}
 		got = stream_copy(undo.handle[0], out, ended);
 		if (!merge)
 			got |= stream_copy(undo.handle[1], 2, ended);
@@ -590,14 +590,19 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 		snprintf(path, sizeof path, "%s.%d", undo.stream, i + 1);
 		while ((undo.handle[i] = file_open(path, "r", 1)) < 0) {
 			why = "the guest cannot make files in /tmp";
-			if (exec_ended(&st, &d))
+			/* A short program may have made its files and ended since
+			 * the look: one more look tells. */
+			if (keep)
 				goto cannot;
-			exec_nap(deadline, delay, prog, undo.stream_pid);
+			if (exec_ended(&st, &d))
+				d.js = keep = memcpy(xrealloc(NULL, d.t[0].end), d.js, d.t[0].end);
+			else
+				exec_nap(deadline, delay, prog, undo.stream_pid);
 		}
 	}
 	rm = guest_start(stream_rm, 0);
 	undo.stream[0] = 0;
-	keep = stream_follow(&st, &d, merge, deadline, prog, out);
+	keep = stream_follow(&st, &d, keep, merge, deadline, prog, out);
 	undo.armed = was;
 	file_close(0);
 	guest_wait(rm, NULL, timeout_or(RUN_TIMEOUT));
@@ -617,6 +622,7 @@ cannot:
 	undo.armed = was;
 	if (asked)
 		warn("exec: not streaming: %s", why);
+	free(keep);
 	free(req.p);
 	free(st.p);
 	return -1;

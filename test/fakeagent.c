@@ -30,6 +30,9 @@
  *             greets, and nothing else
  *   liar      answers commands with an error whose desc holds newlines
  *             and what would pass for lines of serve's log
+ *   lateopen  a guest whose program ends between qga's first look for its
+ *             output file, which is not there yet, and the look at its
+ *             status; the file is there at the next look
  *   replies FILE
  *             answers each command with the reply FILE gives it, a line
  *             "COMMAND<TAB>REPLY" (the first for that command; FILE is
@@ -310,6 +313,33 @@ windows(const char *js, size_t len, const struct json_tok *t, int name, int args
 		outs("{\"return\": {}}\n");
 }
 
+/* lateopen: the first guest-file-open finds nothing, the ones after it
+ * find the file; every program has ended at once. */
+static void
+lateopen(const char *js, const struct json_tok *t, int name)
+{
+	static int opened;
+	size_t i;
+
+	if (json_eq(js, &t[name], "guest-info"))
+		for (i = 0; i < sizeof windows_replies / sizeof *windows_replies; i++)
+			if (!strcmp(windows_replies[i][0], "guest-info"))
+				outs(windows_replies[i][1]);
+	if (json_eq(js, &t[name], "guest-exec"))
+		outs("{\"return\": {\"pid\": 42}}\n");
+	else if (json_eq(js, &t[name], "guest-exec-status"))
+		outs("{\"return\": {\"exitcode\": 0, \"exited\": true}}\n");
+	else if (json_eq(js, &t[name], "guest-file-open") && !opened++)
+		outs("{\"error\": {\"class\": \"GenericError\", \"desc\": \"failed to "
+		     "open file: No such file or directory\"}}\n");
+	else if (json_eq(js, &t[name], "guest-file-open"))
+		outs("{\"return\": 1000}\n");
+	else if (json_eq(js, &t[name], "guest-file-read"))
+		outs("{\"return\": {\"count\": 6, \"buf-b64\": \"aGVsbG8K\", \"eof\": true}}\n");
+	else if (!json_eq(js, &t[name], "guest-info"))
+		outs("{\"return\": {}}\n");
+}
+
 /* 32 MB of events in writes that each end within one, so that a reader
  * is never between values when it has read all there is; the last ends
  * whole. */
@@ -468,6 +498,10 @@ answer(const char *js, size_t len, int after_ff)
 	}
 	if (is("replies")) {
 		replies(js, len, t, name);
+		return 1;
+	}
+	if (is("lateopen")) {
+		lateopen(js, t, name);
 		return 1;
 	}
 	if (is("garbage")) {

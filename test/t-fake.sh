@@ -25,6 +25,12 @@ fake stale
 check "fake: stale bytes and wrong ids before the sync" 0 '{"return": {}}' '' \
 	$QGA -s "$S" guest-ping
 
+# A short program may end after qga's first look for its output file and
+# before its look at the status: the file is there, and is streamed.
+fake lateopen
+check "fake: a program that ended before its file was looked at again is streamed" 0 \
+	'hello' '' $QGA -s "$S" exec --stream --merge -- /bin/true
+
 fake stall
 t0=$(date +%s%N)
 check "fake: a stalled agent times out" 4 '' \
