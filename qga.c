@@ -13,7 +13,8 @@
  *   src/raw.c         a raw command, and batches
  *   src/many.c        several targets: a child each, their output relayed
  *   src/session.c     the built-ins' session, calls, reply shapes
- *   src/guest.c       programs run in the guest for qga's ends; its OS
+ *   src/guest.c       what differs on a Windows guest: its OS, its paths,
+ *                     the programs qga runs there for its own ends
  *   src/cli.c         global options, each command's own, usage lines
  *   src/cmd-*.c       the built-in commands, a family a file
  *   src/untar.c       get -r's unpacking of the guest's archive

@@ -12,10 +12,10 @@ static void
 take_exec(int i, const char *js, size_t len, int keep)
 {
 	static const char *const keys[] = {"path", "sh", "args", "env", "input", "timeout"};
-	static const char *const agents[] = {"path", "arg", "arg", "env"};
+	static const char *const agents[] = {"path", NULL, "arg", "env"};
 	struct json_parser p;
 	struct json_tok t[64];
-	struct buf b = {0}, in = {0};
+	struct buf b = {0}, in = {0}, sh = {0};
 	struct item *it;
 	const char *v;
 	long long secs = 0;
@@ -50,14 +50,14 @@ take_exec(int i, const char *js, size_t len, int keep)
 	req_begin(&b, "guest-exec");
 	if (k[1] >= 0) {
 		req_str(&b, "path", "/bin/sh");
-		buf_str(&in, "[\"-c\",");
+		buf_str(&sh, ",\"-c\",");
 		v = tok_text(js, &t[k[1]], &n);
-		buf_add(&in, v, n);
-		buf_add(&in, "]", 1);
-		req_json(&b, "arg", in.p, in.len);
+		buf_add(&sh, v, n);
+		req_list(&b, "arg", &sh);
+		free(sh.p);
 	}
 	for (j = 0; j < 4; j++)
-		if (k[j] >= 0 && j != 1) {
+		if (k[j] >= 0 && agents[j]) {
 			v = tok_text(js, &t[k[j]], &n);
 			req_json(&b, agents[j], v, n);
 		}
