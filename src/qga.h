@@ -400,6 +400,7 @@ struct serve {
 	long long info_id;    /* the guest-info that checks --allow and --deny */
 	int checked;          /* that guest-info was sent */
 	size_t maxreq;
+	size_t maxout;        /* replies a client may leave unread: maxreq + maxreply */
 	char **allow, **deny;
 	int nallow, ndeny;
 	char token[256];  /* what HTTP clients must send, when not empty */

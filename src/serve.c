@@ -353,7 +353,7 @@ client_flush(int i)
 		shutdown(c->fd, SHUT_WR);
 	else if (c->outoff == c->out.len && c->eof && !c->pending)
 		client_close(i, "disconnected");
-	else if (c->out.len - c->outoff > sv.maxreq + opt.maxreply)
+	else if (c->out.len - c->outoff > sv.maxout)
 		client_close(i, "cut off: it does not read its replies");
 }
 
@@ -777,8 +777,7 @@ deliver_done(void)
 		item_free(it);
 	}
 	for (i = 0; i < sv.ncl; i++)
-		if (sv.cl[i].fd >= 0 && sv.cl[i].held + sv.cl[i].out.len - sv.cl[i].outoff >
-		    sv.maxreq + opt.maxreply)
+		if (sv.cl[i].fd >= 0 && sv.cl[i].held + sv.cl[i].out.len - sv.cl[i].outoff > sv.maxout)
 			client_close(i, "cut off: its replies waiting pass --max-request "
 			             "plus --max-reply");
 	while (sv.qlen && sv.q[sv.qhead].state == GONE) {
@@ -847,6 +846,8 @@ serve_options(int argc, char **argv, char **addrs, int *http)
 			break;
 		}
 	}
+	/* On a 32-bit machine the sum can pass what size_t holds. */
+	sv.maxout = sv.maxreq > SIZE_MAX - opt.maxreply ? SIZE_MAX : sv.maxreq + opt.maxreply;
 	return optind == argc ? na : 0;
 }
 

@@ -392,15 +392,16 @@ parse_bytes(const char *s, unsigned long long *v)
 	return 0;
 }
 
-/* The same, for a size that memory holds. */
+/* The same, for a limit on memory: past what this machine can address
+ * (4 GiB on a 32-bit one), it is as much as it can. */
 int
 parse_size(const char *s, size_t *v)
 {
 	unsigned long long n;
 
-	if (parse_bytes(s, &n) < 0 || n > SIZE_MAX)
+	if (parse_bytes(s, &n) < 0)
 		return -1;
-	*v = (size_t)n;
+	*v = n > SIZE_MAX ? SIZE_MAX : (size_t)n;
 	return 0;
 }
 
