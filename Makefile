@@ -19,7 +19,10 @@ STRIP = -s
 TIGHT = -fno-pie -no-pie -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
 	-fno-unwind-tables -Wl,--gc-sections -Wl,--build-id=none -Wl,-z,norelro \
 	-Wl,-z,noseparate-code -Wl,-z,common-page-size=64 -fno-jump-tables
-SAN = -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+# Large files and a 64-bit time_t where the C library leaves them a
+# choice (glibc on 32-bit machines); other C libraries ignore these.
+DEFS = -D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64
+SAN = $(DEFS) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=all
 # The parts of qga.c, which it includes: one translation unit.
 PARTS = src/util.c src/conn.c src/proto.c src/output.c src/raw.c src/many.c src/session.c src/guest.c \
@@ -32,16 +35,48 @@ TESTBIN = test/json_test test/json_test_swar test/fuzz_replay test/fuzz_http_rep
 
 all: qga
 
-# musl-gcc is the compiler when make's own default (cc, c99) is left: a
-# CC given on the command line is used as it is.
-qga: $(SRC)
-	@cc='$(CC)'; \
-	case "$$cc" in cc|c99) \
-		if command -v musl-gcc >/dev/null 2>&1; then cc=musl-gcc; \
-		else echo "note: musl-gcc not found (Debian: musl-tools), building with $$cc"; fi;; \
-	esac; \
-	echo "$$cc $(CFLAGS) ... -static $(STRIP) -o $@"; \
-	$$cc $(CFLAGS) $(WARN) $(TIGHT) -static $(STRIP) $(LDFLAGS) -o $@ qga.c json.c
+# The compiler: CC as given, or musl-gcc when it is installed and CC is
+# left at make's own default (cc, c99). Another C library is said, for
+# glibc's static getaddrinfo needs glibc's shared libraries at run time.
+PICKCC = cc='$(CC)'; case "$$cc" in cc|c99) \
+	if command -v musl-gcc >/dev/null 2>&1; then cc=musl-gcc; \
+	else echo "note: no musl-gcc (Debian: apt-get install musl-tools; make then builds qga again): building with $$cc and its C library, whose static binary may need that library's shared files where it runs"; fi;; \
+	esac
+BUILD = $(CFLAGS) $(DEFS) $(WARN) $(TIGHT) -static $(STRIP) $(LDFLAGS)
+
+qga: $(SRC) .qga-cc
+	@$(PICKCC); echo "$$cc $(CFLAGS) ... -static $(STRIP) -o $@"; $$cc $(BUILD) -o $@ qga.c json.c
+
+# What qga is built with: when that changes (another CC or CFLAGS, musl
+# installed since), qga is built again.
+.qga-cc: FORCE
+	@$(PICKCC) >/dev/null; id="$$cc $(BUILD) $$($$cc -dumpmachine 2>&1) $$($$cc -dumpversion 2>&1)"; \
+	[ "$$(cat $@ 2>/dev/null)" = "$$id" ] || echo "$$id" >$@
+FORCE:
+
+# make cross: qga for each of ARCHS (Debian's names) whose cross compiler
+# and musl are installed, as cross/qga-ARCH; its musl-gcc.specs is looked
+# for in MUSLDIRS (test/deps puts riscv64's, which Debian 12 lacks, in
+# test/cache/musl).
+ARCHS = amd64 arm64 armhf i386 riscv64 ppc64el s390x
+MUSLDIRS = /usr/lib test/cache/musl
+cross: $(SRC)
+	@mkdir -p cross; for a in $(ARCHS); do \
+		case $$a in amd64) t=x86_64-linux-gnu m=x86_64-linux-musl;; \
+		arm64) t=aarch64-linux-gnu m=aarch64-linux-musl;; \
+		armhf) t=arm-linux-gnueabihf m=arm-linux-musleabihf;; \
+		i386) t=i686-linux-gnu m=i386-linux-musl;; \
+		riscv64) t=riscv64-linux-gnu m=riscv64-linux-musl;; \
+		ppc64el) t=powerpc64le-linux-gnu m=powerpc64le-linux-musl;; \
+		s390x) t=s390x-linux-gnu m=s390x-linux-musl;; \
+		*) echo "cross: $$a is none of amd64 arm64 armhf i386 riscv64 ppc64el s390x"; exit 2;; esac; \
+		s=; for d in $(MUSLDIRS); do [ -f $$d/$$m/musl-gcc.specs ] && s=$$d/$$m/musl-gcc.specs && break; done; \
+		if ! command -v $$t-gcc >/dev/null 2>&1 || [ -z "$$s" ]; then \
+			echo "cross: no $$a: apt-get install gcc-$$(echo $$t | tr _ -) musl-dev:$$a"; continue; fi; \
+		[ -f cross/qga-$$a ] && [ -z "$$(find $(SRC) Makefile -newer cross/qga-$$a)" ] && continue; \
+		echo "$$t-gcc -specs $$s $(CFLAGS) ... -o cross/qga-$$a"; \
+		$$t-gcc -specs $$s $(BUILD) -o cross/qga-$$a qga.c json.c || exit 1; \
+	done
 
 # The same program under AddressSanitizer and UBSan, for the test suite.
 qga-asan: $(SRC)
@@ -84,14 +119,19 @@ fuzz: test/fuzz.c test/fuzz_http.c test/fuzz_tar.c test/fuzz_replies.c $(SRC)
 lint:
 	@for f in $(PARTS) qga.c; do \
 		echo "$(HOSTCC) -fsyntax-only $$f"; \
-		$(HOSTCC) $(WARN) -Werror -fsyntax-only $$f || exit 1; \
+		$(HOSTCC) $(DEFS) $(WARN) -Werror -fsyntax-only $$f || exit 1; \
 	done
 
 # make check runs every test; make check T='t-serve t-agent' runs those.
-check: lint qga qga-asan $(TESTBIN)
+# check and demo first install what they need (test/deps).
+check:
+	test/deps check
+	$(MAKE) lint qga qga-asan cross $(TESTBIN)
 	test/run $(T)
 
-demo: qga
+demo:
+	test/deps demo
+	$(MAKE) qga
 	test/demo
 
 bench: qga
@@ -123,7 +163,8 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/qga $(DESTDIR)$(MANPREFIX)/man1/qga.1
 
 clean:
-	rm -f qga qga-asan qga-oci.tar $(TESTBIN) test/fuzz test/fuzz_http test/fuzz_tar \
+	rm -rf cross
+	rm -f qga .qga-cc qga-asan qga-oci.tar $(TESTBIN) test/fuzz test/fuzz_http test/fuzz_tar \
 		test/fuzz_replies
 
-.PHONY: all bench check demo image install uninstall clean fuzz lint
+.PHONY: all bench check cross demo image install uninstall clean fuzz lint FORCE
