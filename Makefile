@@ -137,19 +137,12 @@ demo:
 bench: qga
 	test/bench/run
 
-# The same binary as an OCI image (FROM scratch, one layer, the binary as
-# entrypoint) in qga-oci.tar, built without a container daemon.
-image: qga
-	rm -rf qga-oci qga-oci.tar qga-bundle
-	umoci init --layout qga-oci
-	umoci new --image qga-oci:qga
-	umoci unpack --image qga-oci:qga qga-bundle
-	cp qga qga-bundle/rootfs/qga
-	umoci repack --image qga-oci:qga qga-bundle
-	umoci config --image qga-oci:qga --config.entrypoint /qga --config.cmd --help \
-		--os linux --architecture "$$(uname -m | sed 's/x86_64/amd64/;s/aarch64/arm64/')"
-	cd qga-oci && tar -cf ../qga-oci.tar .
-	rm -rf qga-oci qga-bundle
+# The OCI archive qga-oci.tar: an index of FROM-scratch images, one per
+# architecture make cross built (./qga alone when it built none), each
+# the binary as its one file and entrypoint (contrib/oci).
+image: qga cross
+	@set -- cross/qga-*; [ -e "$$1" ] || set -- qga; \
+	echo "contrib/oci/mkimage qga-oci.tar $$*"; contrib/oci/mkimage qga-oci.tar "$$@"
 	@echo "qga-oci.tar: skopeo copy oci-archive:qga-oci.tar:qga docker-daemon:qga:latest"
 
 install: qga
