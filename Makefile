@@ -16,7 +16,7 @@ STRIP = -s
 # tables (C needs none), unused sections dropped, and no padding in the
 # file between the code and the data that follows it. Each of these is
 # known to GCC and clang, and to GNU ld and lld, on every architecture.
-TIGHT = -fno-pie -no-pie -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
+TIGHT = -fno-pie -ffunction-sections -fdata-sections -fno-asynchronous-unwind-tables \
 	-fno-unwind-tables -Wl,--gc-sections -Wl,--build-id=none -Wl,-z,norelro \
 	-Wl,-z,noseparate-code -Wl,-z,common-page-size=64 -fno-jump-tables
 # Large files and a 64-bit time_t where the C library leaves them a

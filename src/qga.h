@@ -459,7 +459,7 @@ PRINTF(1, 2) void warn(const char *fmt, ...);
 void say(void);
 _Noreturn void leave(int status);
 _Noreturn void quit(int status);
-_Noreturn void die(int status, const char *fmt, ...);
+PRINTF(2, 3) _Noreturn void die(int status, const char *fmt, ...);
 const char * excerpt(const char *s, size_t n);
 void copy(char *out, size_t size, const char *s);
 void * xrealloc(void *p, size_t n);

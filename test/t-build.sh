@@ -25,3 +25,13 @@ check "build: make cross names what an architecture lacks" 2 \
 check "build: make cross says how to get a missing compiler" 0 \
 	'cross: no s390x: apt-get install gcc-s390x-linux-gnu musl-dev:s390x' '' \
 	make -s -C "$B/tree" cross ARCHS=s390x MUSLDIRS=/nonexistent
+if command -v clang >/dev/null 2>&1; then
+	make -C "$B/tree" qga CC=clang >"$B/out" 2>&1
+	st=$?
+	grep -v -e 'in statically linked applications requires at runtime' -e 'in function' "$B/out" |
+		grep -i -e warning -e error >"$B/warn"
+	expect "build: make CC=clang, without a warning ($(head -c 300 "$B/warn"))" \
+		test $st = 0 -a ! -s "$B/warn"
+else
+	skip "build: no clang here (apt-get install clang)"
+fi
