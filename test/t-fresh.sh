@@ -4,7 +4,7 @@
 # and copied afresh for each run, with this tree in /root/qga. There, as
 # root, make demo must install what it needs and show the agent
 # answering, and make check, its first script, must pass.
-case $QGA in *-asan) return 0 ;; esac
+[ "$QGA" = "$PWD/qga" ] || return 0
 need_tool debootstrap debootstrap
 need_tool unshare util-linux
 if [ "$(id -u)" != 0 ]; then
