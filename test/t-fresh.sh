@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 # The first two commands on a fresh Debian machine: a minbase bookworm
 # (debootstrap) with only make and gcc added, made once into test/cache
-# and copied afresh for each run, with this tree in /root/qga. There, as
+# and copied afresh for each run, with this tree in /srv/qga. There, as
 # root, make demo must install what it needs and show the agent
-# answering, and make check, its first script, must pass.
+# answering, and make check, its first script, must pass. Before that,
+# as another user, make demo must say the command to run.
 [ "$QGA" = "$PWD/qga" ] || return 0
 need_tool debootstrap debootstrap
 need_tool unshare util-linux
@@ -28,9 +29,11 @@ fi
 R=$T/root
 cp -a "$base" "$R"
 cp /etc/resolv.conf "$R/etc/resolv.conf"
-mkdir -p "$R/root/qga"
-# The tree as git has it, with what is not committed yet, and no builds.
-git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C "$R/root/qga"
+mkdir -p "$R/srv/qga"
+# The tree as git has it, with what is not committed yet, and no builds;
+# anyone may write in it.
+git ls-files -co --exclude-standard | tar -cf - -T - | tar -xf - -C "$R/srv/qga"
+chmod -R a+rwX "$R/srv/qga"
 
 # in_root CMD: runs CMD with sh in the root, as a login would (none of
 # this make's variables), with /proc, /dev and /sys mounted in a mount
@@ -42,7 +45,12 @@ in_root() {
 		chroot "$0" /bin/sh -c "$1"' "$R" "$1"
 }
 
-in_root 'cd /root/qga && make demo' >"$T/demo" 2>&1
+in_root 'cd /srv/qga && setpriv --reuid=65534 --regid=65534 --clear-groups make demo' >"$T/demo" 2>&1
+st=$?
+expect "fresh: make demo as nobody says what to install, as root, and stops" sh -c "test $st != 0 &&
+	grep -qx 'deps: make demo needs what this machine lacks: qemu-guest-agent musl-tools' '$T/demo' &&
+	grep -qx '  as root: apt-get update; apt-get install qemu-guest-agent musl-tools' '$T/demo'"
+in_root 'cd /srv/qga && make demo' >"$T/demo" 2>&1
 st=$?
 echo "fresh: make demo (exit status $st), its first lines:"
 sed -n '1,/^\$ .\/qga -r/p' "$T/demo" | sed 's/^/  /'
@@ -52,7 +60,7 @@ expect "fresh: make demo builds with musl" grep -q '^musl-gcc -Oz' "$T/demo"
 expect "fresh: make demo shows the agent answering" sh -c "test $st = 0 &&
 	grep -A1 -x '\\$ ./qga guest-ping' '$T/demo' | grep -qx '{\"return\": {}}' &&
 	grep -qx 'hello from .*' '$T/demo'"
-in_root 'cd /root/qga && make check T=t-json' >"$T/check" 2>&1
+in_root 'cd /srv/qga && make check T=t-json' >"$T/check" 2>&1
 st=$?
 expect "fresh: make check T=t-json ($(tail -n 1 "$T/check"))" \
 	sh -c "test $st = 0 && tail -n 1 '$T/check' | grep -q '^[1-9][0-9]* passed, 0 failed, 0 skipped$'"
