@@ -16,6 +16,10 @@ if ! make -s -C "$O/build" -o qga -o cross image >"$T/image.log" 2>&1; then
 	return 0
 fi
 ok
+mv "$O/build/qga-oci.tar" "$O/first.tar"
+make -s -C "$O/build" -o qga -o cross image >"$T/image.log" 2>&1
+expect "image: made again from the same binaries, the same archive, byte for byte" \
+	cmp -s "$O/first.tar" "$O/build/qga-oci.tar"
 I=oci-archive:$O/build/qga-oci.tar:qga
 echo "image: qga-oci.tar is $(wc -c <"$O/build/qga-oci.tar") bytes"
 
@@ -50,6 +54,18 @@ expect "image: the index has the $n platforms, no more" \
 	test "$(grep -o '"platform"' "$O/index.json" | wc -l)" = $n
 check "image: skopeo copies them all, as to a registry" 0 '' '' \
 	skopeo copy -q --all "$I" "oci:$O/all:qga"
+
+# podman takes the archive as it is, and picks the host's platform.
+if command -v podman >/dev/null 2>&1; then
+	P="podman --storage-driver vfs --root $O/podman --runroot $O/podman-run"
+	check "image: podman load takes the archive" 0 'Loaded image: localhost/qga:latest' '*' \
+		$P load -i "$O/build/qga-oci.tar"
+	case $(uname -m) in x86_64) p=amd64 ;; aarch64) p=arm64 ;; *) p=$(uname -m) ;; esac
+	check "image: podman picked the host's platform" 0 "$p linux" '' \
+		$P image inspect --format '{{.Architecture}} {{.Os}}' localhost/qga
+else
+	skip "image: no podman here (apt-get install podman)"
+fi
 
 # The host's image, run as a runtime would: its root unpacked, the
 # agent's socket shared.
