@@ -123,7 +123,7 @@ lint:
 	done
 
 # make check runs every test; make check T='t-serve t-agent' runs those.
-# check and demo first install what they need (test/deps).
+# check, demo and bench first install what they need (test/deps).
 check:
 	test/deps check
 	$(MAKE) lint qga qga-asan cross $(TESTBIN)
@@ -134,7 +134,7 @@ demo:
 	$(MAKE) qga
 	test/demo
 
-bench: qga
+bench:
 	test/bench/run
 
 # The OCI archive qga-oci.tar: an index of FROM-scratch images, one per
