@@ -516,6 +516,17 @@ stream_request(struct buf *req, const struct buf *args, const struct buf *env,
 	free(words.p);
 }
 
+/* Moves the ended program's status reply in d to a copy of its own,
+ * which the reads that follow cannot overwrite, and returns that copy. */
+static char *
+keep_status(struct doc *d)
+{
+	char *c = memcpy(xrealloc(NULL, d->t[0].end), d->js, d->t[0].end);
+
+	d->js = c;
+	return c;
+}
+
 /* Copies the program's output from the open files as it comes, until
  * the program has ended: its status then in d, whose text is in the
  * returned copy, keep (the reads that follow would overwrite it), which
@@ -531,7 +542,7 @@ stream_follow(const struct buf *st, struct doc *d, char *keep, int merge,
 		/* The status is kept from the reads that follow it; the program
 		 * that ended is not one to stop any more. */
 		if (!ended && (ended = exec_ended(st, d)))
-			d->js = keep = memcpy(xrealloc(NULL, d->t[0].end), d->js, d->t[0].end);
+			keep = keep_status(d);
 		if (ended)
 			undo.stream_pid = -1;
 		got = stream_copy(undo.handle[0], out, ended);
@@ -595,7 +606,7 @@ exec_stream(const struct buf *args, const struct buf *env, const struct buf *in,
 			if (keep)
 				goto cannot;
 			if (exec_ended(&st, &d))
-				d.js = keep = memcpy(xrealloc(NULL, d.t[0].end), d.js, d.t[0].end);
+				keep = keep_status(&d);
 			else
 				exec_nap(deadline, delay, prog, undo.stream_pid);
 		}
