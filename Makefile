@@ -28,7 +28,7 @@ SAN = $(DEFS) -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 PARTS = src/util.c src/conn.c src/proto.c src/output.c src/raw.c src/many.c src/session.c src/guest.c \
 	src/cli.c src/cmd-exec.c src/untar.c src/undo.c src/cmd-file.c src/cmd-put.c src/cmd-info.c \
 	src/cmd-admin.c src/cmd-ls.c src/serve.c src/http.c src/serve-http.c src/serve-file.c \
-	src/link.c src/serve-agent.c src/help.c
+	src/link.c src/engine.c src/cmd-metrics.c src/serve-agent.c src/help.c
 SRC = qga.c $(PARTS) src/qga.h json.c json.h
 TESTBIN = test/json_test test/json_test_swar test/fuzz_replay test/fuzz_http_replay \
 	test/fuzz_tar_replay test/fuzz_replies_replay test/fakeagent

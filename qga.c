@@ -23,6 +23,7 @@
  *   src/serve-*.c     its agent, its HTTP requests, its /file transfers
  *   src/http.c        HTTP parsers, pure functions of their bytes
  *   src/link.c        a non-blocking link to an agent, for any loop
+ *   src/engine.c      many agents at once: a link and its requests each
  *   src/help.c        finding commands, suggestions, help, completion
  *   json.c            the strict JSON tokenizer and stream framer
  *
@@ -58,6 +59,8 @@
 #include "src/serve-http.c"
 #include "src/serve-file.c"
 #include "src/link.c"
+#include "src/engine.c"
+#include "src/cmd-metrics.c"
 #include "src/serve-agent.c"
 #include "src/help.c"
 
@@ -232,6 +235,16 @@ const struct cmd cmds[] = {
 	 "Finds this host's agent sockets (Proxmox's and libvirt's folders, DIR,\n"
 	 "-s, QGA_SOCKET, /tmp/qga.sock) and asks each which agent answers.\n",
 	 "guest-info,guest-get-osinfo", 1},
+	{"metrics", cmd_metrics, NULL, "l:", metrics_longs,
+	 "[--listen ADDR]... [--token-file FILE] [--fs-types-exclude PATTERNS] "
+	 "[--mount-points-exclude PATTERNS] [--disks-exclude PATTERNS]\n"
+	 "Prints what each guest reports (file systems, load, CPU, disks, network,\n"
+	 "users) in Prometheus' text format, asking every agent ls finds, or the\n"
+	 "targets given, at once; --listen ADDR serves it at GET /metrics, collected\n"
+	 "at each scrape. An exclude is a list: NAME,PREFIX*,...\n",
+	 "guest-info,guest-get-host-name,guest-get-osinfo,guest-get-fsinfo,guest-get-load,"
+	 "guest-get-cpustats,guest-get-diskstats,guest-network-get-interfaces,"
+	 "guest-get-users,guest-get-vcpus", 0},
 	{"completion", cmd_completion, NULL, NULL, NULL,
 	 "bash | zsh\n"
 	 "Prints a completion script for bash or zsh.\n",

@@ -12,15 +12,8 @@ static const char *const host_dirs[] = {
 	"/run/libvirt/qemu/channel",
 };
 
-struct found {
-	char *addr, *name;
-	dev_t dev;
-	ino_t ino;
-	int libvirt, held;
-};
-
-static struct found *found;
-static int nfound;
+struct found *found;
+int nfound;
 
 /* Adds path when it is a socket, under name (n bytes of it). */
 static void
@@ -162,19 +155,16 @@ probe(const struct found *f)
 	leave(0);
 }
 
-int
-cmd_ls(int argc, char **argv)
+/* The agent sockets of this host, into found (after any found already):
+ * Proxmox's and libvirt's, the targets given, QGA_SOCKET's and
+ * /tmp/qga.sock, in the order of their addresses, those another client
+ * holds marked. A second call finds them afresh. */
+void
+find_agents(void)
 {
-	static const char *const key[] = {"address", "name", "agent", "version", "os"};
-	struct table t = {NULL, 5, 0, 0};
-	struct buf o = {0}, *out;
-	const char *env = getenv("QGA_SOCKET"), *v[5];
-	int ch, i, k, virsh = -1;
+	const char *env = getenv("QGA_SOCKET");
+	int i;
 
-	while ((ch = cmdopt(argc, argv)) != -1)
-		scan_dir(optarg, 0);
-	if (optind != argc)
-		return -1;
 	for (i = 0; i < (int)(sizeof host_dirs / sizeof *host_dirs); i++)
 		scan_dir(host_dirs[i], i ? 2 : 1);
 	for (i = 0; i < many.n; i++)
@@ -182,11 +172,38 @@ cmd_ls(int argc, char **argv)
 	if (env)
 		add_found(env, "", 0, 0);
 	add_found("/tmp/qga.sock", "", 0, 0);
+	qsort(found, (size_t)nfound, sizeof *found, by_addr);
+	mark_held();
+}
+
+/* Forgets what find_agents() found. */
+void
+forget_agents(void)
+{
+	while (nfound--) {
+		free(found[nfound].addr);
+		free(found[nfound].name);
+	}
+	nfound = 0;
+}
+
+int
+cmd_ls(int argc, char **argv)
+{
+	static const char *const key[] = {"address", "name", "agent", "version", "os"};
+	struct table t = {NULL, 5, 0, 0};
+	struct buf o = {0}, *out;
+	const char *v[5];
+	int ch, i, k, virsh = -1;
+
+	while ((ch = cmdopt(argc, argv)) != -1)
+		scan_dir(optarg, 0);
+	if (optind != argc)
+		return -1;
+	find_agents();
 	if (!nfound)
 		die(EX_AGENT, "ls: no agent socket in Proxmox's or libvirt's folders, "
 		    "QGA_SOCKET or /tmp/qga.sock");
-	qsort(found, (size_t)nfound, sizeof *found, by_addr);
-	mark_held();
 	many.addr = xrealloc(many.addr, (size_t)nfound * sizeof *many.addr);
 	for (i = 0; i < nfound; i++)
 		many.addr[i] = found[i].addr;

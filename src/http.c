@@ -28,7 +28,8 @@ http_reply(int i, int code, const char *body, size_t len, int keep, int text)
 		body = err;
 	}
 	snprintf(head, sizeof head, "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu"
-	         "\r\n%s%s\r\n", reason, text ? "text/plain; version=0.0.4" : "application/json", len,
+	         "\r\n%s%s\r\n", reason, text == 2 ? "text/html; charset=utf-8" :
+	         text ? "text/plain; version=0.0.4; charset=utf-8" : "application/json", len,
 	         code == 401 ? "WWW-Authenticate: Bearer\r\n" : "",
 	         keep ? "" : "Connection: close\r\n");
 	buf_str(&c->out, head);
@@ -45,11 +46,11 @@ read_token(const char *path)
 	FILE *f = fopen(path, "re");
 
 	if (!f || !fgets(sv.token, sizeof sv.token, f))
-		die(EX_USAGE, "serve: read --token-file %s:", path);
+		die(EX_USAGE, "%s: read --token-file %s:", cur->name, path);
 	fclose(f);
 	sv.token[strcspn(sv.token, "\r\n")] = 0;
 	if (strlen(sv.token) < 16)
-		die(EX_USAGE, "serve: the token in %s is shorter than 16 bytes", path);
+		die(EX_USAGE, "%s: the token in %s is shorter than 16 bytes", cur->name, path);
 }
 
 /* Whether an Authorization value, v[0..n), carries the token, compared in

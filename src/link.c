@@ -95,13 +95,26 @@ link_close(struct link *l)
 	l->state = LINK_DOWN;
 }
 
+/* Closes the link and frees what it holds. */
+void
+link_free(struct link *l)
+{
+	link_close(l);
+	free(l->aa);
+	free(l->in.p);
+	free(l->out.p);
+	l->aa = NULL;
+	l->in = l->out = (struct buf){0};
+}
+
 /* The peer is out of reach, or gone. Once it has served, the next try may
  * come at once; a try that fails before that waits for the backoff. */
 void
-link_lose(struct link *l, const char *why)
+link_lose(struct link *l, int status, const char *why)
 {
 	int up = l->state == LINK_UP;
 
+	l->status = status;
 	snprintf(l->why, sizeof l->why, "%s", why);
 	link_close(l);
 	if (up)
@@ -179,7 +192,7 @@ link_checked(struct link *l)
 
 	if (a->family == AF_UNIX &&
 	    unix_trusted(l->fd, ((const struct sockaddr_un *)(const void *)&a->sa)->sun_path))
-		link_lose(l, failure.msg);
+		link_lose(l, failure.status, failure.msg);
 	else
 		link_reached(l);
 }
@@ -215,7 +228,7 @@ link_try(struct link *l)
 		l->fd = -1;
 	}
 	l->state = LINK_CONNECTING;
-	link_lose(l, failure.msg);
+	link_lose(l, failure.status, failure.msg);
 }
 
 /* A connection under way has ended, one way or the other. */
@@ -258,7 +271,7 @@ link_start(struct link *l)
 	if (*l->dev && (!l->naa || (stat(l->dev, &st) == 0 && S_ISCHR(st.st_mode)))) {
 		l->fd = open(l->dev, O_RDWR | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
 		if (l->fd < 0 ? fail(EX_IO, "open %s:", l->name) : set_raw(l->fd, l->name))
-			link_lose(l, failure.msg);
+			link_lose(l, failure.status, failure.msg);
 		else
 			link_reached(l);
 		return;
@@ -282,14 +295,14 @@ link_value(struct link *l, const char *js, size_t len)
 	 * where it must come and nowhere else; events go by. */
 	if (l->state == LINK_GREETING && json_get(js, r.tok, 0, "QMP") < 0) {
 		fail(EX_PROTO, "no QMP greeting: %s", excerpt(js, len));
-		link_lose(l, failure.msg);
+		link_lose(l, failure.status, failure.msg);
 	} else if (l->state == LINK_GREETING) {
 		link_request(l, "qmp_capabilities", -1);
 		l->state = LINK_CAPS;
 	} else if (l->state == LINK_CAPS && r.err >= 0) {
 		reply_error(&r, "qmp_capabilities");
 		fail(EX_PROTO, "QMP negotiation failed: %s", failure.msg);
-		link_lose(l, failure.msg);
+		link_lose(l, failure.status, failure.msg);
 	} else if (l->state == LINK_CAPS && r.ret >= 0)
 		link_ready(l);
 	else if (l->state == LINK_CAPS)
@@ -302,7 +315,7 @@ link_value(struct link *l, const char *js, size_t len)
 				link_ready(l);
 		} else if (json_get(js, r.tok, 0, "QMP") >= 0)
 			/* Taken for one, it would be trusted as one. */
-			link_lose(l, "it greets as QMP does, where a guest agent's sync was "
+			link_lose(l, EX_PROTO, "it greets as QMP does, where a guest agent's sync was "
 			          "expected: for a QMP monitor, give --qmp");
 	} else
 		l->on_reply(l, js, len, &r);
@@ -323,7 +336,7 @@ vmm_answer(struct link *l, int closed)
 		fail(EX_IO, "the VMM answered '%s' to CONNECT %u, not OK (is the guest's "
 		     "agent listening on vsock port %u?)", excerpt(l->in.p, n),
 		     l->vmmport, l->vmmport);
-		link_lose(l, failure.msg);
+		link_lose(l, failure.status, failure.msg);
 		return -1;
 	}
 	memmove(l->in.p, nl + 1, l->in.len - n - 1);
@@ -346,7 +359,7 @@ link_read(struct link *l)
 	if (n <= 0 && l->state == LINK_VMM)
 		vmm_answer(l, 1);
 	else if (n <= 0)
-		link_lose(l, n ? strerror(errno) : "it closed the connection");
+		link_lose(l, EX_IO, n ? strerror(errno) : "it closed the connection");
 	if (n <= 0)
 		return;
 	l->in.len += (size_t)n;
@@ -354,11 +367,11 @@ link_read(struct link *l)
 		return;
 	while ((r = frame(&l->sc, &l->in, l->maxreply)) != JSON_SCAN_MORE) {
 		if (r == FRAME_LARGE) {
-			link_lose(l, "a reply larger than --max-reply");
+			link_lose(l, EX_PROTO, "a reply larger than --max-reply");
 			return;
 		}
 		if (r < 0) {
-			link_lose(l, "it sent bytes that are not JSON");
+			link_lose(l, EX_PROTO, "it sent bytes that are not JSON");
 			return;
 		}
 		if (r == JSON_SCAN_VALUE)
@@ -382,7 +395,7 @@ link_flush(struct link *l)
 		if (w < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (w <= 0) {
-			link_lose(l, strerror(errno));
+			link_lose(l, EX_IO, strerror(errno));
 			return;
 		}
 		l->outoff += (size_t)w;
@@ -428,6 +441,6 @@ link_tick(struct link *l, long long now)
 	         l->state == LINK_GREETING ? "QMP greeting" : l->state == LINK_CAPS ?
 	         "answer to qmp_capabilities" : "answer to guest-sync-delimited",
 	         seconds(l->timeout));
-	link_lose(l, desc);
+	link_lose(l, EX_TIMEOUT, desc);
 	return -1;
 }

@@ -3,7 +3,7 @@
  * -j's lines, and the summary. */
 #include "qga.h"
 
-struct many many = {NULL, 0, 64, 0, 0, 0, 0, NULL, NULL, 0};
+struct many many = {NULL, 0, 0, 0, 0, 0, 0, NULL, NULL, 0};
 
 /* The most of stdin the parent holds for its children, and of a line. */
 #define MANY_STDIN_MAX (256 << 20)
@@ -259,7 +259,7 @@ run_targets(int reads_stdin)
 	struct buf in = {0};
 	char bad[512] = "";
 	int *who, i, j, k, n, next = 0, running = 0, nbad = 0, worst = 0, sig = 0, broken = 0;
-	int armed;
+	int armed, max;
 
 	if (reads_stdin && (k = read_all(0, &in, MANY_STDIN_MAX)) < 0) {
 		if (k == -2)
@@ -269,7 +269,9 @@ run_targets(int reads_stdin)
 	}
 	t = xrealloc(NULL, (size_t)many.n * sizeof *t);
 	memset(t, 0, (size_t)many.n * sizeof *t);
-	k = 3 * (many.max < many.n ? many.max : many.n);
+	/* -P, 64 unless given. */
+	max = many.max ? many.max : 64;
+	k = 3 * (max < many.n ? max : many.n);
 	pfd = xrealloc(NULL, (size_t)k * sizeof *pfd);
 	who = xrealloc(NULL, (size_t)k * sizeof *who);
 	for (i = 0; i < many.n; i++)
@@ -278,7 +280,7 @@ run_targets(int reads_stdin)
 	armed = undo.armed;
 	undo.armed = 0;
 	for (;;) {
-		while (!sig && next < many.n && running < many.max) {
+		while (!sig && next < many.n && running < max) {
 			if ((k = start_target(&t[next], t, next, reads_stdin)) > 0) {
 				undo.armed = armed;
 				free(t);

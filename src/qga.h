@@ -26,6 +26,7 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -192,7 +193,8 @@ struct table {
 enum {
 	O_QMP = 256, O_NOSYNC, O_MAXREPLY, O_NOWAIT, O_MERGE, O_HTTP, O_ALLOW,
 	O_DENY, O_MAXCLIENTS, O_MAXREQUEST, O_MODE, O_INPLACE, O_PS, O_RUN, O_MAX,
-	O_STREAM, O_NOSTREAM, O_VERIFY, O_TOKEN, O_TARGETS, O_NOTAG, O_LOG, O_MAXSIZE
+	O_STREAM, O_NOSTREAM, O_VERIFY, O_TOKEN, O_TARGETS, O_NOTAG, O_LOG, O_MAXSIZE,
+	O_FSTYPES, O_MOUNTS, O_DISKS
 };
 
 /* The options every command takes, before its name or after it. */
@@ -300,12 +302,15 @@ struct xfer {
 /* A local reply is answered by the proxy itself: ITEM_LOCAL (HTTP 200,
  * or the status it is given), ITEM_BAD for what is not a request (400),
  * ITEM_DENIED (403); ITEM_NOREPLY goes to the agent, which answers it
- * only when it fails. */
-enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_EXEC, ITEM_FILE, ITEM_BAD, ITEM_DENIED };
+ * only when it fails; ITEM_SCRAPE (metrics --listen) waits for the
+ * collection under way. */
+enum { ITEM_AGENT, ITEM_LOCAL, ITEM_NOREPLY, ITEM_EXEC, ITEM_FILE, ITEM_BAD, ITEM_DENIED,
+       ITEM_SCRAPE };
 
 /* WAIT: a POST /exec between two polls of its program's status; RUNNING:
- * a /file transfer, whose child talks to the agent as a client. */
-enum { QUEUED, SENT, WAIT, RUNNING, DONE, GONE };
+ * a /file transfer, whose child talks to the agent as a client;
+ * COLLECTING: a scrape, until the collection under way ends. */
+enum { QUEUED, SENT, WAIT, RUNNING, COLLECTING, DONE, GONE };
 
 /* The steps of reaching a peer, each a state of its link: connecting, a
  * VMM's answer to CONNECT (hvsock), QMP's greeting and its answer to
@@ -342,7 +347,8 @@ struct link {
 	size_t maxreply;
 	long long sync_id, try_deadline, retry_at, backoff;
 	int connects;           /* how many times it was reached */
-	char why[MSG_MAX];      /* why it is down */
+	int status;             /* why it is down: an exit status, */
+	char why[MSG_MAX];      /* and in words */
 	/* A reply or event once the link is up (or synced), r the owner's
 	 * to change; the link lost (up: it was up); the link up; after the
 	 * sync, whether the owner holds the link until it calls link_up();
@@ -352,6 +358,39 @@ struct link {
 	void (*on_up)(struct link *);
 	int (*on_synced)(struct link *);
 	void (*on_note)(struct link *, const char *msg);
+};
+
+/* A target's job in the engine (src/engine.c): its link, first, so
+ * that the link's hooks find the job; the request it waits for. */
+enum { JOB_WAITING, JOB_RUNNING, JOB_DONE };
+
+struct job {
+	struct link link;
+	struct engine *e;
+	int index, state;
+	int up;                 /* the agent was reached and synced */
+	const char *asked;      /* the request whose reply is owed */
+	long long t0, deadline, ms;
+	int status;             /* 0, or why it ended early: an exit status, */
+	char why[MSG_MAX];      /* and in words */
+};
+
+/* Many targets at once: a job each, at most max of them running. Its
+ * owner gives each job's requests in turn (next: the request's name, its
+ * JSON into b; NULL for no more), takes each reply (answer) and hears
+ * that a job ended (on_end). */
+struct engine {
+	const char *const *addr;
+	int n, max, started, running;
+	int qmp;
+	long long timeout;
+	size_t maxreply;
+	struct job *job;
+	struct buf req;
+	const char *(*next)(struct engine *, struct job *, struct buf *b);
+	void (*answer)(struct engine *, struct job *, const char *js, size_t len,
+	               const struct reply *r);
+	void (*on_end)(struct engine *, struct job *);
 };
 
 /* frame()'s result for a value under way larger than its bound. */
@@ -394,6 +433,7 @@ struct serve {
 	unsigned lport[16];   /* a TCP listener's port; 0 for a unix socket */
 	char laddr[16][64], lname[16][64]; /* its address, as Host says it; its name */
 	int quiet;
+	int exporter;         /* metrics --listen: no agent, scrapes */
 	mode_t mode;
 	struct link link;      /* to the agent */
 	long long next_id;
@@ -565,6 +605,7 @@ void call_for(const struct buf *req, const char *name, struct reply *r, long lon
 void call(const struct buf *req, const char *name, struct reply *r);
 long long timeout_or(long long dflt);
 int doc_parse(struct doc *d, const char *js, size_t len, const char *shape, const char *name);
+int doc_return(struct doc *d, const struct reply *r, const char *name, const char *shape);
 void doc_reply(struct doc *d, const struct reply *r, const char *name, const char *shape);
 int dget(const struct doc *d, int obj, const char *key);
 char * dstr(const struct doc *d, int i);
@@ -672,8 +713,27 @@ extern const struct option wait_longs[];
 int cmd_wait(int argc, char **argv);
 
 /* cmd-ls.c */
+struct found {
+	char *addr, *name;
+	dev_t dev;
+	ino_t ino;
+	int libvirt, held;
+};
+extern struct found *found;
+extern int nfound;
+void find_agents(void);
+void forget_agents(void);
 int cmd_ls(int argc, char **argv);
 extern const struct option ls_longs[];
+
+/* cmd-metrics.c */
+int exporter_tick(int wait);
+int exporter_poll(struct pollfd *pfd);
+void exporter_io(const struct pollfd *pfd, int n);
+void exporter_stop(void);
+void exporter_http(int i, const struct http_req *r);
+extern const struct option metrics_longs[];
+int cmd_metrics(int argc, char **argv);
 
 /* serve.c */
 extern const char *const outcomes[NOUT];
@@ -695,6 +755,8 @@ void take_request(int i, const char *js, size_t len, int keep);
 void scan_compact(struct buf *b, struct json_scan *sc);
 int client_slot(void);
 int client_add(int fd, int http, const char *what);
+void serve_listen(const char *addr, int http);
+int serve_run(char **addrs, int na, int extra);
 extern const struct option serve_longs[];
 int cmd_serve(int argc, char **argv);
 
@@ -708,6 +770,7 @@ long http_query(const struct http_req *r, const char *key, char *out, size_t siz
 /* serve-http.c */
 void http_closing(int i, int drain);
 void http_local(int i, int code, int keep);
+int http_is(const struct http_req *r, const char *method, const char *target);
 void client_http(int i);
 int http_deadlines(int wait);
 
@@ -720,10 +783,20 @@ void xfer_io(const struct pollfd *p);
 int transfers_stop(void);
 int xfer_pump(int wait);
 
+/* engine.c */
+int engine_room(int max);
+void engine_init(struct engine *e, const char *const *addr, int n, long long timeout, int max);
+long long engine_tick(struct engine *e, long long now);
+int engine_poll(const struct engine *e, struct pollfd *pfd);
+void engine_io(struct engine *e, const struct pollfd *pfd, int n);
+void engine_stop(struct engine *e, int status, const char *why);
+void engine_run(struct engine *e);
+
 /* link.c */
 int link_init(struct link *l, const char *addr, int qmp, long long timeout, size_t maxreply);
 void link_close(struct link *l);
-void link_lose(struct link *l, const char *why);
+void link_free(struct link *l);
+void link_lose(struct link *l, int status, const char *why);
 void link_up(struct link *l);
 void link_send(struct link *l, const char *p, size_t n);
 void link_request(struct link *l, const char *name, long long id);

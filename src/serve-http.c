@@ -217,7 +217,7 @@ http_refuse(int i, int code, const char *why)
 
 /* Whether the request is method's (when given) for target (when given:
  * its path, the query left out). */
-static int
+int
 http_is(const struct http_req *r, const char *method, const char *target)
 {
 	const char *q = memchr(r->target, '?', r->tlen);
@@ -255,7 +255,7 @@ client_http(int i)
 			return;
 		}
 		/* A form or a fetch without CORS can send others. */
-		if ((http_is(&r, "POST", "/") || http_is(&r, "POST", "/exec")) && !r.json &&
+		if (!sv.exporter && (http_is(&r, "POST", "/") || http_is(&r, "POST", "/exec")) && !r.json &&
 		    (!*sv.token || r.auth)) {
 			http_refuse(i, 415, "a POST must be application/json");
 			return;
@@ -263,7 +263,9 @@ client_http(int i)
 		if (!file && c->in.len - r.head < r.body)
 			break;
 		used = r.head + (file ? 0 : r.body);
-		if (http_is(&r, "GET", "/health"))
+		if (sv.exporter)
+			exporter_http(i, &r);
+		else if (http_is(&r, "GET", "/health"))
 			health(i, r.keep);
 		else if (http_is(&r, "GET", "/metrics") && (!*sv.token || r.auth))
 			metrics(i, r.keep);

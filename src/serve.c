@@ -52,7 +52,7 @@ note(const char *fmt, ...)
 	va_start(ap, fmt);
 	vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "qga serve: %s\n", msg);
+	fprintf(stderr, "qga %s: %s\n", cur->name, msg);
 }
 
 static void
@@ -215,7 +215,7 @@ add_listener(int fd, const char *addr, int http)
 	if (listen(fd, 64) < 0)
 		die(EX_IO, "listen on %s:", addr);
 	if (sv.nl == 16)
-		die(EX_USAGE, "serve: at most 16 listening sockets");
+		die(EX_USAGE, "%s: at most 16 listening sockets", cur->name);
 	sv.lfd[sv.nl] = fd;
 	sv.lhttp[sv.nl++] = http;
 }
@@ -245,7 +245,7 @@ listen_tcp(const char *addr, char *host, char *port, int http)
 		if (!(v6 ? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)(void *)a->ai_addr)->sin6_addr) :
 		      ntohl(((struct sockaddr_in *)(void *)a->ai_addr)->sin_addr.s_addr) >> 24 == 127) &&
 		    (!http || !*sv.token))
-			die(EX_USAGE, "serve: %s is not a loopback address: %s", addr, http ?
+			die(EX_USAGE, "%s: %s is not a loopback address: %s", cur->name, addr, http ?
 			    "HTTP there needs --token-file" : "QGA clients cannot authenticate, "
 			    "use --http with --token-file, a unix socket or loopback");
 		fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -287,7 +287,7 @@ unix_path(const char *addr)
 }
 
 /* Listens on unix:PATH (or a path) or tcp:[HOST:]PORT. */
-static void
+void
 serve_listen(const char *addr, int http)
 {
 	char spec[300], loopback[] = "127.0.0.1", *host, *port;
@@ -425,6 +425,8 @@ enqueue(int i, int kind, const char *req, size_t len, const char *name, int keep
 	sv.cl[i].pending++;
 	if (kind == ITEM_FILE)
 		it->state = RUNNING;
+	else if (kind == ITEM_SCRAPE)
+		it->state = COLLECTING;
 	else if (kind == ITEM_AGENT || kind == ITEM_NOREPLY || kind == ITEM_EXEC) {
 		it->req = memcpy(xrealloc(NULL, len + 1), req, len);
 		it->len = len;
@@ -857,9 +859,9 @@ serve_options(int argc, char **argv, char **addrs, int *http)
 static int
 serve_turn(struct pollfd *pfd)
 {
-	int i, k, n, wait, left = 0;
+	int i, k, n, m, wait, left = 0;
 
-	wait = xfer_pump(http_deadlines(agent_pump()));
+	wait = exporter_tick(xfer_pump(http_deadlines(agent_pump())));
 	deliver_done();
 	if (stopping && !(left = transfers_stop()))
 		return 0;
@@ -877,8 +879,10 @@ serve_turn(struct pollfd *pfd)
 	pfd[n + sv.ncl] = (struct pollfd){sv.link.state ? sv.link.fd : -1,
 		link_events(&sv.link), 0};
 	xfer_poll(pfd + n + sv.ncl + 1);
-	if (poll(pfd, (nfds_t)(n + sv.ncl + 1 + 2 * sv.nxf), wait) < 0 && errno != EINTR)
+	m = exporter_poll(pfd + n + sv.ncl + 1 + 2 * sv.nxf);
+	if (poll(pfd, (nfds_t)(n + sv.ncl + 1 + 2 * sv.nxf + m), wait) < 0 && errno != EINTR)
 		die(EX_IO, "poll:");
+	exporter_io(pfd + n + sv.ncl + 1 + 2 * sv.nxf, m);
 	for (k = 0; k < sv.nl; k++)
 		if (pfd[k].revents & POLLIN)
 			client_accept(k);
@@ -917,13 +921,41 @@ serve_stop(char **addrs, int na)
 		if (unix_path(addrs[i]))
 			unlink(unix_path(addrs[i]));
 	link_close(&sv.link);
+	exporter_stop();
+}
+
+/* Serves the clients of the listeners made until a signal stops it: addrs
+ * are their addresses, na of them; extra is the room the exporter needs
+ * in poll's array. */
+int
+serve_run(char **addrs, int na, int extra)
+{
+	struct sigaction sa;
+	struct pollfd *pfd;
+
+	sv.cl = xrealloc(NULL, (size_t)sv.max * sizeof *sv.cl);
+	/* Untouched until used, as --max-clients may be large. */
+	if (!(sv.xf = calloc((size_t)sv.max, sizeof *sv.xf)))
+		die(EX_IO, "out of memory");
+	pfd = xrealloc(NULL, (size_t)(16 + 3 * sv.max + 1 + extra) * sizeof *pfd);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	if (!sv.exporter)
+		link_start(&sv.link);
+	while (serve_turn(pfd))
+		;
+	serve_stop(addrs, na);
+	free(pfd);
+	return 0;
 }
 
 int
 cmd_serve(int argc, char **argv)
 {
-	struct sigaction sa;
-	struct pollfd *pfd;
 	char *addrs[16];
 	int http[16], na, i;
 
@@ -933,24 +965,7 @@ cmd_serve(int argc, char **argv)
 	agent_init();
 	for (i = 0; i < na; i++)
 		serve_listen(addrs[i], http[i]);
-	sv.cl = xrealloc(NULL, (size_t)sv.max * sizeof *sv.cl);
-	/* Untouched until used, as --max-clients may be large. */
-	if (!(sv.xf = calloc((size_t)sv.max, sizeof *sv.xf)))
-		die(EX_IO, "out of memory");
-	pfd = xrealloc(NULL, (size_t)(16 + 3 * sv.max + 1) * sizeof *pfd);
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_stop;
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	link_start(&sv.link);
-	while (serve_turn(pfd))
-		;
-	serve_stop(addrs, na);
-	free(pfd);
-	return 0;
+	return serve_run(addrs, na, 0);
 }
 
 /* Built-in commands: the table, help and completion */
-

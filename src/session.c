@@ -63,11 +63,13 @@ const struct agent_cmd agent_cmds[] = {
 	{"guest-fsfreeze-status", NULL, "s"},
 	{"guest-fsfreeze-thaw", NULL, NULL},
 	{"guest-fstrim", NULL, "{paths:[{path:s,error:s,trimmed:i}]}"},
-	{"guest-get-cpustats", "7.1", NULL},
+	{"guest-get-cpustats", "7.1", "[{type:s,cpu:i,user:i,nice:i,system:i,idle:i,iowait:i,"
+	 "irq:i,softirq:i,steal:i,guest:i,guestnice:i}]"},
 	{"guest-get-devices", "Windows", NULL},
 	{"guest-get-disks", NULL, "[{name:s,partition:b,dependencies:[s],alias:s,"
 	 "address:{bus-type:s,serial:s}}]"},
-	{"guest-get-diskstats", "7.1", NULL},
+	{"guest-get-diskstats", "7.1", "[{name:s,major:i,minor:i,stats:{read-sectors:i,"
+	 "read-ios:i,write-sectors:i,write-ios:i,total-ticks:i}}]"},
 	{"guest-get-fsinfo", NULL, "[{name:s,mountpoint:s,type:s,used-bytes:i,total-bytes:i,"
 	 "total-bytes-privileged:i,disk:[{dev:s}]}]"},
 	{"guest-get-host-name", NULL, "{host-name:s}"},
@@ -81,7 +83,8 @@ const struct agent_cmd agent_cmds[] = {
 	{"guest-get-vcpus", NULL, "[{logical-id:i,online:b,can-offline:b}]"},
 	{"guest-info", NULL, SHAPE_INFO},
 	{"guest-network-get-interfaces", NULL, "[{name:s,hardware-address:s,"
-	 "ip-addresses:[{ip-address:s,ip-address-type:s,prefix:i}]}]"},
+	 "ip-addresses:[{ip-address:s,ip-address-type:s,prefix:i}],statistics:{rx-bytes:i,"
+	 "rx-packets:i,rx-errs:i,rx-dropped:i,tx-bytes:i,tx-packets:i,tx-errs:i,tx-dropped:i}}]"},
 	{"guest-network-get-route", "9.1", "[{iface:s,destination:s,gateway:s,mask:s,"
 	 "desprefixlen:s,nexthop:s,metric:i,flags:n,version:i}]"},
 	{"guest-ping", NULL, NULL},
@@ -311,15 +314,23 @@ doc_parse(struct doc *d, const char *js, size_t len, const char *shape, const ch
 }
 
 /* Parses the return value of the reply r to the command name, which must
- * have the shape: a reply of another shape ends qga. */
-void
-doc_reply(struct doc *d, const struct reply *r, const char *name, const char *shape)
+ * have the shape: 0, or the failure's status, recorded. */
+int
+doc_return(struct doc *d, const struct reply *r, const char *name, const char *shape)
 {
 	const struct json_tok *v = &r->tok[r->ret];
 	size_t q = v->type == JSON_STRING;
+
+	return doc_parse(d, r->js + v->start - q, v->end - v->start + 2 * q, shape, name);
+}
+
+/* As doc_return(), but a reply of another shape ends qga. */
+void
+doc_reply(struct doc *d, const struct reply *r, const char *name, const char *shape)
+{
 	int s;
 
-	if ((s = doc_parse(d, r->js + v->start - q, v->end - v->start + 2 * q, shape, name)))
+	if ((s = doc_return(d, r, name, shape)))
 		quit(s);
 }
 
