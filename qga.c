@@ -324,6 +324,7 @@ run_builtin(int argc, char **argv)
 			cmd_usage(cur, stderr);
 			leave(EX_USAGE);
 		}
+		fan_in(NULL, cur->uses, 0, cur);
 		fan_out(0);
 		simple_call(cur->uses, &r, cur->show ? &d : NULL);
 		if (cur->json == 2)
@@ -415,6 +416,8 @@ main(int argc, char **argv)
 		}
 	}
 
+	if (!batch)
+		fan_in(&req, name, named, NULL);
 	fan_out(batch);
 	need_session();
 	s = batch ? run_batch(&sess) : raw_request(&sess, &req, name, named, 0);

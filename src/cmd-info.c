@@ -357,6 +357,31 @@ percent(long long part, long long whole)
 	return whole ? (part * 100 + whole - 1) / whole : 100;
 }
 
+/* The file system at token i of guest-get-fsinfo's reply d, into f: its
+ * device is its first disk's, else its name; a size the agent left out
+ * is -1. Its strings are f's to free (fs_free). */
+void
+fs_at(const struct doc *d, int i, struct fs *f)
+{
+	int disks = dget(d, i, "disk");
+
+	f->mnt = dstr(d, dget(d, i, "mountpoint"));
+	f->type = dstr(d, dget(d, i, "type"));
+	f->dev = dstr(d, disks >= 0 && d->t[disks].size ?
+	              dget(d, disks + 1, "dev") : dget(d, i, "name"));
+	f->used = dint(d, dget(d, i, "used-bytes"), -1);
+	f->total = dint(d, dget(d, i, "total-bytes"), -1);
+	f->priv = dint(d, dget(d, i, "total-bytes-privileged"), -1);
+}
+
+void
+fs_free(struct fs *f)
+{
+	free(f->mnt);
+	free(f->type);
+	free(f->dev);
+}
+
 /* What df(1) shows: Size is the whole filesystem (total-bytes-privileged,
  * 9.1 on), Avail what an unprivileged user may still use (total-bytes is
  * that plus Used) and Use% Used of Used plus Avail, rounded up. */
@@ -364,30 +389,22 @@ void
 show_df(const struct doc *d)
 {
 	struct table t = {NULL, 7, 0, 0};
-	long long used, total, size;
-	int i, k, disks;
-	char *mnt, *type, *dev, u[24], s[24], a[24], pct[24];
+	struct fs f;
+	int i, k;
+	char u[24], s[24], a[24], pct[24];
 
 	table_add(&t, "Mounted on", "Type", "Device", "Size", "Used", "Avail", "Use%");
 	each(d, 0, i, k) {
-		mnt = dstr(d, dget(d, i, "mountpoint"));
-		type = dstr(d, dget(d, i, "type"));
-		disks = dget(d, i, "disk");
-		dev = dstr(d, disks >= 0 && d->t[disks].size ?
-		          dget(d, disks + 1, "dev") : dget(d, i, "name"));
-		used = dint(d, dget(d, i, "used-bytes"), -1);
-		total = dint(d, dget(d, i, "total-bytes"), -1);
-		size = dint(d, dget(d, i, "total-bytes-privileged"), total);
-		if (used >= 0 && total > 0)
-			snprintf(pct, sizeof pct, "%lld%%", percent(used, total));
+		fs_at(d, i, &f);
+		if (f.used >= 0 && f.total > 0)
+			snprintf(pct, sizeof pct, "%lld%%", percent(f.used, f.total));
 		else
 			strcpy(pct, "-");
-		table_add(&t, mnt, type, *dev ? dev : "-", human(size, s, sizeof s),
-		          human(used, u, sizeof u),
-		          human(used >= 0 && total >= used ? total - used : -1, a, sizeof a), pct);
-		free(mnt);
-		free(type);
-		free(dev);
+		table_add(&t, f.mnt, f.type, *f.dev ? f.dev : "-",
+		          human(f.priv >= 0 ? f.priv : f.total, s, sizeof s), human(f.used, u, sizeof u),
+		          human(f.used >= 0 && f.total >= f.used ? f.total - f.used : -1, a, sizeof a),
+		          pct);
+		fs_free(&f);
 	}
 	table_print(&t);
 }

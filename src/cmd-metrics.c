@@ -249,22 +249,10 @@ labels_of(struct buf *b, const struct doc *d, const char *key, int i)
 static void
 take_info(struct mt *m, const struct doc *d)
 {
-	struct buf b = {0}, names = {0};
-	char *n;
-	int l = dget(d, 0, "supported_commands"), i, k;
+	struct buf b = {0};
 
 	labels_of(&b, d, "version", dget(d, 0, "version"));
 	sample(m, F_AGENT, b.p, "1");
-	buf_add(&names, ",", 1);
-	each(d, l, i, k) {
-		n = dstr(d, dget(d, i, "name"));
-		buf_str(&names, dtrue(d, dget(d, i, "enabled")) ? "" : "!");
-		buf_str(&names, n);
-		buf_add(&names, ",", 1);
-		free(n);
-	}
-	buf_add(&names, "", 1);
-	m->cmds = names.p;
 	free(b.p);
 }
 
@@ -304,35 +292,25 @@ static void
 take_fs(struct mt *m, const struct doc *d)
 {
 	struct buf b = {0};
-	long long used, total, priv;
-	char *mnt, *type, *dev;
-	int i, k, disks;
+	struct fs f;
+	int i, k;
 
 	each(d, 0, i, k) {
-		mnt = dstr(d, dget(d, i, "mountpoint"));
-		type = dstr(d, dget(d, i, "type"));
-		disks = dget(d, i, "disk");
-		dev = dstr(d, disks >= 0 && d->t[disks].size ?
-		          dget(d, disks + 1, "dev") : dget(d, i, "name"));
-		used = dint(d, dget(d, i, "used-bytes"), -1);
-		total = dint(d, dget(d, i, "total-bytes"), -1);
-		priv = dint(d, dget(d, i, "total-bytes-privileged"), -1);
-		if (used >= 0 && total >= used && !excluded(col.excl[0], type) &&
-		    !excluded(col.excl[1], mnt)) {
+		fs_at(d, i, &f);
+		if (f.used >= 0 && f.total >= f.used && !excluded(col.excl[0], f.type) &&
+		    !excluded(col.excl[1], f.mnt)) {
 			b.len = 0;
-			label(&b, "device", dev);
-			label(&b, "fstype", type);
-			label(&b, "mountpoint", mnt);
+			label(&b, "device", f.dev);
+			label(&b, "fstype", f.type);
+			label(&b, "mountpoint", f.mnt);
 			buf_add(&b, "", 1);
-			sample_int(m, F_FS_SIZE, b.p, priv >= total ? priv : total, 1);
-			if (priv >= total)
-				sample_int(m, F_FS_FREE, b.p, priv - used, 1);
-			sample_int(m, F_FS_AVAIL, b.p, total - used, 1);
-			sample_int(m, F_FS_USED, b.p, used, 1);
+			sample_int(m, F_FS_SIZE, b.p, f.priv >= f.total ? f.priv : f.total, 1);
+			if (f.priv >= f.total)
+				sample_int(m, F_FS_FREE, b.p, f.priv - f.used, 1);
+			sample_int(m, F_FS_AVAIL, b.p, f.total - f.used, 1);
+			sample_int(m, F_FS_USED, b.p, f.used, 1);
 		}
-		free(mnt);
-		free(type);
-		free(dev);
+		fs_free(&f);
 	}
 	free(b.p);
 }
@@ -507,6 +485,7 @@ take_reply(struct engine *e, struct job *j, const char *js, size_t len,
 	struct mt *m = &col.mt[j->index];
 	const struct ask *a = &asks[m->step - 1];
 	const char *shape = a->take == take_info ? SHAPE_INFO : shape_of(a->cmd);
+	struct buf names = {0};
 	struct doc d;
 
 	(void)e;
@@ -516,6 +495,8 @@ take_reply(struct engine *e, struct job *j, const char *js, size_t len,
 		return;
 	m->ok |= 1u << (m->step - 1);
 	a->take(m, &d);
+	if (a->take == take_info && !command_list(r, 0, &names))
+		m->cmds = names.p;
 	free(d.t);
 }
 
@@ -546,7 +527,7 @@ job_done(struct engine *e, struct job *j)
 		sample(m, F_UNAME, b.p, "1");
 	}
 	if (j->status && !col.listen && !many.quiet)
-		warn("metrics: %s: %s", col.addr[j->index], j->why);
+		warn("metrics: %s", j->why);
 	free(b.p);
 }
 

@@ -15,14 +15,20 @@ job_of(struct link *l)
 }
 
 /* The job is over: its link is released, before its owner is told, so
- * that the agent is free for its next client at once. */
+ * that the agent is free for its next client at once. why is said as a
+ * client of that agent alone would say it: with the address first,
+ * unless it names the address already. */
 static void
 job_end(struct job *j, int status, const char *why)
 {
 	struct engine *e = j->e;
+	const char *addr = e->addr[j->index];
 
 	j->status = status;
-	copy(j->why, sizeof j->why, why ? why : "");
+	if (why && *why && !strstr(why, addr))
+		snprintf(j->why, sizeof j->why, "%s: %s", addr, why);
+	else
+		copy(j->why, sizeof j->why, why ? why : "");
 	j->ms = now_ms() - j->t0;
 	j->state = JOB_DONE;
 	link_free(&j->link);
@@ -113,6 +119,7 @@ job_start(struct engine *e, int i)
 	j->link.on_up = job_up;
 	j->link.on_synced = job_synced;
 	j->link.on_note = job_note;
+	j->link.qmp_detect = e->qmp_detect;
 	link_start(&j->link);
 }
 
@@ -165,7 +172,7 @@ engine_tick(struct engine *e, long long now)
 		if (j->link.state != LINK_UP)
 			w = link_tick(&j->link, now);
 		else if ((w = j->deadline - now) <= 0) {
-			snprintf(why, sizeof why, "no answer to %s within %s", j->asked,
+			snprintf(why, sizeof why, "no reply to %s within %s", j->asked,
 			         seconds(e->timeout));
 			link_lose(&j->link, EX_TIMEOUT, why);
 		}

@@ -87,16 +87,26 @@ not_found(const struct reply *r)
 
 /* Says which command name is closest to the one nobody knows: a built-in,
  * one of the schema's, or one the peer lists (guest-info, or QMP's
- * query-commands, asked once). A bare name is also compared as guest-NAME. */
+ * query-commands, asked once). */
 void
 suggest(struct conn *c, const char *name)
 {
-	const char *list = ",", *p, *e;
+	const char *list = ",";
+
+	peer_commands(c, &list);
+	suggest_from(list, name);
+}
+
+/* As suggest(), with the peer's commands as command_list() has them. A
+ * bare name is also compared as guest-NAME. */
+void
+suggest_from(const char *list, const char *name)
+{
+	const char *p, *e;
 	char gname[160], best[64] = "", cand[64];
 	int bd = 9, j;
 	size_t w;
 
-	peer_commands(c, &list);
 	snprintf(gname, sizeof gname, "guest-%.*s", (int)sizeof gname - 7, name);
 	for (j = 0; j < 2; j++) {
 		const char *nm = j ? gname : name;

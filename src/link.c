@@ -263,6 +263,7 @@ link_start(struct link *l)
 	link_close(l);
 	l->sock = 0;
 	l->in.len = l->out.len = l->outoff = 0;
+	l->heard = 0;
 	json_scan_init(&l->sc, 0);
 	l->try_deadline = deadline_in(l->timeout);
 	l->ai = 0;
@@ -313,10 +314,20 @@ link_value(struct link *l, const char *js, size_t len)
 			l->state = LINK_SYNCED;
 			if (!l->on_synced(l))
 				link_ready(l);
+		} else if (json_get(js, r.tok, 0, "QMP") >= 0 && l->qmp_detect) {
+			l->qmp = 1;
+			l->state = LINK_QMPSYNC;
 		} else if (json_get(js, r.tok, 0, "QMP") >= 0)
 			/* Taken for one, it would be trusted as one. */
 			link_lose(l, EX_PROTO, "it greets as QMP does, where a guest agent's sync was "
 			          "expected: for a QMP monitor, give --qmp");
+	} else if (l->state == LINK_QMPSYNC) {
+		/* The monitor's error to the sync echoes its id; then it is
+		 * negotiated with, as --qmp would have it. */
+		if (r.id >= 0 && json_int(js, &r.tok[r.id], &id) == 0 && id == l->sync_id) {
+			link_request(l, "qmp_capabilities", -1);
+			l->state = LINK_CAPS;
+		}
 	} else
 		l->on_reply(l, js, len, &r);
 }
@@ -362,6 +373,7 @@ link_read(struct link *l)
 		link_lose(l, EX_IO, n ? strerror(errno) : "it closed the connection");
 	if (n <= 0)
 		return;
+	l->heard = 1;
 	l->in.len += (size_t)n;
 	if (l->state == LINK_VMM && vmm_answer(l, 0) <= 0)
 		return;
@@ -436,10 +448,16 @@ link_tick(struct link *l, long long now)
 		return -1;
 	if (now < l->try_deadline)
 		return l->try_deadline - now;
+	if (l->state == LINK_SYNCING && !l->heard) {
+		silent_agent(l->name, l->timeout, l->sock);
+		link_lose(l, EX_TIMEOUT, failure.msg);
+		return -1;
+	}
 	snprintf(desc, sizeof desc, "no %s within %s", l->state == LINK_CONNECTING ?
 	         "connection" : l->state == LINK_VMM ? "answer to CONNECT from the VMM" :
 	         l->state == LINK_GREETING ? "QMP greeting" : l->state == LINK_CAPS ?
-	         "answer to qmp_capabilities" : "answer to guest-sync-delimited",
+	         "answer to qmp_capabilities" : l->state == LINK_QMPSYNC ?
+	         "answer to the sync from the QMP monitor" : "answer to guest-sync-delimited",
 	         seconds(l->timeout));
 	link_lose(l, EX_TIMEOUT, desc);
 	return -1;

@@ -166,20 +166,31 @@ feed(struct target *t, const struct buf *in)
 	}
 }
 
-/* Ends t's child and returns its status; with -j prints its replies, each
- * with its target and that status, or else one object that says why
- * there were none. */
-static int
-end_target(struct target *t)
+/* The summary of the targets that ended: the highest status, and the
+ * first ten that failed. */
+static struct {
+	int worst, nbad;
+	char bad[512];
+} tally;
+
+/* t has ended with status s: with -j its replies are printed, each with
+ * its target and that status, or else one object that says why there
+ * were none; a failure is counted. */
+static void
+target_end(struct target *t, int s)
 {
 	struct buf o = {0};
 	char *p = t->js.p, *nl;
-	int s = reap(t->pid);
 
-	t->pid = 0;
+	if (s) {
+		tally.worst = s > tally.worst ? s : tally.worst;
+		if (tally.nbad++ < 10)
+			snprintf(tally.bad + strlen(tally.bad), sizeof tally.bad - strlen(tally.bad),
+			         "%s%s (%d)", tally.nbad > 1 ? ", " : "", t->name, s);
+	}
 	if (many.held) {
 		many.held[many.index] = t->js;
-		return s;
+		return;
 	}
 	while (many.json) {
 		nl = p ? memchr(p, '\n', t->js.len - (size_t)(p - t->js.p)) : NULL;
@@ -208,7 +219,17 @@ end_target(struct target *t)
 		fwrite(o.p, 1, o.len, stdout);
 	free(o.p);
 	free(t->js.p);
-	return s;
+}
+
+/* After the last target: the line that names those that failed, and the
+ * status to leave with, 128+N after signal N. */
+static int
+tally_end(int sig)
+{
+	if (tally.nbad && !many.quiet)
+		warn("%d of %d failed: %s%s", tally.nbad, many.n, tally.bad,
+		     tally.nbad > 10 ? ", ..." : "");
+	return sig ? 128 + sig : tally.worst;
 }
 
 /* The descriptors to poll for the first next targets, into pfd, and for
@@ -257,8 +278,7 @@ run_targets(int reads_stdin)
 	struct target *t;
 	struct pollfd *pfd;
 	struct buf in = {0};
-	char bad[512] = "";
-	int *who, i, j, k, n, next = 0, running = 0, nbad = 0, worst = 0, sig = 0, broken = 0;
+	int *who, i, j, k, n, next = 0, running = 0, sig = 0, broken = 0;
 	int armed, max;
 
 	if (reads_stdin && (k = read_all(0, &in, MANY_STDIN_MAX)) < 0) {
@@ -313,12 +333,9 @@ run_targets(int reads_stdin)
 				continue;
 			running--;
 			many.index = i;
-			if (!(k = end_target(&t[i])))
-				continue;
-			worst = k > worst ? k : worst;
-			if (nbad++ < 10)
-				snprintf(bad + strlen(bad), sizeof bad - strlen(bad), "%s%s (%d)",
-				         nbad > 1 ? ", " : "", t[i].name, k);
+			k = reap(t[i].pid);
+			t[i].pid = 0;
+			target_end(&t[i], k);
 		}
 		broken |= fflush(stdout) == EOF;
 	}
@@ -328,9 +345,7 @@ run_targets(int reads_stdin)
 	free(in.p);
 	if (broken)
 		die(EX_IO, "write stdout:");
-	if (nbad && !many.quiet)
-		warn("%d of %d failed: %s%s", nbad, many.n, bad, nbad > 10 ? ", ..." : "");
-	return sig ? 128 + sig : worst;
+	return tally_end(sig);
 }
 
 /* The step a command takes before it first calls the agent: with several
@@ -348,4 +363,226 @@ fan_out(int reads_stdin)
 	many.fanned = 1;
 	if (many.n > 1 && !many.tag && (s = run_targets(reads_stdin)) >= 0)
 		leave(s);
+}
+
+/* Several targets in this process: for a command whose work is a fixed
+ * set of requests (a raw request, ping, an information table), the
+ * engine asks every target at once, and each target's output is made by
+ * the same code that would make it in a child, captured, then relayed as
+ * a child's would be. */
+static struct {
+	const struct buf *req;  /* a raw request, */
+	const char *name;       /* its name, */
+	int named;              /* and whether a bare name made it; */
+	const struct cmd *row;  /* or a built-in's row */
+	char gname[160];        /* the raw request's name as guest-NAME */
+	struct target *t;
+	int out[2], cap[2];     /* stdout and stderr, kept; their captures */
+} fx;
+
+/* Whether the reply js[0..len) in b says that the command does not exist. */
+static int
+not_found_in(const struct buf *b)
+{
+	struct reply r;
+
+	return !reply_text(&r, b->p, b->len, "agent") && not_found(&r);
+}
+
+/* Says the failure recorded, as quit() would in the target's child, and
+ * returns its status. */
+static int
+said(int s)
+{
+	say();
+	return s;
+}
+
+/* The request for the target's next step: the request itself; for a raw
+ * one a name the agent does not know, again as guest-NAME, and then the
+ * agent's commands, for a suggestion. */
+static const char *
+fixed_next(struct engine *e, struct job *j, struct buf *b)
+{
+	struct target *t = &fx.t[j->index];
+
+	(void)e;
+	t->step++;
+	if (t->step == 1 && fx.row) {
+		req_begin(b, fx.row->uses);
+		req_end(b, -1);
+		return fx.row->uses;
+	}
+	if (t->step == 1) {
+		buf_add(b, fx.req->p, fx.req->len);
+		return fx.name;
+	}
+	if (fx.row || !not_found_in(&t->reply))
+		return NULL;
+	if (t->step == 2 && fx.named && !j->link.qmp && strncmp(fx.name, "guest-", 6)) {
+		rename_request(b, fx.req, fx.gname);
+		return fx.gname;
+	}
+	if (t->step == 2)
+		t->step++;
+	if (t->step == 3) {
+		req_begin(b, j->link.qmp ? "query-commands" : "guest-info");
+		req_end(b, -1);
+		return j->link.qmp ? "query-commands" : "guest-info";
+	}
+	return NULL;
+}
+
+/* A reply: the one to show (a second, guest-NAME's, replaces the first
+ * unless the agent knows that name neither), or the agent's commands. */
+static void
+fixed_answer(struct engine *e, struct job *j, const char *js, size_t len,
+             const struct reply *r)
+{
+	struct target *t = &fx.t[j->index];
+	struct buf names = {0};
+
+	(void)e;
+	if (t->step == 3) {
+		command_list(r, j->link.qmp, &names);
+		t->list = names.p;
+		return;
+	}
+	if (t->step == 2 && not_found(r))
+		return;
+	if (t->step == 2) {
+		t->first = t->reply;
+		t->reply = (struct buf){0};
+	}
+	t->reply.len = 0;
+	buf_add(&t->reply, js, len);
+}
+
+/* What the target's child would print of its replies, and its status. */
+static int
+fixed_show(struct target *t, int qmp)
+{
+	struct reply r;
+	struct doc d;
+	int s;
+
+	if ((s = reply_text(&r, t->reply.p, t->reply.len, t->name)))
+		return said(s);
+	if (!fx.row) {
+		s = print_reply(&r, t->first.p ? fx.gname : fx.name, 0);
+		if (not_found(&r))
+			suggest_from(t->list ? t->list : ",", fx.name);
+		return s;
+	}
+	if (qmp && !strncmp(fx.row->uses, "guest-", 6))
+		return said(fail(EX_USAGE, "%s is a QMP monitor, not a guest agent: %s is "
+		                       "the guest agent's", t->name, fx.row->uses));
+	if (r.err >= 0)
+		return said(agent_error(&r, fx.row->uses));
+	if (opt.json) {
+		print_result(&r);
+		return 0;
+	}
+	if (fx.row->json == 2)
+		print_value(&r);
+	if (fx.row->show && (s = doc_return(&d, &r, fx.row->uses, shape_of(fx.row->uses))))
+		return said(s);
+	if (fx.row->show) {
+		fx.row->show(&d);
+		free(d.t);
+	}
+	return 0;
+}
+
+/* The lines of what fd k (0 stdout, 1 stderr) captured, relayed. */
+static void
+relay_capture(struct target *t, int k)
+{
+	struct buf b = {0};
+	char *p, *nl;
+
+	if (read_all(fx.cap[k], &b, SIZE_MAX) < 0)
+		die(EX_IO, "read the output of %s:", t->name);
+	for (p = b.p; p && p < b.p + b.len; p = nl + 1) {
+		if (!(nl = memchr(p, '\n', (size_t)(b.p + b.len - p))))
+			nl = b.p + b.len;
+		relay_line(t, k, p, (size_t)(nl - p));
+	}
+	free(b.p);
+}
+
+/* A target's job has ended: its output, as its child would have printed
+ * it, captured from stdout and stderr, relayed; then its end. */
+static void
+fixed_end(struct engine *e, struct job *j)
+{
+	struct target *t = &fx.t[j->index];
+	int k, s;
+
+	(void)e;
+	fflush(stdout);
+	for (k = 0; k < 2; k++) {
+		if (ftruncate(fx.cap[k], 0) < 0 || lseek(fx.cap[k], 0, SEEK_SET) < 0 ||
+		    dup2(fx.cap[k], k + 1) < 0)
+			die(EX_IO, "capture the output of %s:", t->name);
+	}
+	/* As in the target's child, whose tag says what to print. */
+	many.tag = t->name;
+	if ((s = j->status))
+		warn("%s", j->why);
+	else
+		s = fixed_show(t, j->link.qmp);
+	many.tag = NULL;
+	fflush(stdout);
+	dup2(fx.out[0], 1);
+	dup2(fx.out[1], 2);
+	for (k = 0; k < 2; k++) {
+		lseek(fx.cap[k], 0, SEEK_SET);
+		relay_capture(t, k);
+	}
+	many.index = j->index;
+	target_end(t, s);
+	free(t->reply.p);
+	free(t->first.p);
+	free(t->list);
+	if (fflush(stdout) == EOF)
+		die(EX_IO, "write stdout:");
+}
+
+/* The step a command whose work is a fixed set of requests takes before
+ * its fan-out step: with several targets, each is asked in this process
+ * and qga leaves with their status. A raw request is req (named by name,
+ * a bare name when named); a built-in's is its row's one command. */
+void
+fan_in(const struct buf *req, const char *name, int named, const struct cmd *row)
+{
+	struct engine e = {0};
+	FILE *f[2];
+	int i;
+
+	if (many.n < 2 || many.tag || many.fanned || opt.nosync)
+		return;
+	many.fanned = 1;
+	fx.req = req;
+	fx.name = name;
+	fx.named = named;
+	fx.row = row;
+	snprintf(fx.gname, sizeof fx.gname, "guest-%.*s", (int)sizeof fx.gname - 7, name);
+	fx.t = xrealloc(NULL, (size_t)many.n * sizeof *fx.t);
+	memset(fx.t, 0, (size_t)many.n * sizeof *fx.t);
+	for (i = 0; i < many.n; i++)
+		fx.t[i].name = many.addr[i];
+	for (i = 0; i < 2; i++)
+		if ((fx.out[i] = dup(i + 1)) < 0 || !(f[i] = tmpfile()) ||
+		    (fx.cap[i] = dup(fileno(f[i]))) < 0 || fclose(f[i]))
+			die(EX_IO, "a file for the output of each target:");
+	engine_init(&e, many.addr, many.n, opt.timeout, many.max);
+	e.qmp = opt.qmp;
+	e.qmp_detect = 1;
+	e.maxreply = opt.maxreply;
+	e.next = fixed_next;
+	e.answer = fixed_answer;
+	e.on_end = fixed_end;
+	engine_run(&e);
+	leave(tally_end(interrupted));
 }

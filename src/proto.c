@@ -223,6 +223,16 @@ sync_plain(struct conn *c, long long deadline)
 	return 0;
 }
 
+/* Silence from the start, at name, for timeout ms: says what it usually
+ * means, and returns EX_TIMEOUT. */
+int
+silent_agent(const char *name, long long timeout, int sock)
+{
+	return fail(EX_TIMEOUT, "no answer from a guest agent at %s within %s: is "
+	            "qemu-guest-agent running in the guest?%s", name, seconds(timeout),
+	            sock ? " another client (libvirtd, qga serve) may hold this socket" : "");
+}
+
 /* Brings the channel to a known state. For the guest agent: 0xFF, then
  * guest-sync-delimited with a fresh id; everything up to a 0xFF followed
  * by the reply carrying that id is somebody else's. A QMP monitor shows
@@ -248,12 +258,8 @@ resync(struct conn *c)
 	for (;;) {
 		if ((s = conn_next(c, deadline, "reply to guest-sync-delimited",
 		                   &got))) {
-			/* Silence from the start: say what it usually means. */
 			if (s == EX_TIMEOUT && c->fresh && !interrupted)
-				return fail(s, "no answer from a guest agent at %s within "
-				            "%s: is qemu-guest-agent running in the guest?%s",
-				            c->name, seconds(c->tmo), c->sock ? " another "
-				            "client (libvirtd, qga serve) may hold this socket" : "");
+				return silent_agent(c->name, c->tmo, c->sock);
 			return s;
 		}
 		if (got == JSON_SCAN_GARBAGE) {

@@ -138,6 +138,17 @@ struct target {
 	struct buf part[2]; /* what came after the last newline of each */
 	struct buf js;      /* -j: its replies, held until it ends */
 	char err[256];      /* its last message */
+	/* In this process (fan_in): the replies to show, the first kept when
+	 * it is tried again as guest-NAME, and the agent's commands. */
+	int step;
+	struct buf reply, first;
+	char *list;
+};
+
+/* A file system of guest-get-fsinfo's reply (fs_at). */
+struct fs {
+	char *mnt, *type, *dev;
+	long long used, total, priv;
 };
 
 /* A row of the table of the agent's commands (agent_cmds). */
@@ -314,10 +325,11 @@ enum { QUEUED, SENT, WAIT, RUNNING, COLLECTING, DONE, GONE };
 
 /* The steps of reaching a peer, each a state of its link: connecting, a
  * VMM's answer to CONNECT (hvsock), QMP's greeting and its answer to
- * qmp_capabilities, the sync (a guest agent), and the wait for the owner
- * after the sync (see on_synced). */
+ * qmp_capabilities, the sync (a guest agent), QMP's answer to the sync
+ * when a monitor greeted in its place (qmp_detect), and the wait for the
+ * owner after the sync (see on_synced). */
 enum { LINK_DOWN, LINK_CONNECTING, LINK_VMM, LINK_GREETING, LINK_CAPS, LINK_SYNCING,
-       LINK_SYNCED, LINK_UP };
+       LINK_QMPSYNC, LINK_SYNCED, LINK_UP };
 
 /* An address of the peer's, one of those to try in turn. */
 struct link_addr {
@@ -334,6 +346,8 @@ struct link {
 	int state;              /* LINK_DOWN to LINK_UP */
 	int fd, sock;           /* sock: a socket, not a device */
 	int qmp;                /* the peer is a QMP monitor */
+	int qmp_detect;         /* a monitor that greets in the sync's place is one */
+	int heard;              /* the peer has sent something in this try */
 	const char *addr;       /* as given, for messages */
 	char name[300];         /* what is connected to, for messages */
 	char dev[300];          /* a character device's path; a bare path's */
@@ -382,7 +396,7 @@ struct job {
 struct engine {
 	const char *const *addr;
 	int n, max, started, running;
-	int qmp;
+	int qmp, qmp_detect;     /* as the link's */
 	long long timeout;
 	size_t maxreply;
 	struct job *job;
@@ -558,6 +572,7 @@ void req_strv(struct buf *b, const char *key, const char *const *v, int n);
 void req_list(struct buf *b, const char *key, const struct buf *items);
 void req_members(struct buf *b, const char *obj, size_t n);
 void req_end(struct buf *b, long long id);
+int silent_agent(const char *name, long long timeout, int sock);
 void req_sync(struct buf *b, int delimited, long long id);
 int build_request(struct buf *b, const char *name, char **words, int n);
 int check_request(const char *s, size_t n, char *name, size_t size);
@@ -577,6 +592,7 @@ int b64_decode(struct buf *b, const char *js, const struct json_tok *t);
 
 /* raw.c */
 int run_batch(struct conn *c);
+void rename_request(struct buf *b, const struct buf *req, const char *name);
 int raw_request(struct conn *c, const struct buf *req, const char *name, int named, int batch);
 
 /* many.c */
@@ -587,6 +603,7 @@ const char *target_addr(void);
 void one_target(const char *what);
 int run_targets(int reads_stdin);
 void fan_out(int reads_stdin);
+void fan_in(const struct buf *req, const char *name, int named, const struct cmd *row);
 
 /* session.c */
 extern struct conn sess;
@@ -612,7 +629,7 @@ char * dstr(const struct doc *d, int i);
 char * dtext(const struct doc *d, int i);
 long long dint(const struct doc *d, int i, long long dflt);
 int dtrue(const struct doc *d, int i);
-void command_list(const struct reply *r, int qmp, struct buf *names);
+int command_list(const struct reply *r, int qmp, struct buf *names);
 int peer_commands(struct conn *c, const char **list);
 int wait_agent(long long total);
 int enabled(const char *name);
@@ -692,6 +709,8 @@ void show_timezone(const struct doc *d);
 void show_ifconfig(const struct doc *d);
 extern const struct option ip_longs[];
 int cmd_ip(int argc, char **argv);
+void fs_at(const struct doc *d, int i, struct fs *f);
+void fs_free(struct fs *f);
 void show_df(const struct doc *d);
 void show_disks(const struct doc *d);
 void show_users(const struct doc *d);
@@ -814,6 +833,7 @@ int agent_pump(void);
 const struct cmd * find_cmd(const char *name);
 int not_found(const struct reply *r);
 void suggest(struct conn *c, const char *name);
+void suggest_from(const char *list, const char *name);
 int cmd_help(int argc, char **argv);
 int cmd_completion(int argc, char **argv);
 

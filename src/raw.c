@@ -121,7 +121,7 @@ run_batch(struct conn *c)
 }
 
 /* The request req again, named name, with the same arguments. */
-static void
+void
 rename_request(struct buf *b, const struct buf *req, const char *name)
 {
 	struct json_parser p;

@@ -127,7 +127,8 @@ check_names(const struct reply *r)
 	char on[160], off[160];
 	int j;
 
-	command_list(r, 0, &names);
+	if (command_list(r, 0, &names))
+		note("warning: the agent's guest-info is not as expected: %s", failure.msg);
 	list = names.p;
 	for (j = 0; j < sv.nallow + sv.ndeny; j++) {
 		n = j < sv.nallow ? sv.allow[j] : sv.deny[j - sv.nallow];

@@ -386,18 +386,18 @@ dtrue(const struct doc *d, int i)
 }
 
 /* The commands of guest-info's reply r (query-commands' for qmp) as
- * ",a,!b,...,", a disabled one marked with "!", into names. */
-void
+ * ",a,!b,...,", a disabled one marked with "!", into names: 0, or the
+ * failure's status for a reply of another shape (names then lists none). */
+int
 command_list(const struct reply *r, int qmp, struct buf *names)
 {
 	struct doc d;
 	char *n;
-	int l, i, k;
+	int l, i, k, s = 0;
 
 	buf_add(names, ",", 1);
-	if (r->ret >= 0) {
-		doc_reply(&d, r, qmp ? "query-commands" : "guest-info",
-		          qmp ? "[{name:s}]" : SHAPE_INFO);
+	if (r->ret >= 0 && !(s = doc_return(&d, r, qmp ? "query-commands" : "guest-info",
+	                                    qmp ? "[{name:s}]" : SHAPE_INFO))) {
 		l = qmp ? 0 : dget(&d, 0, "supported_commands");
 		each(&d, l, i, k) {
 			n = dstr(&d, dget(&d, i, "name"));
@@ -410,6 +410,7 @@ command_list(const struct reply *r, int qmp, struct buf *names)
 		free(d.t);
 	}
 	buf_add(names, "", 1);
+	return s;
 }
 
 /* The peer's commands, as command_list() has them, asked once in a
@@ -430,7 +431,8 @@ peer_commands(struct conn *c, const char **list)
 		free(req.p);
 		if (s)
 			return s;
-		command_list(&r, c->qmp, &names);
+		if ((s = command_list(&r, c->qmp, &names)))
+			quit(s);
 	}
 	*list = names.p;
 	return 0;

@@ -40,7 +40,7 @@ value() {
 $QGA -t 2 "$@" metrics >"$M/out" 2>"$M/err"
 expect "metrics: exits 0 with a target down" test $? = 0
 check "metrics: says why the silent one is down, on stderr" 0 \
-	"qga: metrics: $M/silent.sock: no answer to guest-sync-delimited within 2 s" '' cat "$M/err"
+	"qga: metrics: no answer from a guest agent at $M/silent.sock within 2 s: is qemu-guest-agent running in the guest? another client (libvirtd, qga serve) may hold this socket" '' cat "$M/err"
 check "metrics: promtool check metrics finds nothing wrong" 0 '' '' \
 	sh -c "promtool check metrics <'$M/out' 2>&1"
 expect "metrics: up 1 for 7.2" test "$(value "$M/out" up "target=\"$M/a7.sock\"")" = 1
@@ -187,7 +187,7 @@ check "metrics: bytes that are not JSON" 0 "*qga_up{target=\"$M/garbage.sock\"} 
 	"qga: metrics: $M/garbage.sock: it sent bytes that are not JSON" \
 	$QGA -s "$M/garbage.sock" metrics
 check "metrics: an agent that never answers costs -t" 0 "*qga_up{target=\"$M/stall.sock\"} 0*" \
-	"qga: metrics: $M/stall.sock: no answer to guest-sync-delimited within 1 s" \
+	"qga: metrics: no answer from a guest agent at $M/stall.sock within 1 s: is qemu-guest-agent running in the guest? another client (libvirtd, qga serve) may hold this socket" \
 	$QGA -t 1 -s "$M/stall.sock" metrics
 
 # --listen: a scrape collects afresh; off loopback only with a token.

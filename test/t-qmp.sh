@@ -19,6 +19,15 @@ check "a QMP error reply" 1 '' \
 check "a QMP argument error" 1 '' \
 	"qga: query-version: GenericError: Parameter 'x' is unexpected" \
 	$QGA -s "$S" --qmp query-version x=1
+# Several targets ask from one process, through the engine, which tells
+# a monitor by its greeting too.
+check "QMP is detected among several targets" 0 "$Q/qmp.sock	{\"return\": {\"status\": \"running\", *\"running\": true}}
+unix:$Q/qmp.sock	{\"return\": {\"status\": \"running\", *\"running\": true}}" '' \
+	sh -c "$QGA -s '$Q/qmp.sock' -s '$S' query-status | sort"
+check "a guest agent's command on several monitors" 2 '' \
+	"*	qga: *qmp.sock is a QMP monitor, not a guest agent: guest-get-host-name is the guest agent's
+*	qga: *qmp.sock is a QMP monitor, not a guest agent: guest-get-host-name is the guest agent's
+qga: 2 of 2 failed: *" $QGA -s "$Q/qmp.sock" -s "$S" hostname
 check "QMP echoes an id" 0 '{"return": {}, "id": "q1"}' '' \
 	$QGA -s "$S" '{"execute":"query-name","id":"q1"}'
 printf 'stop\nquery-status\ncont\nquery-status\n' >"$T/batch"

@@ -162,6 +162,23 @@ case $gaver in
 esac
 check "vm: df: the ext4 disk" 0 '*/mnt *ext4 */dev/vda *1[0-9]M *' '' $QGA df
 check "vm: disks: virtio" 0 '*/dev/vda *disk *virtio *' '' $QGA disks
+# metrics from the real guest: its ext4 disk, its block and network
+# counters, the text clean under promtool.
+$QGA -s "$S" metrics >"$V/metrics" 2>"$V/metrics.err"
+expect "vm: metrics: exits 0, silent" test $? = 0 -a ! -s "$V/metrics.err"
+expect "vm: metrics: up" grep -qx "qga_up{target=\"$S\"} 1" "$V/metrics"
+expect "vm: metrics: the ext4 disk's size" grep -q \
+	"^qga_filesystem_size_bytes{target=\"$S\",device=\"/dev/vda\",fstype=\"ext4\",mountpoint=\"/mnt\"} 1[0-9]\{7\}$" \
+	"$V/metrics"
+expect "vm: metrics: the disk's reads" grep -q \
+	"^qga_disk_reads_completed_total{target=\"$S\",device=\"vda\"} [1-9][0-9]*$" "$V/metrics"
+expect "vm: metrics: the guest's network counters" grep -q \
+	"^qga_network_receive_bytes_total{target=\"$S\",device=\"lo\"} [0-9]*$" "$V/metrics"
+if command -v promtool >/dev/null 2>&1; then
+	check "vm: metrics: promtool check metrics" 0 '' '' sh -c "promtool check metrics <'$V/metrics' 2>&1"
+else
+	skip "vm: metrics: no promtool here (apt-get install prometheus)"
+fi
 check "vm: ip: no address on a guest without a network" 1 '' '' $QGA ip
 check "vm: set-time from the guest's hardware clock" 0 '' '' $QGA set-time
 check "vm: set-time --now" 0 '' '' $QGA set-time --now
