@@ -24,11 +24,10 @@ json_init(struct json_parser *p)
 	p->keep = 0;
 }
 
-/* The length of the UTF-8 sequence at s (at most n bytes), 0 if it is
- * not well formed, or -1 if it is cut short by the end of the text. */
-static int
-utf8len(const unsigned char *s, size_t n)
+int
+json_utf8len(const char *str, size_t n)
 {
+	const unsigned char *s = (const unsigned char *)str;
 	unsigned c = s[0], lo = 0x80, hi = 0xbf;
 	int len, i;
 
@@ -135,7 +134,7 @@ endstring(const char *js, size_t len, size_t i, size_t *at)
 			*at = i;
 			return JSON_EINVAL;
 		}
-		n = utf8len(s + i, len - i);
+		n = json_utf8len((const char *)s + i, len - i);
 		if (n < 0)
 			break;
 		if (n == 0) {

@@ -56,6 +56,10 @@ int json_eq(const char *js, const struct json_tok *t, const char *s);
  * With out NULL it only measures. */
 long json_unescape(const char *js, const struct json_tok *t, char *out,
                    size_t outsize);
+/* The length of the UTF-8 sequence at s (at most n bytes, n > 0): 0 if
+ * it is not well formed (overlong, a surrogate, past U+10FFFF), -1 if it
+ * is cut short by the end. */
+int json_utf8len(const char *s, size_t n);
 /* The number token t as an integer; -1 if it is not one or overflows. */
 int json_int(const char *js, const struct json_tok *t, long long *v);
 

@@ -52,7 +52,8 @@ static const struct family {
 };
 
 /* A guest's say is bounded: in each family at most this many series of a
- * target, each label value at most this many bytes. */
+ * target, from as many entries of a reply at most, each label value at
+ * most this many bytes. */
 #define SERIES_MAX 1024
 #define LABEL_MAX 256
 
@@ -68,6 +69,7 @@ struct mt {
 	char *host;            /* guest-get-host-name's */
 	char *uname[3];        /* machine, release and version, from guest-get-osinfo */
 	int step;              /* the next of asks to send */
+	int info;              /* guest-info, the first, is answered */
 	unsigned ok;           /* the asks answered and taken, a bit each */
 };
 
@@ -108,6 +110,7 @@ static struct collection {
 	int n;
 	int listen;            /* --listen: the collection serves scrapes */
 	int held;              /* the targets found held by another client */
+	int room;              /* how many are asked at once */
 	struct buf text;       /* the last collection's text */
 	const char *excl[3];   /* file system types, mount points, disks left out */
 } col;
@@ -139,34 +142,29 @@ excluded(const char *list, const char *s)
 
 /* Appends key="value", after a comma unless it is the first label, with
  * the value as the format wants it: \, " and newline escaped, other
- * control characters made '?', cut at LABEL_MAX bytes where a character
- * starts. The value is valid UTF-8, as json_unescape() makes every
- * string. */
+ * control characters and what is not UTF-8 (a file name may not be, a
+ * character cut at LABEL_MAX bytes neither) made '?'. */
 static void
 label(struct buf *b, const char *key, const char *v)
 {
-	size_t n = strlen(v), i;
+	size_t n = strlen(v) < LABEL_MAX ? strlen(v) : LABEL_MAX, i;
 	const unsigned char *p = (const unsigned char *)v;
+	int len;
 
-	if (n > LABEL_MAX)
-		for (n = LABEL_MAX; n && (p[n] & 0xc0) == 0x80; n--)
-			;
 	if (!b->len || b->p[b->len - 1] != '{')
 		buf_str(b, ",");
 	buf_str(b, key);
 	buf_str(b, "=\"");
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i += len > 0 ? (size_t)len : 1) {
+		len = json_utf8len(v + i, n - i);
 		if (p[i] == '\\' || p[i] == '"')
 			buf_add(b, "\\", 1);
 		if (p[i] == '\n')
 			buf_str(b, "\\n");
-		else if (p[i] < 0x20 || p[i] == 0x7f)
+		else if (len <= 0 || p[i] < 0x20 || p[i] == 0x7f || (p[i] == 0xc2 && p[i + 1] < 0xa0))
 			buf_add(b, "?", 1);
-		else if (p[i] == 0xc2 && i + 1 < n && p[i + 1] >= 0x80 && p[i + 1] < 0xa0) {
-			buf_add(b, "?", 1);
-			i++;
-		} else
-			buf_add(b, v + i, 1);
+		else
+			buf_add(b, v + i, (size_t)len);
 	}
 	buf_str(b, "\"");
 }
@@ -189,13 +187,14 @@ sample(struct mt *m, int f, const char *labels, const char *v)
 	buf_str(&line, labels);
 	buf_str(&line, "} ");
 	n = line.len;
+	if (m->nseries[f] >= SERIES_MAX)
+		goto out;
 	for (at = 0; at < b->len; at = (size_t)(nl - b->p) + 1) {
 		if (b->len - at > n && !memcmp(b->p + at, line.p, n))
 			goto out;
 		nl = memchr(b->p + at, '\n', b->len - at);
 	}
-	if (m->nseries[f]++ >= SERIES_MAX)
-		goto out;
+	m->nseries[f]++;
 	buf_str(&line, v);
 	buf_str(&line, "\n");
 	buf_add(b, line.p, line.len);
@@ -296,6 +295,8 @@ take_fs(struct mt *m, const struct doc *d)
 	int i, k;
 
 	each(d, 0, i, k) {
+		if (k >= SERIES_MAX)
+			break;
 		fs_at(d, i, &f);
 		if (f.used >= 0 && f.total >= f.used && !excluded(col.excl[0], f.type) &&
 		    !excluded(col.excl[1], f.mnt)) {
@@ -336,6 +337,8 @@ take_cpu(struct mt *m, const struct doc *d)
 	int i, k, v;
 
 	each(d, 0, i, k) {
+		if (k >= SERIES_MAX)
+			break;
 		snprintf(cpu, sizeof cpu, "%lld", dint(d, dget(d, i, "cpu"), -1));
 		for (j = 0; j < sizeof modes / sizeof *modes; j++) {
 			if ((v = dget(d, i, modes[j])) < 0)
@@ -357,23 +360,21 @@ take_cpu(struct mt *m, const struct doc *d)
 static int
 partition(const struct doc *d, const char *name)
 {
+	char disk[LABEL_MAX + 1];
 	size_t n = strlen(name), k;
-	int i, j, yes = 0;
-	char *disk;
+	int i, j, t;
 
 	for (k = n; k && isdigit((unsigned char)name[k - 1]); k--)
 		;
-	if (k == n || !k)
+	if (k == n || !k || k > LABEL_MAX)
 		return 0;
 	k -= name[k - 1] == 'p' && k > 1 && isdigit((unsigned char)name[k - 2]);
-	each(d, 0, i, j) {
-		disk = dstr(d, dget(d, i, "name"));
-		yes = strlen(disk) == k && !strncmp(disk, name, k);
-		free(disk);
-		if (yes || j > SERIES_MAX)
-			break;
-	}
-	return yes;
+	memcpy(disk, name, k);
+	disk[k] = 0;
+	each(d, 0, i, j)
+		if (j < SERIES_MAX && (t = dget(d, i, "name")) >= 0 && json_eq(d->js, &d->t[t], disk))
+			return 1;
+	return 0;
 }
 
 /* Sectors are of 512 bytes, whatever the disk's own, as in /proc. */
@@ -391,6 +392,8 @@ take_disk(struct mt *m, const struct doc *d)
 	int i, k, s;
 
 	each(d, 0, i, k) {
+		if (k >= SERIES_MAX)
+			break;
 		name = dstr(d, dget(d, i, "name"));
 		s = dget(d, i, "stats");
 		if (s >= 0 && !excluded(col.excl[2], name) && !partition(d, name)) {
@@ -417,6 +420,8 @@ take_net(struct mt *m, const struct doc *d)
 	int i, k, s, j, v;
 
 	each(d, 0, i, k) {
+		if (k >= SERIES_MAX)
+			break;
 		if ((s = dget(d, i, "statistics")) < 0)
 			continue;
 		labels_of(&b, d, "device", dget(d, i, "name"));
@@ -461,13 +466,17 @@ has(const struct mt *m, const char *name)
 	return 0;
 }
 
-/* The next of asks that the agent has; those it lacks fail unasked. */
+/* The next of asks that the agent has; those it lacks fail unasked. What
+ * it has is known once guest-info, the first, is answered: the others are
+ * then sent together, and answered in turn. */
 static const char *
 next_ask(struct engine *e, struct job *j, struct buf *b)
 {
 	struct mt *m = &col.mt[j->index];
 
 	(void)e;
+	if (m->step == 1 && !m->info)
+		return engine_wait;
 	while (m->step < NASKS && !has(m, asks[m->step].cmd))
 		m->step++;
 	if (m->step == NASKS)
@@ -479,21 +488,25 @@ next_ask(struct engine *e, struct job *j, struct buf *b)
 
 /* A reply of the shape its command's row in agent_cmds gives is taken. */
 static void
-take_reply(struct engine *e, struct job *j, const char *js, size_t len,
-           const struct reply *r)
+take_reply(struct engine *e, struct job *j, const char *name, const char *js,
+           size_t len, const struct reply *r)
 {
 	struct mt *m = &col.mt[j->index];
-	const struct ask *a = &asks[m->step - 1];
-	const char *shape = a->take == take_info ? SHAPE_INFO : shape_of(a->cmd);
+	const struct ask *a = asks;
+	const char *shape;
 	struct buf names = {0};
 	struct doc d;
 
 	(void)e;
 	(void)js;
 	(void)len;
+	while (strcmp(a->cmd, name))
+		a++;
+	m->info |= a->take == take_info;
+	shape = a->take == take_info ? SHAPE_INFO : shape_of(a->cmd);
 	if (r->ret < 0 || doc_return(&d, r, a->cmd, shape))
 		return;
-	m->ok |= 1u << (m->step - 1);
+	m->ok |= 1u << (a - asks);
 	a->take(m, &d);
 	if (a->take == take_info && !command_list(r, 0, &names))
 		m->cmds = names.p;
@@ -529,6 +542,10 @@ job_done(struct engine *e, struct job *j)
 	if (j->status && !col.listen && !many.quiet)
 		warn("metrics: %s", j->why);
 	free(b.p);
+	/* Held until every target is done: no room to spare. */
+	for (i = 0; i < NFAM; i++)
+		if (m->fam[i].len)
+			m->fam[i].p = xrealloc(m->fam[i].p, m->fam[i].cap = m->fam[i].len);
 }
 
 /* The collection */
@@ -557,12 +574,18 @@ collect_free(void)
 static void
 collect_start(void)
 {
-	int i, live = 0;
+	int i, k, live = 0;
 
 	collect_free();
 	if (many.n) {
-		col.addr = many.addr;
-		col.n = many.n;
+		/* A target given twice is asked once: its series would be twice. */
+		col.addr = xrealloc(col.addr, (size_t)many.n * sizeof *col.addr);
+		for (i = 0; i < many.n; i++) {
+			for (k = 0; k < col.n && strcmp(col.addr[k], many.addr[i]); k++)
+				;
+			if (k == col.n)
+				col.addr[col.n++] = many.addr[i];
+		}
 		col.held = 0;
 	} else {
 		forget_agents();
@@ -571,11 +594,11 @@ collect_start(void)
 		for (i = 0; i < nfound; i++)
 			if (!found[i].held)
 				col.addr[live++] = found[i].addr;
+		col.held = 0;
 		for (i = 0; i < nfound; i++)
 			if (found[i].held)
 				col.addr[live + col.held++] = found[i].addr;
 		col.n = nfound;
-		col.held = nfound - live;
 	}
 	col.mt = xrealloc(NULL, (size_t)(col.n ? col.n : 1) * sizeof *col.mt);
 	memset(col.mt, 0, (size_t)(col.n ? col.n : 1) * sizeof *col.mt);
@@ -584,15 +607,17 @@ collect_start(void)
 		if (!col.listen && !many.quiet)
 			warn("metrics: %s: another client holds it (libvirtd?)", col.addr[i]);
 	}
-	engine_init(&col.e, col.addr, col.n - col.held, timeout_or(5000), many.max);
+	engine_init(&col.e, col.addr, col.n - col.held, timeout_or(5000), col.room);
 	col.e.maxreply = opt.maxreply < REPLY_METRICS ? opt.maxreply : REPLY_METRICS;
 	col.e.next = next_ask;
+	col.e.window = ENGINE_WINDOW;
 	col.e.answer = take_reply;
 	col.e.on_end = job_done;
 }
 
-/* The text of the collection that has ended, into col.text: each family
- * with samples, all its targets' series under its HELP and TYPE. */
+/* The text of the collection that has ended, into col.text (printed a
+ * family at a time without --listen): each family with samples, all its
+ * targets' series under its HELP and TYPE. */
 static void
 collect_end(void)
 {
@@ -615,6 +640,9 @@ collect_end(void)
 		buf_str(&col.text, "\n");
 		for (i = 0; i < col.n; i++)
 			buf_add(&col.text, col.mt[i].fam[f].p, col.mt[i].fam[f].len);
+		if (!col.listen && fwrite(col.text.p, 1, col.text.len, stdout) != col.text.len)
+			die(EX_IO, "write stdout:");
+		col.text.len -= col.listen ? 0 : col.text.len;
 	}
 	collect_free();
 }
@@ -734,25 +762,29 @@ cmd_metrics(int argc, char **argv)
 		return -1;
 	if (opt.qmp)
 		die(EX_USAGE, "metrics: the metrics are a guest agent's: not with --qmp");
-	/* The agents are asked in one process: no child per target. */
+	/* The agents are asked in one process: no child per target; 256 at
+	 * once unless -P says, which --listen's clients leave room for. */
 	many.fanned = 1;
+	col.room = engine_room(many.max ? many.max : 256, na ? 64 + na : 0);
 	if (!na) {
 		collect_start();
 		engine_run(&col.e);
-		collect_end();
 		if (interrupted)
 			quit(fail(128 + interrupted, "interrupted"));
-		if (fwrite(col.text.p, 1, col.text.len, stdout) != col.text.len || fflush(stdout))
+		collect_end();
+		if (fflush(stdout))
 			die(EX_IO, "write stdout:");
 		return 0;
 	}
 	col.listen = sv.exporter = 1;
 	sv.quiet = many.quiet;
+	sv.link.fd = -1;
 	sv.max = 64;
 	sv.maxreq = 65536;
 	sv.mode = 0600;
-	sv.maxout = SIZE_MAX;
+	/* A client that reads none of its scrapes is cut off past this. */
+	sv.maxout = opt.maxreply;
 	for (i = 0; i < na; i++)
 		serve_listen(addrs[i], http[i]);
-	return serve_run(addrs, na, engine_room(many.max));
+	return serve_run(addrs, na, col.room);
 }

@@ -36,19 +36,28 @@ job_end(struct job *j, int status, const char *why)
 	e->on_end(e, j);
 }
 
-/* Sends the job's next request, or ends the job when there is none. */
+/* What next() says when the next request waits for a reply. */
+const char engine_wait[] = "";
+
+/* Sends the job's next requests, as many as its owner has ready and the
+ * window takes, or ends the job when there are none and none is owed. */
 static void
 job_next(struct job *j)
 {
 	struct engine *e = j->e;
+	const char *name = engine_wait;
 
-	e->req.len = 0;
-	if (!(j->asked = e->next(e, j, &e->req))) {
-		job_end(j, 0, NULL);
-		return;
+	while (j->nasked < e->window) {
+		e->req.len = 0;
+		if (!(name = e->next(e, j, &e->req)) || name == engine_wait)
+			break;
+		j->asked[(j->first + j->nasked++) % ENGINE_WINDOW] = name;
+		link_send(&j->link, e->req.p, e->req.len);
 	}
-	link_send(&j->link, e->req.p, e->req.len);
-	link_flush(&j->link);
+	if ((!name || name == engine_wait) && !j->nasked)
+		job_end(j, 0, NULL);
+	else
+		link_flush(&j->link);
 }
 
 static void
@@ -75,17 +84,21 @@ job_lost(struct link *l, int up)
 		job_end(j, l->status, l->why);
 }
 
-/* A reply: QMP's events go by; anything else answers the request asked,
- * since the agent answers in turn. A value nobody asked for is dropped. */
+/* A reply: QMP's events go by; anything else answers the oldest request
+ * owed, since the agent answers in turn. A value nobody asked for is
+ * dropped. */
 static void
 job_reply(struct link *l, const char *js, size_t len, struct reply *r)
 {
 	struct job *j = job_of(l);
+	const char *name;
 
-	if ((r->ret < 0 && r->err < 0) || !j->asked)
+	if ((r->ret < 0 && r->err < 0) || !j->nasked)
 		return;
-	j->asked = NULL;
-	j->e->answer(j->e, j, js, len, r);
+	name = j->asked[j->first];
+	j->first = (j->first + 1) % ENGINE_WINDOW;
+	j->nasked--;
+	j->e->answer(j->e, j, name, js, len, r);
 	if (j->state == JOB_RUNNING)
 		job_next(j);
 }
@@ -120,37 +133,50 @@ job_start(struct engine *e, int i)
 	j->link.on_synced = job_synced;
 	j->link.on_note = job_note;
 	j->link.qmp_detect = e->qmp_detect;
+	j->link.lean = 1;
 	link_start(&j->link);
 }
 
-/* How many links may be open at once: -P, else as many as the limit on
- * descriptors leaves room for; more targets than that go in waves. */
+/* How many links may be open at once: max, within what the limit on
+ * descriptors leaves once reserve more are kept for the owner; more
+ * targets than that go in waves. */
 int
-engine_room(int max)
+engine_room(int max, int reserve)
 {
 	struct rlimit rl;
+	long long room;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return max ? max : 64;
-	if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 65536)
-		rl.rlim_cur = 65536;
-	if (rl.rlim_cur < 96)
-		return 32;
-	return max && max < (int)rl.rlim_cur - 64 ? max : (int)rl.rlim_cur - 64;
+	room = getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY ?
+	       65536 : (long long)rl.rlim_cur;
+	room -= reserve + 16;
+	return room < 1 ? 1 : room < max ? (int)room : max;
 }
 
 /* Readies e for n targets, addr[0..n), each within timeout ms; at most
- * max at once (0: as many as descriptors allow). */
+ * max at once (see engine_room), each one request at a time until the
+ * owner widens the window. */
 void
 engine_init(struct engine *e, const char *const *addr, int n, long long timeout, int max)
 {
 	e->addr = addr;
 	e->n = n;
 	e->timeout = timeout ? timeout : 365LL * 86400000;
-	e->max = engine_room(max);
+	e->max = max;
+	e->window = 1;
 	e->job = xrealloc(e->job, (size_t)(n ? n : 1) * sizeof *e->job);
 	memset(e->job, 0, (size_t)(n ? n : 1) * sizeof *e->job);
 	e->started = e->running = 0;
+}
+
+/* Takes what the job's peer sent while the loop was busy elsewhere (an
+ * owner writing to a slow pipe), before its deadline is held against it. */
+static void
+job_drain(struct job *j)
+{
+	struct pollfd p = {j->link.fd, link_events(&j->link), 0};
+
+	if (p.fd >= 0 && poll(&p, 1, 0) > 0)
+		link_io(&j->link, p.revents);
 }
 
 /* Starts the jobs there is room for, ends those past their deadline.
@@ -167,12 +193,15 @@ engine_tick(struct engine *e, long long now)
 		job_start(e, e->started++);
 	for (i = 0; i < e->started; i++) {
 		j = &e->job[i];
+		if (j->state == JOB_RUNNING &&
+		    now >= (j->link.state == LINK_UP ? j->deadline : j->link.try_deadline))
+			job_drain(j);
 		if (j->state != JOB_RUNNING)
 			continue;
 		if (j->link.state != LINK_UP)
 			w = link_tick(&j->link, now);
 		else if ((w = j->deadline - now) <= 0) {
-			snprintf(why, sizeof why, "no reply to %s within %s", j->asked,
+			snprintf(why, sizeof why, "no reply to %s within %s", j->asked[j->first],
 			         seconds(e->timeout));
 			link_lose(&j->link, EX_TIMEOUT, why);
 		}

@@ -356,15 +356,18 @@ vmm_answer(struct link *l, int closed)
 	return 1;
 }
 
-/* Reads what the peer sent and takes each value in it. */
+/* Reads what the peer sent and takes each value in it. Into the link's
+ * buffer when it has room, else by way of 64 KiB here: a loop that holds
+ * many links keeps each one's buffer the size of its replies. */
 static void
 link_read(struct link *l)
 {
+	char chunk[65536];
 	ssize_t n;
-	int r;
+	int r, direct = l->in.cap - l->in.len >= 4096;
 
-	buf_need(&l->in, 65536);
-	n = read(l->fd, l->in.p + l->in.len, l->in.cap - l->in.len);
+	n = read(l->fd, direct ? l->in.p + l->in.len : chunk,
+	         direct ? l->in.cap - l->in.len : sizeof chunk);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
 	if (n <= 0 && l->state == LINK_VMM)
@@ -374,7 +377,10 @@ link_read(struct link *l)
 	if (n <= 0)
 		return;
 	l->heard = 1;
-	l->in.len += (size_t)n;
+	if (direct)
+		l->in.len += (size_t)n;
+	else
+		buf_add(&l->in, chunk, (size_t)n);
 	if (l->state == LINK_VMM && vmm_answer(l, 0) <= 0)
 		return;
 	while ((r = frame(&l->sc, &l->in, l->maxreply)) != JSON_SCAN_MORE) {
@@ -392,6 +398,11 @@ link_read(struct link *l)
 			return;
 	}
 	scan_compact(&l->in, &l->sc);
+	/* Between replies a lean link holds no buffer. */
+	if (l->lean && !l->in.len) {
+		free(l->in.p);
+		l->in = (struct buf){0};
+	}
 }
 
 /* Sends what the peer can take now. */

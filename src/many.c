@@ -378,6 +378,7 @@ static struct {
 	char gname[160];        /* the raw request's name as guest-NAME */
 	struct target *t;
 	int out[2], cap[2];     /* stdout and stderr, kept; their captures */
+	int broken;             /* stdout failed (its errno): every job stops */
 } fx;
 
 /* Whether the reply js[0..len) in b says that the command does not exist. */
@@ -436,13 +437,14 @@ fixed_next(struct engine *e, struct job *j, struct buf *b)
 /* A reply: the one to show (a second, guest-NAME's, replaces the first
  * unless the agent knows that name neither), or the agent's commands. */
 static void
-fixed_answer(struct engine *e, struct job *j, const char *js, size_t len,
-             const struct reply *r)
+fixed_answer(struct engine *e, struct job *j, const char *name, const char *js,
+             size_t len, const struct reply *r)
 {
 	struct target *t = &fx.t[j->index];
 	struct buf names = {0};
 
 	(void)e;
+	(void)name;
 	if (t->step == 3) {
 		command_list(r, j->link.qmp, &names);
 		t->list = names.p;
@@ -501,8 +503,8 @@ relay_capture(struct target *t, int k)
 	struct buf b = {0};
 	char *p, *nl;
 
-	if (read_all(fx.cap[k], &b, SIZE_MAX) < 0)
-		die(EX_IO, "read the output of %s:", t->name);
+	if (lseek(fx.cap[k], 0, SEEK_SET) < 0 || read_all(fx.cap[k], &b, SIZE_MAX) < 0)
+		fx.broken = errno;
 	for (p = b.p; p && p < b.p + b.len; p = nl + 1) {
 		if (!(nl = memchr(p, '\n', (size_t)(b.p + b.len - p))))
 			nl = b.p + b.len;
@@ -519,34 +521,35 @@ fixed_end(struct engine *e, struct job *j)
 	struct target *t = &fx.t[j->index];
 	int k, s;
 
-	(void)e;
-	fflush(stdout);
-	for (k = 0; k < 2; k++) {
-		if (ftruncate(fx.cap[k], 0) < 0 || lseek(fx.cap[k], 0, SEEK_SET) < 0 ||
-		    dup2(fx.cap[k], k + 1) < 0)
-			die(EX_IO, "capture the output of %s:", t->name);
-	}
+	if (fx.broken)
+		return;
+	for (k = 0; k < 2; k++)
+		if (fflush(k ? stderr : stdout) == EOF || ftruncate(fx.cap[k], 0) < 0 ||
+		    lseek(fx.cap[k], 0, SEEK_SET) < 0 || dup2(fx.cap[k], k + 1) < 0)
+			fx.broken = errno;
 	/* As in the target's child, whose tag says what to print. */
 	many.tag = t->name;
 	if ((s = j->status))
 		warn("%s", j->why);
-	else
+	else if (!fx.broken)
 		s = fixed_show(t, j->link.qmp);
 	many.tag = NULL;
 	fflush(stdout);
+	fflush(stderr);
 	dup2(fx.out[0], 1);
 	dup2(fx.out[1], 2);
-	for (k = 0; k < 2; k++) {
-		lseek(fx.cap[k], 0, SEEK_SET);
+	for (k = 0; k < 2; k++)
 		relay_capture(t, k);
-	}
 	many.index = j->index;
 	target_end(t, s);
 	free(t->reply.p);
 	free(t->first.p);
 	free(t->list);
-	if (fflush(stdout) == EOF)
-		die(EX_IO, "write stdout:");
+	/* Stopped, the jobs release their links before qga leaves. */
+	if (fflush(stdout) == EOF && !fx.broken)
+		fx.broken = errno;
+	if (fx.broken)
+		engine_stop(e, EX_IO, "stopped");
 }
 
 /* The step a command whose work is a fixed set of requests takes before
@@ -576,7 +579,8 @@ fan_in(const struct buf *req, const char *name, int named, const struct cmd *row
 		if ((fx.out[i] = dup(i + 1)) < 0 || !(f[i] = tmpfile()) ||
 		    (fx.cap[i] = dup(fileno(f[i]))) < 0 || fclose(f[i]))
 			die(EX_IO, "a file for the output of each target:");
-	engine_init(&e, many.addr, many.n, opt.timeout, many.max);
+	engine_init(&e, many.addr, many.n, opt.timeout,
+	            engine_room(many.max ? many.max : 64, 16));
 	e.qmp = opt.qmp;
 	e.qmp_detect = 1;
 	e.maxreply = opt.maxreply;
@@ -584,5 +588,7 @@ fan_in(const struct buf *req, const char *name, int named, const struct cmd *row
 	e.answer = fixed_answer;
 	e.on_end = fixed_end;
 	engine_run(&e);
+	if ((errno = fx.broken))
+		die(EX_IO, "write stdout:");
 	leave(tally_end(interrupted));
 }

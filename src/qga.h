@@ -348,6 +348,7 @@ struct link {
 	int qmp;                /* the peer is a QMP monitor */
 	int qmp_detect;         /* a monitor that greets in the sync's place is one */
 	int heard;              /* the peer has sent something in this try */
+	int lean;               /* one of many: no buffer kept between replies */
 	const char *addr;       /* as given, for messages */
 	char name[300];         /* what is connected to, for messages */
 	char dev[300];          /* a character device's path; a bare path's */
@@ -375,7 +376,9 @@ struct link {
 };
 
 /* A target's job in the engine (src/engine.c): its link, first, so
- * that the link's hooks find the job; the request it waits for. */
+ * that the link's hooks find the job; the requests it waits for, at most
+ * the engine's window of them. */
+#define ENGINE_WINDOW 16
 enum { JOB_WAITING, JOB_RUNNING, JOB_DONE };
 
 struct job {
@@ -383,7 +386,8 @@ struct job {
 	struct engine *e;
 	int index, state;
 	int up;                 /* the agent was reached and synced */
-	const char *asked;      /* the request whose reply is owed */
+	const char *asked[ENGINE_WINDOW]; /* the requests whose replies are owed, */
+	int first, nasked;      /* in the order sent */
 	long long t0, deadline, ms;
 	int status;             /* 0, or why it ended early: an exit status, */
 	char why[MSG_MAX];      /* and in words */
@@ -391,19 +395,21 @@ struct job {
 
 /* Many targets at once: a job each, at most max of them running. Its
  * owner gives each job's requests in turn (next: the request's name, its
- * JSON into b; NULL for no more), takes each reply (answer) and hears
- * that a job ended (on_end). */
+ * JSON into b; NULL for no more; engine_wait while what comes next
+ * depends on replies still owed), up to window of them sent before their
+ * replies come, takes each reply, with the name of what it answers
+ * (answer), and hears that a job ended (on_end). */
 struct engine {
 	const char *const *addr;
-	int n, max, started, running;
+	int n, max, started, running, window;
 	int qmp, qmp_detect;     /* as the link's */
 	long long timeout;
 	size_t maxreply;
 	struct job *job;
 	struct buf req;
 	const char *(*next)(struct engine *, struct job *, struct buf *b);
-	void (*answer)(struct engine *, struct job *, const char *js, size_t len,
-	               const struct reply *r);
+	void (*answer)(struct engine *, struct job *, const char *name, const char *js,
+	               size_t len, const struct reply *r);
 	void (*on_end)(struct engine *, struct job *);
 };
 
@@ -803,7 +809,8 @@ int transfers_stop(void);
 int xfer_pump(int wait);
 
 /* engine.c */
-int engine_room(int max);
+extern const char engine_wait[];
+int engine_room(int max, int reserve);
 void engine_init(struct engine *e, const char *const *addr, int n, long long timeout, int max);
 long long engine_tick(struct engine *e, long long now);
 int engine_poll(const struct engine *e, struct pollfd *pfd);

@@ -243,7 +243,8 @@ client_http(int i)
 	while (c->fd >= 0 && !c->last && c->in.len && !xfer_of(i) &&
 	       (st = http_parse(c->in.p, c->in.len, sv.token, &r))) {
 		/* A file's body is streamed; any other is taken whole. */
-		file = st == 1 && (http_is(&r, "GET", "/file") || http_is(&r, "PUT", "/file"));
+		file = st == 1 && !sv.exporter &&
+		       (http_is(&r, "GET", "/file") || http_is(&r, "PUT", "/file"));
 		if (st == 1 && !file && r.body > sv.maxreq)
 			st = 413;
 		if (st > 1) {

@@ -121,6 +121,15 @@ expect "many: -j says why a missing one failed" grep -qx \
 expect "many: -j's lines are JSON, each naming a target" \
 	test "$(jq -r .target "$M/out" | sort | uniq | wc -l)" = 55
 
+# One process asks them all: a reader that stops early leaves no agent
+# with a reply unread (each would exit), and one that is slow to read
+# costs no target its deadline.
+$QGA -t 60 --targets "$M/live" guest-info 2>/dev/null | head -c 100 >/dev/null
+alive=$(pgrep -f "$M/a[0-9]*.sock" | wc -l)
+expect "many: stdout closed early: all 50 agents live ($alive)" test "$alive" = 50
+check "many: a slow reader costs no target its -t" 0 "$(printf '%s\n' "$M/a1.sock" "$M/a2.sock" "$M/a3.sock")" '' \
+	sh -c "$QGA -t 1 -s '$M/a1.sock' -s '$M/a2.sock' -s '$M/a3.sock' guest-info | (sleep 2; cut -f1) | sort"
+
 # put: the same file to every target; get: each into a folder of its own.
 head -c 3000000 /dev/urandom >"$M/data"
 check "many: put one file to 50 agents" 0 '' '' $QGA -t 60 --targets "$M/live" put --verify "$M/data" copy
