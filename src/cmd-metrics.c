@@ -116,11 +116,11 @@ static struct collection {
 } col;
 
 static const char *const excl_default[3] = {
-	"autofs,binfmt_misc,bpf,cgroup,cgroup2,configfs,debugfs,devpts,devtmpfs,fusectl,"
-	"hugetlbfs,iso9660,mqueue,nsfs,overlay,proc,procfs,pstore,rpc_pipefs,securityfs,"
-	"selinuxfs,squashfs,erofs,sysfs,tracefs",
-	"/dev,/dev/*,/proc,/proc/*,/sys,/sys/*,/run/credentials/*,/var/lib/docker/*,"
-	"/var/lib/containers/storage/*",
+	("autofs,binfmt_misc,bpf,cgroup,cgroup2,configfs,debugfs,devpts,devtmpfs,fusectl,"
+	 "hugetlbfs,iso9660,mqueue,nsfs,overlay,proc,procfs,pstore,rpc_pipefs,securityfs,"
+	 "selinuxfs,squashfs,erofs,sysfs,tracefs"),
+	("/dev,/dev/*,/proc,/proc/*,/sys,/sys/*,/run/credentials/*,/var/lib/docker/*,"
+	 "/var/lib/containers/storage/*"),
 	"loop*,ram*,zram*,fd*,sr*",
 };
 

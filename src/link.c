@@ -364,7 +364,11 @@ link_read(struct link *l)
 {
 	char chunk[65536];
 	ssize_t n;
-	int r, direct = l->in.cap - l->in.len >= 4096;
+	int r, direct;
+
+	/* Never NULL, even when nothing came: vmm_answer() reads it. */
+	buf_need(&l->in, 1);
+	direct = l->in.cap - l->in.len >= 4096;
 
 	n = read(l->fd, direct ? l->in.p + l->in.len : chunk,
 	         direct ? l->in.cap - l->in.len : sizeof chunk);
