@@ -52,10 +52,9 @@ static const struct family {
 };
 
 /* A guest's say is bounded: in each family at most this many series of a
- * target, from as many entries of a reply at most, each label value at
- * most this many bytes. */
+ * target, from as many entries of a reply at most (and each label value
+ * at most PROM_LABEL_MAX bytes). */
 #define SERIES_MAX 1024
-#define LABEL_MAX 256
 
 /* And its replies (--max-reply when smaller): none of them comes near. */
 #define REPLY_METRICS (4 << 20)
@@ -140,35 +139,6 @@ excluded(const char *list, const char *s)
 	return 0;
 }
 
-/* Appends key="value", after a comma unless it is the first label, with
- * the value as the format wants it: \, " and newline escaped, other
- * control characters and what is not UTF-8 (a file name may not be, a
- * character cut at LABEL_MAX bytes neither) made '?'. */
-static void
-label(struct buf *b, const char *key, const char *v)
-{
-	size_t n = strlen(v) < LABEL_MAX ? strlen(v) : LABEL_MAX, i;
-	const unsigned char *p = (const unsigned char *)v;
-	int len;
-
-	if (!b->len || b->p[b->len - 1] != '{')
-		buf_str(b, ",");
-	buf_str(b, key);
-	buf_str(b, "=\"");
-	for (i = 0; i < n; i += len > 0 ? (size_t)len : 1) {
-		len = json_utf8len(v + i, n - i);
-		if (p[i] == '\\' || p[i] == '"')
-			buf_add(b, "\\", 1);
-		if (p[i] == '\n')
-			buf_str(b, "\\n");
-		else if (len <= 0 || p[i] < 0x20 || p[i] == 0x7f || (p[i] == 0xc2 && p[i + 1] < 0xa0))
-			buf_add(b, "?", 1);
-		else
-			buf_add(b, v + i, (size_t)len);
-	}
-	buf_str(b, "\"");
-}
-
 /* Adds a sample of family f to the target's series: labels (",k=\"v\""...)
  * after its target's, and its value, v. A series the target already gave
  * is not given twice, nor more than SERIES_MAX. */
@@ -183,7 +153,7 @@ sample(struct mt *m, int f, const char *labels, const char *v)
 	buf_str(&line, "qga_");
 	buf_str(&line, fams[f].name);
 	buf_str(&line, "{");
-	label(&line, "target", col.addr[m - col.mt]);
+	prom_label(&line, "target", col.addr[m - col.mt]);
 	buf_str(&line, labels);
 	buf_str(&line, "} ");
 	n = line.len;
@@ -239,7 +209,7 @@ labels_of(struct buf *b, const struct doc *d, const char *key, int i)
 	char *v = dstr(d, i);
 
 	b->len = 0;
-	label(b, key, v);
+	prom_label(b, key, v);
 	buf_add(b, "", 1);
 	b->len--;
 	free(v);
@@ -272,7 +242,7 @@ take_os(struct mt *m, const struct doc *d)
 
 	for (i = 0; i < sizeof keys / sizeof *keys; i++) {
 		v = dstr(d, dget(d, 0, keys[i]));
-		label(&b, names[i], v);
+		prom_label(&b, names[i], v);
 		free(v);
 	}
 	buf_add(&b, "", 1);
@@ -301,9 +271,9 @@ take_fs(struct mt *m, const struct doc *d)
 		if (f.used >= 0 && f.total >= f.used && !excluded(col.excl[0], f.type) &&
 		    !excluded(col.excl[1], f.mnt)) {
 			b.len = 0;
-			label(&b, "device", f.dev);
-			label(&b, "fstype", f.type);
-			label(&b, "mountpoint", f.mnt);
+			prom_label(&b, "device", f.dev);
+			prom_label(&b, "fstype", f.type);
+			prom_label(&b, "mountpoint", f.mnt);
 			buf_add(&b, "", 1);
 			sample_int(m, F_FS_SIZE, b.p, f.priv >= f.total ? f.priv : f.total, 1);
 			if (f.priv >= f.total)
@@ -344,8 +314,8 @@ take_cpu(struct mt *m, const struct doc *d)
 			if ((v = dget(d, i, modes[j])) < 0)
 				continue;
 			b.len = 0;
-			label(&b, "cpu", cpu);
-			label(&b, "mode", modes[j]);
+			prom_label(&b, "cpu", cpu);
+			prom_label(&b, "mode", modes[j]);
 			buf_add(&b, "", 1);
 			sample_int(m, F_CPU, b.p, dint(d, v, 0), 1000);
 		}
@@ -360,13 +330,13 @@ take_cpu(struct mt *m, const struct doc *d)
 static int
 partition(const struct doc *d, const char *name)
 {
-	char disk[LABEL_MAX + 1];
+	char disk[PROM_LABEL_MAX + 1];
 	size_t n = strlen(name), k;
 	int i, j, t;
 
 	for (k = n; k && isdigit((unsigned char)name[k - 1]); k--)
 		;
-	if (k == n || !k || k > LABEL_MAX)
+	if (k == n || !k || k > PROM_LABEL_MAX)
 		return 0;
 	k -= name[k - 1] == 'p' && k > 1 && isdigit((unsigned char)name[k - 2]);
 	memcpy(disk, name, k);
@@ -527,15 +497,15 @@ job_done(struct engine *e, struct job *j)
 	sample_int(m, F_DURATION, "", j->ms, 1000);
 	for (i = 0; j->up && i < NASKS; i++) {
 		b.len = 0;
-		label(&b, "command", asks[i].cmd);
+		prom_label(&b, "command", asks[i].cmd);
 		buf_add(&b, "", 1);
 		sample_int(m, F_ERRORS, b.p, !(m->ok & 1u << i), 1);
 	}
 	if (m->host || m->uname[0]) {
 		b.len = 0;
 		for (i = 0; i < 3; i++)
-			label(&b, keys[i], m->uname[i] ? m->uname[i] : "");
-		label(&b, "nodename", m->host ? m->host : "");
+			prom_label(&b, keys[i], m->uname[i] ? m->uname[i] : "");
+		prom_label(&b, "nodename", m->host ? m->host : "");
 		buf_add(&b, "", 1);
 		sample(m, F_UNAME, b.p, "1");
 	}
@@ -629,15 +599,7 @@ collect_end(void)
 			any |= col.mt[i].fam[f].len > 0;
 		if (!any)
 			continue;
-		buf_str(&col.text, "# HELP qga_");
-		buf_str(&col.text, fams[f].name);
-		buf_str(&col.text, " ");
-		buf_str(&col.text, fams[f].help);
-		buf_str(&col.text, "\n# TYPE qga_");
-		buf_str(&col.text, fams[f].name);
-		buf_str(&col.text, " ");
-		buf_str(&col.text, fams[f].type);
-		buf_str(&col.text, "\n");
+		prom_family(&col.text, fams[f].name, fams[f].type, fams[f].help);
 		for (i = 0; i < col.n; i++)
 			buf_add(&col.text, col.mt[i].fam[f].p, col.mt[i].fam[f].len);
 		if (!col.listen && fwrite(col.text.p, 1, col.text.len, stdout) != col.text.len)

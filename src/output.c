@@ -266,3 +266,47 @@ b64_decode(struct buf *b, const char *js, const struct json_tok *t)
 	b->len = (size_t)(o - b->p);
 	return 0;
 }
+
+/* Prometheus' text: appends key="value" to b, after a comma unless it is
+ * the first label, with the value as the format wants it: \, " and newline escaped, other
+ * control characters and what is not UTF-8 (a file name may not be, a
+ * character cut at PROM_LABEL_MAX bytes neither) made '?'. */
+void
+prom_label(struct buf *b, const char *key, const char *v)
+{
+	size_t n = strlen(v) < PROM_LABEL_MAX ? strlen(v) : PROM_LABEL_MAX, i;
+	const unsigned char *p = (const unsigned char *)v;
+	int len;
+
+	if (!b->len || b->p[b->len - 1] != '{')
+		buf_str(b, ",");
+	buf_str(b, key);
+	buf_str(b, "=\"");
+	for (i = 0; i < n; i += len > 0 ? (size_t)len : 1) {
+		len = json_utf8len(v + i, n - i);
+		if (p[i] == '\\' || p[i] == '"')
+			buf_add(b, "\\", 1);
+		if (p[i] == '\n')
+			buf_str(b, "\\n");
+		else if (len <= 0 || p[i] < 0x20 || p[i] == 0x7f || (p[i] == 0xc2 && p[i + 1] < 0xa0))
+			buf_add(b, "?", 1);
+		else
+			buf_add(b, v + i, (size_t)len);
+	}
+	buf_str(b, "\"");
+}
+
+/* Prometheus' text: the HELP and TYPE lines of the family qga_NAME. */
+void
+prom_family(struct buf *b, const char *name, const char *type, const char *help)
+{
+	buf_str(b, "# HELP qga_");
+	buf_str(b, name);
+	buf_str(b, " ");
+	buf_str(b, help);
+	buf_str(b, "\n# TYPE qga_");
+	buf_str(b, name);
+	buf_str(b, " ");
+	buf_str(b, type);
+	buf_str(b, "\n");
+}

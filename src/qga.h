@@ -584,6 +584,10 @@ int build_request(struct buf *b, const char *name, char **words, int n);
 int check_request(const char *s, size_t n, char *name, size_t size);
 
 /* output.c */
+/* The longest label value prom_label() gives, in bytes. */
+#define PROM_LABEL_MAX 256
+void prom_label(struct buf *b, const char *key, const char *v);
+void prom_family(struct buf *b, const char *name, const char *type, const char *help);
 void print_json(const char *s, size_t n);
 void print_result(const struct reply *r);
 void print_value(const struct reply *r);

@@ -86,6 +86,18 @@ waiting(void)
 	return n;
 }
 
+/* A sample of serve's /metrics: qga_NAME, its value v. */
+static void
+gauge(struct buf *b, const char *name, const char *type, const char *help,
+      unsigned long long v)
+{
+	char line[80];
+
+	prom_family(b, name, type, help);
+	snprintf(line, sizeof line, "qga_%s %llu\n", name, v);
+	buf_str(b, line);
+}
+
 /* GET /metrics: the counts, in Prometheus' text format. */
 static void
 metrics(int i, int keep)
@@ -96,21 +108,26 @@ metrics(int i, int keep)
 
 	for (j = 0; j < sv.ncl; j++)
 		n += sv.cl[j].fd >= 0;
-	snprintf(line, sizeof line, "# TYPE qga_agent_up gauge\nqga_agent_up %d\n"
-	         "# TYPE qga_agent_reconnects_total counter\nqga_agent_reconnects_total %d\n"
-	         "# TYPE qga_waiting gauge\nqga_waiting %zu\n# TYPE qga_clients gauge\n"
-	         "qga_clients %d\n", sv.link.state == LINK_UP, sv.link.connects, waiting(), n);
-	buf_str(&b, line);
-	buf_str(&b, "# TYPE qga_requests_total counter\n");
+	gauge(&b, "agent_up", "gauge", "1 when serve's connection to the agent is up and "
+	      "in sync, else 0.", sv.link.state == LINK_UP);
+	gauge(&b, "agent_reconnects_total", "counter", "How many times serve has reached "
+	      "the agent.", (unsigned)sv.link.connects);
+	gauge(&b, "waiting", "gauge", "Requests queued, sent to the agent, or between an "
+	      "/exec's polls.", waiting());
+	gauge(&b, "clients", "gauge", "Clients connected.", (unsigned)n);
+	prom_family(&b, "requests_total", "counter", "Requests answered, by command and "
+	            "outcome.");
 	for (j = 0; j < sv.nstats; j++)
 		for (o = 0; o < NOUT; o++)
 			if (sv.stats[j].n[o]) {
-				snprintf(line, sizeof line, "qga_requests_total{command=\"%s\","
-				         "outcome=\"%s\"} %llu\n", sv.stats[j].name, outcomes[o],
-				         sv.stats[j].n[o]);
+				buf_str(&b, "qga_requests_total{");
+				prom_label(&b, "command", sv.stats[j].name);
+				prom_label(&b, "outcome", outcomes[o]);
+				snprintf(line, sizeof line, "} %llu\n", sv.stats[j].n[o]);
 				buf_str(&b, line);
 			}
-	buf_str(&b, "# TYPE qga_request_seconds histogram\n");
+	prom_family(&b, "request_seconds", "histogram", "How long requests took to be "
+	            "answered.");
 	for (j = 0; j < 6; j++) {
 		if (buckets[j])
 			snprintf(line, sizeof line, "qga_request_seconds_bucket{le=\"%g\"} %llu\n",

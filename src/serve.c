@@ -360,25 +360,27 @@ client_flush(int i)
 
 /* Counts a request that is done, for /metrics, and logs it for --log:
  * when, who, what, how it ended and how long it took; never its
- * arguments, which may be passwords, file data or a program's input. */
+ * arguments, which may be passwords, file data or a program's input. A
+ * request that named no command is counted as "(none)". */
 static void
 account(const struct item *it)
 {
 	int o = it->code == 400 ? OUT_BAD : it->kind == ITEM_DENIED ? OUT_DENIED :
 	        it->code == 503 ? OUT_UNAVAILABLE : it->code == 504 ? OUT_TIMEOUT :
 	        it->code < 300 ? OUT_OK : OUT_ERROR;
+	const char *name = *it->name ? it->name : "(none)";
 	long long ms = now_ms() - it->t0;
 	struct timespec ts;
 	int k;
 
-	for (k = 0; k < sv.nstats && strcmp(sv.stats[k].name, it->name); k++)
+	for (k = 0; k < sv.nstats && strcmp(sv.stats[k].name, name); k++)
 		;
 	if (k == sv.nstats && k < STATS_MAX) {
 		sv.stats = xrealloc(sv.stats, (size_t)++sv.nstats * sizeof *sv.stats);
 		memset(&sv.stats[k], 0, sizeof sv.stats[k]);
 		/* Names come from clients: past a bound they count as one. */
 		snprintf(sv.stats[k].name, sizeof sv.stats[k].name, "%s",
-		         k < STATS_MAX - 1 ? it->name : "other");
+		         k < STATS_MAX - 1 ? name : "other");
 	}
 	sv.stats[k < STATS_MAX ? k : STATS_MAX - 1].n[o]++;
 	for (k = 0; k < 6; k++)

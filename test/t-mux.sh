@@ -109,7 +109,17 @@ sleep 0.2
 expect "mux: the third lives after every client's departure" alive xagent3
 check "mux: and answers through the proxy" 0 '{"return": {}}' '' $QGA -s "$X/proxy.sock" guest-ping
 expect "mux: the proxy lives" alive xproxy
+# Requests that name no command are counted under a name of their own.
+printf '{"id": 1}\nnot json\n' | socat -t 2 - UNIX-CONNECT:"$X/proxy.sock" >/dev/null 2>&1
 curl -s "http://127.0.0.1:$hport/metrics" >"$X/metrics"
+if command -v promtool >/dev/null 2>&1; then
+	check "mux: /metrics is clean under promtool check metrics" 0 '' '' \
+		sh -c "promtool check metrics <'$X/metrics' 2>&1"
+else
+	skip "mux: no promtool here (apt-get install prometheus)"
+fi
+expect "mux: a request that named no command counts as (none)" \
+	grep -q '^qga_requests_total{command="(none)",outcome="bad"} [1-9]' "$X/metrics"
 # Prometheus 3 refuses a scrape whose Content-Type is not a format of its own.
 check "mux: /metrics says it is Prometheus' text format" 0 '*Content-Type: text/plain; version=0.0.4*' '' \
 	sh -c "curl -s -D - -o /dev/null 'http://127.0.0.1:$hport/metrics' | tr -d '\r'"
