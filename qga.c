@@ -236,8 +236,8 @@ const struct cmd cmds[] = {
 	 "-s, QGA_SOCKET, /tmp/qga.sock) and asks each which agent answers.\n",
 	 "guest-info,guest-get-osinfo", 1},
 	{"metrics", cmd_metrics, NULL, "l:", metrics_longs,
-	 "[--listen ADDR]... [--token-file FILE] [--fs-types-exclude PATTERNS] "
-	 "[--mount-points-exclude PATTERNS] [--disks-exclude PATTERNS]\n"
+	 "[--listen ADDR]... [--token-file FILE] [--fs-types-exclude LIST] "
+	 "[--mount-points-exclude LIST] [--disks-exclude LIST]\n"
 	 "Prints what each guest reports (file systems, load, CPU, disks, network,\n"
 	 "users) in Prometheus' text format, asking every agent ls finds, or the\n"
 	 "targets given, at once; --listen ADDR serves it at GET /metrics, collected\n"
