@@ -14,6 +14,22 @@ job_of(struct link *l)
 	return (struct job *)(void *)l;
 }
 
+/* The owner's hook took since t0 ms: time the loop spent on the owner
+ * (writing to a pipe its reader is slow to empty) is no job's, and moves
+ * every deadline on by as much. */
+static void
+owner_took(struct engine *e, long long t0)
+{
+	long long d = now_ms() - t0;
+	int i;
+
+	for (i = 0; d > 0 && i < e->started; i++)
+		if (e->job[i].state == JOB_RUNNING) {
+			e->job[i].deadline += d;
+			e->job[i].link.try_deadline += d;
+		}
+}
+
 /* The job is over: its link is released, before its owner is told, so
  * that the agent is free for its next client at once. why is said as a
  * client of that agent alone would say it: with the address first,
@@ -23,6 +39,7 @@ job_end(struct job *j, int status, const char *why)
 {
 	struct engine *e = j->e;
 	const char *addr = e->addr[j->index];
+	long long t0;
 
 	j->status = status;
 	if (why && *why && !strstr(why, addr))
@@ -33,7 +50,9 @@ job_end(struct job *j, int status, const char *why)
 	j->state = JOB_DONE;
 	link_free(&j->link);
 	e->running--;
+	t0 = now_ms();
 	e->on_end(e, j);
+	owner_took(e, t0);
 }
 
 /* What next() says when the next request waits for a reply. */
@@ -92,13 +111,16 @@ job_reply(struct link *l, const char *js, size_t len, struct reply *r)
 {
 	struct job *j = job_of(l);
 	const char *name;
+	long long t0;
 
 	if ((r->ret < 0 && r->err < 0) || !j->nasked)
 		return;
 	name = j->asked[j->first];
 	j->first = (j->first + 1) % ENGINE_WINDOW;
 	j->nasked--;
+	t0 = now_ms();
 	j->e->answer(j->e, j, name, js, len, r);
+	owner_took(j->e, t0);
 	if (j->state == JOB_RUNNING)
 		job_next(j);
 }

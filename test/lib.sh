@@ -123,8 +123,10 @@ start() {
 
 stop_all() {
 	# A process a test stopped (SIGSTOP) takes SIGTERM only once it runs.
-	for p in $PIDS; do kill "$p" 2>/dev/null; kill -CONT "$p" 2>/dev/null; done
-	for p in $PIDS; do wait "$p" 2>/dev/null; done
+	# One may end between the two kills: under set -e (demo, bench) the
+	# second's failure must not end the caller.
+	for p in $PIDS; do kill "$p" 2>/dev/null || :; kill -CONT "$p" 2>/dev/null || :; done
+	for p in $PIDS; do wait "$p" 2>/dev/null || :; done
 	PIDS=
 }
 

@@ -54,6 +54,10 @@ in_root 'cd /srv/qga && make demo' >"$T/demo" 2>&1
 st=$?
 echo "fresh: make demo (exit status $st), its first lines:"
 sed -n '1,/^\$ .\/qga -r/p' "$T/demo" | sed 's/^/  /'
+if [ $st != 0 ]; then
+	echo "fresh: and its last lines:"
+	tail -n 25 "$T/demo" | sed 's/^/  /'
+fi
 expect "fresh: make demo installs the agent and musl" \
 	grep -q '^deps: installing for make demo: qemu-guest-agent musl-tools$' "$T/demo"
 expect "fresh: make demo builds with musl" grep -q '^musl-gcc -Oz' "$T/demo"

@@ -127,8 +127,12 @@ expect "many: -j's lines are JSON, each naming a target" \
 $QGA -t 60 --targets "$M/live" guest-info 2>/dev/null | head -c 100 >/dev/null
 alive=$(pgrep -f "$M/a[0-9]*.sock" | wc -l)
 expect "many: stdout closed early: all 50 agents live ($alive)" test "$alive" = 50
-check "many: a slow reader costs no target its -t" 0 "$(printf '%s\n' "$M/a1.sock" "$M/a2.sock" "$M/a3.sock")" '' \
-	sh -c "$QGA -t 1 -s '$M/a1.sock' -s '$M/a2.sock' -s '$M/a3.sock' guest-info | (sleep 2; cut -f1) | sort"
+# 50 replies of guest-info fill the pipe many times over: qga waits to
+# write while the reader sleeps past -t, and the replies that came
+# meanwhile are taken, not timed out.
+$QGA -t 3 --targets "$M/live" guest-info 2>"$M/err" | (sleep 4; cut -f1 | sort -u) >"$M/out"
+expect "many: a slow reader costs no target its -t ($(grep -c . "$M/err") messages)" \
+	test "$(wc -l <"$M/out")" = 50 -a ! -s "$M/err"
 
 # put: the same file to every target; get: each into a folder of its own.
 head -c 3000000 /dev/urandom >"$M/data"

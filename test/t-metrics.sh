@@ -247,8 +247,8 @@ check "metrics: off loopback without a token is refused" 2 '' \
 # with what the agents said.
 cat >"$M/prom.yml" <<EOT
 global:
-  scrape_interval: 2s
-  scrape_timeout: 2s
+  scrape_interval: 5s
+  scrape_timeout: 5s
 scrape_configs:
   - job_name: qga
     authorization:
